@@ -1,0 +1,1 @@
+//! raft-cli (skeleton; see the issues).

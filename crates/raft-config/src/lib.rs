@@ -1,0 +1,1 @@
+//! raft-config (skeleton; see the issues).

@@ -1,0 +1,134 @@
+//! Configuration of one Raft node. Every limit is named and says why it exists.
+
+use crate::NodeId;
+
+/// Default ticks between heartbeats (DESIGN.md: heartbeat every 5 ticks).
+pub const HEARTBEAT_TICKS: u32 = 5;
+/// Default lower bound (inclusive) of the randomized election timeout, in ticks.
+pub const ELECTION_TICKS_MIN: u32 = 15;
+/// Default upper bound (exclusive) of the randomized election timeout, in ticks.
+pub const ELECTION_TICKS_MAX: u32 = 30;
+/// Entries per append message: bounds message size and the work of one follower turn.
+pub const MAX_ENTRIES_PER_APPEND: usize = 1024;
+/// Payload bytes per append message: keeps frames far below the wire's frame limit.
+pub const MAX_APPEND_BYTES: usize = 1 << 20;
+/// Unacknowledged append messages per follower (pipelining window): bounds memory
+/// and retransmission work for a slow follower.
+pub const MAX_INFLIGHT_APPENDS: usize = 64;
+/// Snapshot bytes per InstallSnapshot chunk: bounds frame size and memory per message.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 512 * 1024;
+/// Proposals the leader accepts beyond its commit index before it refuses new ones:
+/// back-pressure instead of an unbounded log in memory.
+pub const MAX_UNCOMMITTED_ENTRIES: usize = 100_000;
+/// ReadIndex requests waiting for confirmation: bounds memory under a read storm.
+pub const MAX_PENDING_READS: usize = 100_000;
+
+const _: () = assert!(HEARTBEAT_TICKS < ELECTION_TICKS_MIN);
+const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);
+
+/// Everything a [`crate::RawNode`] needs to know that is not persisted state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node. Never 0.
+    pub id: NodeId,
+    /// All voting members, including `id`.
+    pub voters: Vec<NodeId>,
+    pub heartbeat_ticks: u32,
+    /// The election timeout is drawn uniformly from `[election_ticks_min, election_ticks_max)`.
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
+    /// Seeds the generator for election timeouts. Same seed, same timeouts.
+    pub seed: u64,
+    /// §9.6: probe with PreVote before disrupting the cluster with a new term.
+    pub pre_vote: bool,
+    /// §6.2: a leader that hears from no majority for an election timeout steps down.
+    pub check_quorum: bool,
+    pub max_entries_per_append: usize,
+    pub max_append_bytes: usize,
+    pub max_inflight_appends: usize,
+    pub snapshot_chunk_bytes: usize,
+    pub max_uncommitted_entries: usize,
+    pub max_pending_reads: usize,
+    /// Deliberate bugs, so tests can prove the simulator's checkers bite.
+    #[cfg(feature = "bugs")]
+    pub bugs: Bugs,
+}
+
+/// Known-wrong behaviours that the `bugs` feature can switch on (tests only).
+#[cfg(feature = "bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Grant a vote even after voting for someone else in the same term.
+    pub double_vote: bool,
+    /// Commit an old-term entry by counting replicas (what Figure 8 forbids).
+    pub commit_old_term: bool,
+    /// On a conflicting append, overwrite entries without truncating the suffix after them.
+    pub no_truncate: bool,
+}
+
+impl Config {
+    /// A config with every default from DESIGN.md for node `id` of `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Config {
+        Config {
+            id,
+            voters,
+            heartbeat_ticks: HEARTBEAT_TICKS,
+            election_ticks_min: ELECTION_TICKS_MIN,
+            election_ticks_max: ELECTION_TICKS_MAX,
+            seed,
+            pre_vote: true,
+            check_quorum: true,
+            max_entries_per_append: MAX_ENTRIES_PER_APPEND,
+            max_append_bytes: MAX_APPEND_BYTES,
+            max_inflight_appends: MAX_INFLIGHT_APPENDS,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
+            max_uncommitted_entries: MAX_UNCOMMITTED_ENTRIES,
+            max_pending_reads: MAX_PENDING_READS,
+            #[cfg(feature = "bugs")]
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// Checks the relationships the algorithm relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError("node id 0 is reserved for \"no node\"".into()));
+        }
+        if !self.voters.contains(&self.id) {
+            return Err(ConfigError(format!("node {} is not among the voters {:?}", self.id, self.voters)));
+        }
+        let mut v = self.voters.clone();
+        v.sort_unstable();
+        v.dedup();
+        if v.len() != self.voters.len() || v.contains(&0) {
+            return Err(ConfigError(format!("voters {:?} must be distinct and non-zero", self.voters)));
+        }
+        if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks_min {
+            return Err(ConfigError("heartbeat_ticks must be at least 1 and below election_ticks_min".into()));
+        }
+        if self.election_ticks_min >= self.election_ticks_max {
+            return Err(ConfigError("election_ticks_min must be below election_ticks_max".into()));
+        }
+        if self.max_entries_per_append == 0
+            || self.max_append_bytes == 0
+            || self.max_inflight_appends == 0
+            || self.snapshot_chunk_bytes == 0
+            || self.max_uncommitted_entries == 0
+            || self.max_pending_reads == 0
+        {
+            return Err(ConfigError("limits must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// An invalid [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid raft config: {}", self.0)
+    }
+}
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,157 @@
+//! The vocabulary shared by the core, the simulator, storage and the node.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A node's identity in the cluster. 0 is never a valid id: it means "no node".
+pub type NodeId = u64;
+/// A Raft term (§5.1). 0 is the term before any election.
+pub type Term = u64;
+/// A log position. Entries start at 1; 0 is the position before the first entry.
+pub type Index = u64;
+
+/// One log entry (§5.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub index: Index,
+    pub term: Term,
+    pub data: EntryData,
+}
+
+/// What an entry carries. New kinds (membership changes) are added here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryData {
+    /// Appended by every new leader at the start of its term (§5.4.2, §8): lets it
+    /// commit entries of earlier terms and serve ReadIndex reads.
+    Noop,
+    /// An opaque application command (raft-kv decodes it).
+    Command(Vec<u8>),
+}
+
+impl Entry {
+    /// Approximate size in bytes, for the byte limits on appends and compaction.
+    pub fn size_bytes(&self) -> usize {
+        24 + match &self.data {
+            EntryData::Noop => 0,
+            EntryData::Command(c) => c.len(),
+        }
+    }
+}
+
+impl fmt::Display for Entry {
+    /// `5@3` for a command, `5@3:noop` for a no-op.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.data {
+            EntryData::Noop => write!(f, "{}@{}:noop", self.index, self.term),
+            EntryData::Command(_) => write!(f, "{}@{}", self.index, self.term),
+        }
+    }
+}
+
+/// The state that must survive a crash (Figure 2, "Persistent state on all servers"),
+/// plus the commit index so a restarted node can re-apply without waiting for a leader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    /// Who this node voted for in `term`, if anyone.
+    pub vote: Option<NodeId>,
+    pub commit: Index,
+}
+
+/// Describes a snapshot: the log it replaces ends at `index`, whose term was `term`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: Index,
+    pub term: Term,
+    /// The voting members at `index` (room for membership changes).
+    pub voters: Vec<NodeId>,
+}
+
+/// A complete snapshot: metadata and the state machine's serialized bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+/// What a node found on disk at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    pub hard_state: HardState,
+    /// The newest valid snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The log after the snapshot, contiguous, starting at `snapshot.index + 1` (or 1).
+    pub entries: Vec<Entry>,
+}
+
+/// The answer to a client request sent to a node that is not the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotLeader {
+    /// The leader this node believes in for its current term, if it knows one.
+    pub leader: Option<NodeId>,
+}
+
+impl fmt::Display for NotLeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.leader {
+            Some(l) => write!(f, "not the leader; leader is n{l}"),
+            None => write!(f, "not the leader; no leader known"),
+        }
+    }
+}
+
+/// A role, for status and events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoleKind {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl fmt::Display for RoleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoleKind::Follower => "follower",
+            RoleKind::PreCandidate => "pre-candidate",
+            RoleKind::Candidate => "candidate",
+            RoleKind::Leader => "leader",
+        })
+    }
+}
+
+/// A read confirmed by ReadIndex (§6.4): safe to serve now, because the state machine
+/// has applied at least `index` and leadership was confirmed after the read arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    /// The id the driver passed to [`crate::RawNode::read_index`].
+    pub id: u64,
+    pub index: Index,
+}
+
+/// Replication progress of one peer, as seen by the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProgress {
+    pub id: NodeId,
+    pub match_index: Index,
+    pub next_index: Index,
+    /// "probe", "replicate" or "snapshot".
+    pub state: String,
+    /// Heard from within the last election timeout.
+    pub recently_active: bool,
+}
+
+/// A snapshot of a node's Raft state, for `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: RoleKind,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit: Index,
+    pub applied: Index,
+    pub last_index: Index,
+    pub snapshot_index: Index,
+    /// Filled on the leader only.
+    pub progress: Vec<PeerProgress>,
+}

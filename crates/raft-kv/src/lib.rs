@@ -1,0 +1,1 @@
+//! raft-kv (skeleton; see the issues).

@@ -1,0 +1,1 @@
+//! raft-node (skeleton; see the issues).

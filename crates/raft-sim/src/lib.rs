@@ -1,0 +1,1 @@
+//! raft-sim (skeleton; see the issues).

@@ -1,0 +1,1 @@
+//! raft-storage (skeleton; see the issues).

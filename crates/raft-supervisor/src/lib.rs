@@ -1,0 +1,1 @@
+//! raft-supervisor (skeleton; see the issues).

@@ -1,0 +1,20 @@
+//! # raft-wire: what travels over a node's Unix socket
+//!
+//! Every connection carries frames: a 4-byte big-endian length, then that many bytes of
+//! bincode 2 (serde, standard config). The length is checked against
+//! [`MAX_FRAME_BYTES`] *before* anything is allocated, so a garbage or hostile length
+//! cannot make a node allocate gigabytes.
+//!
+//! The first frame on a connection is a [`Hello`] that says who is speaking:
+//! a peer (its node id and the cluster id, so a node of another cluster sharing the
+//! directory by mistake is refused) or a client. After that, a peer sends
+//! [`raft_core::Message`]s and a client sends [`ClientRequest`]s, each answered by one
+//! [`ClientResponse`] with the same `id`. Clients may pipeline; responses can come
+//! out of order (a read may overtake a write), so match them by `id`.
+//!
+//! Decoding never panics: every malformed input is a [`WireError`].
+
+mod codec;
+mod proto;
+pub use codec::*;
+pub use proto::*;

@@ -1,0 +1,144 @@
+//! Protocol types: hello, client requests and responses, status and admin.
+
+use raft_core::{Index, NodeId, PeerProgress, RoleKind, Term};
+use serde::{Deserialize, Serialize};
+
+/// The first frame on every connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hello {
+    /// A cluster member opening its outbound stream to us. `cluster_id` must match ours.
+    Peer { cluster_id: u64, node: NodeId },
+    /// A client (raft-cli, the supervisor, tests).
+    Client,
+}
+
+/// One request from a client. `id` is chosen by the client and echoed in the response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    pub id: u64,
+    pub body: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// A write, applied exactly once per (`session`, `seq`) (thesis §6.3): a client keeps
+    /// the same pair when it retries, and the state machine answers a duplicate with the
+    /// reply it gave the first time.
+    Write { session: u64, seq: u64, op: WriteOp },
+    /// A read. Linearizable (ReadIndex on the leader) unless `stale`, which any node
+    /// serves from its own state machine at once.
+    Read { op: ReadOp, stale: bool },
+    /// This node's status.
+    Status,
+    /// The supervisor's partition lever: drop all traffic to and from these peers, in
+    /// both directions, at the transport. An empty list heals.
+    Isolate { peers: Vec<NodeId> },
+    /// Ask the leader to hand leadership to `to` (§3.10).
+    TransferLeader { to: NodeId },
+}
+
+/// Writes, replicated through the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteOp {
+    Set {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    /// Set `key` to `new` if its current value is `expected` (`None`: the key is absent).
+    Cas {
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    },
+}
+
+/// Reads, served by the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadOp {
+    Get {
+        key: String,
+    },
+    /// Keys starting with `prefix`, sorted, at most `limit`.
+    Keys {
+        prefix: String,
+        limit: u32,
+    },
+}
+
+/// What the state machine answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// A set succeeded.
+    Done,
+    /// A delete; `existed` says whether the key was there.
+    Deleted { existed: bool },
+    /// A cas: `ok` if it swapped; `current` is the value it found.
+    Cas { ok: bool, current: Option<Vec<u8>> },
+    /// A get.
+    Value(Option<Vec<u8>>),
+    /// A keys listing.
+    Keys(Vec<String>),
+}
+
+/// One response, matching the request with the same `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientResponse {
+    pub id: u64,
+    pub body: Response,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Ok(Reply),
+    /// This node is not the leader; try `leader` if known, else any other node.
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    /// The request was surely not applied (no leader, busy, leadership lost before the
+    /// entry was appended): safe to retry anywhere.
+    Unavailable {
+        reason: String,
+    },
+    /// The write may or may not have been applied (the leader lost leadership after
+    /// appending it). Retrying with the same session and seq is safe.
+    Unknown {
+        reason: String,
+    },
+    /// The request itself is invalid (too large, bad key): retrying will not help.
+    Invalid {
+        reason: String,
+    },
+    Status(NodeStatus),
+    /// An admin request (Isolate, TransferLeader) was accepted.
+    Accepted,
+}
+
+/// Status of one node, answered to [`Request::Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub pid: u32,
+    pub role: RoleKind,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit: Index,
+    pub applied: Index,
+    pub last_index: Index,
+    pub snapshot_index: Index,
+    /// On the leader: each peer's replication progress.
+    pub progress: Vec<PeerProgress>,
+    /// Peers with an established outbound connection.
+    pub connected: Vec<NodeId>,
+    /// Peers cut off by [`Request::Isolate`].
+    pub isolated: Vec<NodeId>,
+}
+
+/// Maximum key length in bytes: keeps entries and listings bounded.
+pub const MAX_KEY_BYTES: usize = 4096;
+/// Maximum value length in bytes: one value must fit comfortably in one append.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+/// Maximum keys in one listing: one reply must fit in one frame.
+pub const MAX_KEYS_PER_LISTING: u32 = 10_000;
