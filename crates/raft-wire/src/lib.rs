@@ -16,5 +16,6 @@
 
 mod codec;
 mod proto;
+pub mod supervisor;
 pub use codec::*;
 pub use proto::*;
