@@ -52,3 +52,18 @@ pub struct Operation {
     pub complete: u64,
     pub outcome: Outcome,
 }
+
+/// The checker's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Linearizable,
+    /// No linearization exists for `key`; `ops` is a smallest failing sub-history found.
+    Violation { key: String, ops: Vec<Operation> },
+    /// The search hit its step budget (see `check_with_budget`): no verdict.
+    Inconclusive { key: String },
+}
+
+/// Checks a whole history, key by key.
+pub fn check(_history: &[Operation]) -> Verdict {
+    unimplemented!("issue 6")
+}
