@@ -47,11 +47,13 @@ fn default_dir_follows_tmpdir_and_uid() {
 
 #[test]
 fn to_toml_roundtrips() {
-    let mut c = ClusterConfig::default();
-    c.dir = "/tmp/some \"quoted\" dir".into();
-    c.nodes = 3;
-    c.fsync = false;
-    c.tick_ms = 250;
+    let c = ClusterConfig {
+        dir: "/tmp/some \"quoted\" dir".into(),
+        nodes: 3,
+        fsync: false,
+        tick_ms: 250,
+        ..ClusterConfig::default()
+    };
     assert_eq!(ClusterConfig::from_toml(&c.to_toml()).unwrap(), c);
 }
 

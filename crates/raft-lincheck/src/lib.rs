@@ -58,9 +58,14 @@ pub struct Operation {
 pub enum Verdict {
     Linearizable,
     /// No linearization exists for `key`; `ops` is a smallest failing sub-history found.
-    Violation { key: String, ops: Vec<Operation> },
+    Violation {
+        key: String,
+        ops: Vec<Operation>,
+    },
     /// The search hit its step budget (see `check_with_budget`): no verdict.
-    Inconclusive { key: String },
+    Inconclusive {
+        key: String,
+    },
 }
 
 /// Checks a whole history, key by key.
