@@ -410,6 +410,18 @@ impl RawNode {
         }
     }
 
+    fn record_vote(&mut self, from: NodeId, granted: bool, pre: bool) {
+        let votes = match &mut self.role {
+            Role::PreCandidate(c) if pre => &mut c.votes,
+            Role::Candidate(c) if !pre => &mut c.votes,
+            _ => return,
+        };
+        if !votes.iter().any(|v| v.0 == from) {
+            votes.push((from, granted));
+        }
+        self.check_tally();
+    }
+
     /// Wins or loses the (pre-)election once a quorum answered.
     fn check_tally(&mut self) {
         let quorum = self.quorum();
@@ -542,18 +554,15 @@ impl RawNode {
                 // A pre-vote asks about a future term without anyone adopting it.
                 MessageBody::PreVote { .. } => {}
                 MessageBody::PreVoteResponse { granted } => {
-                    if !granted && msg.term > self.term + 1 {
-                        // The voter is in a newer term than the one we asked about.
-                        self.become_follower(msg.term, None);
-                        return Ok(());
-                    }
-                    if msg.term == self.term + 1 {
-                        if let Role::PreCandidate(c) = &mut self.role {
-                            if !c.votes.iter().any(|v| v.0 == msg.from) {
-                                c.votes.push((msg.from, *granted));
-                            }
-                            self.check_tally();
+                    if *granted {
+                        // A grant echoes the term we asked about: nobody adopted it.
+                        if msg.term == self.term + 1 {
+                            self.record_vote(msg.from, true, true);
                         }
+                    } else {
+                        // A refusal carries the voter's own term: it is ahead of us, so
+                        // catch up (and ask for the term after it next time).
+                        self.become_follower(msg.term, None);
                     }
                     return Ok(());
                 }
@@ -613,16 +622,14 @@ impl RawNode {
             MessageBody::Vote { last_index, last_term, .. } => {
                 self.handle_vote_request(from, msg.term, last_index, last_term, false)
             }
-            // A pre-vote answer always carries at least the asked term, one above ours.
-            MessageBody::PreVoteResponse { .. } => {}
-            MessageBody::VoteResponse { granted } => {
-                if let Role::Candidate(c) = &mut self.role {
-                    if !c.votes.iter().any(|v| v.0 == from) {
-                        c.votes.push((from, granted));
-                    }
-                    self.check_tally();
+            // A refusal from a voter in our term; a grant in our term is stale (grants
+            // carry the asked term, one above ours).
+            MessageBody::PreVoteResponse { granted } => {
+                if !granted {
+                    self.record_vote(from, false, true);
                 }
             }
+            MessageBody::VoteResponse { granted } => self.record_vote(from, granted, false),
             MessageBody::Append { base_index, base_term, entries, commit } => {
                 if self.follow(from) {
                     self.handle_append(from, base_index, base_term, entries, commit);
@@ -724,14 +731,8 @@ impl RawNode {
             Some(reason) => {
                 self.event(Event::VoteDenied { to: from, term, pre_vote: pre, reason });
                 if pre {
-                    let t = term.max(self.term);
-                    let m = Message {
-                        from: self.id,
-                        to: from,
-                        term: t,
-                        body: MessageBody::PreVoteResponse { granted: false },
-                    };
-                    self.out.messages.push(m);
+                    // At our own term: a pre-candidate behind us catches up with it.
+                    self.send(from, MessageBody::PreVoteResponse { granted: false });
                 } else {
                     self.send_persisted(from, MessageBody::VoteResponse { granted: false });
                 }
@@ -1036,6 +1037,10 @@ impl RawNode {
         l.transfer = Some(Transfer { to, elapsed_ticks: 0 });
         for pr in &mut l.progress {
             pr.timeout_now_sent = false;
+            // Find out at once how far behind the target is (an append may be lost).
+            if pr.id == to && pr.match_index < last_index {
+                pr.force_send = true;
+            }
         }
         self.event(Event::TransferStarted { to, term });
         self.maybe_send_timeout_now(to, last_index);
