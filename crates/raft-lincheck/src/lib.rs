@@ -393,8 +393,38 @@ impl EventList {
 
 /// Wing-Gong search with Lowe's memo cache on one key's operations.
 fn check_key(ops: &[Operation], max_steps: u64) -> KeyResult {
-    let prepared = prepare(ops);
+    let pruned = prune_unobserved_unknowns(ops);
+    let prepared = prepare(&pruned);
     search(&prepared, max_steps)
+}
+
+/// Drops unknown-outcome writes whose value no operation observes, when the key has no
+/// failed cas. This keeps the search small: every unknown op stays pending to the end of
+/// the history, and each one the search may or may not linearize doubles the states.
+///
+/// Sound (the verdict is unchanged): an unknown op may be left out anyway, so dropping it
+/// can only lose linearizations that need it. Take one, and remove `u` from it. Until the
+/// next write the state would have been `u`'s value, which no read or cas observes; a
+/// plain write after it does not care; an unknown cas there either did not swap (then it
+/// may as well not have happened) or expected `u`'s value (excluded). Only a failed cas
+/// could have relied on "some value other than e", hence that condition. Dropping an
+/// unknown cas can unobserve another value, so this runs to a fixpoint.
+fn prune_unobserved_unknowns(ops: &[Operation]) -> Vec<Operation> {
+    let mut ops: Vec<Operation> = ops.iter().filter(|o| o.outcome != Outcome::Failed).cloned().collect();
+    if ops.iter().any(is_failed_cas) {
+        return ops;
+    }
+    loop {
+        let observed: HashSet<Option<&String>> = ops.iter().filter_map(observes).collect();
+        let unobserved =
+            |o: &Operation| o.outcome == Outcome::Unknown && writes(o).is_some_and(|v| !observed.contains(&v));
+        let keep: Vec<bool> = ops.iter().map(|o| !unobserved(o)).collect();
+        if keep.iter().all(|&k| k) {
+            return ops;
+        }
+        let mut keep = keep.into_iter();
+        ops.retain(|_| keep.next().expect("one flag per op"));
+    }
 }
 
 fn search(ops: &[Prepared], max_steps: u64) -> KeyResult {

@@ -242,6 +242,32 @@ fn budget_gives_inconclusive() {
     assert!(matches!(check_with_budget(&h, 50), Verdict::Inconclusive { .. }));
 }
 
+#[test]
+fn many_unobserved_unknown_writes_stay_fast() {
+    // Forty timed-out writes nobody ever read, among reads and acknowledged writes: without
+    // pruning, each could be linearized in any gap (2^40 choices).
+    let mut h = Vec::new();
+    for i in 0..40u64 {
+        h.push(set_unknown(i, &format!("lost{i}"), 10 * i));
+        h.push(set(100, &format!("w{i}"), 10 * i + 1, 10 * i + 2));
+        h.push(get(101, Some(&format!("w{i}")), 10 * i + 3, 10 * i + 4));
+    }
+    h.push(get(101, None, 1000, 1001)); // a lost write: violation
+    let start = Instant::now();
+    assert!(matches!(check_with_budget(&h, 1_000_000), Verdict::Violation { .. }));
+    h.pop();
+    assert_eq!(check_with_budget(&h, 1_000_000), Verdict::Linearizable);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn unknown_write_read_only_through_a_failed_cas_is_kept() {
+    // The failed cas needs the state to differ from "a" at its point: only the unknown
+    // write of "b" explains it, so it must not be pruned.
+    assert_ok(&[set(1, "a", 0, 1), set_unknown(2, "b", 2), cas(3, Some("a"), "c", false, 10, 11)]);
+    assert_violation(&[set(1, "a", 0, 1), cas(3, Some("a"), "c", false, 10, 11)]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Random histories.
 
