@@ -567,7 +567,12 @@ impl RawNode {
                     return Ok(());
                 }
                 MessageBody::Vote { transfer, .. } => {
-                    if !transfer && self.in_lease() {
+                    if *transfer {
+                        // Our own transfer succeeding: not an abort.
+                        if let Role::Leader(l) = &mut self.role {
+                            l.transfer.take_if(|t| t.to == msg.from);
+                        }
+                    } else if self.in_lease() {
                         self.event(Event::VoteDenied {
                             to: msg.from,
                             term: msg.term,
