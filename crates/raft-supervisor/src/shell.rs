@@ -879,6 +879,10 @@ impl Shell {
             let is_down = matches!(event, Event::Command(Command::Shutdown));
             let replies = self.feed(event);
             assert!(replies.len() <= 1, "one reply per command, got {replies:?}");
+            if !self.partitions.is_empty() {
+                // A resumed (or started) node learns the partition at once, not next round.
+                self.next_isolate_try = Some(now);
+            }
             if !is_down {
                 let resp = match replies.into_iter().next() {
                     Some(Ok(line)) => {
