@@ -53,7 +53,9 @@
 mod types;
 pub use types::*;
 mod config;
+mod log;
 mod message;
+mod progress;
 mod raft;
 mod ready;
 pub use config::*;

@@ -1,1 +1,370 @@
-//! raft-kv (skeleton; see the issues).
+//! # raft-kv: the replicated state machine
+//!
+//! A map from string keys to byte values, driven only by committed log entries, so every
+//! node that applies the same log holds the same map. Writes arrive as [`Command`]s
+//! (encoded into [`raft_core::EntryData::Command`]); reads are answered from the map.
+//!
+//! ## Exactly-once writes (Raft thesis §6.3)
+//!
+//! A client stamps each write with its session id and a sequence number and keeps both
+//! when it retries. The store remembers, per session, the replies to its most recent
+//! sequence numbers ([`MAX_REPLIES_PER_SESSION`]); a command whose (session, seq) was
+//! already applied is not applied again, and gets the reply it got the first time. So a
+//! write retried after a leader crash, a timeout or a lost response applies exactly once.
+//!
+//! Sessions expire **deterministically**, by log position, never by a local clock: a
+//! session unused for [`SESSION_EXPIRY_ENTRIES`] log entries is dropped, and when more
+//! than [`MAX_SESSIONS`] exist the least recently used goes. Every node applies the same
+//! entries in the same order, so every node expires the same sessions at the same index.
+//! Sessions are part of the snapshot.
+//!
+//! ## Determinism
+//!
+//! `apply` depends only on the entry and the prior state; a command that does not decode
+//! is skipped identically on every node (it is answered as invalid).
+
+use raft_core::{Entry, EntryData, Index};
+use raft_wire::{ReadOp, Reply, WriteOp, MAX_KEYS_PER_LISTING};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Replies kept per session: a client may have this many writes in flight on one session
+/// (bench pipelines up to this window) and still retry any of them safely.
+pub const MAX_REPLIES_PER_SESSION: usize = 128;
+/// A session unused for this many log entries is forgotten: long enough that no client
+/// retries that late (a retry comes within seconds; this is minutes at full speed).
+pub const SESSION_EXPIRY_ENTRIES: u64 = 5_000_000;
+/// Sessions kept at most; each one-shot `raft-cli set` opens one, so this bounds memory.
+pub const MAX_SESSIONS: usize = 200_000;
+
+/// A write as it travels in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub session: u64,
+    pub seq: u64,
+    pub op: WriteOp,
+}
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("commands always encode")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Command, KvError> {
+        let (cmd, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| KvError::BadCommand(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(KvError::BadCommand(format!("{} trailing bytes", bytes.len() - used)));
+        }
+        Ok(cmd)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("log entry holds no valid command: {0}")]
+    BadCommand(String),
+    #[error("snapshot does not decode: {0}")]
+    BadSnapshot(String),
+}
+
+/// What applying one entry produced, for answering the client that proposed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A no-op (leader's first entry of a term): nothing to answer.
+    Noop,
+    /// A write was applied now, or was a duplicate answered from the session cache.
+    Write { session: u64, seq: u64, reply: Reply, duplicate: bool },
+    /// The entry did not decode; skipped on every node alike.
+    Invalid(String),
+    /// The sequence number is older than the session's reply window: the original outcome
+    /// is no longer known, so nothing is applied and the client is told.
+    TooOld { session: u64, seq: u64 },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Session {
+    /// Index of the entry that last used this session (for expiry).
+    last_index: Index,
+    /// seq -> reply, the most recent [`MAX_REPLIES_PER_SESSION`] only.
+    replies: BTreeMap<u64, Reply>,
+}
+
+/// The key-value state machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvStore {
+    map: BTreeMap<String, Vec<u8>>,
+    sessions: HashMap<u64, Session>,
+    /// (last_index, session) in use order, for expiry and eviction.
+    lru: BTreeSet<(Index, u64)>,
+    applied: Index,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotImage {
+    applied: Index,
+    map: Vec<(String, Vec<u8>)>,
+    sessions: Vec<(u64, Session)>,
+}
+
+impl KvStore {
+    pub fn new() -> KvStore {
+        KvStore::default()
+    }
+
+    /// The index of the last entry applied.
+    pub fn applied(&self) -> Index {
+        self.applied
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Number of live client sessions.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The reply an already-applied write got, if it is still cached: lets a leader
+    /// answer a retry at once without a new log entry.
+    pub fn cached_reply(&self, session: u64, seq: u64) -> Option<&Reply> {
+        self.sessions.get(&session)?.replies.get(&seq)
+    }
+
+    /// Applies one committed entry. Entries must come in index order, each exactly once.
+    pub fn apply(&mut self, entry: &Entry) -> Applied {
+        assert_eq!(entry.index, self.applied + 1, "entries must be applied in order without gaps");
+        self.applied = entry.index;
+        self.expire(entry.index);
+        let bytes = match &entry.data {
+            EntryData::Noop => return Applied::Noop,
+            EntryData::Command(bytes) => bytes,
+        };
+        let cmd = match Command::decode(bytes) {
+            Ok(c) => c,
+            Err(e) => return Applied::Invalid(e.to_string()),
+        };
+        let session = self.touch(cmd.session, entry.index);
+        if let Some(reply) = session.replies.get(&cmd.seq) {
+            return Applied::Write { session: cmd.session, seq: cmd.seq, reply: reply.clone(), duplicate: true };
+        }
+        if session.replies.len() >= MAX_REPLIES_PER_SESSION {
+            let oldest = *session.replies.keys().next().expect("window is full");
+            if cmd.seq < oldest {
+                return Applied::TooOld { session: cmd.session, seq: cmd.seq };
+            }
+        }
+        let reply = Self::execute(&mut self.map, cmd.op);
+        let session = self.sessions.get_mut(&cmd.session).expect("touched above");
+        session.replies.insert(cmd.seq, reply.clone());
+        while session.replies.len() > MAX_REPLIES_PER_SESSION {
+            session.replies.pop_first();
+        }
+        Applied::Write { session: cmd.session, seq: cmd.seq, reply, duplicate: false }
+    }
+
+    fn execute(map: &mut BTreeMap<String, Vec<u8>>, op: WriteOp) -> Reply {
+        match op {
+            WriteOp::Set { key, value } => {
+                map.insert(key, value);
+                Reply::Done
+            }
+            WriteOp::Delete { key } => Reply::Deleted { existed: map.remove(&key).is_some() },
+            WriteOp::Cas { key, expected, new } => {
+                let current = map.get(&key).cloned();
+                if current == expected {
+                    map.insert(key, new);
+                    Reply::Cas { ok: true, current }
+                } else {
+                    Reply::Cas { ok: false, current }
+                }
+            }
+        }
+    }
+
+    /// Marks `session` used at `index`, creating it if new.
+    fn touch(&mut self, id: u64, index: Index) -> &mut Session {
+        let session = self.sessions.entry(id).or_default();
+        if session.last_index != 0 {
+            self.lru.remove(&(session.last_index, id));
+        }
+        session.last_index = index;
+        self.lru.insert((index, id));
+        if self.sessions.len() > MAX_SESSIONS {
+            let (_, victim) = self.lru.pop_first().expect("lru holds every session");
+            assert_ne!(victim, id, "the session just touched is the newest, never the oldest");
+            self.sessions.remove(&victim);
+        }
+        self.sessions.get_mut(&id).expect("inserted above")
+    }
+
+    /// Drops sessions unused for [`SESSION_EXPIRY_ENTRIES`] entries.
+    fn expire(&mut self, index: Index) {
+        while let Some(&(last, id)) = self.lru.first() {
+            if last + SESSION_EXPIRY_ENTRIES > index {
+                break;
+            }
+            self.lru.pop_first();
+            self.sessions.remove(&id);
+        }
+    }
+
+    /// Answers a read from the current state.
+    pub fn read(&self, op: &ReadOp) -> Reply {
+        match op {
+            ReadOp::Get { key } => Reply::Value(self.map.get(key).cloned()),
+            ReadOp::Keys { prefix, limit } => {
+                let limit = (*limit).min(MAX_KEYS_PER_LISTING) as usize;
+                let keys = self
+                    .map
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(prefix.as_str()))
+                    .take(limit)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                Reply::Keys(keys)
+            }
+        }
+    }
+
+    /// Serialises the whole state (map and sessions) at the applied index.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut sessions: Vec<_> = self.sessions.iter().map(|(id, s)| (*id, s.clone())).collect();
+        sessions.sort_unstable_by_key(|(id, _)| *id);
+        let image = SnapshotImage {
+            applied: self.applied,
+            map: self.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            sessions,
+        };
+        bincode::serde::encode_to_vec(&image, bincode::config::standard()).expect("snapshots always encode")
+    }
+
+    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`.
+    pub fn restore(bytes: &[u8], index: Index) -> Result<KvStore, KvError> {
+        let (image, used): (SnapshotImage, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+                .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(KvError::BadSnapshot(format!("{} trailing bytes", bytes.len() - used)));
+        }
+        if image.applied != index {
+            return Err(KvError::BadSnapshot(format!(
+                "snapshot image is at index {} but its metadata says {index}",
+                image.applied
+            )));
+        }
+        let mut store = KvStore { applied: image.applied, ..KvStore::default() };
+        store.map = image.map.into_iter().collect();
+        for (id, s) in image.sessions {
+            store.lru.insert((s.last_index, id));
+            store.sessions.insert(id, s);
+        }
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(index: Index, session: u64, seq: u64, op: WriteOp) -> Entry {
+        Entry { index, term: 1, data: EntryData::Command(Command { session, seq, op }.encode()) }
+    }
+    fn set(k: &str, v: &str) -> WriteOp {
+        WriteOp::Set { key: k.into(), value: v.as_bytes().to_vec() }
+    }
+    fn get(s: &KvStore, k: &str) -> Reply {
+        s.read(&ReadOp::Get { key: k.into() })
+    }
+
+    #[test]
+    fn a_retried_write_applies_once_and_gets_the_first_reply() {
+        let mut s = KvStore::new();
+        let cas = WriteOp::Cas { key: "k".into(), expected: None, new: b"1".to_vec() };
+        let first = s.apply(&cmd(1, 7, 1, cas.clone()));
+        assert_eq!(
+            first,
+            Applied::Write { session: 7, seq: 1, reply: Reply::Cas { ok: true, current: None }, duplicate: false }
+        );
+        // Someone else changes the key; then the retry of the cas arrives.
+        s.apply(&cmd(2, 8, 1, set("k", "2")));
+        let retry = s.apply(&cmd(3, 7, 1, cas));
+        assert_eq!(
+            retry,
+            Applied::Write { session: 7, seq: 1, reply: Reply::Cas { ok: true, current: None }, duplicate: true }
+        );
+        assert_eq!(get(&s, "k"), Reply::Value(Some(b"2".to_vec())), "the duplicate must not be applied again");
+    }
+
+    #[test]
+    fn set_get_delete_cas_keys() {
+        let mut s = KvStore::new();
+        s.apply(&Entry { index: 1, term: 1, data: EntryData::Noop });
+        s.apply(&cmd(2, 1, 1, set("b", "2")));
+        s.apply(&cmd(3, 1, 2, set("a", "1")));
+        s.apply(&cmd(4, 1, 3, set("c", "3")));
+        assert_eq!(
+            s.read(&ReadOp::Keys { prefix: "".into(), limit: 10 }),
+            Reply::Keys(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(s.read(&ReadOp::Keys { prefix: "b".into(), limit: 10 }), Reply::Keys(vec!["b".into()]));
+        let r =
+            s.apply(&cmd(5, 1, 4, WriteOp::Cas { key: "a".into(), expected: Some(b"x".to_vec()), new: b"y".to_vec() }));
+        assert!(matches!(r, Applied::Write { reply: Reply::Cas { ok: false, current: Some(ref c) }, .. } if c == b"1"));
+        let r = s.apply(&cmd(6, 1, 5, WriteOp::Delete { key: "a".into() }));
+        assert!(matches!(r, Applied::Write { reply: Reply::Deleted { existed: true }, .. }));
+        assert_eq!(get(&s, "a"), Reply::Value(None));
+    }
+
+    #[test]
+    fn snapshot_restores_map_and_sessions() {
+        let mut s = KvStore::new();
+        for i in 1..=50u64 {
+            s.apply(&cmd(i, i % 3, i, set(&format!("k{i}"), "v")));
+        }
+        let bytes = s.snapshot();
+        let mut r = KvStore::restore(&bytes, 50).unwrap();
+        assert_eq!(r, s);
+        // A retry of an applied write is still recognised after restore.
+        let again = r.apply(&cmd(51, 50 % 3, 50, set("k50", "other")));
+        assert!(matches!(again, Applied::Write { duplicate: true, .. }));
+        assert!(KvStore::restore(&bytes, 49).is_err(), "index mismatch must be refused");
+        assert!(KvStore::restore(&bytes[..bytes.len() / 2], 50).is_err(), "a cut snapshot must be refused");
+    }
+
+    #[test]
+    fn garbage_command_is_skipped_identically() {
+        let mut s = KvStore::new();
+        let r = s.apply(&Entry { index: 1, term: 1, data: EntryData::Command(vec![0xff, 0xff, 0xff]) });
+        assert!(matches!(r, Applied::Invalid(_)));
+        assert_eq!(s.applied(), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn sessions_expire_by_log_index_and_are_bounded() {
+        let mut s = KvStore::new();
+        s.apply(&cmd(1, 42, 1, set("a", "1")));
+        assert_eq!(s.sessions(), 1);
+        // Jump the applied index as if many entries had gone by (noops), then apply.
+        s.applied = SESSION_EXPIRY_ENTRIES + 1;
+        s.apply(&Entry { index: SESSION_EXPIRY_ENTRIES + 2, term: 1, data: EntryData::Noop });
+        assert_eq!(s.sessions(), 0, "session unused for SESSION_EXPIRY_ENTRIES must be gone");
+    }
+
+    #[test]
+    fn reply_window_refuses_too_old_sequence_numbers() {
+        let mut s = KvStore::new();
+        let n = MAX_REPLIES_PER_SESSION as u64 + 10;
+        for seq in 1..=n {
+            s.apply(&cmd(seq, 9, seq, set("k", "v")));
+        }
+        assert_eq!(s.apply(&cmd(n + 1, 9, 1, set("k", "old"))), Applied::TooOld { session: 9, seq: 1 });
+        assert_eq!(get(&s, "k"), Reply::Value(Some(b"v".to_vec())));
+    }
+}

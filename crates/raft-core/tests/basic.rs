@@ -1,0 +1,141 @@
+//! Basic behaviour of the driving API: elections, replication, the Ready contract.
+
+mod common;
+use common::*;
+use raft_core::*;
+
+#[test]
+fn three_nodes_elect_and_replicate() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    assert_eq!(c.leader(), Some(1));
+    let idx = c.put(1, "a", "1").unwrap();
+    assert_eq!(idx, 2, "the no-op of the term takes index 1");
+    c.stabilize();
+    for id in 1..=3 {
+        assert_eq!(c.nodes[&id].kv.get("a").map(String::as_str), Some("1"), "n{id} applied the put");
+        assert_eq!(c.node(id).commit_index(), 2);
+    }
+    assert_eq!(c.put(2, "b", "2"), Err(ProposeError::NotLeader(NotLeader { leader: Some(1) })));
+    c.assert_logs_match();
+}
+
+#[test]
+fn elections_happen_by_ticking() {
+    let mut c = Cluster::new(5, |_| {});
+    c.tick_all_stabilize(40);
+    let leader = c.leader().expect("a leader within 40 ticks");
+    for id in 1..=5 {
+        assert_eq!(c.node(id).leader(), Some(leader));
+    }
+    // Heartbeats keep it in place for a long time.
+    c.tick_all_stabilize(300);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.node(leader).term(), c.node(1).term());
+}
+
+#[test]
+fn single_node_commits_after_its_own_persist() {
+    let mut c = Cluster::new(1, |_| {});
+    c.node_mut(1).campaign();
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    let rd = c.node_mut(1).ready();
+    assert_eq!(rd.entries.len(), 1);
+    assert!(rd.committed.is_empty(), "nothing commits before the leader's own fsync");
+    c.node_mut(1).persisted(1, 1);
+    let rd = c.node_mut(1).ready();
+    assert_eq!(rd.committed.len(), 1);
+    assert_eq!(rd.hard_state.unwrap().commit, 1);
+    let i = c.node_mut(1).propose(b"k=v".to_vec()).unwrap();
+    let rd = c.node_mut(1).ready();
+    assert!(rd.committed.is_empty());
+    c.node_mut(1).persisted(i, 1);
+    let rd = c.node_mut(1).ready();
+    assert_eq!(rd.committed.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
+    assert!(c.node_mut(1).ready().is_empty(), "each committed entry is handed out once");
+}
+
+#[test]
+fn leader_does_not_count_itself_before_persisting() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    // Propose and let only the followers persist: a 3-node quorum is still reached by 2 followers.
+    let i = c.put(1, "a", "1").unwrap();
+    let rd = c.node_mut(1).ready();
+    assert_eq!(rd.entries.len(), 1);
+    // The leader does not persist; deliver appends to node 2 only, and cut node 3.
+    c.network.extend(rd.messages);
+    c.cut.insert((1, 3));
+    c.deliver_round(Some(&[2]));
+    // Node 2's ack arrives: match 2 on one follower, leader has not persisted => no commit.
+    c.deliver_round(Some(&[1]));
+    assert_eq!(c.node(1).commit_index(), 1, "leader alone + one follower is a quorum only once the leader persisted");
+    let t = c.node(1).term();
+    c.node_mut(1).persisted(i, t);
+    c.process_all();
+    assert_eq!(c.node(1).commit_index(), i);
+}
+
+#[test]
+fn vote_requests_are_persisted_messages() {
+    let mut c = Cluster::new(3, |cfg| cfg.pre_vote = false);
+    c.node_mut(1).campaign();
+    let rd = c.node_mut(1).ready();
+    assert_eq!(rd.hard_state, Some(HardState { term: 1, vote: Some(1), commit: 0 }));
+    assert!(rd.messages.is_empty());
+    assert_eq!(rd.persisted_messages.len(), 2);
+    assert!(rd.persisted_messages.iter().all(|m| matches!(m.body, MessageBody::Vote { .. })));
+    // Voters answer from persisted_messages too.
+    let m = rd.persisted_messages[0].clone();
+    c.node_mut(m.to).step(m).unwrap();
+    let rd = c.node_mut(2).ready();
+    assert_eq!(rd.hard_state.unwrap().vote, Some(1));
+    assert!(matches!(rd.persisted_messages[0].body, MessageBody::VoteResponse { granted: true }));
+}
+
+#[test]
+fn restart_rehands_committed_entries() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    for k in 0..5 {
+        c.put(1, &format!("k{k}"), "v").unwrap();
+    }
+    c.stabilize();
+    let before = c.node(2).commit_index();
+    assert_eq!(before, 6);
+    c.crash(2);
+    c.restart(2);
+    let rd = c.node_mut(2).ready();
+    assert_eq!(rd.committed.len() as u64, before, "restart re-hands entries up to the persisted commit");
+    assert!(rd.hard_state.is_none(), "nothing changed");
+    assert!(rd.entries.is_empty(), "restored entries are already durable");
+}
+
+#[test]
+fn restored_is_validated() {
+    let cfg = Config::new(1, vec![1, 2, 3], 1);
+    let gap = Restored { entries: vec![Entry { index: 2, term: 1, data: EntryData::Noop }], ..Default::default() };
+    assert!(RawNode::new(cfg.clone(), gap).is_err());
+    let commit_ahead = Restored {
+        hard_state: HardState { term: 1, vote: None, commit: 3 },
+        entries: vec![Entry { index: 1, term: 1, data: EntryData::Noop }],
+        ..Default::default()
+    };
+    assert!(RawNode::new(cfg, commit_ahead).is_err());
+}
+
+#[test]
+fn message_display_is_compact() {
+    let m = Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::Append {
+            base_index: 4,
+            base_term: 2,
+            entries: vec![Entry { index: 5, term: 3, data: EntryData::Command(vec![1]) }],
+            commit: 4,
+        },
+    };
+    assert_eq!(m.to_string(), "n1@3 -> n2 Append base=4@2 [5@3] commit=4");
+}
