@@ -868,7 +868,7 @@ impl RawNode {
 
     fn handle_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
         let last_index = self.log.last_index();
-        let max_inflight = self.config.max_inflight_appends;
+        let (max_inflight, max_bytes) = (self.config.max_inflight_appends, self.config.max_inflight_bytes);
         let Some(pr) = self.progress_mut(from) else { return };
         pr.recent_active = true;
         pr.read_ack = pr.read_ack.max(read_seq);
@@ -880,8 +880,8 @@ impl RawNode {
             ReplState::Replicate { inflight } => {
                 // An append may have been lost: free a slot and send one to find out.
                 if pr.match_index < last_index {
-                    if inflight.len() >= max_inflight {
-                        inflight.pop_front();
+                    if inflight.full(max_inflight, max_bytes) {
+                        inflight.free_first();
                     }
                     pr.force_send = true;
                 }
@@ -1177,7 +1177,9 @@ fn send_to_peer(
                 return;
             }
             ReplState::Probe { paused: true } => return,
-            ReplState::Replicate { inflight } if inflight.len() >= cfg.max_inflight_appends => return,
+            ReplState::Replicate { inflight } if inflight.full(cfg.max_inflight_appends, cfg.max_inflight_bytes) => {
+                return
+            }
             _ => {}
         }
         if pr.next_index <= log.snap_index() {
@@ -1194,6 +1196,7 @@ fn send_to_peer(
         let base_index = pr.next_index - 1;
         let base_term = log.term(base_index).expect("base is at or after the snapshot");
         let last = entries.last().map(|e| e.index);
+        let bytes: usize = entries.iter().map(Entry::size_bytes).sum();
         pr.sent_commit = log.committed;
         pr.force_send = false;
         out.messages.push(Message {
@@ -1209,7 +1212,7 @@ fn send_to_peer(
             }
             ReplState::Replicate { inflight } => match last {
                 Some(last) => {
-                    inflight.push_back(last);
+                    inflight.add(last, bytes);
                     pr.next_index = last + 1;
                 }
                 None => return,
