@@ -1170,10 +1170,8 @@ fn validate(msg: &Message, strict: bool) -> Result<(), StepError> {
                 return Err(StepError::Malformed("snapshot chunk offset overflows"));
             }
         }
-        MessageBody::Vote { last_term, .. } | MessageBody::PreVote { last_term, .. } => {
-            if *last_term > msg.term {
-                return Err(StepError::Malformed("candidate's last term beyond the term it asks for"));
-            }
+        MessageBody::Vote { last_term, .. } | MessageBody::PreVote { last_term, .. } if *last_term > msg.term => {
+            return Err(StepError::Malformed("candidate's last term beyond the term it asks for"));
         }
         _ => {}
     }
