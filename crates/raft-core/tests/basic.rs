@@ -266,3 +266,25 @@ fn malformed_messages_are_refused() {
     assert_eq!(c.node_mut(2).step(stranger), Err(StepError::UnknownPeer(9)));
     assert_eq!(c.node(2).status(), before);
 }
+
+/// §5.2 with a crash: the vote is persisted, so a restarted node still refuses a second
+/// candidate in the same term.
+#[test]
+fn vote_survives_restart() {
+    let mut c = Cluster::new(3, |cfg| cfg.pre_vote = false);
+    c.node_mut(1).campaign();
+    c.process_all();
+    c.network.retain(|m| m.to == 3);
+    c.deliver_round(None);
+    assert_eq!(c.node(3).hard_state().vote, Some(1));
+    c.network.clear();
+    c.crash(3);
+    c.restart(3);
+    assert_eq!(c.node(3).hard_state(), HardState { term: 1, vote: Some(1), commit: 0 });
+    // n2 asks for the same term 1.
+    let ask =
+        Message { from: 2, to: 3, term: 1, body: MessageBody::Vote { last_index: 0, last_term: 0, transfer: false } };
+    c.node_mut(3).step(ask).unwrap();
+    let rd = c.node_mut(3).ready();
+    assert!(matches!(rd.persisted_messages[0].body, MessageBody::VoteResponse { granted: false }));
+}
