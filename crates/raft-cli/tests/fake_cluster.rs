@@ -368,7 +368,7 @@ fn bench_against_the_fake_reports_json() {
     assert!(v["throughput"].as_f64().unwrap() > 0.0);
     assert!(v["latency_ms"]["p99"].as_f64().unwrap() >= v["latency_ms"]["p50"].as_f64().unwrap());
     let s = fake.store.lock().unwrap();
-    assert_eq!(s.applied as u64, v["writes"].as_u64().unwrap(), "each write applied once");
+    assert_eq!(s.applied, v["writes"].as_u64().unwrap(), "each write applied once");
 }
 
 #[test]
