@@ -475,7 +475,7 @@ fn search(ops: &[Prepared], budget: &mut u64) -> KeyResult {
     }
     let mut definite = BitSet::new(n_definite);
     let mut unknown = BitSet::new(n_unknown);
-    let mut bits = |op: usize, on: bool, definite: &mut BitSet, unknown: &mut BitSet| {
+    let bits = |op: usize, on: bool, definite: &mut BitSet, unknown: &mut BitSet| {
         let (is_unknown, i) = slot[op];
         let set = if is_unknown { unknown } else { definite };
         if on {
