@@ -20,7 +20,8 @@ pub struct Message {
 pub enum MessageBody {
     /// §9.6 (thesis): "would you vote for me in `term`?" without anyone adopting `term`.
     PreVote { last_index: Index, last_term: Term },
-    /// §9.6: the answer to a PreVote. `term` is the term the pre-candidate asked about.
+    /// §9.6: the answer to a PreVote. A grant carries the term the pre-candidate asked
+    /// about; a refusal carries the voter's own term (a pre-candidate behind it adopts it).
     PreVoteResponse { granted: bool },
     /// §5.2 RequestVote, with the §5.4.1 up-to-date check on `last_index`/`last_term`.
     /// `transfer` marks an election started by TimeoutNow (§3.10): voters then grant it

@@ -410,6 +410,18 @@ impl RawNode {
         }
     }
 
+    fn record_vote(&mut self, from: NodeId, granted: bool, pre: bool) {
+        let votes = match &mut self.role {
+            Role::PreCandidate(c) if pre => &mut c.votes,
+            Role::Candidate(c) if !pre => &mut c.votes,
+            _ => return,
+        };
+        if !votes.iter().any(|v| v.0 == from) {
+            votes.push((from, granted));
+        }
+        self.check_tally();
+    }
+
     /// Wins or loses the (pre-)election once a quorum answered.
     fn check_tally(&mut self) {
         let quorum = self.quorum();
@@ -542,23 +554,25 @@ impl RawNode {
                 // A pre-vote asks about a future term without anyone adopting it.
                 MessageBody::PreVote { .. } => {}
                 MessageBody::PreVoteResponse { granted } => {
-                    if !granted && msg.term > self.term + 1 {
-                        // The voter is in a newer term than the one we asked about.
-                        self.become_follower(msg.term, None);
-                        return Ok(());
-                    }
-                    if msg.term == self.term + 1 {
-                        if let Role::PreCandidate(c) = &mut self.role {
-                            if !c.votes.iter().any(|v| v.0 == msg.from) {
-                                c.votes.push((msg.from, *granted));
-                            }
-                            self.check_tally();
+                    if *granted {
+                        // A grant echoes the term we asked about: nobody adopted it.
+                        if msg.term == self.term + 1 {
+                            self.record_vote(msg.from, true, true);
                         }
+                    } else {
+                        // A refusal carries the voter's own term: it is ahead of us, so
+                        // catch up (and ask for the term after it next time).
+                        self.become_follower(msg.term, None);
                     }
                     return Ok(());
                 }
                 MessageBody::Vote { transfer, .. } => {
-                    if !transfer && self.in_lease() {
+                    if *transfer {
+                        // Our own transfer succeeding: not an abort.
+                        if let Role::Leader(l) = &mut self.role {
+                            l.transfer.take_if(|t| t.to == msg.from);
+                        }
+                    } else if self.in_lease() {
                         self.event(Event::VoteDenied {
                             to: msg.from,
                             term: msg.term,
@@ -613,16 +627,14 @@ impl RawNode {
             MessageBody::Vote { last_index, last_term, .. } => {
                 self.handle_vote_request(from, msg.term, last_index, last_term, false)
             }
-            // A pre-vote answer always carries at least the asked term, one above ours.
-            MessageBody::PreVoteResponse { .. } => {}
-            MessageBody::VoteResponse { granted } => {
-                if let Role::Candidate(c) = &mut self.role {
-                    if !c.votes.iter().any(|v| v.0 == from) {
-                        c.votes.push((from, granted));
-                    }
-                    self.check_tally();
+            // A refusal from a voter in our term; a grant in our term is stale (grants
+            // carry the asked term, one above ours).
+            MessageBody::PreVoteResponse { granted } => {
+                if !granted {
+                    self.record_vote(from, false, true);
                 }
             }
+            MessageBody::VoteResponse { granted } => self.record_vote(from, granted, false),
             MessageBody::Append { base_index, base_term, entries, commit } => {
                 if self.follow(from) {
                     self.handle_append(from, base_index, base_term, entries, commit);
@@ -724,14 +736,8 @@ impl RawNode {
             Some(reason) => {
                 self.event(Event::VoteDenied { to: from, term, pre_vote: pre, reason });
                 if pre {
-                    let t = term.max(self.term);
-                    let m = Message {
-                        from: self.id,
-                        to: from,
-                        term: t,
-                        body: MessageBody::PreVoteResponse { granted: false },
-                    };
-                    self.out.messages.push(m);
+                    // At our own term: a pre-candidate behind us catches up with it.
+                    self.send(from, MessageBody::PreVoteResponse { granted: false });
                 } else {
                     self.send_persisted(from, MessageBody::VoteResponse { granted: false });
                 }
@@ -862,7 +868,7 @@ impl RawNode {
 
     fn handle_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
         let last_index = self.log.last_index();
-        let max_inflight = self.config.max_inflight_appends;
+        let (max_inflight, max_bytes) = (self.config.max_inflight_appends, self.config.max_inflight_bytes);
         let Some(pr) = self.progress_mut(from) else { return };
         pr.recent_active = true;
         pr.read_ack = pr.read_ack.max(read_seq);
@@ -874,8 +880,8 @@ impl RawNode {
             ReplState::Replicate { inflight } => {
                 // An append may have been lost: free a slot and send one to find out.
                 if pr.match_index < last_index {
-                    if inflight.len() >= max_inflight {
-                        inflight.pop_front();
+                    if inflight.full(max_inflight, max_bytes) {
+                        inflight.free_first();
                     }
                     pr.force_send = true;
                 }
@@ -1036,6 +1042,10 @@ impl RawNode {
         l.transfer = Some(Transfer { to, elapsed_ticks: 0 });
         for pr in &mut l.progress {
             pr.timeout_now_sent = false;
+            // Find out at once how far behind the target is (an append may be lost).
+            if pr.id == to && pr.match_index < last_index {
+                pr.force_send = true;
+            }
         }
         self.event(Event::TransferStarted { to, term });
         self.maybe_send_timeout_now(to, last_index);
@@ -1167,7 +1177,9 @@ fn send_to_peer(
                 return;
             }
             ReplState::Probe { paused: true } => return,
-            ReplState::Replicate { inflight } if inflight.len() >= cfg.max_inflight_appends => return,
+            ReplState::Replicate { inflight } if inflight.full(cfg.max_inflight_appends, cfg.max_inflight_bytes) => {
+                return
+            }
             _ => {}
         }
         if pr.next_index <= log.snap_index() {
@@ -1184,6 +1196,7 @@ fn send_to_peer(
         let base_index = pr.next_index - 1;
         let base_term = log.term(base_index).expect("base is at or after the snapshot");
         let last = entries.last().map(|e| e.index);
+        let bytes: usize = entries.iter().map(Entry::size_bytes).sum();
         pr.sent_commit = log.committed;
         pr.force_send = false;
         out.messages.push(Message {
@@ -1199,7 +1212,7 @@ fn send_to_peer(
             }
             ReplState::Replicate { inflight } => match last {
                 Some(last) => {
-                    inflight.push_back(last);
+                    inflight.add(last, bytes);
                     pr.next_index = last + 1;
                 }
                 None => return,
