@@ -132,7 +132,17 @@ impl RaftLog {
 
     /// A follower's side of AppendEntries once `base` matched (§5.3): skip entries it has,
     /// truncate at the first conflict, append the rest.
-    pub fn append_from_leader(&mut self, base: Index, entries: Vec<Entry>, no_truncate: bool) -> AppendOutcome {
+    ///
+    /// `no_truncate` plants the bug of the same name; `relaxed` turns off the check that a
+    /// committed entry is never replaced (with any planted bug on, the simulator's checkers
+    /// should report the damage rather than this assertion).
+    pub fn append_from_leader(
+        &mut self,
+        base: Index,
+        entries: Vec<Entry>,
+        no_truncate: bool,
+        relaxed: bool,
+    ) -> AppendOutcome {
         let last_new = base + entries.len() as Index;
         let mut new = entries.into_iter().peekable();
         // Entries this log already has with the same term match by the Log Matching property.
@@ -148,7 +158,7 @@ impl RaftLog {
         if first_index <= self.last_index() {
             // A conflict: an entry at this index with another term (§5.3 step 3).
             assert!(
-                no_truncate || first_index > self.committed,
+                relaxed || first_index > self.committed,
                 "conflicting entry {first} would truncate committed index {}",
                 self.committed
             );

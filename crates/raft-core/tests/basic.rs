@@ -231,3 +231,38 @@ fn events_explain_an_election() {
     assert_eq!(rd.events, vec![Event::RoleChanged { role: RoleKind::PreCandidate, term: 0, leader: None }]);
     assert_eq!(rd.events[0].to_string(), "became pre-candidate term=0");
 }
+
+/// Bad input from the network is an error value, not a panic, and changes nothing.
+#[test]
+fn malformed_messages_are_refused() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    let before = c.node(2).status();
+    let gap = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            base_index: 1,
+            base_term: 1,
+            entries: vec![Entry { index: 3, term: 1, data: EntryData::Noop }],
+            commit: 1,
+        },
+    };
+    assert!(matches!(c.node_mut(2).step(gap), Err(StepError::Malformed(_))));
+    let future = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            base_index: 1,
+            base_term: 1,
+            entries: vec![Entry { index: 2, term: 9, data: EntryData::Noop }],
+            commit: 1,
+        },
+    };
+    assert!(matches!(c.node_mut(2).step(future), Err(StepError::Malformed(_))));
+    let stranger = Message { from: 9, to: 2, term: 5, body: MessageBody::TimeoutNow };
+    assert_eq!(c.node_mut(2).step(stranger), Err(StepError::UnknownPeer(9)));
+    assert_eq!(c.node(2).status(), before);
+}
