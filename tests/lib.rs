@@ -473,8 +473,15 @@ impl Cluster {
         }
     }
 
+    /// `kill N` (SIGKILL), then waits until the supervisor has reaped it and shows it
+    /// stopped (it answers `kill` once the signal is sent; until the reap the row says
+    /// running).
     pub fn kill(&self, id: NodeId) {
         self.control(SupervisorRequest::Kill(id));
+        self.wait(&format!("node {id} stopped"), START_TIMEOUT, || {
+            let st = self.sup_status().ok()?;
+            st.nodes.iter().any(|n| n.id == id && n.process == "stopped").then_some(())
+        });
     }
 
     /// `start N`, then waits until the supervisor shows it running.

@@ -16,6 +16,7 @@ fn chaos_history_is_linearizable_and_all_nodes_recover() {
     cmd.arg("--config").arg(&c.config).args(["chaos", "--duration", &duration, "--history"]).arg(&history);
     // Duration, then up to 30 s to settle, then the check.
     let out = run_limited(&mut cmd, Duration::from_secs(secs + 180));
+    println!("{}", out.stdout); // the report, shown with --nocapture
     assert_eq!(out.code, Some(0), "chaos failed:\n{}\n{}", out.describe(), c.dump());
     assert!(out.stdout.contains("verdict: linearizable"), "{}", out.describe());
     assert!(out.stdout.contains("caught up: yes"), "{}", out.describe());
