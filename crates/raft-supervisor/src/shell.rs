@@ -536,6 +536,15 @@ impl Shell {
                 }
             }
             Report::Started { .. } if !self.partitions.is_empty() => self.next_isolate_try = Some(now),
+            Report::GaveUp { .. } | Report::NotRestarting { .. }
+                if self.core.pids().is_empty() && self.core.next_deadline().is_none() =>
+            {
+                let log = self.cfg.node_log(1);
+                self.send_ready(&format!(
+                    "err every node has stopped for good; see the node logs, e.g. {}",
+                    log.display()
+                ));
+            }
             _ => {}
         }
     }
