@@ -540,10 +540,13 @@ impl Shell {
                 if self.core.pids().is_empty() && self.core.next_deadline().is_none() =>
             {
                 let log = self.cfg.node_log(1);
-                self.send_ready(&format!(
-                    "err every node has stopped for good; see the node logs, e.g. {}",
-                    log.display()
-                ));
+                let line = format!(
+                    "every node has failed (see the node logs, e.g. {}); the supervisor (pid {}) keeps running: \
+                     `raft-supervisor start N` retries, `raft-supervisor down` stops it",
+                    log.display(),
+                    std::process::id()
+                );
+                self.send_ready(&format!("err {line}"));
             }
             _ => {}
         }
