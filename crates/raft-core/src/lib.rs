@@ -56,6 +56,11 @@
 //!   its stored entries from there on before appending. After persisting, it reports the
 //!   batch's last entry with [`RawNode::persisted`]; a report for entries replaced
 //!   meanwhile is ignored, so an asynchronous driver may report late.
+//! * **Fsync.** A batch needs an fsync before `persisted_messages` go out when it has
+//!   entries, a snapshot, or a hard state whose term or vote changed. A hard state that
+//!   only moved `commit` may be written without its own fsync: losing it on a crash only
+//!   makes the restarted node re-learn the commit index from the leader (etcd's
+//!   `MustSync`). Write entries before the hard state that commits them.
 //! * **Snapshots.** A [`Ready::snapshot`] from the leader replaces the whole log: persist
 //!   it, discard every stored entry (entries after it arrive in later batches), restore
 //!   the state machine from it, then apply [`Ready::committed`] (which starts after it).

@@ -231,3 +231,60 @@ fn events_explain_an_election() {
     assert_eq!(rd.events, vec![Event::RoleChanged { role: RoleKind::PreCandidate, term: 0, leader: None }]);
     assert_eq!(rd.events[0].to_string(), "became pre-candidate term=0");
 }
+
+/// Bad input from the network is an error value, not a panic, and changes nothing.
+#[test]
+fn malformed_messages_are_refused() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    let before = c.node(2).status();
+    let gap = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            base_index: 1,
+            base_term: 1,
+            entries: vec![Entry { index: 3, term: 1, data: EntryData::Noop }],
+            commit: 1,
+        },
+    };
+    assert!(matches!(c.node_mut(2).step(gap), Err(StepError::Malformed(_))));
+    let future = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            base_index: 1,
+            base_term: 1,
+            entries: vec![Entry { index: 2, term: 9, data: EntryData::Noop }],
+            commit: 1,
+        },
+    };
+    assert!(matches!(c.node_mut(2).step(future), Err(StepError::Malformed(_))));
+    let stranger = Message { from: 9, to: 2, term: 5, body: MessageBody::TimeoutNow };
+    assert_eq!(c.node_mut(2).step(stranger), Err(StepError::UnknownPeer(9)));
+    assert_eq!(c.node(2).status(), before);
+}
+
+/// §5.2 with a crash: the vote is persisted, so a restarted node still refuses a second
+/// candidate in the same term.
+#[test]
+fn vote_survives_restart() {
+    let mut c = Cluster::new(3, |cfg| cfg.pre_vote = false);
+    c.node_mut(1).campaign();
+    c.process_all();
+    c.network.retain(|m| m.to == 3);
+    c.deliver_round(None);
+    assert_eq!(c.node(3).hard_state().vote, Some(1));
+    c.network.clear();
+    c.crash(3);
+    c.restart(3);
+    assert_eq!(c.node(3).hard_state(), HardState { term: 1, vote: Some(1), commit: 0 });
+    // n2 asks for the same term 1.
+    let ask =
+        Message { from: 2, to: 3, term: 1, body: MessageBody::Vote { last_index: 0, last_term: 0, transfer: false } };
+    c.node_mut(3).step(ask).unwrap();
+    let rd = c.node_mut(3).ready();
+    assert!(matches!(rd.persisted_messages[0].body, MessageBody::VoteResponse { granted: false }));
+}
