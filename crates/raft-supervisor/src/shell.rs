@@ -536,6 +536,18 @@ impl Shell {
                 }
             }
             Report::Started { .. } if !self.partitions.is_empty() => self.next_isolate_try = Some(now),
+            Report::GaveUp { .. } | Report::NotRestarting { .. }
+                if self.core.pids().is_empty() && self.core.next_deadline().is_none() =>
+            {
+                let log = self.cfg.node_log(1);
+                let line = format!(
+                    "every node has failed (see the node logs, e.g. {}); the supervisor (pid {}) keeps running: \
+                     `raft-supervisor start N` retries, `raft-supervisor down` stops it",
+                    log.display(),
+                    std::process::id()
+                );
+                self.send_ready(&format!("err {line}"));
+            }
             _ => {}
         }
     }

@@ -170,7 +170,16 @@ impl Cluster {
     }
 
     fn status(&self) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["status", "--json"])).unwrap();
+        self.try_status().unwrap_or_else(|| panic!("status failed: {:?}", self.run(&["status", "--json"])))
+    }
+
+    /// Status, or None while the supervisor is not answering yet.
+    fn try_status(&self) -> Option<Value> {
+        let out = self.run(&["status", "--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         for n in v["nodes"].as_array().unwrap() {
             if let Some(pid) = n["pid"].as_u64() {
                 let mut pids = self.pids.borrow_mut();
@@ -179,7 +188,7 @@ impl Cluster {
                 }
             }
         }
-        v
+        Some(v)
     }
 
     fn node(status: &Value, id: u64) -> &Value {
@@ -202,7 +211,7 @@ impl Cluster {
     }
 
     fn wait_leader(&self, answering: usize, timeout: Duration) -> (u64, u64) {
-        wait_for("an agreed leader", timeout, || Cluster::agreed_leader(&self.status(), answering))
+        wait_for("an agreed leader", timeout, || Cluster::agreed_leader(&self.try_status()?, answering))
     }
 
     fn supervisor_pid(&self) -> Option<u32> {
@@ -330,8 +339,8 @@ fn a_node_that_dies_on_its_own_is_restarted() {
     c.wait_leader(3, LEADER_TIMEOUT);
     let st = c.status();
     let old_pid = Cluster::node(&st, 2)["pid"].as_u64().unwrap() as u32;
-    // SAFETY: a raft-node of this cluster (checked through its command line).
     assert!(cmdline(old_pid).contains("raft-node"));
+    // SAFETY: a raft-node of this cluster (checked through its command line).
     unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
     let new_pid = wait_for("node 2 to be restarted", WAIT_TIMEOUT, || {
         let st = c.status();
@@ -357,8 +366,10 @@ fn pause_freezes_a_node_and_resume_thaws_it() {
     assert_eq!(n["role"], "unknown");
     assert!(n["pid"].as_u64().is_some());
     let pid = n["pid"].as_u64().unwrap();
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    assert!(state.contains(") T "), "stopped by SIGSTOP: {state}");
+    // Stopped by SIGSTOP (once any system call in progress, an fsync say, returns).
+    wait_for("the node to be stopped", WAIT_TIMEOUT, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap().contains(") T ").then_some(())
+    });
     let out = c.run(&["pause", &victim.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     c.ok(&["resume", &victim.to_string()]);
@@ -548,4 +559,58 @@ fn usage_errors_exit_2_and_no_supervisor_exits_3() {
         Command::new(supervisor_bin()).args(["--config", "/nonexistent/cluster.toml", "status"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cluster.toml"));
+}
+
+#[test]
+fn logs_follow_prints_what_is_appended() {
+    let c = Cluster::without_nodes(3, "");
+    let log = c.dir.join("node-2/node.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "first line\n").unwrap();
+    let once = c.ok(&["logs", "2"]);
+    assert_eq!(once, "first line\n");
+    let out_path = c.tmp.path().join("follow.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(supervisor_bin())
+        .arg("--config")
+        .arg(&c.config)
+        .args(["logs", "2", "--follow"])
+        .stdout(out)
+        .spawn()
+        .unwrap();
+    wait_for("the existing log", WAIT_TIMEOUT, || {
+        (std::fs::read_to_string(&out_path).unwrap() == "first line\n").then_some(())
+    });
+    use std::io::Write;
+    std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"second line\n").unwrap();
+    wait_for("the appended line", WAIT_TIMEOUT, || {
+        (std::fs::read_to_string(&out_path).unwrap() == "first line\nsecond line\n").then_some(())
+    });
+    assert!(child.try_wait().unwrap().is_none(), "still following");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn too_many_crashes_and_the_node_is_given_up_until_start() {
+    let Some(c) = Cluster::up(3, "restart_intensity = 1\nrestart_backoff_min_ms = 20\n") else { return };
+    c.wait_leader(3, LEADER_TIMEOUT);
+    let pid_of = |c: &Cluster| Cluster::node(&c.status(), 3)["pid"].as_u64().map(|p| p as u32);
+    let first = pid_of(&c).unwrap();
+    assert!(cmdline(first).contains("raft-node"));
+    // SAFETY: a raft-node of this cluster (checked above).
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    let second = wait_for("the first restart", WAIT_TIMEOUT, || pid_of(&c).filter(|p| *p != first));
+    assert!(cmdline(second).contains("raft-node"));
+    // SAFETY: as above.
+    unsafe { libc::kill(second as i32, libc::SIGKILL) };
+    wait_for("node 3 to be given up on", WAIT_TIMEOUT, || {
+        (Cluster::node(&c.status(), 3)["process"] == "failed").then_some(())
+    });
+    assert!(c.output().contains("node 3 failed: 2 crashes within"), "{}", c.output());
+    c.ok(&["start", "3"]);
+    wait_for("node 3 to rejoin", LEADER_TIMEOUT, || {
+        let st = c.status();
+        (Cluster::node(&st, 3)["process"] == "running" && Cluster::agreed_leader(&st, 3).is_some()).then_some(())
+    });
 }
