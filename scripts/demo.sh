@@ -61,7 +61,7 @@ cleanup() {
         kill -9 "$SUP_PID" 2>/dev/null || true
         for pid in $pids; do
             # Only a process that is still one of our nodes (its command line names our dir).
-            if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$DEMO_DIR"; then
+            if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q "$DEMO_DIR"; then
                 kill -9 "$pid" 2>/dev/null || true
             fi
         done
@@ -102,7 +102,10 @@ caught_up() {   # caught_up NODE: NODE has applied as much as the leader
 }
 all_caught_up() { for id in 1 2 3 4 5; do caught_up "$id" || return 1; done; }
 leader_in() { local l; l=$(leader_id); [ -n "$l" ] && [[ " $* " == *" $l "* ]]; }
-show_log() { note "node $1's log, last lines:"; tail -n "${2:-4}" "$DEMO_DIR/node-$1/node.log" | sed 's/^/      /'; }
+show_log() {   # show_log NODE LINES: the node's own account of what happened
+    printf '%s$ %s%s\n' "$C" "raft-supervisor logs $1 | tail -n ${2:-4}" "$R"
+    timeout 10 raft-supervisor logs "$1" | tail -n "${2:-4}"
+}
 
 say "Starting five nodes in $DEMO_DIR"
 note "raft-supervisor forks five raft-node processes; they elect a leader within a few hundred ms."

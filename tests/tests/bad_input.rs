@@ -44,6 +44,10 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
             let s = c.node_status(id).unwrap_or_else(|| panic!("node {id} stopped answering after {what}"));
             assert_eq!(s.pid, pid, "node {id} restarted after {what}");
         }
+        // One log line per closed connection says why.
+        c.wait(&format!("node {id} to log every bad frame"), LEADER_TIMEOUT, || {
+            (c.read_log(id).matches("bad frame").count() >= cases.len()).then_some(())
+        });
     }
     // The cluster as a whole is unharmed.
     let set = c.cli(&["set", "still", "here"]);
