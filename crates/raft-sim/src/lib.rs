@@ -197,7 +197,7 @@ pub fn run_seeds(first: u64, count: u64, opts: &Options, jobs: usize, stop_at_fi
 pub fn replay_command(seed: u64, opts: &Options) -> String {
     let mut cmd = String::from("cargo run --release -p raft-sim");
     #[cfg(feature = "bugs")]
-    if opts.bug.is_some() {
+    if opts.bug.is_some() || opts.bias.is_some() {
         cmd.push_str(" --features bugs");
     }
     cmd.push_str(&format!(" -- --seed {seed} --trace"));
@@ -208,8 +208,13 @@ pub fn replay_command(seed: u64, opts: &Options) -> String {
         cmd.push_str(&format!(" --ticks {t}"));
     }
     #[cfg(feature = "bugs")]
-    if let Some(bug) = opts.bug {
-        cmd.push_str(&format!(" --bug {}", bug.flag()));
+    {
+        if let Some(bug) = opts.bug {
+            cmd.push_str(&format!(" --bug {}", bug.flag()));
+        }
+        if let Some(bias) = opts.bias.filter(|&b| Some(b) != opts.bug) {
+            cmd.push_str(&format!(" --bias {}", bias.flag()));
+        }
     }
     cmd
 }

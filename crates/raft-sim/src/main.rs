@@ -34,6 +34,11 @@ struct Args {
     #[cfg(feature = "bugs")]
     #[arg(long, value_enum)]
     bug: Option<raft_sim::Bug>,
+    /// Use the fault mix tilted toward a bug's schedules (implied by --bug); alone, it
+    /// runs those schedules against the correct core.
+    #[cfg(feature = "bugs")]
+    #[arg(long, value_enum)]
+    bias: Option<raft_sim::Bug>,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,8 @@ fn main() -> ExitCode {
         ticks: args.ticks,
         #[cfg(feature = "bugs")]
         bug: args.bug,
+        #[cfg(feature = "bugs")]
+        bias: args.bias.or(args.bug),
     };
     if let Some(seed) = args.seed {
         let trace: Option<Box<dyn std::io::Write>> =

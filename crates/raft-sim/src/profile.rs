@@ -57,6 +57,10 @@ pub struct Options {
     /// The deliberate bug every node runs with.
     #[cfg(feature = "bugs")]
     pub bug: Option<Bug>,
+    /// Tilt the fault mix toward the schedules this bug needs (`--bug` implies it;
+    /// set it alone to run the same schedules against the correct core).
+    #[cfg(feature = "bugs")]
+    pub bias: Option<Bug>,
 }
 
 /// The fault mix and limits of one run. Probabilities are per mille.
@@ -141,8 +145,8 @@ impl Profile {
             check_quorum: r.per_mille(800),
         };
         #[cfg(feature = "bugs")]
-        if let Some(bug) = opts.bug {
-            p.bias_for(bug, &mut r);
+        if let Some(bug) = opts.bias {
+            p.bias_for(bug, opts, &mut r);
         }
         #[cfg(not(feature = "bugs"))]
         let _ = &mut p;
@@ -150,9 +154,29 @@ impl Profile {
     }
 
     /// Tilts the mix toward the schedules a planted bug needs (see the crate docs).
+    ///
+    /// Double votes and untruncated suffixes show up under the ordinary mix within a
+    /// few seeds. Committing an old-term entry by counting replicas (Figure 8) needs a
+    /// rarer dance: a leader re-elected with an old entry pushes it to a majority and
+    /// commits it, then is cut off before its own no-op reaches that majority, and a
+    /// node holding a conflicting entry of a later term wins the next election. Small
+    /// clusters, one entry per append and no pipelining (so the old entry and the
+    /// no-op travel separately), and heavy crashes, loss and partitions make it common.
     #[cfg(feature = "bugs")]
-    fn bias_for(&mut self, bug: Bug, r: &mut Rng) {
-        let _ = (bug, r);
+    fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
+        match bug {
+            Bug::DoubleVote | Bug::NoTruncate => {}
+            Bug::CommitOldTerm => {
+                self.nodes = opts.nodes.unwrap_or(3);
+                self.max_entries_per_append = 1;
+                self.max_inflight_appends = 1;
+                self.net.drop_per_mille = r.range(100, 300) as u32;
+                self.crash_per_mille = r.range(20, 60) as u32;
+                self.restart_per_mille = r.range(50, 150) as u32;
+                self.partition_per_mille = r.range(10, 40) as u32;
+                self.op_per_mille = 300;
+            }
+        }
     }
 
     pub fn conditions(&self) -> NetConditions {
