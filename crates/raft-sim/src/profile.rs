@@ -168,12 +168,16 @@ impl Profile {
             Bug::DoubleVote | Bug::NoTruncate => {}
             Bug::CommitOldTerm => {
                 self.nodes = opts.nodes.unwrap_or(3);
+                self.fault_ticks = opts.ticks.unwrap_or(3000);
                 self.max_entries_per_append = 1;
                 self.max_inflight_appends = 1;
-                self.net.drop_per_mille = r.range(100, 300) as u32;
+                // Elections as often as possible: no PreVote or CheckQuorum to calm them.
+                self.pre_vote = false;
+                self.check_quorum = false;
+                self.net.drop_per_mille = 300;
                 self.crash_per_mille = r.range(20, 60) as u32;
                 self.restart_per_mille = r.range(50, 150) as u32;
-                self.partition_per_mille = r.range(10, 40) as u32;
+                self.partition_per_mille = 10;
                 self.op_per_mille = 300;
             }
         }

@@ -5,6 +5,7 @@ use crate::check::{Checker, Kind, Violation};
 use crate::kv::{Applied, Kv, KvCommand, KvOp, KvResult};
 use crate::net::{Fate, NetConditions, Network};
 use crate::profile::{Options, Profile, LIVENESS_BOUND_TICKS};
+use crate::rng::FxHashMap;
 use crate::rng::{digest, Rng};
 use raft_core::{
     Config, Entry, EntryData, HardState, Index, Message, MessageBody, NodeId, ProposeError, RawNode, ReadState, Ready,
@@ -16,6 +17,12 @@ use std::io::Write;
 /// Output batches one input may produce before the simulator calls it a livelock: a
 /// turn is "feed one input, then take `ready()` until it is empty".
 const MAX_READY_ROUNDS: usize = 64;
+
+/// Search steps per key the linearizability checker may spend on a history with
+/// unknown outcomes (each may or may not have happened, at any time after it was
+/// invoked: exponential in the worst case). Past it, the simulator checks the history
+/// again with those outcomes resolved from the log, which is cheap.
+const LINCHECK_STEPS_PER_KEY: u64 = 200_000;
 
 /// Counters of one run (or, added up, of many).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -183,6 +190,11 @@ pub struct Sim {
     clients: Vec<Client>,
     checker: Checker,
     history: Vec<Operation>,
+    /// `(client, seq)` of each history entry, to resolve unknown outcomes.
+    history_ids: Vec<(u64, u64)>,
+    /// The first time any node applied `(client, seq)` with effect, and what it did:
+    /// the ground truth behind an outcome the client never learned.
+    effects: FxHashMap<(u64, u64), (u64, KvResult)>,
     tick: u64,
     /// The history clock: advances once per turn, so client operations get a total
     /// order of invocation and completion instants.
@@ -232,6 +244,8 @@ impl Sim {
             clients,
             checker: Checker::default(),
             history: Vec::new(),
+            history_ids: Vec::new(),
+            effects: FxHashMap::default(),
             tick: 0,
             now: 0,
             stats: Stats::default(),
@@ -640,6 +654,9 @@ impl Sim {
     /// A node applied a client's write: answer the client if it was waiting on this
     /// node; tell a client whose proposal slot was taken by another entry to retry.
     fn write_applied(&mut self, i: usize, index: Index, a: Applied) {
+        if let Some(result) = a.result {
+            self.effects.entry((a.client, a.seq)).or_insert((self.now, result));
+        }
         for c in 0..self.clients.len() {
             let client = &self.clients[c];
             let Some(p) = &client.pending else { continue };
@@ -840,13 +857,16 @@ impl Sim {
         if self.history.is_empty() {
             return Ok(());
         }
-        match raft_lincheck::check(&self.history) {
-            Verdict::Linearizable => Ok(()),
-            Verdict::Inconclusive { key } => {
-                self.stats.inconclusive += 1;
-                trace!(self, "linearizability of key {key} inconclusive (search budget)");
-                Ok(())
-            }
+        let mut verdict = raft_lincheck::check_with_budget(&self.history, LINCHECK_STEPS_PER_KEY);
+        let mut note = "";
+        if let Verdict::Inconclusive { key } = &verdict {
+            self.stats.inconclusive += 1;
+            trace!(self, "linearizability of key {key} inconclusive within the search budget; resolving unknowns");
+            verdict = raft_lincheck::check_with_budget(&self.resolved_history(), LINCHECK_STEPS_PER_KEY);
+            note = " (unknown outcomes resolved from the log)";
+        }
+        match verdict {
+            Verdict::Linearizable | Verdict::Inconclusive { .. } => Ok(()),
             Verdict::Violation { key, ops } => {
                 let ops: Vec<String> = ops
                     .iter()
@@ -854,9 +874,32 @@ impl Sim {
                         format!("client {} {:?} [{}, {}] -> {:?}", o.client, o.op, o.invoke, o.complete, o.outcome)
                     })
                     .collect();
-                self.checker.fail(Kind::Linearizability, format!("key {key}: {}", ops.join("; ")))
+                self.checker.fail(Kind::Linearizability, format!("key {key}{note}: {}", ops.join("; ")))
             }
         }
+    }
+
+    /// The history with every unknown write replaced by what really happened: it took
+    /// effect somewhere between its invocation and the first time a node applied it
+    /// (its commit came before that apply), with the result the state machine computed;
+    /// or, if no node ever applied it with effect, it never happened. Sound because the
+    /// cluster has settled: every entry that will ever commit has been applied.
+    fn resolved_history(&self) -> Vec<Operation> {
+        let mut out = Vec::with_capacity(self.history.len());
+        for (op, id) in self.history.iter().zip(&self.history_ids) {
+            if op.outcome != Outcome::Unknown {
+                out.push(op.clone());
+                continue;
+            }
+            if let Some(&(at, result)) = self.effects.get(id) {
+                let outcome = match result {
+                    KvResult::Done => Outcome::Done,
+                    KvResult::Cas(ok) => Outcome::Cas(ok),
+                };
+                out.push(Operation { complete: at.max(op.invoke), outcome, ..op.clone() });
+            }
+        }
+        out
     }
 
     // ---------------------------------------------------------------- faults
@@ -1072,6 +1115,7 @@ impl Sim {
         let id = client.id;
         self.stats.ops += 1;
         trace!(self, "client {id} seq {} -> {:?}", p.seq, outcome);
+        self.history_ids.push((id, p.seq));
         self.history.push(Operation {
             client: id,
             key,
@@ -1090,6 +1134,7 @@ impl Sim {
         if let ClientOp::Write(_) = p.op {
             // A read that never answered had no effect: it is simply not in the history.
             self.stats.unknown += 1;
+            self.history_ids.push((id, p.seq));
             self.history.push(Operation {
                 client: id,
                 key: p.op.key().to_string(),
