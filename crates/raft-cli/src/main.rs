@@ -1,4 +1,4 @@
+//! raft-cli: see the library (`raft_cli`) for everything; this only sets the exit code.
 fn main() {
-    eprintln!("not built yet");
-    std::process::exit(2);
+    std::process::exit(raft_cli::main_with_args(std::env::args_os()));
 }

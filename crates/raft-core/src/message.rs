@@ -20,19 +20,25 @@ pub struct Message {
 pub enum MessageBody {
     /// §9.6 (thesis): "would you vote for me in `term`?" without anyone adopting `term`.
     PreVote { last_index: Index, last_term: Term },
-    /// §9.6: the answer to a PreVote. `term` is the term the pre-candidate asked about.
+    /// §9.6: the answer to a PreVote. A grant carries the term the pre-candidate asked
+    /// about; a refusal carries the voter's own term (a pre-candidate behind it adopts it).
     PreVoteResponse { granted: bool },
     /// §5.2 RequestVote, with the §5.4.1 up-to-date check on `last_index`/`last_term`.
-    Vote { last_index: Index, last_term: Term },
+    /// `transfer` marks an election started by TimeoutNow (§3.10): voters then grant it
+    /// even though they heard from the leader recently (the leader asked for it).
+    Vote { last_index: Index, last_term: Term, transfer: bool },
     /// §5.2: the answer to a RequestVote.
     VoteResponse { granted: bool },
     /// §5.3 AppendEntries: entries follow `base_index`@`base_term`. Empty `entries` is
     /// a probe. `commit` is the leader's commit index.
     Append { base_index: Index, base_term: Term, entries: Vec<Entry>, commit: Index },
     /// §5.3: the answer to an AppendEntries. On success `match_index` is the last index
-    /// known to match the leader. On rejection the hints implement fast backtracking
-    /// (§5.3, "the follower can include the term of the conflicting entry"): the leader
-    /// retries from the hint instead of one entry per round trip.
+    /// known to match the leader. On rejection `match_index` is the rejected `base_index`
+    /// (so the leader can tell a stale rejection from a fresh one) and the hints implement
+    /// fast backtracking (§5.3, "the follower can include the term of the conflicting
+    /// entry"): `reject_hint_index`@`reject_hint_term` is the follower's last entry at or
+    /// below the base whose term is at most `base_term`; the leader retries from the
+    /// last index of its own log that can match it, instead of one entry per round trip.
     AppendResponse { success: bool, match_index: Index, reject_hint_index: Index, reject_hint_term: Term },
     /// §5.2/§6.4: heartbeat; carries `read_seq` so ReadIndex can confirm leadership.
     Heartbeat { commit: Index, read_seq: u64 },
@@ -53,7 +59,13 @@ impl fmt::Display for Message {
         match &self.body {
             MessageBody::PreVote { last_index, last_term } => write!(f, "PreVote last={last_index}@{last_term}"),
             MessageBody::PreVoteResponse { granted } => write!(f, "PreVoteResponse granted={granted}"),
-            MessageBody::Vote { last_index, last_term } => write!(f, "Vote last={last_index}@{last_term}"),
+            MessageBody::Vote { last_index, last_term, transfer } => {
+                write!(f, "Vote last={last_index}@{last_term}")?;
+                if *transfer {
+                    f.write_str(" transfer")?;
+                }
+                Ok(())
+            }
             MessageBody::VoteResponse { granted } => write!(f, "VoteResponse granted={granted}"),
             MessageBody::Append { base_index, base_term, entries, commit } => {
                 write!(f, "Append base={base_index}@{base_term} [")?;
@@ -68,8 +80,8 @@ impl fmt::Display for Message {
             MessageBody::AppendResponse { success: true, match_index, .. } => {
                 write!(f, "AppendResponse match={match_index}")
             }
-            MessageBody::AppendResponse { success: false, reject_hint_index, reject_hint_term, .. } => {
-                write!(f, "AppendResponse reject hint={reject_hint_index}@{reject_hint_term}")
+            MessageBody::AppendResponse { success: false, match_index, reject_hint_index, reject_hint_term } => {
+                write!(f, "AppendResponse reject base={match_index} hint={reject_hint_index}@{reject_hint_term}")
             }
             MessageBody::Heartbeat { commit, read_seq } => write!(f, "Heartbeat commit={commit} read_seq={read_seq}"),
             MessageBody::HeartbeatResponse { read_seq } => write!(f, "HeartbeatResponse read_seq={read_seq}"),

@@ -1,18 +1,31 @@
-//! The node: roles, transitions and the driving API. (Skeleton: the contract only.)
+//! The node: roles, transitions and the driving API.
+//!
+//! State common to every role (term, vote, log, timers, output buffers) lives in
+//! [`RawNode`]; state that only one role has lives in that role's struct inside [`Role`]
+//! (a leader's per-peer progress, pending reads and transfer; a candidate's tally; a
+//! follower's half-received snapshot), so it disappears with the role.
 
+use crate::log::RaftLog;
+use crate::progress::{Progress, ReplState};
 use crate::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Why a message was not stepped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepError {
     /// The sender is not a member of this cluster.
     UnknownPeer(NodeId),
+    /// The message breaks the protocol's shape (e.g. an append whose entries do not
+    /// follow its base): bad input from the network, refused without effect.
+    Malformed(&'static str),
 }
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepError::UnknownPeer(id) => write!(f, "message from unknown node {id}"),
+            StepError::Malformed(why) => write!(f, "malformed message: {why}"),
         }
     }
 }
@@ -23,9 +36,20 @@ impl std::error::Error for StepError {}
 pub enum ProposeError {
     /// Only the leader takes proposals; the hint says where to go.
     NotLeader(NotLeader),
-    /// Too many uncommitted entries, or a leadership transfer is in progress: retry soon.
+    /// Too many uncommitted entries or pending reads, or a leadership transfer is in
+    /// progress: retry soon.
     Busy,
 }
+
+impl std::fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProposeError::NotLeader(nl) => nl.fmt(f),
+            ProposeError::Busy => f.write_str("leader busy (too much uncommitted work or a transfer in progress)"),
+        }
+    }
+}
+impl std::error::Error for ProposeError {}
 
 /// Why a leadership transfer was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,56 +58,1212 @@ pub enum TransferError {
     UnknownPeer(NodeId),
 }
 
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::NotLeader(nl) => nl.fmt(f),
+            TransferError::UnknownPeer(id) => write!(f, "cannot transfer leadership to unknown node {id}"),
+        }
+    }
+}
+impl std::error::Error for TransferError {}
+
+/// splitmix64: a tiny, good-enough generator for election timeouts. Seeded from
+/// `Config::seed` mixed with the node id, so nodes sharing a seed still differ.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Role-only state. Transitions replace the whole value, so nothing of a former role
+/// (a leader's progress, a candidate's votes) can be used by mistake.
+enum Role {
+    Follower(Follower),
+    PreCandidate(Candidate),
+    Candidate(Candidate),
+    Leader(Box<Leader>),
+}
+
+#[derive(Default)]
+struct Follower {
+    /// A snapshot being received from the leader, chunk by chunk (§7).
+    incoming: Option<Snapshot>,
+}
+
+#[derive(Default)]
+struct Candidate {
+    /// (voter, granted) for every answer received, own vote included.
+    votes: Vec<(NodeId, bool)>,
+}
+
+struct Leader {
+    /// One per peer, in the order of `RawNode::peers`.
+    progress: Vec<Progress>,
+    heartbeat_elapsed: u32,
+    /// The last heartbeat round sent; ReadIndex confirms a read once a majority echoed a
+    /// round sent after the read arrived (§6.4).
+    read_seq: u64,
+    /// Reads arrived since the last round: start a new round in the next `ready`.
+    read_round_needed: bool,
+    /// Reads waiting for a quorum to confirm round `seq`.
+    pending_reads: VecDeque<PendingRead>,
+    /// Reads that arrived before this leader committed an entry of its term (§6.4 step 1).
+    reads_awaiting_commit: Vec<u64>,
+    transfer: Option<Transfer>,
+    /// Scratch space for the commit quorum computation (no allocation per message).
+    scratch: Vec<Index>,
+}
+
+struct PendingRead {
+    id: u64,
+    index: Index,
+    seq: u64,
+}
+
+struct Transfer {
+    to: NodeId,
+    elapsed_ticks: u32,
+}
+
+enum CampaignKind {
+    /// §9.6: ask first without bumping the term.
+    PreVote,
+    /// A real election with a new term.
+    Election,
+    /// §3.10: the leader asked us to take over; voters ignore their leader lease.
+    Transfer,
+}
+
 /// One Raft node.
 pub struct RawNode {
-    _private: (),
+    id: NodeId,
+    config: Config,
+    /// The other voters.
+    peers: Vec<NodeId>,
+    term: Term,
+    vote: Option<NodeId>,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    role: Role,
+    rng: SplitMix64,
+    /// Ticks since the leader was last heard from (follower), since the election started
+    /// (candidate), or since the last CheckQuorum (leader).
+    election_elapsed: u32,
+    /// This round's randomized election timeout, in `[election_ticks_min, election_ticks_max)`.
+    election_timeout: u32,
+    /// The newest snapshot this node has (compacted or installed), kept for laggards.
+    snapshot: Option<Arc<Snapshot>>,
+    /// A snapshot installed from the leader, to hand out in `Ready::snapshot`.
+    pending_install: Option<Snapshot>,
+    /// Confirmed reads waiting for the applied index to reach them.
+    confirmed_reads: VecDeque<ReadState>,
+    prev_hard_state: HardState,
+    out: Out,
+}
+
+/// Output buffers drained by `ready`.
+#[derive(Default)]
+struct Out {
+    messages: Vec<Message>,
+    persisted_messages: Vec<Message>,
+    events: Vec<Event>,
+    dropped_reads: Vec<u64>,
 }
 
 impl RawNode {
     /// Starts (or restarts) a node from its config and what it persisted.
-    pub fn new(_config: Config, _restored: Restored) -> Result<RawNode, ConfigError> {
-        unimplemented!("issue 2")
+    pub fn new(config: Config, restored: Restored) -> Result<RawNode, ConfigError> {
+        config.validate()?;
+        let Restored { hard_state, snapshot, entries } = restored;
+        let (snap_index, snap_term) = snapshot.as_ref().map_or((0, 0), |s| (s.meta.index, s.meta.term));
+        let mut expect = snap_index + 1;
+        let mut prev_term = snap_term;
+        for e in &entries {
+            if e.index != expect {
+                return Err(ConfigError(format!("restored log is not contiguous: expected index {expect}, found {e}")));
+            }
+            if e.term < prev_term && !bugs_on(&config) {
+                return Err(ConfigError(format!("restored log goes back in term at {e}")));
+            }
+            expect += 1;
+            prev_term = e.term;
+        }
+        let last_index = expect - 1;
+        if hard_state.commit > last_index {
+            return Err(ConfigError(format!(
+                "restored commit index {} is beyond the last restored index {last_index}",
+                hard_state.commit
+            )));
+        }
+        if prev_term > hard_state.term {
+            return Err(ConfigError(format!(
+                "restored log has term {prev_term}, above the restored current term {}",
+                hard_state.term
+            )));
+        }
+        // A snapshot only ever holds committed state.
+        let commit = hard_state.commit.max(snap_index);
+        let log = RaftLog::restore_from(snap_index, snap_term, entries, commit);
+        let id = config.id;
+        let peers = config.voters.iter().copied().filter(|&v| v != id).collect();
+        let mut node = RawNode {
+            id,
+            peers,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            leader: None,
+            log,
+            role: Role::Follower(Follower::default()),
+            rng: SplitMix64(config.seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407)),
+            election_elapsed: 0,
+            election_timeout: config.election_ticks_min,
+            snapshot: snapshot.map(Arc::new),
+            pending_install: None,
+            confirmed_reads: VecDeque::new(),
+            prev_hard_state: HardState { term: hard_state.term, vote: hard_state.vote, commit },
+            out: Out::default(),
+            config,
+        };
+        node.reset_election_timeout();
+        Ok(node)
     }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> RoleKind {
+        match self.role {
+            Role::Follower(_) => RoleKind::Follower,
+            Role::PreCandidate(_) => RoleKind::PreCandidate,
+            Role::Candidate(_) => RoleKind::Candidate,
+            Role::Leader(_) => RoleKind::Leader,
+        }
+    }
+
+    /// The leader this node believes in for its current term.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState { term: self.term, vote: self.vote, commit: self.log.committed }
+    }
+
+    pub fn commit_index(&self) -> Index {
+        self.log.committed
+    }
+
+    pub fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+
+    /// The entry at `index`, if it is in the in-memory log (after the snapshot).
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        self.log.entry(index)
+    }
+
+    /// The in-memory log (the entries after the snapshot), oldest first.
+    pub fn log_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.log.entries()
+    }
+
+    /// The newest snapshot this node holds, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_deref()
+    }
+
+    fn quorum(&self) -> usize {
+        self.config.voters.len() / 2 + 1
+    }
+
+    fn bugs_on(&self) -> bool {
+        bugs_on(&self.config)
+    }
+
+    fn bug_double_vote(&self) -> bool {
+        #[cfg(feature = "bugs")]
+        return self.config.bugs.double_vote;
+        #[cfg(not(feature = "bugs"))]
+        false
+    }
+
+    fn bug_commit_old_term(&self) -> bool {
+        #[cfg(feature = "bugs")]
+        return self.config.bugs.commit_old_term;
+        #[cfg(not(feature = "bugs"))]
+        false
+    }
+
+    fn bug_no_truncate(&self) -> bool {
+        #[cfg(feature = "bugs")]
+        return self.config.bugs.no_truncate;
+        #[cfg(not(feature = "bugs"))]
+        false
+    }
+
+    fn reset_election_timeout(&mut self) {
+        let span = u64::from(self.config.election_ticks_max - self.config.election_ticks_min);
+        self.election_timeout = self.config.election_ticks_min + (self.rng.next() % span) as u32;
+        self.election_elapsed = 0;
+    }
+
+    /// Leader lease (etcd's check_quorum rule, thesis §4.2.3): a node that heard from a
+    /// leader within the minimum election timeout refuses to help unseat it.
+    fn in_lease(&self) -> bool {
+        self.config.check_quorum && self.leader.is_some() && self.election_elapsed < self.config.election_ticks_min
+    }
+
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.out.messages.push(Message { from: self.id, to, term: self.term, body });
+    }
+
+    fn send_persisted(&mut self, to: NodeId, body: MessageBody) {
+        self.out.persisted_messages.push(Message { from: self.id, to, term: self.term, body });
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.events.push(e);
+    }
+
+    // ---------------------------------------------------------------- transitions
+
+    /// Becomes a follower in `term` (adopting it and clearing the vote if it is newer).
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.term, "term never goes back: {} -> {term}", self.term);
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        self.drop_leader_state();
+        self.role = Role::Follower(Follower::default());
+        self.leader = leader;
+        self.reset_election_timeout();
+        self.event(Event::RoleChanged { role: RoleKind::Follower, term: self.term, leader });
+    }
+
+    /// Reads that were not yet confirmed cannot be any more: hand them back.
+    fn drop_leader_state(&mut self) {
+        if let Role::Leader(l) = &mut self.role {
+            let l = &mut **l;
+            self.out.dropped_reads.append(&mut l.reads_awaiting_commit);
+            self.out.dropped_reads.extend(l.pending_reads.drain(..).map(|r| r.id));
+            if let Some(t) = l.transfer.take() {
+                if self.leader != Some(t.to) {
+                    self.out.events.push(Event::TransferAborted { to: t.to, term: self.term });
+                }
+            }
+        }
+    }
+
+    fn campaign_kind(&mut self, kind: CampaignKind) {
+        if matches!(self.role, Role::Leader(_)) {
+            return;
+        }
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        match kind {
+            CampaignKind::PreVote => {
+                self.role = Role::PreCandidate(Candidate { votes: vec![(self.id, true)] });
+                self.leader = None;
+                self.reset_election_timeout();
+                self.event(Event::RoleChanged { role: RoleKind::PreCandidate, term: self.term, leader: None });
+                let asked = self.term + 1;
+                for i in 0..self.peers.len() {
+                    let to = self.peers[i];
+                    self.out.messages.push(Message {
+                        from: self.id,
+                        to,
+                        term: asked,
+                        body: MessageBody::PreVote { last_index, last_term },
+                    });
+                }
+                self.check_tally();
+            }
+            CampaignKind::Election | CampaignKind::Transfer => {
+                self.term += 1;
+                self.vote = Some(self.id);
+                self.leader = None;
+                self.role = Role::Candidate(Candidate { votes: vec![(self.id, true)] });
+                self.reset_election_timeout();
+                self.event(Event::RoleChanged { role: RoleKind::Candidate, term: self.term, leader: None });
+                let transfer = matches!(kind, CampaignKind::Transfer);
+                // The vote for ourselves must be durable before anyone can count on it.
+                for i in 0..self.peers.len() {
+                    let to = self.peers[i];
+                    self.send_persisted(to, MessageBody::Vote { last_index, last_term, transfer });
+                }
+                self.check_tally();
+            }
+        }
+    }
+
+    fn record_vote(&mut self, from: NodeId, granted: bool, pre: bool) {
+        let votes = match &mut self.role {
+            Role::PreCandidate(c) if pre => &mut c.votes,
+            Role::Candidate(c) if !pre => &mut c.votes,
+            _ => return,
+        };
+        if !votes.iter().any(|v| v.0 == from) {
+            votes.push((from, granted));
+        }
+        self.check_tally();
+    }
+
+    /// Wins or loses the (pre-)election once a quorum answered.
+    fn check_tally(&mut self) {
+        let quorum = self.quorum();
+        let (pre, votes) = match &self.role {
+            Role::PreCandidate(c) => (true, &c.votes),
+            Role::Candidate(c) => (false, &c.votes),
+            _ => return,
+        };
+        let granted = votes.iter().filter(|v| v.1).count();
+        let denied = votes.len() - granted;
+        if granted >= quorum {
+            if pre {
+                self.campaign_kind(CampaignKind::Election);
+            } else {
+                self.become_leader();
+            }
+        } else if denied >= quorum {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    fn become_leader(&mut self) {
+        assert!(matches!(self.role, Role::Candidate(_)), "only a candidate becomes leader");
+        assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
+        let next = self.log.last_index() + 1;
+        let progress = self.peers.iter().map(|&p| Progress::new(p, next)).collect();
+        self.role = Role::Leader(Box::new(Leader {
+            progress,
+            heartbeat_elapsed: 0,
+            read_seq: 0,
+            read_round_needed: false,
+            pending_reads: VecDeque::new(),
+            reads_awaiting_commit: Vec::new(),
+            transfer: None,
+            scratch: Vec::with_capacity(self.config.voters.len()),
+        }));
+        self.leader = Some(self.id);
+        self.election_elapsed = 0;
+        self.event(Event::RoleChanged { role: RoleKind::Leader, term: self.term, leader: Some(self.id) });
+        self.event(Event::LeaderElected { leader: self.id, term: self.term });
+        // §5.4.2/§8: a no-op of the new term lets the leader commit what earlier terms left.
+        let e = Entry { index: next, term: self.term, data: EntryData::Noop };
+        self.log.append(e);
+        // A single voter commits as soon as its own disk has the entry.
+        self.maybe_commit();
+    }
+
+    // ---------------------------------------------------------------- driving API
+
+    /// Starts an election now, as if the election timeout had passed (with PreVote first
+    /// when configured). A leader ignores it. For tests, demos and operators.
+    pub fn campaign(&mut self) {
+        let kind = if self.config.pre_vote { CampaignKind::PreVote } else { CampaignKind::Election };
+        self.campaign_kind(kind);
+    }
+
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
-        unimplemented!("issue 2")
+        self.election_elapsed += 1;
+        if !matches!(self.role, Role::Leader(_)) {
+            if self.election_elapsed >= self.election_timeout {
+                self.campaign();
+            }
+            return;
+        }
+        let heartbeat_ticks = self.config.heartbeat_ticks;
+        let election_ticks = self.config.election_ticks_min;
+        let Role::Leader(l) = &mut self.role else { unreachable!() };
+        l.heartbeat_elapsed += 1;
+        let heartbeat_due = l.heartbeat_elapsed >= heartbeat_ticks;
+        if heartbeat_due {
+            l.heartbeat_elapsed = 0;
+        }
+        let mut aborted = None;
+        if let Some(t) = &mut l.transfer {
+            t.elapsed_ticks += 1;
+            if t.elapsed_ticks >= election_ticks {
+                aborted = Some(t.to);
+                l.transfer = None;
+            }
+        }
+        if let Some(to) = aborted {
+            self.event(Event::TransferAborted { to, term: self.term });
+        }
+        if self.election_elapsed >= election_ticks {
+            self.election_elapsed = 0;
+            if self.config.check_quorum && !self.check_quorum_active() {
+                self.event(Event::CheckQuorumFailed { term: self.term });
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        if heartbeat_due {
+            self.broadcast_heartbeat();
+        }
     }
+
+    /// §6.2: did a majority (self included) talk to us in this window? Resets the window.
+    fn check_quorum_active(&mut self) -> bool {
+        let quorum = self.quorum();
+        let Role::Leader(l) = &mut self.role else { return false };
+        let mut active = 1;
+        for pr in &mut l.progress {
+            if pr.recent_active {
+                active += 1;
+            }
+            pr.recent_active = false;
+        }
+        active >= quorum
+    }
+
+    fn broadcast_heartbeat(&mut self) {
+        let commit = self.log.committed;
+        let Role::Leader(l) = &mut self.role else { return };
+        for pr in &l.progress {
+            // Never tell a follower to commit beyond what it is known to have.
+            let body = MessageBody::Heartbeat { commit: commit.min(pr.match_index), read_seq: l.read_seq };
+            self.out.messages.push(Message { from: self.id, to: pr.id, term: self.term, body });
+        }
+    }
+
     /// Handles a message from a peer. Asserts `msg.to == self.id`.
-    pub fn step(&mut self, _msg: Message) -> Result<(), StepError> {
-        unimplemented!("issue 2")
+    pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
+        assert_eq!(msg.to, self.id, "n{} was handed a message for another node: {msg}", self.id);
+        if msg.from == self.id || !self.peers.contains(&msg.from) {
+            return Err(StepError::UnknownPeer(msg.from));
+        }
+        validate(&msg, !self.bugs_on())?;
+        if msg.term > self.term {
+            match &msg.body {
+                // A pre-vote asks about a future term without anyone adopting it.
+                MessageBody::PreVote { .. } => {}
+                MessageBody::PreVoteResponse { granted } => {
+                    if *granted {
+                        // A grant echoes the term we asked about: nobody adopted it.
+                        if msg.term == self.term + 1 {
+                            self.record_vote(msg.from, true, true);
+                        }
+                    } else {
+                        // A refusal carries the voter's own term: it is ahead of us, so
+                        // catch up (and ask for the term after it next time).
+                        self.become_follower(msg.term, None);
+                    }
+                    return Ok(());
+                }
+                MessageBody::Vote { transfer, .. } => {
+                    if *transfer {
+                        // Our own transfer succeeding: not an abort.
+                        if let Role::Leader(l) = &mut self.role {
+                            l.transfer.take_if(|t| t.to == msg.from);
+                        }
+                    } else if self.in_lease() {
+                        self.event(Event::VoteDenied {
+                            to: msg.from,
+                            term: msg.term,
+                            pre_vote: false,
+                            reason: "heard from the leader within the election timeout (lease)",
+                        });
+                        return Ok(());
+                    }
+                    self.become_follower(msg.term, None);
+                }
+                MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                    self.become_follower(msg.term, Some(msg.from));
+                }
+                _ => self.become_follower(msg.term, None),
+            }
+        } else if msg.term < self.term {
+            match msg.body {
+                // A stale leader (e.g. back from a partition) learns our term and steps
+                // down; without this, PreVote/CheckQuorum could leave it stuck (etcd).
+                MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+                    if self.config.check_quorum || self.config.pre_vote =>
+                {
+                    self.send_persisted(
+                        msg.from,
+                        MessageBody::AppendResponse {
+                            success: false,
+                            match_index: 0,
+                            reject_hint_index: 0,
+                            reject_hint_term: 0,
+                        },
+                    );
+                }
+                MessageBody::PreVote { .. } => {
+                    self.event(Event::VoteDenied {
+                        to: msg.from,
+                        term: msg.term,
+                        pre_vote: true,
+                        reason: "its term is behind ours",
+                    });
+                    self.send(msg.from, MessageBody::PreVoteResponse { granted: false });
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+
+        let from = msg.from;
+        match msg.body {
+            MessageBody::PreVote { last_index, last_term } => {
+                self.handle_vote_request(from, msg.term, last_index, last_term, true)
+            }
+            MessageBody::Vote { last_index, last_term, .. } => {
+                self.handle_vote_request(from, msg.term, last_index, last_term, false)
+            }
+            // A refusal from a voter in our term; a grant in our term is stale (grants
+            // carry the asked term, one above ours).
+            MessageBody::PreVoteResponse { granted } => {
+                if !granted {
+                    self.record_vote(from, false, true);
+                }
+            }
+            MessageBody::VoteResponse { granted } => self.record_vote(from, granted, false),
+            MessageBody::Append { base_index, base_term, entries, commit } => {
+                if self.follow(from) {
+                    self.handle_append(from, base_index, base_term, entries, commit);
+                }
+            }
+            MessageBody::Heartbeat { commit, read_seq } => {
+                if self.follow(from) {
+                    let commit = commit.min(self.log.last_index());
+                    self.log.commit_to(commit);
+                    self.send(from, MessageBody::HeartbeatResponse { read_seq });
+                }
+            }
+            MessageBody::InstallSnapshot { meta, offset, data, done } => {
+                if self.follow(from) {
+                    self.handle_snapshot_chunk(from, meta, offset, data, done);
+                }
+            }
+            MessageBody::TimeoutNow => {
+                if matches!(self.role, Role::Follower(_)) && self.leader == Some(from) {
+                    self.campaign_kind(CampaignKind::Transfer);
+                }
+            }
+            MessageBody::AppendResponse { success, match_index, reject_hint_index, reject_hint_term } => {
+                self.handle_append_response(from, success, match_index, reject_hint_index, reject_hint_term)
+            }
+            MessageBody::HeartbeatResponse { read_seq } => self.handle_heartbeat_response(from, read_seq),
+            MessageBody::InstallSnapshotResponse { next_offset, installed } => {
+                self.handle_snapshot_response(from, next_offset, installed)
+            }
+        }
+        Ok(())
     }
+
+    /// A message from the leader of our term: follow it. Returns false if we are the
+    /// leader ourselves (two leaders in one term: only possible with a planted bug).
+    fn follow(&mut self, from: NodeId) -> bool {
+        match self.role {
+            Role::Leader(_) => {
+                assert!(self.bugs_on(), "n{}: two leaders in term {}: n{from} and us", self.id, self.term);
+                return false;
+            }
+            Role::Follower(_) => {
+                if self.leader != Some(from) {
+                    self.leader = Some(from);
+                    self.event(Event::LeaderElected { leader: from, term: self.term });
+                }
+            }
+            Role::PreCandidate(_) | Role::Candidate(_) => self.become_follower(self.term, Some(from)),
+        }
+        self.election_elapsed = 0;
+        true
+    }
+
+    fn handle_vote_request(&mut self, from: NodeId, term: Term, last_index: Index, last_term: Term, pre: bool) {
+        let up_to_date = self.log.is_up_to_date(last_index, last_term);
+        let denial: Option<&'static str> = if pre {
+            if term <= self.term {
+                Some("the pre-vote term is not above ours")
+            } else if self.in_lease() {
+                Some("heard from the leader within the election timeout (lease)")
+            } else if !up_to_date {
+                Some("candidate's log is not up to date (§5.4.1)")
+            } else {
+                None
+            }
+        } else {
+            debug_assert_eq!(term, self.term);
+            let free = self.vote == Some(from)
+                || (self.vote.is_none() && self.leader.is_none())
+                || (self.bug_double_vote() && self.leader.is_none());
+            if !free {
+                Some(if self.leader.is_some() {
+                    "a leader is known in this term"
+                } else {
+                    "already voted in this term"
+                })
+            } else if !up_to_date {
+                Some("candidate's log is not up to date (§5.4.1)")
+            } else {
+                None
+            }
+        };
+        match denial {
+            None => {
+                self.event(Event::VoteGranted { to: from, term, pre_vote: pre });
+                if pre {
+                    self.out.messages.push(Message {
+                        from: self.id,
+                        to: from,
+                        term,
+                        body: MessageBody::PreVoteResponse { granted: true },
+                    });
+                } else {
+                    self.vote = Some(from);
+                    self.election_elapsed = 0;
+                    self.send_persisted(from, MessageBody::VoteResponse { granted: true });
+                }
+            }
+            Some(reason) => {
+                self.event(Event::VoteDenied { to: from, term, pre_vote: pre, reason });
+                if pre {
+                    // At our own term: a pre-candidate behind us catches up with it.
+                    self.send(from, MessageBody::PreVoteResponse { granted: false });
+                } else {
+                    self.send_persisted(from, MessageBody::VoteResponse { granted: false });
+                }
+            }
+        }
+    }
+
+    /// §5.3 AppendEntries receiver implementation, with fast backtracking hints.
+    fn handle_append(&mut self, from: NodeId, base_index: Index, base_term: Term, entries: Vec<Entry>, commit: Index) {
+        let (mut base_index, mut base_term, mut entries) = (base_index, base_term, entries);
+        let committed = self.log.committed;
+        if base_index < committed {
+            // Everything up to our commit index matches any leader's log (Leader
+            // Completeness): skip it rather than compare against compacted entries.
+            let end = base_index + entries.len() as Index;
+            if end <= committed {
+                self.ack_append(from, committed);
+                return;
+            }
+            let skip = (committed - base_index) as usize;
+            base_term = entries[skip - 1].term;
+            base_index = committed;
+            entries.drain(..skip);
+        }
+        let matches = self.log.term(base_index) == Some(base_term);
+        if !matches {
+            let (hint_index, hint_term) = if base_index > self.log.last_index() {
+                (self.log.last_index(), self.log.last_term())
+            } else {
+                let i = self.log.find_conflict_by_term(base_index, base_term).max(committed);
+                (i, self.log.term(i).unwrap_or(0))
+            };
+            self.send_persisted(
+                from,
+                MessageBody::AppendResponse {
+                    success: false,
+                    match_index: base_index,
+                    reject_hint_index: hint_index,
+                    reject_hint_term: hint_term,
+                },
+            );
+            return;
+        }
+        let no_truncate = self.bug_no_truncate();
+        let out = self.log.append_from_leader(base_index, entries, no_truncate, self.bugs_on());
+        self.log.commit_to(commit.min(out.last_new));
+        self.ack_append(from, out.last_new);
+    }
+
+    fn ack_append(&mut self, to: NodeId, match_index: Index) {
+        self.send_persisted(
+            to,
+            MessageBody::AppendResponse { success: true, match_index, reject_hint_index: 0, reject_hint_term: 0 },
+        );
+    }
+
+    fn handle_snapshot_chunk(&mut self, from: NodeId, meta: SnapshotMeta, offset: u64, data: Vec<u8>, done: bool) {
+        if meta.index <= self.log.committed {
+            // We already have everything it holds.
+            let committed = self.log.committed;
+            self.send_persisted(
+                from,
+                MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(committed) },
+            );
+            return;
+        }
+        let Role::Follower(f) = &mut self.role else { unreachable!("follow() made us a follower") };
+        if offset == 0 {
+            f.incoming = Some(Snapshot { meta: meta.clone(), data: Vec::new() });
+        }
+        let expected = match &mut f.incoming {
+            Some(s) if s.meta == meta && s.data.len() as u64 == offset => {
+                s.data.extend_from_slice(&data);
+                None
+            }
+            Some(s) if s.meta == meta => Some(s.data.len() as u64),
+            _ => Some(0),
+        };
+        if let Some(next_offset) = expected {
+            // Out of order or a different snapshot: tell the leader where we are.
+            self.send(from, MessageBody::InstallSnapshotResponse { next_offset, installed: None });
+            return;
+        }
+        if !done {
+            let next_offset = offset + data.len() as u64;
+            self.send(from, MessageBody::InstallSnapshotResponse { next_offset, installed: None });
+            return;
+        }
+        let snapshot = f.incoming.take().expect("assembled snapshot");
+        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        if self.log.term(index) == Some(term) {
+            // Our log already holds the snapshot's last entry: keep the log, just commit.
+            self.log.commit_to(index);
+        } else {
+            self.log.restore(index, term);
+            // Confirmed reads below the snapshot are covered by it too.
+            self.pending_install = Some(snapshot.clone());
+            self.snapshot = Some(Arc::new(snapshot));
+            self.event(Event::SnapshotInstalled { index, term });
+        }
+        self.send_persisted(from, MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(index) });
+    }
+
+    fn progress_mut(&mut self, from: NodeId) -> Option<&mut Progress> {
+        match &mut self.role {
+            Role::Leader(l) => l.progress.iter_mut().find(|p| p.id == from),
+            _ => None,
+        }
+    }
+
+    fn handle_append_response(&mut self, from: NodeId, success: bool, index: Index, hint_i: Index, hint_t: Term) {
+        let retry_from = if success { 0 } else { self.log.find_conflict_by_term(hint_i, hint_t) + 1 };
+        let last_index = self.log.last_index();
+        let Some(pr) = self.progress_mut(from) else { return };
+        pr.recent_active = true;
+        if success {
+            if pr.on_ack(index) {
+                self.maybe_commit();
+            }
+            self.maybe_send_timeout_now(from, last_index);
+        } else {
+            pr.on_reject(index, retry_from);
+        }
+    }
+
+    fn handle_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
+        let last_index = self.log.last_index();
+        let (max_inflight, max_bytes) = (self.config.max_inflight_appends, self.config.max_inflight_bytes);
+        let Some(pr) = self.progress_mut(from) else { return };
+        pr.recent_active = true;
+        pr.read_ack = pr.read_ack.max(read_seq);
+        match &mut pr.state {
+            ReplState::Probe { paused } => {
+                *paused = false;
+                pr.force_send = pr.match_index < last_index;
+            }
+            ReplState::Replicate { inflight } => {
+                // An append may have been lost: free a slot and send one to find out.
+                if pr.match_index < last_index {
+                    if inflight.full(max_inflight, max_bytes) {
+                        inflight.free_first();
+                    }
+                    pr.force_send = true;
+                }
+            }
+            // The chunk or its answer may have been lost: send it again.
+            ReplState::Snapshot { chunk_in_flight, .. } => *chunk_in_flight = false,
+        }
+        self.confirm_reads();
+    }
+
+    fn handle_snapshot_response(&mut self, from: NodeId, next_offset: u64, installed: Option<Index>) {
+        let Some(pr) = self.progress_mut(from) else { return };
+        pr.recent_active = true;
+        let mut event = None;
+        match (&mut pr.state, installed) {
+            (ReplState::Snapshot { snapshot, .. }, Some(index)) => {
+                event = Some(Event::SnapshotSent { to: from, index, term: snapshot.meta.term });
+                pr.match_index = pr.match_index.max(index);
+                pr.next_index = pr.match_index + 1;
+                pr.become_probe();
+            }
+            (ReplState::Snapshot { offset, chunk_in_flight, .. }, None) => {
+                *offset = next_offset;
+                *chunk_in_flight = false;
+            }
+            (_, Some(index)) if index > pr.match_index => {
+                pr.on_ack(index);
+            }
+            _ => {}
+        }
+        if let Some(e) = event {
+            self.event(e);
+        }
+        self.maybe_commit();
+    }
+
+    fn maybe_send_timeout_now(&mut self, from: NodeId, last_index: Index) {
+        let Role::Leader(l) = &mut self.role else { return };
+        let Some(t) = &l.transfer else { return };
+        if t.to != from {
+            return;
+        }
+        let pr = l.progress.iter_mut().find(|p| p.id == from).expect("transfer target is a peer");
+        if pr.match_index == last_index && !pr.timeout_now_sent {
+            pr.timeout_now_sent = true;
+            self.out.messages.push(Message { from: self.id, to: from, term: self.term, body: MessageBody::TimeoutNow });
+        }
+    }
+
+    /// §5.3/§5.4.2: commit the highest index a quorum has, if it is of the current term.
+    fn maybe_commit(&mut self) {
+        let quorum = self.quorum();
+        let allow_old = self.bug_commit_old_term();
+        let Role::Leader(l) = &mut self.role else { return };
+        l.scratch.clear();
+        l.scratch.push(self.log.stable);
+        l.scratch.extend(l.progress.iter().map(|p| p.match_index));
+        l.scratch.sort_unstable_by(|a, b| b.cmp(a));
+        let index = l.scratch[quorum - 1];
+        if index <= self.log.committed {
+            return;
+        }
+        // Figure 8: an entry of an earlier term is never committed by counting replicas.
+        if self.log.term(index) != Some(self.term) && !allow_old {
+            return;
+        }
+        self.log.commit_to(index);
+        if self.log.term(index) == Some(self.term) && !l.reads_awaiting_commit.is_empty() {
+            let seq = l.read_seq + 1;
+            for id in std::mem::take(&mut l.reads_awaiting_commit) {
+                l.pending_reads.push_back(PendingRead { id, index, seq });
+            }
+            l.read_round_needed = true;
+            self.confirm_reads();
+        }
+    }
+
+    /// Moves reads a quorum confirmed to `confirmed_reads` (§6.4 step 3).
+    fn confirm_reads(&mut self) {
+        let quorum = self.quorum();
+        let Role::Leader(l) = &mut self.role else { return };
+        while let Some(r) = l.pending_reads.front() {
+            // A single voter is its own quorum: no round trip needed.
+            let acks = 1 + l.progress.iter().filter(|p| p.read_ack >= r.seq).count();
+            if acks < quorum {
+                break;
+            }
+            let r = l.pending_reads.pop_front().expect("front exists");
+            self.confirmed_reads.push_back(ReadState { id: r.id, index: r.index });
+        }
+    }
+
     /// Appends a command on the leader; returns its index. It is applied when it shows
     /// up in [`Ready::committed`] at that index with this node's current term.
-    pub fn propose(&mut self, _command: Vec<u8>) -> Result<Index, ProposeError> {
-        unimplemented!("issue 2")
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<Index, ProposeError> {
+        let Role::Leader(l) = &self.role else {
+            return Err(ProposeError::NotLeader(NotLeader { leader: self.leader }));
+        };
+        if l.transfer.is_some() {
+            return Err(ProposeError::Busy);
+        }
+        if (self.log.last_index() - self.log.committed) as usize >= self.config.max_uncommitted_entries {
+            return Err(ProposeError::Busy);
+        }
+        let index = self.log.last_index() + 1;
+        self.log.append(Entry { index, term: self.term, data: EntryData::Command(command) });
+        if self.peers.is_empty() {
+            self.maybe_commit();
+        }
+        Ok(index)
     }
+
     /// Starts a linearizable read (§6.4). `id` comes back in [`Ready::reads`] once safe,
     /// or in [`Ready::dropped_reads`] if leadership is lost first.
-    pub fn read_index(&mut self, _id: u64) -> Result<(), ProposeError> {
-        unimplemented!("issue 2")
+    pub fn read_index(&mut self, id: u64) -> Result<(), ProposeError> {
+        let committed_own_term = self.log.term(self.log.committed) == Some(self.term);
+        let max_pending = self.config.max_pending_reads;
+        let commit = self.log.committed;
+        let Role::Leader(l) = &mut self.role else {
+            return Err(ProposeError::NotLeader(NotLeader { leader: self.leader }));
+        };
+        if l.pending_reads.len() + l.reads_awaiting_commit.len() >= max_pending {
+            return Err(ProposeError::Busy);
+        }
+        if !committed_own_term {
+            l.reads_awaiting_commit.push(id);
+            return Ok(());
+        }
+        l.pending_reads.push_back(PendingRead { id, index: commit, seq: l.read_seq + 1 });
+        l.read_round_needed = true;
+        self.confirm_reads();
+        Ok(())
     }
-    /// Hands leadership to `to` (§3.10): catch it up, then send TimeoutNow.
-    pub fn transfer_leadership(&mut self, _to: NodeId) -> Result<(), TransferError> {
-        unimplemented!("issue 2")
+
+    /// Hands leadership to `to` (§3.10): catch it up, then send TimeoutNow. Proposals
+    /// are refused with [`ProposeError::Busy`] until the transfer ends; it is abandoned
+    /// after an election timeout ([`Event::TransferAborted`]).
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
+        if !matches!(self.role, Role::Leader(_)) {
+            return Err(TransferError::NotLeader(NotLeader { leader: self.leader }));
+        }
+        if to == self.id {
+            return Ok(());
+        }
+        if !self.peers.contains(&to) {
+            return Err(TransferError::UnknownPeer(to));
+        }
+        let term = self.term;
+        let last_index = self.log.last_index();
+        let Role::Leader(l) = &mut self.role else { unreachable!() };
+        if let Some(t) = &l.transfer {
+            if t.to == to {
+                return Ok(());
+            }
+            let old = t.to;
+            self.out.events.push(Event::TransferAborted { to: old, term });
+        }
+        l.transfer = Some(Transfer { to, elapsed_ticks: 0 });
+        for pr in &mut l.progress {
+            pr.timeout_now_sent = false;
+            // Find out at once how far behind the target is (an append may be lost).
+            if pr.id == to && pr.match_index < last_index {
+                pr.force_send = true;
+            }
+        }
+        self.event(Event::TransferStarted { to, term });
+        self.maybe_send_timeout_now(to, last_index);
+        Ok(())
     }
+
     /// The application took a snapshot of its state at `index` (<= applied) and has
     /// persisted it: drop the log up to `index` and keep `data` to send to laggards.
-    pub fn compact(&mut self, _index: Index, _data: Vec<u8>) {
-        unimplemented!("issue 2")
+    /// A stale request (at or below the current snapshot) is ignored.
+    pub fn compact(&mut self, index: Index, data: Vec<u8>) {
+        if index <= self.log.snap_index() {
+            return;
+        }
+        assert!(index <= self.log.applied, "compact({index}) beyond the applied index {}", self.log.applied);
+        assert!(index < self.log.unstable_from, "compact({index}) of entries never handed out for persisting");
+        let term = self.log.term(index).expect("compaction index is in the log");
+        self.log.compact(index);
+        let meta = SnapshotMeta { index, term, voters: self.config.voters.clone() };
+        self.snapshot = Some(Arc::new(Snapshot { meta, data }));
+        self.event(Event::Compacted { index, term });
     }
-    /// The driver made everything up to `index`@`term` durable.
-    pub fn persisted(&mut self, _index: Index, _term: Term) {
-        unimplemented!("issue 2")
+
+    /// The driver made everything up to `index`@`term` durable (the last entry of a
+    /// `Ready::entries` batch). Stale reports, for entries replaced since, are ignored.
+    pub fn persisted(&mut self, index: Index, term: Term) {
+        if self.log.stable_to(index, term) {
+            self.maybe_commit();
+        }
     }
+
+    /// Sends what each follower is owed: entries (pipelined within the window),
+    /// snapshot chunks, or an empty append carrying a new commit index.
+    fn flush_appends(&mut self) {
+        let Role::Leader(l) = &mut self.role else { return };
+        let log = &self.log;
+        let cfg = &self.config;
+        for pr in &mut l.progress {
+            send_to_peer(self.id, self.term, pr, log, self.snapshot.as_ref(), cfg, &mut self.out);
+        }
+        if l.read_round_needed {
+            l.read_round_needed = false;
+            l.read_seq += 1;
+            for pr in &l.progress {
+                let body = MessageBody::Heartbeat { commit: log.committed.min(pr.match_index), read_seq: l.read_seq };
+                self.out.messages.push(Message { from: self.id, to: pr.id, term: self.term, body });
+            }
+        }
+    }
+
     /// Takes the output batch of this turn.
     pub fn ready(&mut self) -> Ready {
-        unimplemented!("issue 2")
+        self.flush_appends();
+        let hs = self.hard_state();
+        let hard_state = if hs != self.prev_hard_state {
+            self.prev_hard_state = hs;
+            Some(hs)
+        } else {
+            None
+        };
+        let entries = self.log.take_unstable();
+        let snapshot = self.pending_install.take();
+        let committed = self.log.take_committed();
+        let applied = self.log.applied;
+        let mut reads = Vec::new();
+        while self.confirmed_reads.front().is_some_and(|r| r.index <= applied) {
+            reads.push(self.confirmed_reads.pop_front().expect("front exists"));
+        }
+        let out = std::mem::take(&mut self.out);
+        Ready {
+            hard_state,
+            entries,
+            snapshot,
+            messages: out.messages,
+            persisted_messages: out.persisted_messages,
+            committed,
+            reads,
+            dropped_reads: out.dropped_reads,
+            events: out.events,
+        }
     }
+
     /// Current state, for status and tests.
     pub fn status(&self) -> Status {
-        unimplemented!("issue 2")
+        let progress = match &self.role {
+            Role::Leader(l) => l.progress.iter().map(Progress::report).collect(),
+            _ => Vec::new(),
+        };
+        Status {
+            id: self.id,
+            role: self.role(),
+            term: self.term,
+            leader: self.leader,
+            commit: self.log.committed,
+            applied: self.log.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snap_index(),
+            progress,
+        }
     }
-    pub fn id(&self) -> NodeId {
-        unimplemented!("issue 2")
+}
+
+/// Checks the shape of a message from the network before it touches any state.
+/// `strict` also checks term order, which a planted bug may break on purpose.
+fn validate(msg: &Message, strict: bool) -> Result<(), StepError> {
+    match &msg.body {
+        MessageBody::Append { base_index, base_term, entries, .. } => {
+            let mut prev = *base_term;
+            for (k, e) in entries.iter().enumerate() {
+                if e.index != base_index + 1 + k as Index {
+                    return Err(StepError::Malformed("append entries do not follow the base contiguously"));
+                }
+                if strict && (e.term < prev || e.term > msg.term) {
+                    return Err(StepError::Malformed("append entry terms go back or beyond the leader's term"));
+                }
+                prev = e.term;
+            }
+            if *base_term > msg.term {
+                return Err(StepError::Malformed("append base term beyond the leader's term"));
+            }
+        }
+        MessageBody::InstallSnapshot { meta, offset, data, .. } => {
+            if meta.index == 0 || meta.term > msg.term {
+                return Err(StepError::Malformed("snapshot index 0 or term beyond the leader's term"));
+            }
+            if offset.checked_add(data.len() as u64).is_none() {
+                return Err(StepError::Malformed("snapshot chunk offset overflows"));
+            }
+        }
+        MessageBody::Vote { last_term, .. } | MessageBody::PreVote { last_term, .. } if *last_term > msg.term => {
+            return Err(StepError::Malformed("candidate's last term beyond the term it asks for"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Any planted bug is on: assertions that the bug would trip give way to the simulator's
+/// checkers, which must find the damage themselves.
+fn bugs_on(config: &Config) -> bool {
+    #[cfg(feature = "bugs")]
+    {
+        let b = config.bugs;
+        b.double_vote || b.commit_old_term || b.no_truncate
+    }
+    #[cfg(not(feature = "bugs"))]
+    {
+        let _ = config;
+        false
+    }
+}
+
+/// Ships what one follower is owed, within its progress state's limits.
+fn send_to_peer(
+    from: NodeId,
+    term: Term,
+    pr: &mut Progress,
+    log: &RaftLog,
+    snapshot: Option<&Arc<Snapshot>>,
+    cfg: &Config,
+    out: &mut Out,
+) {
+    loop {
+        match &mut pr.state {
+            ReplState::Snapshot { snapshot, offset, chunk_in_flight } => {
+                if !*chunk_in_flight {
+                    let len = snapshot.data.len() as u64;
+                    let start = (*offset).min(len);
+                    let end = (start + cfg.snapshot_chunk_bytes as u64).min(len);
+                    let body = MessageBody::InstallSnapshot {
+                        meta: snapshot.meta.clone(),
+                        offset: start,
+                        data: snapshot.data[start as usize..end as usize].to_vec(),
+                        done: end == len,
+                    };
+                    out.messages.push(Message { from, to: pr.id, term, body });
+                    *chunk_in_flight = true;
+                }
+                pr.force_send = false;
+                return;
+            }
+            ReplState::Probe { paused: true } => return,
+            ReplState::Replicate { inflight } if inflight.full(cfg.max_inflight_appends, cfg.max_inflight_bytes) => {
+                return
+            }
+            _ => {}
+        }
+        if pr.next_index <= log.snap_index() {
+            // The entries it needs are gone: send the snapshot instead (§7).
+            let snap = snapshot.expect("a compacted log has a snapshot").clone();
+            out.events.push(Event::SnapshotSendStarted { to: pr.id, index: snap.meta.index, term: snap.meta.term });
+            pr.state = ReplState::Snapshot { snapshot: snap, offset: 0, chunk_in_flight: false };
+            continue;
+        }
+        let entries = log.slice(pr.next_index, cfg.max_entries_per_append, cfg.max_append_bytes);
+        if entries.is_empty() && !pr.force_send && pr.sent_commit >= log.committed {
+            return;
+        }
+        let base_index = pr.next_index - 1;
+        let base_term = log.term(base_index).expect("base is at or after the snapshot");
+        let last = entries.last().map(|e| e.index);
+        let bytes: usize = entries.iter().map(Entry::size_bytes).sum();
+        pr.sent_commit = log.committed;
+        pr.force_send = false;
+        out.messages.push(Message {
+            from,
+            to: pr.id,
+            term,
+            body: MessageBody::Append { base_index, base_term, entries, commit: log.committed },
+        });
+        match &mut pr.state {
+            ReplState::Probe { paused } => {
+                *paused = true;
+                return;
+            }
+            ReplState::Replicate { inflight } => match last {
+                Some(last) => {
+                    inflight.add(last, bytes);
+                    pr.next_index = last + 1;
+                }
+                None => return,
+            },
+            ReplState::Snapshot { .. } => unreachable!("handled above"),
+        }
     }
 }

@@ -1,1 +1,154 @@
-//! raft-storage (skeleton; see the issues).
+//! # raft-storage: what a node keeps on disk, and how it comes back after a crash
+//!
+//! A node's durable state is its hard state (term, vote, commit index), its log, and its
+//! newest snapshot. [`Storage`] keeps all three under one node directory, holds that
+//! directory locked (`flock`) so that two processes never share it, and on
+//! [`Storage::open`] rebuilds a [`raft_core::Restored`] from whatever a crash left behind.
+//!
+//! ## Driving it
+//!
+//! ```text
+//!   let (mut storage, recovery) = Storage::open(dir, StorageOptions::default())?;
+//!   log every line of recovery.notes; start raft-core from recovery.restored
+//!   each turn:  if let Some(s) = rd.snapshot { storage.install_snapshot(&s)? }
+//!               storage.persist(rd.hard_state.as_ref(), &rd.entries)?   // one write, one fdatasync
+//!               ... only now send the messages that promise durable state
+//!   compaction: storage.compact(&snapshot)?
+//! ```
+//!
+//! Any error from a method that writes leaves the storage *poisoned*: after a failed
+//! write or fsync nobody knows what is on disk (the kernel may have dropped the dirty
+//! pages), so every later call returns [`StorageError::Poisoned`] and the node must
+//! restart, which re-reads the disk.
+//!
+//! ## Files
+//!
+//! ```text
+//!   node-<id>/                                   flock'ed while open
+//!     wal/00000000000000000001.log               segment: records, named by its first index
+//!     wal/00000000000000004097.log               ... the last one is appended to
+//!     wal/hardstate                              hard state, written before log records are cut away
+//!     snap/00000000000000004000-00000000000000000003.snap   newest snapshot: <index>-<term>
+//! ```
+//!
+//! A segment is named by the index of its first entry, zero padded, so `ls` shows the
+//! log's order and any gap. A new segment starts when the next batch would take the
+//! active one past [`StorageOptions::segment_bytes`]; it is preallocated with `fallocate`
+//! so that appends inside it change no file size and `fdatasync` has only data to flush.
+//! The end of the log inside a segment is therefore found by reading: the records stop
+//! at a zero header followed only by zeros (or at the end of the file).
+//!
+//! ## Records
+//!
+//! `u32 len | u32 crc | payload | kind`, little endian, where `len` counts payload and
+//! kind byte and `crc` is the CRC32 of those bytes. The payload is a bincode 2 (serde)
+//! [`raft_core::Entry`] or [`raft_core::HardState`]. The kind byte comes *last* and is
+//! never zero: a complete record never ends in a zero byte, a torn one in a preallocated
+//! segment always does. Lengths are checked against [`MAX_RECORD_BYTES`] before anything
+//! is allocated.
+//!
+//! The hard state travels in the WAL as a record, so one `fdatasync` covers a turn's hard
+//! state and entries together. Every new segment begins with a hard-state record, so
+//! deleting old segments never loses it. On recovery the newest hard state wins (terms
+//! only grow, a vote once cast stays, the commit index only grows).
+//!
+//! ## Writes and their cost
+//!
+//! * [`Storage::persist`]: one `pwrite` of a reused buffer and one `fdatasync`.
+//! * A conflict (`entries[0].index <= last_index`): the newest hard state goes to
+//!   `wal/hardstate` (temp, fsync, rename, fsync dir) because the records cut away may
+//!   hold it; later segments are deleted, newest first; the segment holding the conflict
+//!   is truncated at that entry's record and fsynced; only then is the batch written. A
+//!   few fsyncs more, on a rare path, so that a crash anywhere in between leaves a prefix
+//!   of the old log or the new one, never old records behind new ones.
+//! * [`Storage::compact`]: snapshot written (temp, fsync, rename, fsync dir), then whole
+//!   segments below it deleted, oldest first. Nothing is rewritten.
+//! * [`Storage::install_snapshot`] and [`SnapshotWriter::finish`]: snapshot written the
+//!   same way, hard state saved, every segment deleted (newest first), and a fresh
+//!   segment started at `snapshot index + 1`.
+//!
+//! ## Recovery rules
+//!
+//! 1. The newest snapshot file is loaded and checked (magic, lengths, CRC, name against
+//!    contents); older ones and temporaries are removed. A damaged snapshot is
+//!    [`StorageError::Corrupt`]: it was fsynced before its rename, so no crash explains it.
+//! 2. Segments wholly covered by the snapshot are removed. The oldest remaining one must
+//!    start at or below `snapshot index + 1`, else [`StorageError::Gap`].
+//! 3. Segments are read in order. Each must start right after the previous one ends
+//!    ([`StorageError::MissingSegment`] for a hole, `Corrupt` for an overlap or a
+//!    duplicate), and within a segment entries must be consecutive, starting at the
+//!    segment's name, with terms that never fall.
+//! 4. A damaged record in the *last* segment with nothing valid after it, that is visibly
+//!    incomplete (the file ends inside it, or its last byte is zero) and whose checksum
+//!    fits no other length, is a torn write: it is cut away and reported in
+//!    [`Recovery::notes`]. Any other damage anywhere is `Corrupt`, naming file and offset:
+//!    a flipped bit, even in the final record, stops the node rather than silently
+//!    dropping an entry whose `persist` returned.
+//! 5. Entries at or below the snapshot index are skipped. If the log holds the snapshot's
+//!    index with another term, a snapshot install was interrupted before it discarded the
+//!    log: the entries after it are discarded, with a note.
+//! 6. The commit index is clamped to the last index (a torn batch can keep its hard state
+//!    and lose its entries) and raised to the snapshot index.
+//!
+//! Limits of the torn-write rule: after a power loss that writes a batch's pages out of
+//! order, a valid record may follow a hole, and recovery refuses to start (safe, but the
+//! node needs a wipe). Data that is acknowledged is never served wrong and never dropped
+//! silently.
+//!
+//! ## Invariants (asserted where established and where relied on)
+//!
+//! * Segments are contiguous: each starts at the previous one's last index + 1.
+//! * The log after the snapshot is contiguous and its terms never fall.
+//! * `persist` gets entries that follow the log (or conflict above the snapshot); a
+//!   compaction never passes the log's end; snapshots never go backwards.
+
+mod error;
+mod record;
+mod snapshot;
+mod storage;
+mod wal;
+
+pub use error::StorageError;
+pub use record::MAX_RECORD_BYTES;
+pub use storage::{SnapshotWriter, Storage, MIN_SEGMENT_BYTES};
+
+use error::IoContext;
+use std::fs::File;
+use std::path::Path;
+
+/// Default size of a WAL segment: large enough that starting segments is rare, small
+/// enough that compaction frees space in useful steps.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// How a [`Storage`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// `fdatasync` each [`Storage::persist`] batch. Off only for demos and fast tests: a
+    /// crash of the machine (not just the process) can then lose acknowledged writes.
+    /// Snapshots, truncations and new segments are always synced.
+    pub fsync: bool,
+    /// Start a new segment when the next batch would take the active one past this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions { fsync: true, segment_bytes: DEFAULT_SEGMENT_BYTES }
+    }
+}
+
+/// What [`Storage::open`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// The state to start raft-core from.
+    pub restored: raft_core::Restored,
+    /// One human-readable line per thing recovery did or found, for the node log: e.g.
+    /// "truncated torn record at wal/00000000000000000001.log offset 4096 (37 bytes)",
+    /// "recovered 1234 entries, snapshot at 1000".
+    pub notes: Vec<String>,
+}
+
+/// Makes a directory's entries (creations, renames, removals) durable.
+pub(crate) fn fsync_dir(dir: &File, path: &Path) -> Result<(), StorageError> {
+    dir.sync_all().at(path)
+}

@@ -1,0 +1,414 @@
+//! The client: leader discovery, retries, exactly-once writes.
+//!
+//! ## Finding the leader
+//!
+//! The last leader this machine's clients saw is kept in `<dir>/cli-leader` and tried
+//! first. A `NotLeader` answer with a hint sends the request there next; without a hint
+//! the client goes round every node in id order. After a whole round with no success
+//! it backs off (doubling, capped) and goes round again, until `--timeout`.
+//!
+//! ## Never twice, and honest about "maybe"
+//!
+//! A write carries the client's session id (random) and a sequence number, and keeps
+//! both on every retry, so the state machine applies it at most once (thesis §6.3).
+//! The client tracks whether the write may have been applied: once a request went out
+//! and no definite answer came back (timeout, connection lost, `Unknown`), the outcome
+//! is in doubt, and if no later retry gets a definite answer before the deadline the
+//! error is [`ClientError::Unknown`] (exit 4). `NotLeader` and `Unavailable` are definite
+//! "not applied" answers, so a write that only ever got those is
+//! [`ClientError::Unavailable`] (exit 3).
+//!
+//! Each attempt on one node is bounded by a slice of the timeout, so a paused (SIGSTOP)
+//! leader that accepts connections but never answers does not eat the whole budget.
+
+use crate::conn::{CallError, NodeConn};
+use raft_config::ClusterConfig;
+use raft_core::NodeId;
+use raft_wire::{NodeStatus, ReadOp, Reply, Request, Response, WriteOp};
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The leader cache file's name inside the cluster directory.
+pub const LEADER_FILE: &str = "cli-leader";
+/// First pause after a round of nodes without a leader: about one heartbeat.
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+/// Longest pause between rounds: an election settles well within this.
+const BACKOFF_MAX: Duration = Duration::from_millis(400);
+/// Shortest time given to one attempt on one node (a loaded leader with fsync needs it).
+const ATTEMPT_MIN: Duration = Duration::from_millis(250);
+/// Longest time given to one attempt before trying elsewhere (a paused node never answers).
+const ATTEMPT_MAX: Duration = Duration::from_secs(1);
+/// Hint hops followed in a row before going round instead (two nodes pointing at each other).
+const MAX_HINT_HOPS: usize = 8;
+
+/// Why a request did not succeed. Each maps to one exit code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// Exit 3: no leader could be reached; a write was surely not applied.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Exit 4: a write may or may not have been applied.
+    #[error("{0}")]
+    Unknown(String),
+    /// Exit 2: the cluster refused the request itself (bad key, value too large).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Unavailable(_) => crate::EXIT_UNAVAILABLE,
+            ClientError::Unknown(_) => crate::EXIT_UNKNOWN,
+            ClientError::Invalid(_) => crate::EXIT_USAGE,
+        }
+    }
+}
+
+/// Where a cluster's sockets are.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub nodes: Vec<(NodeId, PathBuf)>,
+    pub supervisor_socket: PathBuf,
+}
+
+impl Cluster {
+    pub fn from_config(cfg: &ClusterConfig) -> Cluster {
+        Cluster {
+            dir: cfg.dir.clone(),
+            nodes: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
+            supervisor_socket: cfg.supervisor_socket(),
+        }
+    }
+
+    pub fn socket(&self, id: NodeId) -> Option<&Path> {
+        self.nodes.iter().find(|(n, _)| *n == id).map(|(_, p)| p.as_path())
+    }
+
+    /// `<dir>/node-*/node.sock`, for messages.
+    pub fn socket_pattern(&self) -> String {
+        format!("{}/node-*/node.sock", self.dir.display())
+    }
+
+    fn leader_file(&self) -> PathBuf {
+        self.dir.join(LEADER_FILE)
+    }
+
+    /// The leader the last client saw, if the file names a node of this cluster.
+    pub fn cached_leader(&self) -> Option<NodeId> {
+        let text = std::fs::read_to_string(self.leader_file()).ok()?;
+        let id: NodeId = text.trim().parse().ok()?;
+        self.socket(id).map(|_| id)
+    }
+
+    /// Remembers the leader for the next client. Best effort: a client works without it.
+    /// Written to a temporary name and renamed, so concurrent clients never read half.
+    pub fn remember_leader(&self, id: NodeId) {
+        if !self.dir.is_dir() {
+            return;
+        }
+        let tmp = self.dir.join(format!(".{LEADER_FILE}.{}", std::process::id()));
+        if std::fs::write(&tmp, format!("{id}\n")).is_ok() && std::fs::rename(&tmp, self.leader_file()).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    /// Whether anything answers on the supervisor socket (then nodes may be restarting).
+    pub fn supervisor_reachable(&self) -> bool {
+        UnixStream::connect(&self.supervisor_socket).is_ok()
+    }
+
+    /// One node's status on a fresh connection.
+    pub fn node_status(&self, id: NodeId, timeout: Duration) -> Result<NodeStatus, String> {
+        let path = self.socket(id).ok_or_else(|| format!("node {id} is not in the config"))?;
+        let deadline = Instant::now() + timeout;
+        let mut conn = NodeConn::connect(id, path, timeout).map_err(|e| e.to_string())?;
+        match conn.call(Request::Status, deadline) {
+            Ok(Response::Status(s)) => Ok(s),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A random u64 for session ids and seeds: /dev/urandom, else time ^ pid. Never 0.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let from_urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok();
+    let v = if from_urandom {
+        u64::from_le_bytes(b)
+    } else {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ ((std::process::id() as u64) << 32)
+    };
+    v.max(1)
+}
+
+/// What kind of request this is, for routing and for the meaning of a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Write,
+    /// Linearizable read: the leader must answer.
+    Read,
+    /// Any node answers from its own state.
+    StaleRead,
+}
+
+/// A client with one session. Not thread-safe: one per thread.
+pub struct Client {
+    cluster: Cluster,
+    timeout: Duration,
+    attempt_timeout: Duration,
+    session: u64,
+    next_seq: u64,
+    conn: Option<NodeConn>,
+    leader: Option<NodeId>,
+    /// What `<dir>/cli-leader` says (as far as this client knows).
+    leader_on_file: Option<NodeId>,
+    /// Persist the leader to `<dir>/cli-leader` on change (off for bench/chaos threads,
+    /// which keep it in memory).
+    persist_leader: bool,
+    /// Where a stale read goes first (spreads stale reads over the nodes).
+    stale_cursor: usize,
+}
+
+impl Client {
+    pub fn new(cluster: Cluster, timeout: Duration) -> Client {
+        let leader = cluster.cached_leader();
+        let attempt_timeout = (timeout / 4).clamp(ATTEMPT_MIN, ATTEMPT_MAX).min(timeout);
+        Client {
+            cluster,
+            timeout,
+            attempt_timeout,
+            session: random_u64(),
+            next_seq: 1,
+            conn: None,
+            leader,
+            leader_on_file: leader,
+            persist_leader: true,
+            stale_cursor: 0,
+        }
+    }
+
+    /// Keeps the leader in memory only (for many clients in one process).
+    pub fn without_leader_file(mut self) -> Client {
+        self.persist_leader = false;
+        self
+    }
+
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        self.attempt_timeout = (timeout / 4).clamp(ATTEMPT_MIN, ATTEMPT_MAX).min(timeout);
+    }
+
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The leader this client last saw answer.
+    pub fn known_leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Applies a write exactly once (retrying with the same session and seq).
+    pub fn write(&mut self, op: WriteOp) -> Result<Reply, ClientError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.execute(Request::Write { session: self.session, seq, op }, Kind::Write)
+    }
+
+    /// A read: linearizable through the leader, or `stale` from any node.
+    pub fn read(&mut self, op: ReadOp, stale: bool) -> Result<Reply, ClientError> {
+        let kind = if stale { Kind::StaleRead } else { Kind::Read };
+        self.execute(Request::Read { op, stale }, kind)
+    }
+
+    /// The nodes in the order to try them: from `first` on, wrapping around.
+    fn round_from(&self, first: Option<NodeId>) -> VecDeque<NodeId> {
+        let ids: Vec<NodeId> = self.cluster.nodes.iter().map(|(id, _)| *id).collect();
+        let start = first.and_then(|f| ids.iter().position(|&i| i == f)).unwrap_or(0);
+        ids.iter().cycle().skip(start).take(ids.len()).copied().collect()
+    }
+
+    fn connection(&mut self, id: NodeId) -> Result<&mut NodeConn, CallError> {
+        if self.conn.as_ref().is_some_and(|c| c.node != id) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let path = self.cluster.socket(id).expect("only configured nodes are tried").to_path_buf();
+            self.conn = Some(NodeConn::connect(id, &path, self.attempt_timeout)?);
+        }
+        Ok(self.conn.as_mut().expect("just set"))
+    }
+
+    fn execute(&mut self, body: Request, kind: Kind) -> Result<Reply, ClientError> {
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+        // Why the outcome of a write is in doubt, if it is.
+        let mut in_doubt: Option<String> = None;
+        // The most recent reason an attempt failed, for the message.
+        let mut last_problem: Option<String> = None;
+        let mut answered_by_any = false;
+        let mut backoff = BACKOFF_MIN;
+        let mut hops = 0;
+        let first = match kind {
+            Kind::StaleRead => {
+                self.stale_cursor += 1;
+                let ids = &self.cluster.nodes;
+                Some(ids[self.stale_cursor % ids.len()].0)
+            }
+            _ => self.leader,
+        };
+        let mut queue = self.round_from(first);
+        // Every node in the current round failed to connect.
+        let mut round_all_unreachable = true;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let Some(target) = queue.pop_front() else {
+                // A whole round without success.
+                if round_all_unreachable && !answered_by_any && !self.cluster.supervisor_reachable() {
+                    // Nothing is running: no point waiting for the timeout.
+                    break;
+                }
+                let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
+                std::thread::sleep(pause);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                hops = 0;
+                round_all_unreachable = true;
+                queue = self.round_from(self.leader);
+                continue;
+            };
+            let attempt_deadline = deadline.min(now + self.attempt_timeout);
+            let result = match self.connection(target) {
+                Ok(conn) => conn.call(body.clone(), attempt_deadline),
+                Err(e) => Err(e),
+            };
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.conn = None;
+                    match &e {
+                        CallError::Connect(_) => {}
+                        CallError::Send(_) => round_all_unreachable = false,
+                        CallError::NoAnswer(why) => {
+                            round_all_unreachable = false;
+                            if kind == Kind::Write {
+                                in_doubt = Some(format!("node {target} took the write but did not answer ({why})"));
+                            }
+                        }
+                    }
+                    last_problem = Some(format!("node {target}: {e}"));
+                    if self.leader == Some(target) {
+                        self.leader = None;
+                    }
+                    continue;
+                }
+            };
+            answered_by_any = true;
+            round_all_unreachable = false;
+            match response {
+                Response::Ok(reply) => {
+                    if kind != Kind::StaleRead {
+                        self.leader = Some(target);
+                        if self.persist_leader && self.leader_on_file != Some(target) {
+                            self.cluster.remember_leader(target);
+                            self.leader_on_file = Some(target);
+                        }
+                    }
+                    return Ok(reply);
+                }
+                Response::NotLeader { leader } => {
+                    last_problem = Some(match leader {
+                        Some(l) => format!("node {target} is not the leader (it says node {l} is)"),
+                        None => format!("node {target} is not the leader and knows none"),
+                    });
+                    if self.leader == Some(target) {
+                        self.leader = leader;
+                    }
+                    if let Some(l) = leader.filter(|&l| l != target && self.cluster.socket(l).is_some()) {
+                        if hops < MAX_HINT_HOPS {
+                            hops += 1;
+                            queue.retain(|&n| n != l);
+                            queue.push_front(l);
+                        }
+                    }
+                }
+                Response::Unavailable { reason } => {
+                    last_problem = Some(format!("node {target}: unavailable: {reason}"));
+                }
+                Response::Unknown { reason } => {
+                    // The same session and seq make a retry safe; it may well get the answer.
+                    in_doubt = Some(format!("node {target}: {reason}"));
+                    last_problem = in_doubt.clone();
+                    std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    self.leader = None;
+                    queue = self.round_from(Some(target));
+                }
+                Response::Invalid { reason } => {
+                    return Err(ClientError::Invalid(format!("the cluster refused the request: {reason}")));
+                }
+                other => {
+                    last_problem = Some(format!("node {target} answered {other:?}"));
+                }
+            }
+        }
+        Err(self.give_up(kind, answered_by_any, in_doubt, last_problem))
+    }
+
+    fn give_up(
+        &self,
+        kind: Kind,
+        answered_by_any: bool,
+        in_doubt: Option<String>,
+        last_problem: Option<String>,
+    ) -> ClientError {
+        let within = crate::args::format_duration(self.timeout);
+        if let (Kind::Write, Some(why)) = (kind, in_doubt) {
+            return ClientError::Unknown(format!(
+                "outcome unknown after {within}: {why}; the write may or may not have been applied, \
+                 read the key to find out"
+            ));
+        }
+        let not_applied = if kind == Kind::Write { "; the write was not applied" } else { "" };
+        if !answered_by_any && !self.cluster.supervisor_reachable() {
+            return ClientError::Unavailable(format!(
+                "no node answered at {}{not_applied}; start the cluster with `raft-supervisor up`",
+                self.cluster.socket_pattern()
+            ));
+        }
+        let last = last_problem.unwrap_or_else(|| "no node tried".into());
+        let what = if kind == Kind::StaleRead { "no node answered" } else { "no leader answered" };
+        ClientError::Unavailable(format!(
+            "{what} within {within} (last: {last}){not_applied}; check `raft-supervisor status`, \
+             then retry or raise --timeout"
+        ))
+    }
+}
+
+/// Reads exactly one frame from a fresh connection to the supervisor, with a deadline.
+pub fn supervisor_call(
+    socket: &Path,
+    request: &raft_wire::supervisor::SupervisorRequest,
+    timeout: Duration,
+) -> io::Result<raft_wire::supervisor::SupervisorResponse> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_read_timeout(Some(timeout))?;
+    raft_wire::blocking::write_frame(&mut stream, request)?;
+    raft_wire::blocking::read_frame(&mut stream)
+}

@@ -1,0 +1,286 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    ClusterConfig::from_toml(text).expect_err("config should be refused")
+}
+
+fn key_of(text: &str) -> String {
+    let e = err(text);
+    let key = e.key().unwrap_or_else(|| panic!("error names no key: {e}")).to_string();
+    assert!(e.to_string().contains(&key), "message `{e}` should name `{key}`");
+    key
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    assert_eq!(ClusterConfig::from_toml("").unwrap(), ClusterConfig::default());
+    let d = ClusterConfig::default();
+    assert_eq!((d.nodes, d.tick_ms, d.fsync), (5, 10, true));
+    assert_eq!((d.heartbeat_ticks, d.election_ticks_min, d.election_ticks_max), (5, 15, 30));
+    assert_eq!(d.restart_backoff_min_ms, 100);
+    d.validate().unwrap();
+}
+
+#[test]
+fn example_file_documents_every_key_and_equals_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cluster.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(ClusterConfig::from_toml(&text).unwrap(), ClusterConfig::default());
+    let keys = toml::from_str::<toml::Table>(&ClusterConfig::default().to_toml()).unwrap();
+    for key in keys.keys() {
+        let documented = text.lines().any(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            l.starts_with(&format!("{key} ="))
+        });
+        assert!(documented, "cluster.example.toml does not document `{key}`");
+    }
+}
+
+#[test]
+fn default_dir_follows_tmpdir_and_uid() {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(default_dir_from(None), PathBuf::from(format!("/tmp/raft-cluster-{uid}")));
+    assert_eq!(default_dir_from(Some("".into())), PathBuf::from(format!("/tmp/raft-cluster-{uid}")));
+    assert_eq!(default_dir_from(Some("/var/tmp/".into())), PathBuf::from(format!("/var/tmp/raft-cluster-{uid}")));
+}
+
+#[test]
+fn to_toml_roundtrips() {
+    let c = ClusterConfig {
+        dir: "/tmp/some \"quoted\" dir".into(),
+        nodes: 3,
+        fsync: false,
+        tick_ms: 250,
+        ..ClusterConfig::default()
+    };
+    assert_eq!(ClusterConfig::from_toml(&c.to_toml()).unwrap(), c);
+}
+
+#[test]
+fn paths() {
+    let c = ClusterConfig::from_toml("dir = \"/x/c\"\nnodes = 3").unwrap();
+    assert_eq!(c.node_ids(), vec![1, 2, 3]);
+    assert_eq!(c.node_dir(2), PathBuf::from("/x/c/node-2"));
+    assert_eq!(c.node_socket(2), PathBuf::from("/x/c/node-2/node.sock"));
+    assert_eq!(c.node_log(3), PathBuf::from("/x/c/node-3/node.log"));
+    assert_eq!(c.node_wal_dir(1), PathBuf::from("/x/c/node-1/wal"));
+    assert_eq!(c.node_snap_dir(1), PathBuf::from("/x/c/node-1/snap"));
+    assert_eq!(c.supervisor_socket(), PathBuf::from("/x/c/supervisor.sock"));
+    assert_eq!(c.supervisor_log(), PathBuf::from("/x/c/supervisor.log"));
+    assert_eq!(c.effective_config_path(), PathBuf::from("/x/c/cluster.toml"));
+    assert!(c.is_node(3) && !c.is_node(0) && !c.is_node(4));
+}
+
+#[test]
+#[should_panic(expected = "node id 4 is not in 1..=3")]
+fn node_dir_of_a_stranger_is_a_bug() {
+    ClusterConfig::from_toml("dir = \"/x\"\nnodes = 3").unwrap().node_dir(4);
+}
+
+#[test]
+fn cluster_id_is_fnv1a_of_the_dir() {
+    // Reference values of 64-bit FNV-1a.
+    assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    let a = ClusterConfig::from_toml("dir = \"/tmp/a\"").unwrap();
+    let b = ClusterConfig::from_toml("dir = \"/tmp/b\"").unwrap();
+    assert_eq!(a.cluster_id(), fnv1a(b"/tmp/a"));
+    assert_ne!(a.cluster_id(), b.cluster_id());
+    let a2 = ClusterConfig::from_toml("dir = \"/tmp/a\"\nnodes = 3").unwrap();
+    assert_eq!(a.cluster_id(), a2.cluster_id());
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = err("nodes = 3\nnode = 4\n");
+    assert!(matches!(&e, ConfigError::UnknownKey { key, .. } if key == "node"), "{e}");
+    assert!(e.to_string().contains("unknown key `node`"), "{e}");
+}
+
+#[test]
+fn tables_are_not_allowed() {
+    // The file is flat; a table header is an unknown key.
+    assert_eq!(key_of("[raft]\ntick_ms = 3\n"), "raft");
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    assert_eq!(key_of("nodes = \"five\""), "nodes");
+    assert_eq!(key_of("tick_ms = -1"), "tick_ms");
+    assert_eq!(key_of("fsync = 1"), "fsync");
+    assert_eq!(key_of("dir = 5"), "dir");
+    assert_eq!(key_of("nodes = 5\n  heartbeat_ticks  =  1.5"), "heartbeat_ticks");
+    assert_eq!(key_of("election_ticks_max = 99999999999"), "election_ticks_max");
+}
+
+#[test]
+fn syntax_error_is_an_error() {
+    let e = err("nodes = ");
+    assert_eq!(e.key(), Some("nodes"), "{e}");
+    assert!(e.to_string().contains("malformed"), "{e}");
+    let e = err("= 3");
+    assert!(matches!(e, ConfigError::Syntax { .. }), "{e}");
+    assert!(!e.to_string().contains('\n'), "one line: {e}");
+    assert!(e.to_string().contains("line 1"), "{e}");
+    let e = err("nodes = 3\nnodes = 4");
+    assert!(e.to_string().contains("nodes") || e.to_string().contains("duplicate"), "{e}");
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let cases = [
+        ("nodes = 0", "nodes"),
+        ("nodes = 10", "nodes"),
+        ("tick_ms = 0", "tick_ms"),
+        ("tick_ms = 60001", "tick_ms"),
+        ("heartbeat_ticks = 0", "heartbeat_ticks"),
+        ("heartbeat_ticks = 15", "election_ticks_min"),
+        ("election_ticks_min = 5", "election_ticks_min"),
+        ("election_ticks_min = 30", "election_ticks_max"),
+        ("election_ticks_max = 10", "election_ticks_max"),
+        ("snapshot_entries = 0", "snapshot_entries"),
+        ("snapshot_bytes = 0", "snapshot_bytes"),
+        ("restart_intensity = 1001", "restart_intensity"),
+        ("restart_period_ms = 0", "restart_period_ms"),
+        ("restart_backoff_min_ms = 0", "restart_backoff_min_ms"),
+        ("restart_backoff_max_ms = 50", "restart_backoff_max_ms"),
+        ("restart_backoff_max_ms = 3600001", "restart_backoff_max_ms"),
+        ("shutdown_grace_ms = 3600001", "shutdown_grace_ms"),
+        ("status_poll_ms = 0", "status_poll_ms"),
+        ("dir = \"\"", "dir"),
+    ];
+    for (text, key) in cases {
+        let e = err(text);
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{text}: {e}");
+        assert_eq!(e.key(), Some(key), "{text}: {e}");
+        assert!(e.to_string().contains(&format!("`{key}`")), "{text}: {e}");
+    }
+}
+
+#[test]
+fn boundary_values_are_accepted() {
+    ClusterConfig::from_toml("nodes = 1").unwrap();
+    ClusterConfig::from_toml("nodes = 9").unwrap();
+    ClusterConfig::from_toml("tick_ms = 1").unwrap();
+    ClusterConfig::from_toml("heartbeat_ticks = 1\nelection_ticks_min = 2\nelection_ticks_max = 3").unwrap();
+    ClusterConfig::from_toml("restart_intensity = 0").unwrap();
+    ClusterConfig::from_toml("shutdown_grace_ms = 0").unwrap();
+    ClusterConfig::from_toml("restart_backoff_min_ms = 7\nrestart_backoff_max_ms = 7").unwrap();
+}
+
+#[test]
+fn long_socket_path_is_refused_naming_path_and_length() {
+    // "/" + 86 chars + "/node-9/node.sock" (17) = 104 bytes: fits.
+    let ok = format!("/{}", "a".repeat(86));
+    ClusterConfig::from_toml(&format!("dir = \"{ok}\"\nnodes = 9")).unwrap();
+    // 91 + 17 = 108 bytes: one over.
+    let long = format!("/{}", "a".repeat(90));
+    let e = err(&format!("dir = \"{long}\"\nnodes = 9"));
+    match &e {
+        ConfigError::SocketPathTooLong { path, len, max } => {
+            assert_eq!(path, &PathBuf::from(format!("{long}/node-9/node.sock")));
+            assert_eq!((*len, *max), (108, 107));
+        }
+        other => panic!("expected SocketPathTooLong, got {other}"),
+    }
+    assert_eq!(e.key(), Some("dir"));
+    let msg = e.to_string();
+    assert!(msg.contains("node-9/node.sock") && msg.contains("108") && msg.contains("107"), "{msg}");
+}
+
+#[test]
+fn non_utf8_dir_is_refused() {
+    use std::os::unix::ffi::OsStringExt;
+    let c = ClusterConfig { dir: PathBuf::from(OsString::from_vec(vec![b'/', 0xff])), ..Default::default() };
+    assert_eq!(c.validate().unwrap_err().key(), Some("dir"));
+}
+
+#[test]
+fn normalize_is_lexical() {
+    assert_eq!(normalize(Path::new("/a/./b/../c/")), PathBuf::from("/a/c"));
+    assert_eq!(normalize(Path::new("/../a")), PathBuf::from("/a"));
+    assert_eq!(normalize(Path::new("a/../../b")), PathBuf::from("../b"));
+}
+
+mod lookup {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn order_is_explicit_env_cwd_embedded() {
+        let t = tempfile::tempdir().unwrap();
+        let cwd = t.path();
+        fs::write(cwd.join("explicit.toml"), "nodes = 1").unwrap();
+        fs::write(cwd.join("env.toml"), "nodes = 2").unwrap();
+
+        // Nothing: embedded.
+        let (c, s) = load_from(None, None, cwd).unwrap();
+        assert_eq!((c, s), (ClusterConfig::default(), ConfigSource::Embedded));
+        // Empty $RAFT_CONFIG counts as unset.
+        let (_, s) = load_from(None, Some("".into()), cwd).unwrap();
+        assert_eq!(s, ConfigSource::Embedded);
+
+        fs::write(cwd.join("cluster.toml"), "nodes = 3").unwrap();
+        let (c, s) = load_from(None, None, cwd).unwrap();
+        assert_eq!((c.nodes, s), (3, ConfigSource::CurrentDir(cwd.join("cluster.toml"))));
+
+        let (c, s) = load_from(None, Some("env.toml".into()), cwd).unwrap();
+        assert_eq!((c.nodes, s), (2, ConfigSource::Env(cwd.join("env.toml"))));
+
+        let (c, s) = load_from(Some(Path::new("explicit.toml")), Some("env.toml".into()), cwd).unwrap();
+        assert_eq!((c.nodes, s), (1, ConfigSource::Explicit(cwd.join("explicit.toml"))));
+    }
+
+    #[test]
+    fn relative_dir_is_resolved_against_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("conf")).unwrap();
+        let file = t.path().join("conf/c.toml");
+        fs::write(&file, "dir = \"../data/./c1\"").unwrap();
+        let (c, _) = load_from(Some(&file), None, Path::new("/")).unwrap();
+        assert_eq!(c.dir, t.path().join("data/c1"));
+        // A file without `dir` gets the default one.
+        fs::write(&file, "nodes = 3").unwrap();
+        let (c, _) = load_from(Some(&file), None, Path::new("/")).unwrap();
+        assert_eq!(c.dir, default_dir());
+    }
+
+    #[test]
+    fn missing_explicit_or_env_file_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        let e = load_from(Some(Path::new("nope.toml")), None, t.path()).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }) && e.to_string().contains("nope.toml"), "{e}");
+        let e = load_from(None, Some("gone.toml".into()), t.path()).unwrap_err();
+        assert!(e.to_string().contains("gone.toml"), "{e}");
+    }
+
+    #[test]
+    fn errors_in_a_file_name_the_file_and_key() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("bad.toml");
+        fs::write(&file, "nodes = 3\nfsycn = false\n").unwrap();
+        let e = load_from(Some(&file), None, t.path()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("bad.toml") && msg.contains("`fsycn`"), "{msg}");
+        fs::write(&file, "nodes = 30\n").unwrap();
+        let e = load_from(Some(&file), None, t.path()).unwrap_err();
+        assert_eq!(e.key(), Some("nodes"));
+    }
+
+    #[test]
+    fn oversized_file_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("big.toml");
+        fs::write(&file, "#".repeat(MAX_CONFIG_FILE_BYTES as usize + 1)).unwrap();
+        let e = load_from(Some(&file), None, t.path()).unwrap_err();
+        assert!(matches!(e, ConfigError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn long_tmpdir_makes_embedded_default_fail_clearly() {
+        let long = format!("/{}", "t".repeat(100));
+        let c = ClusterConfig { dir: default_dir_from(Some(long.into())), ..Default::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::SocketPathTooLong { .. })));
+    }
+}

@@ -1,0 +1,705 @@
+//! [`Storage`]: open and recover, persist, truncate, compact, install snapshots.
+
+use crate::error::{IoContext, StorageError};
+use crate::record::{self, Record};
+use crate::snapshot;
+use crate::wal::{self, WalDir};
+use crate::{fsync_dir, Recovery, StorageOptions};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use raft_core::{Entry, HardState, Index, Restored, Snapshot, SnapshotMeta, Term};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::{Path, PathBuf};
+
+/// Smallest accepted `segment_bytes`: room for a hard state and a few entries. Tests use
+/// tiny segments to cross segment boundaries often.
+pub const MIN_SEGMENT_BYTES: u64 = 256;
+
+/// Where an entry's record starts, and its term (to check appends and truncations).
+#[derive(Clone, Copy, Debug)]
+struct Pos {
+    offset: u64,
+    term: Term,
+}
+
+/// One segment file: its name's index and the entries it holds (from `first` on).
+#[derive(Debug)]
+struct Segment {
+    first: Index,
+    path: PathBuf,
+    entries: Vec<Pos>,
+}
+
+impl Segment {
+    /// Index of the last entry in this segment, or `first - 1` when it holds none.
+    fn last(&self) -> Index {
+        self.first + self.entries.len() as u64 - 1
+    }
+}
+
+/// The node's durable state: WAL segments, hard state and snapshots under one locked
+/// directory. See the crate docs for the layout and the recovery rules.
+pub struct Storage {
+    node_dir: PathBuf,
+    snap_dir: PathBuf,
+    snap_dir_file: File,
+    wal: WalDir,
+    opts: StorageOptions,
+    /// Sorted by `first`, contiguous, never empty; the last one is being appended to.
+    segments: Vec<Segment>,
+    /// The last segment, open for writing.
+    active: File,
+    /// Offset in `active` just past the last record: where the next write goes.
+    end: u64,
+    /// The newest hard state written.
+    hard_state: HardState,
+    /// The current snapshot (index 0: none).
+    snapshot: SnapshotMeta,
+    snapshot_path: Option<PathBuf>,
+    /// Reused for every batch, so appending allocates nothing in the steady state.
+    buf: Vec<u8>,
+    /// Set when a write or fsync failed: what is on disk is then unknown.
+    poisoned: Option<String>,
+    /// Held for the lifetime of the storage: one process per node directory.
+    _lock: Flock<File>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("node_dir", &self.node_dir)
+            .field("first_index", &self.first_index())
+            .field("last_index", &self.last_index())
+            .field("hard_state", &self.hard_state)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+fn create_dir(path: &Path) -> Result<(), StorageError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).at(path)
+}
+
+/// Orders hard states by recency: a node's term never falls, a vote once cast in a term
+/// stays, and the commit index only grows. Two different votes in one term is damage.
+fn newer_hard_state(a: HardState, b: HardState) -> Result<HardState, String> {
+    if a.term == b.term && a.vote.is_some() && b.vote.is_some() && a.vote != b.vote {
+        return Err(format!("two different votes in term {}: {:?} and {:?}", a.term, a.vote, b.vote));
+    }
+    let key = |h: &HardState| (h.term, h.vote.is_some(), h.commit);
+    Ok(if key(&b) >= key(&a) { b } else { a })
+}
+
+impl Storage {
+    /// Opens (creating if needed) `node_dir/wal` and `node_dir/snap`, takes an exclusive
+    /// `flock` on `node_dir` (a second process gets [`StorageError::Locked`]), and
+    /// recovers. See the crate docs for what recovery accepts and what it refuses.
+    pub fn open(node_dir: &Path, opts: StorageOptions) -> Result<(Storage, Recovery), StorageError> {
+        assert!(
+            opts.segment_bytes >= MIN_SEGMENT_BYTES,
+            "segment_bytes {} is below the minimum {MIN_SEGMENT_BYTES}",
+            opts.segment_bytes
+        );
+        create_dir(node_dir)?;
+        let dir_file = File::open(node_dir).at(node_dir)?;
+        let lock = Flock::lock(dir_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            if errno == Errno::EWOULDBLOCK {
+                StorageError::Locked { path: node_dir.to_path_buf() }
+            } else {
+                StorageError::io(node_dir, errno.into())
+            }
+        })?;
+        let wal_path = node_dir.join("wal");
+        let snap_dir = node_dir.join("snap");
+        create_dir(&wal_path)?;
+        create_dir(&snap_dir)?;
+        let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path };
+        let snap_dir_file = File::open(&snap_dir).at(&snap_dir)?;
+        let rel = |p: &Path| p.strip_prefix(node_dir).unwrap_or(p).display().to_string();
+        let mut notes = Vec::new();
+
+        // 1. The newest snapshot; older ones and temporaries are leftovers of a crash.
+        let (snapshot, snapshot_path) = recover_snapshot(&snap_dir, &snap_dir_file, &mut notes, &rel)?;
+        let snap_meta = snapshot.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
+        let s = snap_meta.index;
+
+        // 2. The hard-state file and the segment list.
+        let mut hard_state = wal.read_hard_state_file()?.unwrap_or_default();
+        let listing = wal::list(&wal.path)?;
+        for t in &listing.temps {
+            notes.push(format!("removed temporary file {} left by a crash", rel(t)));
+        }
+        wal.remove_files(listing.temps.iter().map(PathBuf::as_path))?;
+        for u in &listing.unknown {
+            notes.push(format!("ignored unexpected file {}", rel(u)));
+        }
+
+        // 3. Segments wholly covered by the snapshot are leftovers of a compaction.
+        let mut segs = listing.segments;
+        let covered = (0..segs.len()).take_while(|&k| k + 1 < segs.len() && segs[k + 1].0 <= s + 1).count();
+        for (_, p) in &segs[..covered] {
+            notes.push(format!("removed {} (covered by the snapshot at {s})", rel(p)));
+        }
+        wal.remove_files(segs[..covered].iter().map(|(_, p)| p.as_path()))?;
+        segs.drain(..covered);
+        if let Some((first, path)) = segs.first() {
+            if *first > s + 1 {
+                return Err(StorageError::Gap { file: path.clone(), snapshot_index: s, first_index: *first });
+            }
+        }
+
+        // 4. Parse the segments in order, checking every link of the chain.
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut entries = Vec::new();
+        let mut prev_term: Term = 0;
+        let mut term_at_snapshot = None;
+        let mut tail = None;
+        for (k, (first, path)) in segs.iter().enumerate() {
+            let is_last = k + 1 == segs.len();
+            if let Some(prev) = segments.last() {
+                let expected = prev.last() + 1;
+                if *first > expected {
+                    return Err(StorageError::MissingSegment {
+                        file: path.clone(),
+                        previous: prev.path.clone(),
+                        expected,
+                        found: *first,
+                    });
+                }
+                if *first < expected {
+                    return Err(StorageError::corrupt(
+                        path,
+                        0,
+                        format!(
+                            "segment starts at index {first}, but {} already holds entries up to {}: \
+                             a duplicated or overlapping segment",
+                            rel(&prev.path),
+                            expected - 1
+                        ),
+                    ));
+                }
+            }
+            let bytes = fs::read(path).at(path)?;
+            let scanned = record::scan(&bytes, path, is_last)?;
+            let mut seg = Segment { first: *first, path: path.clone(), entries: Vec::new() };
+            for (offset, rec) in scanned.records {
+                match rec {
+                    Record::HardState(hs) => {
+                        hard_state =
+                            newer_hard_state(hard_state, hs).map_err(|why| StorageError::corrupt(path, offset, why))?;
+                    }
+                    Record::Entry(e) => {
+                        let expected = seg.last() + 1;
+                        if e.index != expected {
+                            let why = if seg.entries.is_empty() {
+                                format!("segment named for index {first} begins with entry {}", e.index)
+                            } else {
+                                format!("entry {} follows entry {}", e.index, expected - 1)
+                            };
+                            return Err(StorageError::corrupt(path, offset, why));
+                        }
+                        if e.term < prev_term {
+                            return Err(StorageError::corrupt(
+                                path,
+                                offset,
+                                format!(
+                                    "entry {} has term {} after term {prev_term}: terms go backwards",
+                                    e.index, e.term
+                                ),
+                            ));
+                        }
+                        prev_term = e.term;
+                        seg.entries.push(Pos { offset, term: e.term });
+                        if e.index == s {
+                            term_at_snapshot = Some(e.term);
+                        }
+                        if e.index > s {
+                            entries.push(e);
+                        }
+                    }
+                }
+            }
+            if is_last {
+                tail = Some((scanned.end, scanned.torn));
+            }
+            segments.push(seg);
+        }
+
+        // 5. Does the log continue the snapshot? An entry at the snapshot's index with
+        // another term means a snapshot install was interrupted before it discarded the
+        // log: what follows belongs to another history (Raft Figure 13, step 7).
+        let mut need_reset = segments.is_empty();
+        if s > 0 && !entries.is_empty() {
+            let continues = match term_at_snapshot {
+                Some(t) => t == snap_meta.term,
+                None => entries[0].term >= snap_meta.term,
+            };
+            if !continues {
+                notes.push(format!(
+                    "discarded {} entries after the snapshot at {s} (term {}): they continue a different \
+                     history (an interrupted snapshot install)",
+                    entries.len(),
+                    snap_meta.term
+                ));
+                entries.clear();
+                need_reset = true;
+            }
+        }
+        if let Some(last) = segments.last() {
+            if last.last() < s {
+                need_reset = true;
+            }
+        }
+
+        // 6. A torn final record: note it and cut it away (unless the log is reset anyway).
+        let mut active_end = 0;
+        let mut torn_tail = false;
+        if let Some((end, torn)) = tail {
+            active_end = end;
+            if let Some(t) = torn {
+                torn_tail = true;
+                let last = segments.last().expect("a tail comes from a segment");
+                notes.push(format!(
+                    "truncated torn record at {} offset {} ({} bytes): {}",
+                    rel(&last.path),
+                    t.offset,
+                    t.bytes,
+                    t.reason
+                ));
+            }
+        }
+
+        let last_entry = entries.last().map(|e| e.index);
+        let last_index = last_entry.unwrap_or(s).max(s);
+        if hard_state.commit > last_index {
+            notes.push(format!(
+                "hard state commit {} is past the last index {last_index} (a torn write): clamped",
+                hard_state.commit
+            ));
+            hard_state.commit = last_index;
+        }
+        hard_state.commit = hard_state.commit.max(s);
+
+        let (active, end) = if need_reset {
+            wal.write_hard_state_file(&hard_state)?;
+            wal.remove_files(segments.iter().rev().map(|seg| seg.path.as_path()))?;
+            segments.clear();
+            let (path, file) = wal.create_segment(s + 1, opts.segment_bytes)?;
+            segments.push(Segment { first: s + 1, path, entries: Vec::new() });
+            (file, 0)
+        } else {
+            let last = segments.last().expect("not reset, so there are segments");
+            let file = OpenOptions::new().read(true).write(true).open(&last.path).at(&last.path)?;
+            let len = file.metadata().at(&last.path)?.len();
+            let torn = torn_tail;
+            if torn {
+                // Zeros after the end, so the next write leaves no stale bytes behind it.
+                file.set_len(active_end).at(&last.path)?;
+            }
+            if torn || len < opts.segment_bytes {
+                wal::preallocate(&file, opts.segment_bytes);
+            }
+            if torn {
+                file.sync_all().at(&last.path)?;
+            }
+            (file, active_end)
+        };
+
+        let mut storage = Storage {
+            node_dir: node_dir.to_path_buf(),
+            snap_dir,
+            snap_dir_file,
+            wal,
+            opts,
+            segments,
+            active,
+            end,
+            hard_state,
+            snapshot: snap_meta,
+            snapshot_path,
+            buf: Vec::new(),
+            poisoned: None,
+            _lock: lock,
+        };
+        if need_reset {
+            // Every segment starts with the hard state, so dropping older ones never loses it.
+            storage.write_batch(Some(&hard_state), &[], None)?;
+        }
+        assert_eq!(storage.last_index(), last_index, "recovery bookkeeping disagrees with the entries found");
+        if let Some(e) = entries.first() {
+            assert_eq!(e.index, s + 1, "restored log must start right after the snapshot");
+        }
+
+        notes.push(format!(
+            "recovered {} entries, snapshot at {s}, last index {last_index}, term {} vote {} commit {}",
+            entries.len(),
+            hard_state.term,
+            hard_state.vote.map_or("none".to_string(), |v| format!("n{v}")),
+            hard_state.commit
+        ));
+        let restored = Restored { hard_state, snapshot, entries };
+        Ok((storage, Recovery { restored, notes }))
+    }
+
+    /// One turn's durable write: an optional hard state and entries, in ONE write and ONE
+    /// `fdatasync` (when `fsync` is on). If `entries[0].index <= last_index()`, the stored
+    /// suffix from there on is cut away first (a conflict; this costs extra fsyncs, see
+    /// the crate docs). Entries must be contiguous, start at most at `last_index() + 1`
+    /// and above the snapshot, and not lower the term: anything else is a caller bug and
+    /// panics.
+    pub fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        if hard_state.is_none() && entries.is_empty() {
+            return Ok(());
+        }
+        let conflict = self.check_append(entries);
+        if let Some(hs) = hard_state {
+            assert!(
+                newer_hard_state(self.hard_state, *hs).is_ok_and(|n| n == *hs),
+                "persist: hard state {hs:?} is older than the stored {:?}",
+                self.hard_state
+            );
+        }
+        self.write_batch(hard_state, entries, conflict)
+    }
+
+    /// Writes a snapshot received from the leader (temp name, fsync, rename, fsync the
+    /// directory), then discards the whole log: it continues at `meta.index + 1`. Older
+    /// snapshots are removed.
+    pub fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        self.check_snapshot_order(&snap.meta);
+        self.guard(|st| {
+            let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
+            st.snapshot_written(&snap.meta, path)?;
+            st.reset_log()
+        })
+    }
+
+    /// Local compaction: writes `snap` like [`Storage::install_snapshot`], then drops the
+    /// log up to `snap.meta.index` by deleting whole segments, never rewriting one. The
+    /// segment holding `snap.meta.index` stays (its older entries are skipped on load).
+    pub fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        self.check_snapshot_order(&snap.meta);
+        let s = snap.meta.index;
+        assert!(s <= self.last_index(), "compact: snapshot at {s} is past the last index {}", self.last_index());
+        if let Some(t) = self.term_at(s) {
+            assert_eq!(t, snap.meta.term, "compact: the log has term {t} at {s}, the snapshot says {}", snap.meta.term);
+        }
+        self.guard(|st| {
+            let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
+            st.snapshot_written(&snap.meta, path)?;
+            // Oldest first: a crash part-way leaves a log that still starts at or below s + 1.
+            let covered = (0..st.segments.len())
+                .take_while(|&k| k + 1 < st.segments.len() && st.segments[k + 1].first <= s + 1)
+                .count();
+            st.wal.remove_files(st.segments[..covered].iter().map(|seg| seg.path.as_path()))?;
+            st.segments.drain(..covered);
+            Ok(())
+        })
+    }
+
+    /// Starts writing a snapshot in chunks with bounded memory. [`SnapshotWriter::finish`]
+    /// then behaves like [`Storage::install_snapshot`]; dropping the writer unfinished
+    /// removes the partial file.
+    pub fn snapshot_writer(&mut self, meta: &SnapshotMeta) -> Result<SnapshotWriter<'_>, StorageError> {
+        self.check_poisoned()?;
+        self.check_snapshot_order(meta);
+        let inner = snapshot::FileWriter::create(&self.snap_dir, meta)?;
+        Ok(SnapshotWriter { storage: self, meta: meta.clone(), inner })
+    }
+
+    /// The first index the log can hold: `snapshot index + 1` (1 without a snapshot).
+    pub fn first_index(&self) -> Index {
+        self.snapshot.index + 1
+    }
+
+    /// The last index: of the newest entry, or of the snapshot when the log is empty.
+    pub fn last_index(&self) -> Index {
+        let last = self.segments.last().expect("there is always an active segment");
+        last.last().max(self.snapshot.index)
+    }
+
+    /// The newest hard state written.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The current snapshot's metadata (index 0 when there is none).
+    pub fn snapshot_meta(&self) -> &SnapshotMeta {
+        &self.snapshot
+    }
+
+    /// The node directory this storage holds locked.
+    pub fn node_dir(&self) -> &Path {
+        &self.node_dir
+    }
+
+    /// The WAL segment files, oldest first (the last one is being appended to).
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Offset in the last segment where the next record will be written.
+    pub fn wal_end(&self) -> u64 {
+        self.end
+    }
+
+    // ---- internals ----
+
+    fn check_poisoned(&self) -> Result<(), StorageError> {
+        match &self.poisoned {
+            Some(reason) => Err(StorageError::Poisoned { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a step that touches the disk; a failure poisons the storage.
+    fn guard<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let r = f(self);
+        if let Err(e) = &r {
+            if !matches!(e, StorageError::EntryTooLarge { .. }) {
+                self.poisoned = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn check_snapshot_order(&self, meta: &SnapshotMeta) {
+        assert!(
+            meta.index >= self.snapshot.index,
+            "snapshot at {} is older than the current one at {}",
+            meta.index,
+            self.snapshot.index
+        );
+    }
+
+    /// Term of the entry at `index`, if the log (or the snapshot) knows it.
+    fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.snapshot.index {
+            return Some(self.snapshot.term);
+        }
+        if index < self.snapshot.index {
+            return None;
+        }
+        let k = self.segments.partition_point(|s| s.first <= index).checked_sub(1)?;
+        let seg = &self.segments[k];
+        seg.entries.get((index - seg.first) as usize).map(|p| p.term)
+    }
+
+    /// Checks a batch against the log; returns the index to truncate from on a conflict.
+    fn check_append(&self, entries: &[Entry]) -> Option<Index> {
+        let first = entries.first()?.index;
+        for w in entries.windows(2) {
+            assert!(w[1].index == w[0].index + 1, "persist: entries not contiguous ({} then {})", w[0], w[1]);
+            assert!(w[1].term >= w[0].term, "persist: terms go backwards ({} then {})", w[0], w[1]);
+        }
+        let last = self.last_index();
+        assert!(
+            first > self.snapshot.index,
+            "persist: entry {first} is at or below the snapshot at {}; committed entries never conflict",
+            self.snapshot.index
+        );
+        assert!(first <= last + 1, "persist: entry {first} leaves a gap after the last index {last}");
+        let prev = self.term_at(first - 1).expect("the entry before a batch is in the log or is the snapshot");
+        assert!(entries[0].term >= prev, "persist: entry {} follows term {prev}", entries[0]);
+        (first <= last).then_some(first)
+    }
+
+    /// Encodes and writes one batch, truncating first on a conflict and starting a new
+    /// segment when the active one is full.
+    fn write_batch(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+        conflict: Option<Index>,
+    ) -> Result<(), StorageError> {
+        let new_hs = hard_state.copied().unwrap_or(self.hard_state);
+        // After a truncation the WAL may have lost its newest hard-state record: rewrite it.
+        let write_hs = hard_state.is_some() || conflict.is_some();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if write_hs {
+            record::encode_hard_state(&mut buf, &new_hs);
+        }
+        let mut offsets = Vec::with_capacity(entries.len());
+        for e in entries {
+            offsets.push(buf.len() as u64);
+            if let Err(bytes) = record::encode_entry(&mut buf, e) {
+                self.buf = buf;
+                let limit = crate::MAX_RECORD_BYTES;
+                return Err(StorageError::EntryTooLarge { index: e.index, bytes, limit });
+            }
+        }
+        let result = self.guard(|st| {
+            if let Some(i) = conflict {
+                st.truncate_suffix(i, &new_hs)?;
+            }
+            let full = st.end + buf.len() as u64 > st.opts.segment_bytes;
+            let active_has_entries = !st.segments.last().expect("active segment").entries.is_empty();
+            if !entries.is_empty() && full && active_has_entries {
+                if !write_hs {
+                    let mut hs_rec = Vec::new();
+                    record::encode_hard_state(&mut hs_rec, &new_hs);
+                    let shift = hs_rec.len() as u64;
+                    buf.splice(0..0, hs_rec);
+                    offsets.iter_mut().for_each(|o| *o += shift);
+                }
+                st.start_segment(entries[0].index)?;
+            }
+            st.active.write_all_at(&buf, st.end).at(&st.segments.last().expect("active").path)?;
+            if st.opts.fsync {
+                st.active.sync_data().at(&st.segments.last().expect("active").path)?;
+            }
+            Ok(())
+        });
+        if result.is_ok() {
+            let base = self.end;
+            let seg = self.segments.last_mut().expect("active segment");
+            for (e, off) in entries.iter().zip(&offsets) {
+                assert_eq!(e.index, seg.last() + 1, "appended entry {} does not follow the log", e);
+                seg.entries.push(Pos { offset: base + off, term: e.term });
+            }
+            self.end += buf.len() as u64;
+            self.hard_state = new_hs;
+        }
+        self.buf = buf;
+        result
+    }
+
+    /// Cuts the log back to `index - 1`: later segments are deleted (newest first) and
+    /// the segment holding `index` is truncated at its record, durably, before the new
+    /// entries are written. The newest hard state goes to the hard-state file first, since
+    /// the records cut away may hold it.
+    fn truncate_suffix(&mut self, index: Index, hs: &HardState) -> Result<(), StorageError> {
+        self.wal.write_hard_state_file(hs)?;
+        let k = self.segments.partition_point(|s| s.first <= index) - 1;
+        if k + 1 < self.segments.len() {
+            self.wal.remove_files(self.segments[k + 1..].iter().rev().map(|s| s.path.as_path()))?;
+            self.segments.truncate(k + 1);
+            let path = &self.segments[k].path;
+            self.active = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+        }
+        let seg = &mut self.segments[k];
+        let at = seg.entries[(index - seg.first) as usize].offset;
+        seg.entries.truncate((index - seg.first) as usize);
+        self.active.set_len(at).at(&seg.path)?;
+        wal::preallocate(&self.active, self.opts.segment_bytes);
+        self.active.sync_all().at(&seg.path)?;
+        self.end = at;
+        Ok(())
+    }
+
+    /// Closes the active segment (giving back its unused preallocation) and starts
+    /// segment `first`.
+    fn start_segment(&mut self, first: Index) -> Result<(), StorageError> {
+        let old = &self.segments.last().expect("active segment").path;
+        // Not synced: if the shrink is lost in a crash, the zeros read as padding.
+        self.active.set_len(self.end).at(old)?;
+        let (path, file) = self.wal.create_segment(first, self.opts.segment_bytes)?;
+        self.segments.push(Segment { first, path, entries: Vec::new() });
+        self.active = file;
+        self.end = 0;
+        Ok(())
+    }
+
+    /// Records a snapshot file as the current one and removes the previous file.
+    fn snapshot_written(&mut self, meta: &SnapshotMeta, path: PathBuf) -> Result<(), StorageError> {
+        if let Some(old) = self.snapshot_path.take() {
+            if old != path {
+                fs::remove_file(&old).at(&old)?;
+                fsync_dir(&self.snap_dir_file, &self.snap_dir)?;
+            }
+        }
+        self.snapshot = meta.clone();
+        self.snapshot_path = Some(path);
+        Ok(())
+    }
+
+    /// Discards the whole log after a snapshot install: the log continues at
+    /// `snapshot index + 1` in a fresh segment that starts with the hard state.
+    fn reset_log(&mut self) -> Result<(), StorageError> {
+        let next = self.snapshot.index + 1;
+        self.wal.write_hard_state_file(&self.hard_state)?;
+        // Newest first: a crash part-way leaves a prefix of the old log, which recovery
+        // either skips (at or below the snapshot) or checks against the snapshot's term.
+        self.wal.remove_files(self.segments.iter().rev().map(|s| s.path.as_path()))?;
+        self.segments.clear();
+        let (path, file) = self.wal.create_segment(next, self.opts.segment_bytes)?;
+        self.segments.push(Segment { first: next, path, entries: Vec::new() });
+        self.active = file;
+        self.end = 0;
+        self.hard_state.commit = self.hard_state.commit.max(self.snapshot.index);
+        let hs = self.hard_state;
+        self.write_batch(Some(&hs), &[], None)
+    }
+}
+
+/// Loads the newest snapshot; removes older ones and temporaries.
+fn recover_snapshot(
+    dir: &Path,
+    dir_file: &File,
+    notes: &mut Vec<String>,
+    rel: &dyn Fn(&Path) -> String,
+) -> Result<(Option<Snapshot>, Option<PathBuf>), StorageError> {
+    let mut found = Vec::new();
+    let mut remove = Vec::new();
+    for ent in fs::read_dir(dir).at(dir)? {
+        let ent = ent.at(dir)?;
+        let path = ent.path();
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if let Some((i, t)) = snapshot::parse_name(&name) {
+            found.push((i, t, path));
+        } else if name.ends_with(snapshot::TMP_SUFFIX) {
+            notes.push(format!("removed unfinished snapshot {} left by a crash", rel(&path)));
+            remove.push(path);
+        } else {
+            notes.push(format!("ignored unexpected file {}", rel(&path)));
+        }
+    }
+    found.sort();
+    let newest = found.pop();
+    for (_, _, p) in found {
+        notes.push(format!("removed older snapshot {}", rel(&p)));
+        remove.push(p);
+    }
+    for p in &remove {
+        fs::remove_file(p).at(p)?;
+    }
+    if !remove.is_empty() {
+        fsync_dir(dir_file, dir)?;
+    }
+    match newest {
+        Some((i, t, path)) => Ok((Some(snapshot::read(&path, i, t)?), Some(path))),
+        None => Ok((None, None)),
+    }
+}
+
+/// A snapshot being written in chunks; see [`Storage::snapshot_writer`].
+pub struct SnapshotWriter<'a> {
+    storage: &'a mut Storage,
+    meta: SnapshotMeta,
+    inner: snapshot::FileWriter,
+}
+
+impl SnapshotWriter<'_> {
+    /// Appends a chunk of the state machine's bytes. Memory use is bounded by a fixed
+    /// buffer whatever the snapshot's size.
+    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
+        self.inner.write(chunk)
+    }
+
+    /// Makes the snapshot durable and current, then discards the log as
+    /// [`Storage::install_snapshot`] does.
+    pub fn finish(self) -> Result<(), StorageError> {
+        let SnapshotWriter { storage, meta, inner } = self;
+        storage.guard(|st| {
+            let path = inner.finish(&st.snap_dir_file, &st.snap_dir)?;
+            st.snapshot_written(&meta, path)?;
+            st.reset_log()
+        })
+    }
+}

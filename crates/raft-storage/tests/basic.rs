@@ -1,0 +1,260 @@
+//! Round trips, restarts after every kind of write, locking.
+
+mod common;
+use common::*;
+use raft_storage::{Storage, StorageError, StorageOptions};
+
+#[test]
+fn fresh_directory_is_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node-1");
+    let (st, rec) = open(&dir, SMALL_SEGMENTS);
+    assert_eq!(rec.restored, raft_core::Restored::default());
+    assert_eq!((st.first_index(), st.last_index()), (1, 0));
+    assert!(dir.join("wal").is_dir() && dir.join("snap").is_dir());
+}
+
+#[test]
+fn persist_and_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let (mut st, _) = open(dir, SMALL_SEGMENTS);
+        st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
+        st.persist(None, &entries(1..=3, 1)).unwrap();
+        st.persist(Some(&hs(2, Some(3), 2)), &entries(4..=30, 2)).unwrap();
+        st.persist(Some(&hs(2, Some(3), 20)), &[]).unwrap();
+        assert_eq!(st.last_index(), 30);
+        assert_eq!(st.segment_paths().len(), 2, "a batch past the segment size starts a new one");
+    }
+    let (st, rec) = open(dir, SMALL_SEGMENTS);
+    let mut want = entries(1..=3, 1);
+    want.extend(entries(4..=30, 2));
+    assert_eq!(rec.restored.entries, want);
+    assert_eq!(rec.restored.hard_state, hs(2, Some(3), 20));
+    assert_eq!((st.first_index(), st.last_index()), (1, 30));
+    assert!(rec.notes.iter().any(|n| n.contains("recovered 30 entries")), "{:?}", rec.notes);
+}
+
+#[test]
+fn default_options_with_fsync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = StorageOptions::default();
+    assert!(opts.fsync);
+    assert_eq!(opts.segment_bytes, 64 << 20);
+    {
+        let (mut st, _) = open(tmp.path(), opts);
+        st.persist(Some(&hs(1, None, 0)), &entries(1..=5, 1)).unwrap();
+    }
+    let (_, rec) = open(tmp.path(), opts);
+    assert_eq!(rec.restored.entries, entries(1..=5, 1));
+}
+
+#[test]
+fn second_open_is_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    match Storage::open(tmp.path(), SMALL_SEGMENTS) {
+        Err(StorageError::Locked { path }) => {
+            assert_eq!(path, tmp.path());
+            let msg = StorageError::Locked { path }.to_string();
+            assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");
+        }
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    drop(_st);
+    open(tmp.path(), SMALL_SEGMENTS);
+}
+
+#[test]
+fn conflict_truncates_within_a_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = StorageOptions { fsync: true, segment_bytes: 1 << 20 };
+    {
+        let (mut st, _) = open(tmp.path(), opts);
+        st.persist(Some(&hs(1, Some(1), 0)), &entries(1..=10, 1)).unwrap();
+        st.persist(Some(&hs(2, Some(2), 3)), &entries(6..=8, 2)).unwrap();
+        assert_eq!(st.last_index(), 8);
+        st.persist(None, &entries(9..=9, 2)).unwrap();
+    }
+    let (mut st, rec) = open(tmp.path(), opts);
+    let mut want = entries(1..=5, 1);
+    want.extend(entries(6..=9, 2));
+    assert_eq!(rec.restored.entries, want);
+    assert_eq!(rec.restored.hard_state, hs(2, Some(2), 3));
+    // And again after the restart, conflicting with what was written after the truncation.
+    st.persist(Some(&hs(3, None, 3)), &entries(7..=7, 3)).unwrap();
+    drop(st);
+    let (_, rec) = open(tmp.path(), opts);
+    want.truncate(6);
+    want.push(entry(7, 3));
+    assert_eq!(rec.restored.entries, want);
+    assert_eq!(rec.restored.hard_state, hs(3, None, 3));
+}
+
+#[test]
+fn conflict_truncates_across_segments_and_keeps_the_vote() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        for i in 1..=40 {
+            st.persist(None, &entries(i..=i, 1)).unwrap();
+        }
+        // The vote is written in the last segment; the truncation deletes that segment.
+        st.persist(Some(&hs(2, Some(2), 0)), &[]).unwrap();
+        let before = st.segment_paths().len();
+        assert!(before >= 4);
+        st.persist(None, &entries(5..=6, 2)).unwrap();
+        assert!(st.segment_paths().len() < before);
+        assert_eq!(st.last_index(), 6);
+    }
+    let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    let mut want = entries(1..=4, 1);
+    want.extend(entries(5..=6, 2));
+    assert_eq!(rec.restored.entries, want);
+    assert_eq!(rec.restored.hard_state, hs(2, Some(2), 0));
+    // Appending after the truncation crosses segments again.
+    for i in 7..=30 {
+        st.persist(None, &entries(i..=i, 2)).unwrap();
+    }
+    drop(st);
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    want.extend(entries(7..=30, 2));
+    assert_eq!(rec.restored.entries, want);
+}
+
+#[test]
+fn conflict_at_the_first_entry_of_a_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    for i in 1..=20 {
+        st.persist(None, &entries(i..=i, 1)).unwrap();
+    }
+    let second = st.segment_paths()[1].clone();
+    let first_of_second: u64 = second.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    st.persist(None, &entries(first_of_second..=first_of_second, 2)).unwrap();
+    drop(st);
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    let mut want = entries(1..=first_of_second - 1, 1);
+    want.push(entry(first_of_second, 2));
+    assert_eq!(rec.restored.entries, want);
+}
+
+#[test]
+fn compaction_deletes_whole_segments_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
+    for i in 1..=60 {
+        st.persist(None, &entries(i..=i, 1)).unwrap();
+    }
+    st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
+    let before = segments(tmp.path());
+    st.compact(&snap(35, 1, b"state at 35")).unwrap();
+    let after = segments(tmp.path());
+    assert!(after.len() < before.len());
+    assert!(after.iter().all(|p| before.contains(p)), "no segment rewritten or created");
+    let first_kept: u64 = after[0].file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    assert!(first_kept <= 36);
+    assert_eq!((st.first_index(), st.last_index()), (36, 60));
+    drop(st);
+
+    let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot, Some(snap(35, 1, b"state at 35")));
+    assert_eq!(rec.restored.entries, entries(36..=60, 1));
+    assert_eq!(rec.restored.hard_state, hs(1, Some(1), 60));
+    // A second compaction replaces the snapshot file.
+    st.compact(&snap(60, 1, b"state at 60")).unwrap();
+    assert_eq!(snapshots(tmp.path()).len(), 1);
+    assert_eq!(st.last_index(), 60);
+    st.persist(None, &entries(61..=62, 1)).unwrap();
+    drop(st);
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot.unwrap().meta.index, 60);
+    assert_eq!(rec.restored.entries, entries(61..=62, 1));
+    assert_eq!(rec.restored.hard_state, hs(1, Some(1), 60));
+}
+
+#[test]
+fn compaction_up_to_the_last_index_then_restart_and_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        st.persist(Some(&hs(1, None, 10)), &entries(1..=10, 1)).unwrap();
+        st.compact(&snap(10, 1, b"ten")).unwrap();
+        assert_eq!((st.first_index(), st.last_index()), (11, 10));
+    }
+    let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert!(rec.restored.entries.is_empty());
+    assert_eq!((st.first_index(), st.last_index()), (11, 10));
+    st.persist(None, &entries(11..=12, 1)).unwrap();
+    drop(st);
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.entries, entries(11..=12, 1));
+    assert_eq!(rec.restored.hard_state, hs(1, None, 10));
+}
+
+#[test]
+fn install_snapshot_discards_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        st.persist(Some(&hs(2, Some(2), 3)), &entries(1..=20, 1)).unwrap();
+        // The leader's snapshot ends at 15 with term 2: our entries 15.. conflict.
+        st.install_snapshot(&snap(15, 2, b"leader state")).unwrap();
+        assert_eq!((st.first_index(), st.last_index()), (16, 15));
+        assert_eq!(segments(tmp.path()).len(), 1);
+        st.persist(Some(&hs(2, Some(2), 15)), &entries(16..=18, 2)).unwrap();
+    }
+    let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot, Some(snap(15, 2, b"leader state")));
+    assert_eq!(rec.restored.entries, entries(16..=18, 2));
+    assert_eq!(rec.restored.hard_state, hs(2, Some(2), 15));
+    // A snapshot far past the log (a lagging follower).
+    st.install_snapshot(&snap(100, 3, b"far ahead")).unwrap();
+    drop(st);
+    let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot.unwrap().meta.index, 100);
+    assert!(rec.restored.entries.is_empty());
+    assert_eq!(rec.restored.hard_state.commit, 100);
+    assert_eq!(rec.restored.hard_state.vote, Some(2));
+    assert_eq!(snapshots(tmp.path()).len(), 1);
+    assert_eq!((st.first_index(), st.last_index()), (101, 100));
+}
+
+#[test]
+fn streaming_snapshot_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = snap(50, 4, b"").meta;
+    let mut want = Vec::new();
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        st.persist(Some(&hs(4, None, 0)), &entries(1..=5, 1)).unwrap();
+        let mut w = st.snapshot_writer(&meta).unwrap();
+        for i in 0..200u32 {
+            let chunk: Vec<u8> = (0..10_000u32).map(|j| (i * 7 + j) as u8).collect();
+            w.write_chunk(&chunk).unwrap();
+            want.extend_from_slice(&chunk);
+        }
+        w.finish().unwrap();
+        assert_eq!((st.first_index(), st.last_index()), (51, 50));
+        st.persist(None, &entries(51..=51, 4)).unwrap();
+    }
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    let s = rec.restored.snapshot.unwrap();
+    assert_eq!(s.meta, meta);
+    assert_eq!(s.data, want);
+    assert_eq!(rec.restored.entries, entries(51..=51, 4));
+}
+
+#[test]
+fn abandoned_snapshot_writer_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    st.persist(None, &entries(1..=5, 1)).unwrap();
+    let mut w = st.snapshot_writer(&snap(5, 1, b"").meta).unwrap();
+    w.write_chunk(b"partial").unwrap();
+    drop(w);
+    assert!(snapshots(tmp.path()).is_empty());
+    assert_eq!(st.last_index(), 5);
+}
