@@ -7,7 +7,8 @@ use crate::*;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use raft_core::{
-    Config, Entry, Event, Index, Message, NodeId, ProposeError, RawNode, Ready, RoleKind, Snapshot, SnapshotMeta, Term,
+    Config, Entry, Event, HardState, Index, Message, NodeId, ProposeError, RawNode, Ready, RoleKind, Snapshot,
+    SnapshotMeta, Term,
 };
 use raft_kv::{Applied, Command, KvStore};
 use raft_storage::{Storage, StorageOptions};
@@ -132,6 +133,9 @@ pub struct Server {
     pending_reads: HashMap<u64, PendingRead>,
     next_read_id: u64,
     next_tick: Instant,
+    /// The hard state last made durable, and a newer one that only moved the commit index.
+    synced_hard_state: HardState,
+    unsynced_hard_state: Option<HardState>,
     term: Term,
     role: RoleKind,
     scratch: Vec<u8>,
@@ -148,7 +152,20 @@ impl Server {
         for note in &recovery.notes {
             event!(log, recovery.restored.hard_state.term, "storage: {note}");
         }
-        let restored = recovery.restored;
+        let mut restored = recovery.restored;
+        // The hard state is written ahead of the entries of its batch; a write torn by a
+        // power cut can keep it and lose entries its commit index covers. Those entries
+        // are committed on a majority anyway: forget the local claim, relearn it.
+        let last = restored.entries.last().map_or(restored.snapshot.as_ref().map_or(0, |s| s.meta.index), |e| e.index);
+        if restored.hard_state.commit > last {
+            event!(
+                log,
+                restored.hard_state.term,
+                "storage: commit index {} is past the log's end {last}; using {last}",
+                restored.hard_state.commit
+            );
+            restored.hard_state.commit = last;
+        }
         let (kv, snapshot_index, applied_term) = match &restored.snapshot {
             Some(snap) => (
                 KvStore::restore(&snap.data, snap.meta.index).map_err(|e| NodeError::Snapshot(e.to_string()))?,
@@ -172,6 +189,7 @@ impl Server {
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
         let term = restored.hard_state.term;
+        let synced_hard_state = restored.hard_state;
         let raft = RawNode::new(config, restored).map_err(|e| NodeError::Config(e.to_string()))?;
 
         let path = s.sockets.get(&id).ok_or_else(|| NodeError::Config(format!("node {id} has no socket")))?.clone();
@@ -229,6 +247,8 @@ impl Server {
             pending_writes: BTreeMap::new(),
             pending_reads: HashMap::new(),
             next_read_id: 1,
+            synced_hard_state,
+            unsynced_hard_state: None,
             term,
             role: RoleKind::Follower,
             scratch: vec![0; READ_CHUNK_BYTES],
@@ -705,8 +725,23 @@ impl Server {
         if let Some(snap) = &snapshot {
             self.storage.install_snapshot(snap)?;
         }
-        if hard_state.is_some() || !entries.is_empty() {
-            self.storage.persist(hard_state.as_ref(), &entries)?;
+        // A hard state whose only change is the commit index needs no fsync of its own
+        // (a restarted node relearns the commit index from the leader; etcd's MustSync
+        // makes the same call): it rides along with the next batch of entries instead.
+        // Term and vote changes are always made durable before anything is sent.
+        if let Some(hs) = hard_state {
+            self.unsynced_hard_state = Some(hs);
+        }
+        let must_sync = match self.unsynced_hard_state {
+            Some(hs) => hs.term != self.synced_hard_state.term || hs.vote != self.synced_hard_state.vote,
+            None => false,
+        };
+        if must_sync || !entries.is_empty() {
+            let hs = self.unsynced_hard_state.take();
+            self.storage.persist(hs.as_ref(), &entries)?;
+            if let Some(hs) = hs {
+                self.synced_hard_state = hs;
+            }
         }
         // 3. Only now may the leader count itself.
         if let Some(last) = entries.last() {

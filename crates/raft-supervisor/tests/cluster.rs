@@ -339,8 +339,8 @@ fn a_node_that_dies_on_its_own_is_restarted() {
     c.wait_leader(3, LEADER_TIMEOUT);
     let st = c.status();
     let old_pid = Cluster::node(&st, 2)["pid"].as_u64().unwrap() as u32;
-    // SAFETY: a raft-node of this cluster (checked through its command line).
     assert!(cmdline(old_pid).contains("raft-node"));
+    // SAFETY: a raft-node of this cluster (checked through its command line).
     unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
     let new_pid = wait_for("node 2 to be restarted", WAIT_TIMEOUT, || {
         let st = c.status();
@@ -589,4 +589,28 @@ fn logs_follow_prints_what_is_appended() {
     assert!(child.try_wait().unwrap().is_none(), "still following");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn too_many_crashes_and_the_node_is_given_up_until_start() {
+    let Some(c) = Cluster::up(3, "restart_intensity = 1\nrestart_backoff_min_ms = 20\n") else { return };
+    c.wait_leader(3, LEADER_TIMEOUT);
+    let pid_of = |c: &Cluster| Cluster::node(&c.status(), 3)["pid"].as_u64().map(|p| p as u32);
+    let first = pid_of(&c).unwrap();
+    assert!(cmdline(first).contains("raft-node"));
+    // SAFETY: a raft-node of this cluster (checked above).
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    let second = wait_for("the first restart", WAIT_TIMEOUT, || pid_of(&c).filter(|p| *p != first));
+    assert!(cmdline(second).contains("raft-node"));
+    // SAFETY: as above.
+    unsafe { libc::kill(second as i32, libc::SIGKILL) };
+    wait_for("node 3 to be given up on", WAIT_TIMEOUT, || {
+        (Cluster::node(&c.status(), 3)["process"] == "failed").then_some(())
+    });
+    assert!(c.output().contains("node 3 failed: 2 crashes within"), "{}", c.output());
+    c.ok(&["start", "3"]);
+    wait_for("node 3 to rejoin", LEADER_TIMEOUT, || {
+        let st = c.status();
+        (Cluster::node(&st, 3)["process"] == "running" && Cluster::agreed_leader(&st, 3).is_some()).then_some(())
+    });
 }
