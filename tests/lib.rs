@@ -406,6 +406,16 @@ impl Cluster {
         Kv::new(self.sockets())
     }
 
+    /// The supervisor's pid (it is this test's child).
+    pub fn supervisor_pid(&self) -> u32 {
+        self.supervisor.as_ref().expect("the supervisor was started").id()
+    }
+
+    /// Pids of the running nodes, as the supervisor reports them.
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.sup_status().expect("supervisor status").nodes.iter().filter_map(|n| n.pid).collect()
+    }
+
     /// Panics (with the supervisor's output) if the supervisor exited.
     fn check_supervisor_alive(&self) {
         // try_wait needs &mut; a read of /proc is enough to tell.
@@ -1089,5 +1099,14 @@ impl Drop for Load {
     /// A test that panics mid-load stops its threads too.
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether `pid` is a live process (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
     }
 }
