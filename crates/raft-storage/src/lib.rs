@@ -110,7 +110,7 @@ mod wal;
 
 pub use error::StorageError;
 pub use record::MAX_RECORD_BYTES;
-pub use storage::{SnapshotWriter, Storage, MIN_SEGMENT_BYTES};
+pub use storage::{SnapshotWriter, Storage, StorageStats, MIN_SEGMENT_BYTES};
 
 use error::IoContext;
 use std::fs::File;

@@ -16,6 +16,19 @@ use std::path::{Path, PathBuf};
 /// tiny segments to cross segment boundaries often.
 pub const MIN_SEGMENT_BYTES: u64 = 256;
 
+/// Counts of system calls on the log since [`Storage::open`], for benchmarks and status:
+/// in the steady state every batch costs one write and one sync.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Batches written by [`Storage::persist`] (and the hard-state record of a log reset).
+    pub batches: u64,
+    /// `pwrite` calls on segments.
+    pub writes: u64,
+    /// `fsync`/`fdatasync` calls on segments, the hard-state file and the WAL directory
+    /// (snapshot files not included).
+    pub syncs: u64,
+}
+
 /// Where an entry's record starts, and its term (to check appends and truncations).
 #[derive(Clone, Copy, Debug)]
 struct Pos {
@@ -61,6 +74,8 @@ pub struct Storage {
     buf: Vec<u8>,
     /// Set when a write or fsync failed: what is on disk is then unknown.
     poisoned: Option<String>,
+    /// System calls on the log (the directory's fsyncs are counted in `wal`).
+    stats: StorageStats,
     /// Held for the lifetime of the storage: one process per node directory.
     _lock: Flock<File>,
 }
@@ -114,7 +129,7 @@ impl Storage {
         let snap_dir = node_dir.join("snap");
         create_dir(&wal_path)?;
         create_dir(&snap_dir)?;
-        let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path };
+        let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path, syncs: Default::default() };
         let snap_dir_file = File::open(&snap_dir).at(&snap_dir)?;
         let rel = |p: &Path| p.strip_prefix(node_dir).unwrap_or(p).display().to_string();
         let mut notes = Vec::new();
@@ -157,6 +172,25 @@ impl Storage {
         let mut tail = None;
         for (k, (first, path)) in segs.iter().enumerate() {
             let is_last = k + 1 == segs.len();
+            let bytes = fs::read(path).at(path)?;
+            let scanned = record::scan(&bytes, path, is_last)?;
+            // A segment's name must be its first entry: a copy under another name is caught
+            // here, before it can pass for a missing or overlapping segment.
+            let first_entry = scanned.records.iter().find_map(|(off, r)| match r {
+                Record::Entry(e) => Some((*off, e.index)),
+                Record::HardState(_) => None,
+            });
+            if let Some((offset, index)) = first_entry {
+                if index != *first {
+                    return Err(StorageError::corrupt(
+                        path,
+                        offset,
+                        format!(
+                            "segment named for index {first} begins with entry {index}: a copied or renamed segment"
+                        ),
+                    ));
+                }
+            }
             if let Some(prev) = segments.last() {
                 let expected = prev.last() + 1;
                 if *first > expected {
@@ -180,8 +214,6 @@ impl Storage {
                     ));
                 }
             }
-            let bytes = fs::read(path).at(path)?;
-            let scanned = record::scan(&bytes, path, is_last)?;
             let mut seg = Segment { first: *first, path: path.clone(), entries: Vec::new() };
             for (offset, rec) in scanned.records {
                 match rec {
@@ -320,6 +352,7 @@ impl Storage {
             snapshot_path,
             buf: Vec::new(),
             poisoned: None,
+            stats: StorageStats::default(),
             _lock: lock,
         };
         if need_reset {
@@ -355,10 +388,12 @@ impl Storage {
         }
         let conflict = self.check_append(entries);
         if let Some(hs) = hard_state {
+            // Terms never fall and a vote never changes within its term (Figure 2). The
+            // commit index is not checked: it is a hint that recovery clamps anyway.
+            let cur = self.hard_state;
             assert!(
-                newer_hard_state(self.hard_state, *hs).is_ok_and(|n| n == *hs),
-                "persist: hard state {hs:?} is older than the stored {:?}",
-                self.hard_state
+                hs.term > cur.term || (hs.term == cur.term && (cur.vote.is_none() || hs.vote == cur.vote)),
+                "persist: hard state {hs:?} goes back from the stored {cur:?}"
             );
         }
         self.write_batch(hard_state, entries, conflict)
@@ -445,6 +480,11 @@ impl Storage {
     /// Offset in the last segment where the next record will be written.
     pub fn wal_end(&self) -> u64 {
         self.end
+    }
+
+    /// Counts of writes and syncs on the log since [`Storage::open`].
+    pub fn stats(&self) -> StorageStats {
+        StorageStats { syncs: self.stats.syncs + self.wal.syncs.get(), ..self.stats }
     }
 
     // ---- internals ----
@@ -549,10 +589,13 @@ impl Storage {
                 }
                 st.start_segment(entries[0].index)?;
             }
+            st.stats.writes += 1;
             st.active.write_all_at(&buf, st.end).at(&st.segments.last().expect("active").path)?;
             if st.opts.fsync {
+                st.stats.syncs += 1;
                 st.active.sync_data().at(&st.segments.last().expect("active").path)?;
             }
+            st.stats.batches += 1;
             Ok(())
         });
         if result.is_ok() {
@@ -587,6 +630,7 @@ impl Storage {
         seg.entries.truncate((index - seg.first) as usize);
         self.active.set_len(at).at(&seg.path)?;
         wal::preallocate(&self.active, self.opts.segment_bytes);
+        self.stats.syncs += 1;
         self.active.sync_all().at(&seg.path)?;
         self.end = at;
         Ok(())

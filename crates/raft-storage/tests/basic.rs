@@ -258,3 +258,17 @@ fn abandoned_snapshot_writer_leaves_nothing() {
     assert!(snapshots(tmp.path()).is_empty());
     assert_eq!(st.last_index(), 5);
 }
+
+#[test]
+fn one_write_and_one_sync_per_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = StorageOptions { fsync: true, segment_bytes: 1 << 20 };
+    let (mut st, _) = open(tmp.path(), opts);
+    let before = st.stats();
+    for i in 0..20u64 {
+        let h = hs(1, Some(1), i * 3);
+        st.persist(Some(&h), &entries(i * 3 + 1..=i * 3 + 3, 1)).unwrap();
+    }
+    let d = st.stats();
+    assert_eq!((d.batches - before.batches, d.writes - before.writes, d.syncs - before.syncs), (20, 20, 20));
+}
