@@ -705,7 +705,12 @@ fn recover_snapshot(
         }
     }
     found.sort();
-    let newest = found.pop();
+    // Check the newest before removing anything: if it is damaged, the older files stay
+    // for whoever inspects the directory.
+    let newest = match found.pop() {
+        Some((i, t, path)) => Some((snapshot::read(&path, i, t)?, path)),
+        None => None,
+    };
     for (_, _, p) in found {
         notes.push(format!("removed older snapshot {}", rel(&p)));
         remove.push(p);
@@ -716,10 +721,10 @@ fn recover_snapshot(
     if !remove.is_empty() {
         fsync_dir(dir_file, dir)?;
     }
-    match newest {
-        Some((i, t, path)) => Ok((Some(snapshot::read(&path, i, t)?), Some(path))),
-        None => Ok((None, None)),
-    }
+    Ok(match newest {
+        Some((snap, path)) => (Some(snap), Some(path)),
+        None => (None, None),
+    })
 }
 
 /// A snapshot being written in chunks; see [`Storage::snapshot_writer`].

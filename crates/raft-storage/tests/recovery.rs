@@ -377,3 +377,67 @@ fn the_hard_state_file_outlives_truncated_records() {
     assert_eq!(rec.restored.entries, entries(1..=3, 1));
     assert_eq!(rec.restored.hard_state, hs(2, Some(3), 0));
 }
+
+/// Builds a log of 1..=60 in small segments, then returns its directory.
+fn long_log(dir: &Path) {
+    let (mut st, _) = open(dir, SMALL_SEGMENTS);
+    st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
+    for i in 1..=60 {
+        st.persist(None, &entries(i..=i, 1)).unwrap();
+    }
+}
+
+/// A snapshot file for index `s` of the `long_log`, written elsewhere.
+fn snapshot_file(tmp: &Path, s: u64) -> PathBuf {
+    let other = tmp.join(format!("other-{s}"));
+    long_log(&other);
+    let (mut st, _) = open(&other, SMALL_SEGMENTS);
+    st.compact(&snap(s, 1, b"state")).unwrap();
+    snapshots(&other).pop().unwrap()
+}
+
+#[test]
+fn crash_between_compaction_snapshot_and_segment_removal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    long_log(&dir);
+    let s = snapshot_file(tmp.path(), 40);
+    fs::copy(&s, dir.join("snap").join(s.file_name().unwrap())).unwrap();
+    let before = segments(&dir).len();
+    let (_, rec) = open(&dir, SMALL_SEGMENTS);
+    assert_eq!(rec.restored.entries, entries(41..=60, 1));
+    assert!(segments(&dir).len() < before);
+    assert!(rec.notes.iter().any(|n| n.contains("covered by the snapshot at 40")), "{:?}", rec.notes);
+}
+
+#[test]
+fn crash_between_install_snapshot_and_log_discard() {
+    // Same history: the log continues the snapshot and is kept (Figure 13, step 6).
+    let tmp = tempfile::tempdir().unwrap();
+    let orig = tmp.path().join("orig");
+    long_log(&orig);
+    let s = snapshot_file(tmp.path(), 45);
+    fs::copy(&s, orig.join("snap").join(s.file_name().unwrap())).unwrap();
+    // The install removes segments newest first: any prefix of the old log may remain.
+    let n = segments(&orig).len();
+    for keep in 0..=n {
+        let dir = tmp.path().join(format!("keep-{keep}"));
+        copy_dir(&orig, &dir);
+        for seg in &segments(&dir)[keep..] {
+            fs::remove_file(seg).unwrap();
+        }
+        let (mut st, rec) = open(&dir, SMALL_SEGMENTS);
+        let last = st.last_index();
+        assert!(last >= 45, "keeping {keep}");
+        assert_eq!(rec.restored.entries, entries(46..=last, 1), "keeping {keep} segments");
+        assert_eq!(rec.restored.hard_state.commit, 45);
+        if keep > 0 {
+            assert_eq!(rec.restored.hard_state, hs(1, Some(1), 45), "keeping {keep}");
+        }
+        // The node can append right after what it recovered.
+        st.persist(None, &entries(last + 1..=last + 1, 2)).unwrap();
+        drop(st);
+        let rec = reopen(&dir, SMALL_SEGMENTS).unwrap();
+        assert_eq!(rec.restored.entries.last().unwrap(), &entry(last + 1, 2), "keeping {keep}");
+    }
+}
