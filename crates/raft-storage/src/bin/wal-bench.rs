@@ -2,12 +2,12 @@
 //! rate of a plain file on the same disk, measured in the same run.
 //!
 //! ```text
-//!   cargo run --release -p raft-storage --bin wal-bench [-- --dir PATH] [--seconds-per-row S]
+//!   cargo run --release -p raft-storage --bin wal-bench [-- --dir PATH] [--seconds-per-row S] [--slice-ms MS]
 //! ```
 //!
-//! Disks shared with other work are noisy, so the rows are measured in interleaved
-//! slices (every row runs for a short slice, round after round) and each row's rate is
-//! its total operations over its total time: load that comes and goes hits all rows
+//! Disks shared with other work are noisy, so the rows take short turns (100 ms, or one
+//! operation with `--slice-ms 0`), round after round, and each row's rate is its
+//! operations over the time spent in them: load that comes and goes hits every row
 //! alike, and the ratios stay meaningful.
 
 use raft_core::{Entry, EntryData, HardState};
@@ -22,21 +22,26 @@ use std::time::{Duration, Instant};
 const ENTRY_DATA_BYTES: usize = 100;
 /// Batch sizes measured.
 const BATCHES: [usize; 3] = [1, 16, 256];
-/// Length of one measuring slice: long enough to amortise the switch, short enough to interleave.
-const SLICE: Duration = Duration::from_millis(250);
+/// Operations per row before measuring (first extent conversions, page cache).
+const WARMUP_OPS: usize = 20;
+/// Default turn length: short enough that load changes hit all rows alike, long enough
+/// that each row runs as a stream of operations on its own file, as it would for real.
+const DEFAULT_SLICE_MS: u64 = 100;
 /// Default measuring time per row: a few seconds, so the whole run takes well under a minute.
 const DEFAULT_SECONDS_PER_ROW: f64 = 3.0;
 
 fn main() {
     let mut dir: Option<PathBuf> = None;
     let mut seconds = DEFAULT_SECONDS_PER_ROW;
+    let mut slice_ms = DEFAULT_SLICE_MS;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--seconds-per-row" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
+            "--slice-ms" => slice_ms = args.next().and_then(|s| s.parse().ok()).unwrap_or(slice_ms),
             "-h" | "--help" => {
-                println!("usage: wal-bench [--dir PATH] [--seconds-per-row S]");
+                println!("usage: wal-bench [--dir PATH] [--seconds-per-row S] [--slice-ms MS (0: one operation per turn)]");
                 return;
             }
             other => {
@@ -47,7 +52,7 @@ fn main() {
     }
     let base = dir.unwrap_or_else(std::env::temp_dir).join(format!("wal-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap_or_else(|e| die(&format!("cannot create {}: {e}", base.display())));
-    let result = run(&base, seconds);
+    let result = run(&base, seconds, Duration::from_millis(slice_ms));
     let _ = std::fs::remove_dir_all(&base);
     if let Err(e) = result {
         die(&e);
@@ -222,7 +227,7 @@ impl Measured {
     }
 }
 
-fn run(base: &Path, seconds_per_row: f64) -> Result<(), String> {
+fn run(base: &Path, seconds_per_row: f64, slice: Duration) -> Result<(), String> {
     let mut rows: Vec<Box<dyn Row>> = vec![
         Box::new(Raw::new(&base.join("raw-4k"), 4096, RawMode::Append)?),
         Box::new(Raw::new(&base.join("raw-100"), 100, RawMode::Append)?),
@@ -236,21 +241,31 @@ fn run(base: &Path, seconds_per_row: f64) -> Result<(), String> {
         }
     }
     let mut measured: Vec<Measured> = rows.iter().map(|_| Measured { ops: 0, elapsed: Duration::ZERO }).collect();
-    let rounds = ((seconds_per_row / SLICE.as_secs_f64()).ceil() as usize).max(1);
+    for row in rows.iter_mut() {
+        for _ in 0..WARMUP_OPS {
+            row.op()?;
+        }
+    }
+    let budget = Duration::from_secs_f64(seconds_per_row * rows.len() as f64);
     eprintln!(
-        "wal-bench: {} rows x {rounds} rounds of {} ms in {} (fsync on)",
+        "wal-bench: {} rows taking turns of {} ms for {:.0} s in {} (fsync on)",
         rows.len(),
-        SLICE.as_millis(),
+        slice.as_millis(),
+        budget.as_secs_f64(),
         base.display()
     );
-    for _ in 0..rounds {
+    let start = Instant::now();
+    while start.elapsed() < budget {
         for (row, m) in rows.iter_mut().zip(measured.iter_mut()) {
-            let start = Instant::now();
-            while start.elapsed() < SLICE {
+            let t = Instant::now();
+            loop {
                 row.op()?;
                 m.ops += 1;
+                if t.elapsed() >= slice {
+                    break;
+                }
             }
-            m.elapsed += start.elapsed();
+            m.elapsed += t.elapsed();
         }
     }
 
