@@ -153,11 +153,9 @@ impl Storage {
         // 3. Segments wholly covered by the snapshot are leftovers of a compaction.
         let mut segs = listing.segments;
         let covered = (0..segs.len()).take_while(|&k| k + 1 < segs.len() && segs[k + 1].0 <= s + 1).count();
-        for (_, p) in &segs[..covered] {
-            notes.push(format!("removed {} (covered by the snapshot at {s})", rel(p)));
-        }
-        wal.remove_files(segs[..covered].iter().map(|(_, p)| p.as_path()))?;
-        segs.drain(..covered);
+        // They are removed only once the rest has been checked: nothing is deleted on the
+        // way to refusing a damaged directory.
+        let covered: Vec<PathBuf> = segs.drain(..covered).map(|(_, p)| p).collect();
         if let Some((first, path)) = segs.first() {
             if *first > s + 1 {
                 return Err(StorageError::Gap { file: path.clone(), snapshot_index: s, first_index: *first });
@@ -280,6 +278,12 @@ impl Storage {
         }
         if let Some(last) = segments.last() {
             if last.last() < s {
+                notes.push(format!(
+                    "the log ends at index {}, before the snapshot at {s} (an interrupted snapshot install): \
+                     starting a fresh segment at {}",
+                    last.last(),
+                    s + 1
+                ));
                 need_reset = true;
             }
         }
@@ -312,6 +316,11 @@ impl Storage {
             hard_state.commit = last_index;
         }
         hard_state.commit = hard_state.commit.max(s);
+
+        for p in &covered {
+            notes.push(format!("removed {} (covered by the snapshot at {s})", rel(p)));
+        }
+        wal.remove_files(covered.iter().map(PathBuf::as_path))?;
 
         let (active, end) = if need_reset {
             wal.write_hard_state_file(&hard_state)?;

@@ -41,7 +41,9 @@ fn main() {
             "--seconds-per-row" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(seconds),
             "--slice-ms" => slice_ms = args.next().and_then(|s| s.parse().ok()).unwrap_or(slice_ms),
             "-h" | "--help" => {
-                println!("usage: wal-bench [--dir PATH] [--seconds-per-row S] [--slice-ms MS (0: one operation per turn)]");
+                println!(
+                    "usage: wal-bench [--dir PATH] [--seconds-per-row S] [--slice-ms MS (0: one operation per turn)]"
+                );
                 return;
             }
             other => {
