@@ -221,11 +221,21 @@ impl Row for Wal {
 struct Measured {
     ops: u64,
     elapsed: Duration,
+    /// The rate of each turn, to compare rows turn by turn.
+    turns: Vec<f64>,
 }
 
 impl Measured {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Median over the rounds of this row's rate divided by `other`'s in the same round:
+    /// neighbouring turns see the same load, so this ratio shrugs off bursts.
+    fn median_ratio(&self, other: &Measured) -> f64 {
+        let mut r: Vec<f64> = self.turns.iter().zip(&other.turns).map(|(a, b)| a / b).collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
     }
 }
 
@@ -242,7 +252,7 @@ fn run(base: &Path, seconds_per_row: f64, slice: Duration) -> Result<(), String>
             rows.push(Box::new(Wal::new(&base.join("wal-1-hs"), 1, true)?));
         }
     }
-    let mut measured: Vec<Measured> = rows.iter().map(|_| Measured { ops: 0, elapsed: Duration::ZERO }).collect();
+    let mut measured: Vec<Measured> = rows.iter().map(|_| Measured { ops: 0, elapsed: Duration::ZERO, turns: Vec::new() }).collect();
     for row in rows.iter_mut() {
         for _ in 0..WARMUP_OPS {
             row.op()?;
@@ -260,19 +270,21 @@ fn run(base: &Path, seconds_per_row: f64, slice: Duration) -> Result<(), String>
     while start.elapsed() < budget {
         for (row, m) in rows.iter_mut().zip(measured.iter_mut()) {
             let t = Instant::now();
+            let mut ops = 0;
             loop {
                 row.op()?;
-                m.ops += 1;
+                ops += 1;
                 if t.elapsed() >= slice {
                     break;
                 }
             }
-            m.elapsed += t.elapsed();
+            let took = t.elapsed();
+            m.ops += ops;
+            m.elapsed += took;
+            m.turns.push(ops as f64 / took.as_secs_f64());
         }
     }
 
-    let raw_4k = measured[0].rate();
-    let raw_100 = measured[1].rate();
     println!(
         "| row | bytes per write | writes/s (= batches/s) | entries/s | syncs per batch | vs raw 100 B | vs raw 4 KiB |"
     );
@@ -292,9 +304,15 @@ fn run(base: &Path, seconds_per_row: f64, slice: Duration) -> Result<(), String>
             rate,
             entries,
             syncs,
-            rate / raw_100,
-            rate / raw_4k
+            m.median_ratio(&measured[1]),
+            m.median_ratio(&measured[0])
         );
     }
+    println!();
+    println!(
+        "{} rounds; ratios are medians of turn-by-turn ratios (rows alternate in {} ms turns).",
+        measured[0].turns.len(),
+        slice.as_millis()
+    );
     Ok(())
 }
