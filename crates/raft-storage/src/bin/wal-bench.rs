@@ -252,7 +252,8 @@ fn run(base: &Path, seconds_per_row: f64, slice: Duration) -> Result<(), String>
             rows.push(Box::new(Wal::new(&base.join("wal-1-hs"), 1, true)?));
         }
     }
-    let mut measured: Vec<Measured> = rows.iter().map(|_| Measured { ops: 0, elapsed: Duration::ZERO, turns: Vec::new() }).collect();
+    let mut measured: Vec<Measured> =
+        rows.iter().map(|_| Measured { ops: 0, elapsed: Duration::ZERO, turns: Vec::new() }).collect();
     for row in rows.iter_mut() {
         for _ in 0..WARMUP_OPS {
             row.op()?;
