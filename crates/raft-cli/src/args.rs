@@ -84,7 +84,7 @@ pub struct BenchArgs {
     /// Fraction of requests that are reads, 0 to 1.
     #[arg(long, default_value_t = 0.5, value_parser = parse_ratio)]
     pub read_ratio: f64,
-    /// Reads are served by any node from its own state (may be stale); spread over all nodes.
+    /// Reads skip the ReadIndex round: the leader answers from its own state (may be stale).
     #[arg(long)]
     pub stale_reads: bool,
     /// Requests in flight per connection (pipelining window).

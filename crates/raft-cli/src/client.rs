@@ -170,6 +170,8 @@ pub struct Client {
     next_seq: u64,
     conn: Option<NodeConn>,
     leader: Option<NodeId>,
+    /// What `<dir>/cli-leader` says (as far as this client knows).
+    leader_on_file: Option<NodeId>,
     /// Persist the leader to `<dir>/cli-leader` on change (off for bench/chaos threads,
     /// which keep it in memory).
     persist_leader: bool,
@@ -189,6 +191,7 @@ impl Client {
             next_seq: 1,
             conn: None,
             leader,
+            leader_on_file: leader,
             persist_leader: true,
             stale_cursor: 0,
         }
@@ -304,7 +307,8 @@ impl Client {
                         CallError::NoAnswer(why) => {
                             round_all_unreachable = false;
                             if kind == Kind::Write {
-                                in_doubt = Some(format!("node {target} took the write but did not answer ({why})"));
+                                in_doubt =
+                                    Some(format!("the write was sent to node {target}, which did not answer ({why})"));
                             }
                         }
                     }
@@ -319,10 +323,11 @@ impl Client {
             round_all_unreachable = false;
             match response {
                 Response::Ok(reply) => {
-                    if kind != Kind::StaleRead && self.leader != Some(target) {
+                    if kind != Kind::StaleRead {
                         self.leader = Some(target);
-                        if self.persist_leader {
+                        if self.persist_leader && self.leader_on_file != Some(target) {
                             self.cluster.remember_leader(target);
+                            self.leader_on_file = Some(target);
                         }
                     }
                     return Ok(reply);

@@ -15,6 +15,9 @@ pub const MAX_APPEND_BYTES: usize = 1 << 20;
 /// Unacknowledged append messages per follower (pipelining window): bounds memory
 /// and retransmission work for a slow follower.
 pub const MAX_INFLIGHT_APPENDS: usize = 64;
+/// Unacknowledged append payload bytes per follower: a slow follower pins at most this
+/// much in send buffers (the count limit alone would allow 64 full 1 MiB appends).
+pub const MAX_INFLIGHT_BYTES: usize = 8 << 20;
 /// Snapshot bytes per InstallSnapshot chunk: bounds frame size and memory per message.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 512 * 1024;
 /// Proposals the leader accepts beyond its commit index before it refuses new ones:
@@ -25,6 +28,7 @@ pub const MAX_PENDING_READS: usize = 100_000;
 
 const _: () = assert!(HEARTBEAT_TICKS < ELECTION_TICKS_MIN);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);
+const _: () = assert!(MAX_APPEND_BYTES <= MAX_INFLIGHT_BYTES);
 
 /// Everything a [`crate::RawNode`] needs to know that is not persisted state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +50,7 @@ pub struct Config {
     pub max_entries_per_append: usize,
     pub max_append_bytes: usize,
     pub max_inflight_appends: usize,
+    pub max_inflight_bytes: usize,
     pub snapshot_chunk_bytes: usize,
     pub max_uncommitted_entries: usize,
     pub max_pending_reads: usize,
@@ -81,6 +86,7 @@ impl Config {
             max_entries_per_append: MAX_ENTRIES_PER_APPEND,
             max_append_bytes: MAX_APPEND_BYTES,
             max_inflight_appends: MAX_INFLIGHT_APPENDS,
+            max_inflight_bytes: MAX_INFLIGHT_BYTES,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             max_uncommitted_entries: MAX_UNCOMMITTED_ENTRIES,
             max_pending_reads: MAX_PENDING_READS,
@@ -112,6 +118,7 @@ impl Config {
         if self.max_entries_per_append == 0
             || self.max_append_bytes == 0
             || self.max_inflight_appends == 0
+            || self.max_inflight_bytes == 0
             || self.snapshot_chunk_bytes == 0
             || self.max_uncommitted_entries == 0
             || self.max_pending_reads == 0

@@ -43,8 +43,58 @@
 //!
 //! A node restarts from what it persisted: [`Restored`] carries the hard state, the
 //! newest snapshot and the log after it. Everything else (role, leader, progress) is
-//! volatile and rebuilt by the protocol.
+//! volatile and rebuilt by the protocol. [`RawNode::new`] checks that the restored log
+//! is contiguous after the snapshot, never goes back in term, and that the commit index
+//! is within it ([`ConfigError`] otherwise). The applied index starts at the snapshot:
+//! the first [`Ready::committed`] hands out again every entry up to the persisted commit
+//! index, so the driver rebuilds its state machine as snapshot + replay.
 //!
+//! ## What the driver must know
+//!
+//! * **Entries.** [`Ready::entries`] are handed out once. If a leader's entries replaced a
+//!   conflicting suffix, the batch starts at the first replaced index: the driver drops
+//!   its stored entries from there on before appending. After persisting, it reports the
+//!   batch's last entry with [`RawNode::persisted`]; a report for entries replaced
+//!   meanwhile is ignored, so an asynchronous driver may report late.
+//! * **Fsync.** A batch needs an fsync before `persisted_messages` go out when it has
+//!   entries, a snapshot, or a hard state whose term or vote changed. A hard state that
+//!   only moved `commit` may be written without its own fsync: losing it on a crash only
+//!   makes the restarted node re-learn the commit index from the leader (etcd's
+//!   `MustSync`). Write entries before the hard state that commits them.
+//! * **Snapshots.** A [`Ready::snapshot`] from the leader replaces the whole log: persist
+//!   it, discard every stored entry (entries after it arrive in later batches), restore
+//!   the state machine from it, then apply [`Ready::committed`] (which starts after it).
+//!   Local compaction goes the other way: the driver snapshots its state machine at an
+//!   applied index, persists that, drops its stored log prefix, then calls
+//!   [`RawNode::compact`]; the core keeps the data to send to laggards in chunks.
+//! * **Commit.** [`Ready::committed`] hands out each committed entry exactly once, in
+//!   order. A proposal (index `i` returned by [`RawNode::propose`] in term `t`) took
+//!   effect iff the entry handed out at `i` has term `t`; otherwise another leader
+//!   replaced it. A leader that steps down cannot know yet whether its pending entries
+//!   will commit.
+//! * **Reads** ([`RawNode::read_index`], §6.4). Only the leader takes them (followers
+//!   answer [`ProposeError::NotLeader`]). The leader waits until an entry of its term is
+//!   committed, records the commit index, starts one heartbeat round for all reads of
+//!   the turn, and once a majority answered that round hands the read out in
+//!   [`Ready::reads`] in the first batch whose applied index covers it: serve it right
+//!   after applying that batch. Reads not yet confirmed when leadership is lost come back
+//!   in [`Ready::dropped_reads`]; a confirmed read is still handed out (it was
+//!   linearizable when confirmed).
+//! * **Leadership transfer** ([`RawNode::transfer_leadership`], §3.10). The leader
+//!   brings the target's log up to date, then sends it `TimeoutNow`; the target starts an
+//!   election at once, flagged so that voters ignore their leader lease. Proposals are
+//!   refused with [`ProposeError::Busy`] meanwhile; after an election timeout without
+//!   success the transfer is abandoned ([`Event::TransferAborted`]).
+//! * **Elections.** Timeouts are drawn from `[election_ticks_min, election_ticks_max)`
+//!   with a generator seeded by [`Config::seed`] and the node id. With PreVote a node
+//!   asks first and raises its term only when a majority would vote for it. With
+//!   CheckQuorum a leader that heard from no majority during an election timeout steps
+//!   down (it checks once per timeout, so it notices within two), and a node that heard
+//!   from a leader within `election_ticks_min` ignores vote requests (the leader lease).
+//!   [`RawNode::campaign`] starts an election at once (tests, demos).
+//! * **Events.** [`Ready::events`] say what happened in words (role changes, votes and
+//!   why they were refused, snapshots, transfers): log one line each.
+
 //! ## Numbering
 //!
 //! [`NodeId`] 0 means "no node"; [`Term`] 0 is the term before any election; [`Index`] 0

@@ -132,7 +132,17 @@ impl RaftLog {
 
     /// A follower's side of AppendEntries once `base` matched (§5.3): skip entries it has,
     /// truncate at the first conflict, append the rest.
-    pub fn append_from_leader(&mut self, base: Index, entries: Vec<Entry>, no_truncate: bool) -> AppendOutcome {
+    ///
+    /// `no_truncate` plants the bug of the same name; `relaxed` turns off the check that a
+    /// committed entry is never replaced (with any planted bug on, the simulator's checkers
+    /// should report the damage rather than this assertion).
+    pub fn append_from_leader(
+        &mut self,
+        base: Index,
+        entries: Vec<Entry>,
+        no_truncate: bool,
+        relaxed: bool,
+    ) -> AppendOutcome {
         let last_new = base + entries.len() as Index;
         let mut new = entries.into_iter().peekable();
         // Entries this log already has with the same term match by the Log Matching property.
@@ -148,7 +158,7 @@ impl RaftLog {
         if first_index <= self.last_index() {
             // A conflict: an entry at this index with another term (§5.3 step 3).
             assert!(
-                no_truncate || first_index > self.committed,
+                relaxed || first_index > self.committed,
                 "conflicting entry {first} would truncate committed index {}",
                 self.committed
             );
@@ -238,5 +248,98 @@ impl RaftLog {
         self.applied = index;
         self.stable = index;
         self.unstable_from = index + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EntryData;
+
+    fn log(terms: &[Term]) -> RaftLog {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(k, &term)| Entry { index: k as Index + 1, term, data: EntryData::Noop })
+            .collect();
+        RaftLog::restore_from(0, 0, entries, 0)
+    }
+
+    fn e(index: Index, term: Term) -> Entry {
+        Entry { index, term, data: EntryData::Noop }
+    }
+
+    fn terms(l: &RaftLog) -> Vec<Term> {
+        l.entries().map(|e| e.term).collect()
+    }
+
+    #[test]
+    fn find_conflict_by_term_skips_a_whole_term() {
+        let l = log(&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6]);
+        assert_eq!(l.find_conflict_by_term(10, 3), 3, "the last index with term <= 3");
+        assert_eq!(l.find_conflict_by_term(10, 6), 10);
+        assert_eq!(l.find_conflict_by_term(7, 4), 5);
+        assert_eq!(l.find_conflict_by_term(99, 5), 7, "clamped to the last index");
+        assert_eq!(l.find_conflict_by_term(10, 0), 0);
+    }
+
+    #[test]
+    fn append_skips_matching_truncates_conflicts_and_never_shortens() {
+        let mut l = log(&[1, 1, 2, 2]);
+        // A stale, shorter append of matching entries changes nothing.
+        l.append_from_leader(1, vec![e(2, 1), e(3, 2)], false, false);
+        assert_eq!(terms(&l), [1, 1, 2, 2]);
+        assert_eq!(l.unstable_from, 5, "nothing to hand out again");
+        // A conflict at 3 replaces the suffix from there and re-hands it out.
+        l.append_from_leader(2, vec![e(3, 3)], false, false);
+        assert_eq!(terms(&l), [1, 1, 3]);
+        assert_eq!((l.unstable_from, l.stable), (3, 2));
+        assert_eq!(l.take_unstable(), vec![e(3, 3)]);
+    }
+
+    #[test]
+    fn no_truncate_bug_leaves_the_stale_suffix() {
+        let mut l = log(&[1, 1, 2, 2]);
+        l.append_from_leader(2, vec![e(3, 3)], true, true);
+        assert_eq!(terms(&l), [1, 1, 3, 2], "the planted bug keeps 4@2 after 3@3");
+    }
+
+    #[test]
+    #[should_panic(expected = "would truncate committed index")]
+    fn replacing_a_committed_entry_is_a_bug() {
+        let mut l = log(&[1, 1, 2]);
+        l.commit_to(3);
+        l.append_from_leader(2, vec![e(3, 3)], false, false);
+    }
+
+    #[test]
+    fn compaction_keeps_indexes_and_terms_after_the_snapshot() {
+        let mut l = log(&[1, 1, 2, 2, 3]);
+        l.commit_to(5);
+        assert_eq!(l.take_committed().len(), 5);
+        l.compact(3);
+        assert_eq!((l.first_index(), l.last_index(), l.term(3), l.term(2)), (4, 5, Some(2), None));
+        assert_eq!(l.slice(4, 10, 1 << 20), vec![e(4, 2), e(5, 3)]);
+        assert!(l.find_conflict_by_term(5, 1) < 3, "below the snapshot: the caller must send it");
+    }
+
+    #[test]
+    fn slice_respects_limits_but_moves_one_big_entry() {
+        let l = log(&[1, 1, 1, 1]);
+        assert_eq!(l.slice(1, 2, 1 << 20).len(), 2);
+        assert_eq!(l.slice(1, 10, 1).len(), 1, "one entry even if it is over the byte limit");
+        assert_eq!(l.slice(2, 10, 48).len(), 2);
+    }
+
+    #[test]
+    fn stale_persist_reports_are_ignored() {
+        let mut l = log(&[]);
+        l.append(e(1, 1));
+        l.append(e(2, 1));
+        let _ = l.take_unstable();
+        l.append_from_leader(1, vec![e(2, 2)], false, false);
+        assert!(!l.stable_to(2, 1), "2@1 was replaced by 2@2 before the report came");
+        assert!(l.stable_to(1, 1));
+        assert!(!l.stable_to(2, 2), "2@2 was not handed out yet");
     }
 }

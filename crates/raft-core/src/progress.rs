@@ -10,12 +10,48 @@ use std::sync::Arc;
 pub(crate) enum ReplState {
     /// Where the logs agree is unknown: one append in flight at a time.
     Probe { paused: bool },
-    /// The logs agree up to `match_index`: appends are pipelined; `inflight` holds the
-    /// last index of each unacknowledged append, oldest first.
-    Replicate { inflight: VecDeque<Index> },
+    /// The logs agree up to `match_index`: appends are pipelined within a window.
+    Replicate { inflight: Inflights },
     /// The follower needs entries this leader compacted: send `snapshot` chunk by chunk,
     /// one chunk in flight (stop-and-wait keeps the memory per follower to one chunk).
     Snapshot { snapshot: Arc<Snapshot>, offset: u64, chunk_in_flight: bool },
+}
+
+/// The unacknowledged appends to one follower: the last index and payload bytes of each,
+/// oldest first. Bounded in count (`max_inflight_appends`) and bytes (`max_inflight_bytes`).
+#[derive(Default)]
+pub(crate) struct Inflights {
+    queue: VecDeque<(Index, usize)>,
+    bytes: usize,
+}
+
+impl Inflights {
+    pub fn add(&mut self, last_index: Index, bytes: usize) {
+        self.queue.push_back((last_index, bytes));
+        self.bytes += bytes;
+    }
+
+    /// Everything up to `index` was acknowledged.
+    pub fn free_to(&mut self, index: Index) {
+        while let Some(&(i, b)) = self.queue.front() {
+            if i > index {
+                break;
+            }
+            self.bytes -= b;
+            self.queue.pop_front();
+        }
+    }
+
+    /// Frees the oldest slot (its answer may be lost; a probe will find out).
+    pub fn free_first(&mut self) {
+        if let Some((_, b)) = self.queue.pop_front() {
+            self.bytes -= b;
+        }
+    }
+
+    pub fn full(&self, max_count: usize, max_bytes: usize) -> bool {
+        self.queue.len() >= max_count || self.bytes >= max_bytes
+    }
 }
 
 pub(crate) struct Progress {
@@ -64,7 +100,7 @@ impl Progress {
     }
 
     pub fn become_replicate(&mut self) {
-        self.state = ReplState::Replicate { inflight: VecDeque::new() };
+        self.state = ReplState::Replicate { inflight: Inflights::default() };
         self.next_index = self.match_index + 1;
     }
 
@@ -77,11 +113,7 @@ impl Progress {
         self.next_index = self.next_index.max(match_index + 1);
         match &mut self.state {
             ReplState::Probe { .. } => self.become_replicate(),
-            ReplState::Replicate { inflight } => {
-                while inflight.front().is_some_and(|&i| i <= match_index) {
-                    inflight.pop_front();
-                }
-            }
+            ReplState::Replicate { inflight } => inflight.free_to(match_index),
             ReplState::Snapshot { snapshot, .. } => {
                 if self.match_index >= snapshot.meta.index {
                     self.become_probe();

@@ -16,12 +16,16 @@ use std::sync::Arc;
 pub enum StepError {
     /// The sender is not a member of this cluster.
     UnknownPeer(NodeId),
+    /// The message breaks the protocol's shape (e.g. an append whose entries do not
+    /// follow its base): bad input from the network, refused without effect.
+    Malformed(&'static str),
 }
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepError::UnknownPeer(id) => write!(f, "message from unknown node {id}"),
+            StepError::Malformed(why) => write!(f, "malformed message: {why}"),
         }
     }
 }
@@ -185,7 +189,7 @@ impl RawNode {
             if e.index != expect {
                 return Err(ConfigError(format!("restored log is not contiguous: expected index {expect}, found {e}")));
             }
-            if e.term < prev_term {
+            if e.term < prev_term && !bugs_on(&config) {
                 return Err(ConfigError(format!("restored log goes back in term at {e}")));
             }
             expect += 1;
@@ -285,13 +289,7 @@ impl RawNode {
     }
 
     fn bugs_on(&self) -> bool {
-        #[cfg(feature = "bugs")]
-        {
-            let b = self.config.bugs;
-            b.double_vote || b.commit_old_term || b.no_truncate
-        }
-        #[cfg(not(feature = "bugs"))]
-        false
+        bugs_on(&self.config)
     }
 
     fn bug_double_vote(&self) -> bool {
@@ -549,6 +547,7 @@ impl RawNode {
         if msg.from == self.id || !self.peers.contains(&msg.from) {
             return Err(StepError::UnknownPeer(msg.from));
         }
+        validate(&msg, !self.bugs_on())?;
         if msg.term > self.term {
             match &msg.body {
                 // A pre-vote asks about a future term without anyone adopting it.
@@ -781,11 +780,8 @@ impl RawNode {
             );
             return;
         }
-        for (k, e) in entries.iter().enumerate() {
-            assert_eq!(e.index, base_index + 1 + k as Index, "append from n{from} is not contiguous");
-        }
         let no_truncate = self.bug_no_truncate();
-        let out = self.log.append_from_leader(base_index, entries, no_truncate);
+        let out = self.log.append_from_leader(base_index, entries, no_truncate, self.bugs_on());
         self.log.commit_to(commit.min(out.last_new));
         self.ack_append(from, out.last_new);
     }
@@ -868,7 +864,7 @@ impl RawNode {
 
     fn handle_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
         let last_index = self.log.last_index();
-        let max_inflight = self.config.max_inflight_appends;
+        let (max_inflight, max_bytes) = (self.config.max_inflight_appends, self.config.max_inflight_bytes);
         let Some(pr) = self.progress_mut(from) else { return };
         pr.recent_active = true;
         pr.read_ack = pr.read_ack.max(read_seq);
@@ -880,8 +876,8 @@ impl RawNode {
             ReplState::Replicate { inflight } => {
                 // An append may have been lost: free a slot and send one to find out.
                 if pr.match_index < last_index {
-                    if inflight.len() >= max_inflight {
-                        inflight.pop_front();
+                    if inflight.full(max_inflight, max_bytes) {
+                        inflight.free_first();
                     }
                     pr.force_send = true;
                 }
@@ -1147,6 +1143,56 @@ impl RawNode {
     }
 }
 
+/// Checks the shape of a message from the network before it touches any state.
+/// `strict` also checks term order, which a planted bug may break on purpose.
+fn validate(msg: &Message, strict: bool) -> Result<(), StepError> {
+    match &msg.body {
+        MessageBody::Append { base_index, base_term, entries, .. } => {
+            let mut prev = *base_term;
+            for (k, e) in entries.iter().enumerate() {
+                if e.index != base_index + 1 + k as Index {
+                    return Err(StepError::Malformed("append entries do not follow the base contiguously"));
+                }
+                if strict && (e.term < prev || e.term > msg.term) {
+                    return Err(StepError::Malformed("append entry terms go back or beyond the leader's term"));
+                }
+                prev = e.term;
+            }
+            if *base_term > msg.term {
+                return Err(StepError::Malformed("append base term beyond the leader's term"));
+            }
+        }
+        MessageBody::InstallSnapshot { meta, offset, data, .. } => {
+            if meta.index == 0 || meta.term > msg.term {
+                return Err(StepError::Malformed("snapshot index 0 or term beyond the leader's term"));
+            }
+            if offset.checked_add(data.len() as u64).is_none() {
+                return Err(StepError::Malformed("snapshot chunk offset overflows"));
+            }
+        }
+        MessageBody::Vote { last_term, .. } | MessageBody::PreVote { last_term, .. } if *last_term > msg.term => {
+            return Err(StepError::Malformed("candidate's last term beyond the term it asks for"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Any planted bug is on: assertions that the bug would trip give way to the simulator's
+/// checkers, which must find the damage themselves.
+fn bugs_on(config: &Config) -> bool {
+    #[cfg(feature = "bugs")]
+    {
+        let b = config.bugs;
+        b.double_vote || b.commit_old_term || b.no_truncate
+    }
+    #[cfg(not(feature = "bugs"))]
+    {
+        let _ = config;
+        false
+    }
+}
+
 /// Ships what one follower is owed, within its progress state's limits.
 fn send_to_peer(
     from: NodeId,
@@ -1177,7 +1223,9 @@ fn send_to_peer(
                 return;
             }
             ReplState::Probe { paused: true } => return,
-            ReplState::Replicate { inflight } if inflight.len() >= cfg.max_inflight_appends => return,
+            ReplState::Replicate { inflight } if inflight.full(cfg.max_inflight_appends, cfg.max_inflight_bytes) => {
+                return
+            }
             _ => {}
         }
         if pr.next_index <= log.snap_index() {
@@ -1194,6 +1242,7 @@ fn send_to_peer(
         let base_index = pr.next_index - 1;
         let base_term = log.term(base_index).expect("base is at or after the snapshot");
         let last = entries.last().map(|e| e.index);
+        let bytes: usize = entries.iter().map(Entry::size_bytes).sum();
         pr.sent_commit = log.committed;
         pr.force_send = false;
         out.messages.push(Message {
@@ -1209,7 +1258,7 @@ fn send_to_peer(
             }
             ReplState::Replicate { inflight } => match last {
                 Some(last) => {
-                    inflight.push_back(last);
+                    inflight.add(last, bytes);
                     pr.next_index = last + 1;
                 }
                 None => return,

@@ -14,8 +14,9 @@ pub struct Ready {
     /// Entries to append to the log. If `entries[0].index` is at or below the stored last
     /// index, the stored suffix from there on is replaced (a conflict was resolved).
     pub entries: Vec<Entry>,
-    /// A snapshot received from the leader: persist it, drop the log it covers, and
-    /// restore the state machine from it before applying `committed`.
+    /// A snapshot received from the leader: persist it, discard the whole stored log
+    /// (entries after the snapshot come in `entries`, now or later), and restore the
+    /// state machine from it before applying `committed`.
     pub snapshot: Option<Snapshot>,
     /// Messages that promise nothing durable: send at once, even before persisting.
     pub messages: Vec<Message>,

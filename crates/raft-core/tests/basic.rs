@@ -139,3 +139,152 @@ fn message_display_is_compact() {
     };
     assert_eq!(m.to_string(), "n1@3 -> n2 Append base=4@2 [5@3] commit=4");
 }
+
+fn appends_to(msgs: &[Message], to: NodeId) -> Vec<(Index, usize)> {
+    msgs.iter()
+        .filter(|m| m.to == to)
+        .filter_map(|m| match &m.body {
+            MessageBody::Append { base_index, entries, .. } => Some((*base_index, entries.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Proposals of one turn go out as one append per follower, cut at max_entries_per_append,
+/// and at most max_inflight_appends unacknowledged appends per follower.
+#[test]
+fn appends_are_batched_and_windowed() {
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.max_entries_per_append = 4;
+        cfg.max_inflight_appends = 2;
+    });
+    c.campaign(1);
+    for k in 0..20 {
+        c.put(1, &format!("k{k}"), "v").unwrap();
+    }
+    let rd = c.node_mut(1).ready();
+    assert_eq!(appends_to(&rd.messages, 2), vec![(1, 4), (5, 4)], "two batches of four, then the window is full");
+    // One ack frees one slot: exactly one more batch.
+    let ack = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::AppendResponse { success: true, match_index: 5, reject_hint_index: 0, reject_hint_term: 0 },
+    };
+    c.node_mut(1).step(ack).unwrap();
+    let rd = c.node_mut(1).ready();
+    assert_eq!(appends_to(&rd.messages, 2), vec![(9, 4)]);
+    assert_eq!(appends_to(&rd.messages, 3), vec![], "n3's window is still full");
+}
+
+#[test]
+fn inflight_bytes_are_bounded() {
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.max_entries_per_append = 1;
+        cfg.max_inflight_bytes = 3 * (24 + 100);
+    });
+    c.campaign(1);
+    for _ in 0..10 {
+        c.node_mut(1).propose(vec![7; 100]).unwrap();
+    }
+    let rd = c.node_mut(1).ready();
+    assert_eq!(appends_to(&rd.messages, 2).len(), 3, "three 124-byte appends fill the byte window");
+}
+
+#[test]
+fn uncommitted_entries_are_bounded() {
+    let mut c = Cluster::new(3, |cfg| cfg.max_uncommitted_entries = 5);
+    c.campaign(1);
+    c.partition(&[1]);
+    let mut accepted = 0;
+    while c.put(1, "k", "v").is_ok() {
+        accepted += 1;
+        assert!(accepted < 100);
+    }
+    assert_eq!(accepted, 5);
+    assert_eq!(c.put(1, "k", "v"), Err(ProposeError::Busy));
+    c.heal();
+    c.tick_all_stabilize(5);
+    assert!(c.put(1, "k", "v").is_ok(), "room again once they commit");
+}
+
+/// A follower that lost an append (and every later one) is found by the next heartbeat.
+#[test]
+fn lost_tail_of_pipeline_is_recovered_by_heartbeat() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    c.put(1, "a", "1").unwrap();
+    c.cut.insert((1, 3));
+    c.stabilize();
+    c.cut.clear();
+    assert_eq!(c.node(3).last_index(), 1);
+    c.tick_all_stabilize(5);
+    assert_eq!(c.node(3).last_index(), 2);
+    assert_eq!(c.nodes[&3].kv.get("a").map(String::as_str), Some("1"));
+}
+
+#[test]
+fn events_explain_an_election() {
+    let mut c = Cluster::new(3, |_| {});
+    c.node_mut(2).campaign();
+    let rd = c.node_mut(2).ready();
+    assert_eq!(rd.events, vec![Event::RoleChanged { role: RoleKind::PreCandidate, term: 0, leader: None }]);
+    assert_eq!(rd.events[0].to_string(), "became pre-candidate term=0");
+}
+
+/// Bad input from the network is an error value, not a panic, and changes nothing.
+#[test]
+fn malformed_messages_are_refused() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    let before = c.node(2).status();
+    let gap = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            base_index: 1,
+            base_term: 1,
+            entries: vec![Entry { index: 3, term: 1, data: EntryData::Noop }],
+            commit: 1,
+        },
+    };
+    assert!(matches!(c.node_mut(2).step(gap), Err(StepError::Malformed(_))));
+    let future = Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Append {
+            base_index: 1,
+            base_term: 1,
+            entries: vec![Entry { index: 2, term: 9, data: EntryData::Noop }],
+            commit: 1,
+        },
+    };
+    assert!(matches!(c.node_mut(2).step(future), Err(StepError::Malformed(_))));
+    let stranger = Message { from: 9, to: 2, term: 5, body: MessageBody::TimeoutNow };
+    assert_eq!(c.node_mut(2).step(stranger), Err(StepError::UnknownPeer(9)));
+    assert_eq!(c.node(2).status(), before);
+}
+
+/// §5.2 with a crash: the vote is persisted, so a restarted node still refuses a second
+/// candidate in the same term.
+#[test]
+fn vote_survives_restart() {
+    let mut c = Cluster::new(3, |cfg| cfg.pre_vote = false);
+    c.node_mut(1).campaign();
+    c.process_all();
+    c.network.retain(|m| m.to == 3);
+    c.deliver_round(None);
+    assert_eq!(c.node(3).hard_state().vote, Some(1));
+    c.network.clear();
+    c.crash(3);
+    c.restart(3);
+    assert_eq!(c.node(3).hard_state(), HardState { term: 1, vote: Some(1), commit: 0 });
+    // n2 asks for the same term 1.
+    let ask =
+        Message { from: 2, to: 3, term: 1, body: MessageBody::Vote { last_index: 0, last_term: 0, transfer: false } };
+    c.node_mut(3).step(ask).unwrap();
+    let rd = c.node_mut(3).ready();
+    assert!(matches!(rd.persisted_messages[0].body, MessageBody::VoteResponse { granted: false }));
+}

@@ -111,6 +111,9 @@ pub const DEFAULT_MAX_STEPS_PER_KEY: u64 = 20_000_000;
 /// Search steps allowed for each trial while shrinking a violation: a trial that runs
 /// out counts as "not shown to fail", so the op stays in the witness.
 const SHRINK_MAX_STEPS: u64 = 2_000_000;
+/// Search steps for the whole shrink (about a minute at worst); past it the smallest
+/// witness found so far is reported.
+const SHRINK_TOTAL_STEPS: u64 = 50_000_000;
 
 /// Checks a whole history, key by key, with [`DEFAULT_MAX_STEPS_PER_KEY`].
 pub fn check(history: &[Operation]) -> Verdict {
@@ -124,7 +127,8 @@ pub fn check(history: &[Operation]) -> Verdict {
 pub fn check_with_budget(history: &[Operation], max_steps_per_key: u64) -> Verdict {
     let mut inconclusive = None;
     for (key, ops) in split_by_key(history) {
-        match check_key(&ops, max_steps_per_key) {
+        let mut budget = max_steps_per_key;
+        match check_key(&ops, &mut budget) {
             KeyResult::Ok => {}
             KeyResult::OutOfBudget => {
                 inconclusive.get_or_insert(key);
@@ -316,6 +320,34 @@ impl BitSet {
     fn clear(&mut self, i: usize) {
         self.0[i / 64] &= !(1 << (i % 64));
     }
+    fn is_subset_of(&self, other: &BitSet) -> bool {
+        self.0.iter().zip(&other.0).all(|(a, b)| a & !b == 0)
+    }
+}
+
+/// Lowe's memo of configurations already explored, with dominance for unknown ops.
+///
+/// A configuration is (definite ops linearized, unknown ops linearized, state). Two with
+/// the same definite set and state, where the first linearized a subset of the second's
+/// unknown ops: every way to finish from the second also works from the first (it may
+/// simply never linearize the extra unknown ops). So once the first was seen, the second
+/// need not be explored. Without this, k pending unknown ops multiply the search by 2^k.
+#[derive(Default)]
+struct Memo {
+    seen: HashMap<(BitSet, State), Vec<BitSet>>,
+}
+
+impl Memo {
+    /// Records a configuration; false if it, or one that dominates it, was seen before.
+    fn insert(&mut self, definite: &BitSet, unknown: &BitSet, state: State) -> bool {
+        let known = self.seen.entry((definite.clone(), state)).or_default();
+        if known.iter().any(|k| k.is_subset_of(unknown)) {
+            return false;
+        }
+        known.retain(|k| !unknown.is_subset_of(k));
+        known.push(unknown.clone());
+        true
+    }
 }
 
 /// Call and return events in time order, as a doubly linked list over a vector.
@@ -392,10 +424,11 @@ impl EventList {
 }
 
 /// Wing-Gong search with Lowe's memo cache on one key's operations.
-fn check_key(ops: &[Operation], max_steps: u64) -> KeyResult {
+/// `budget` is the number of search steps left; the steps taken are subtracted.
+fn check_key(ops: &[Operation], budget: &mut u64) -> KeyResult {
     let pruned = prune_unobserved_unknowns(ops);
     let prepared = prepare(&pruned);
-    search(&prepared, max_steps)
+    search(&prepared, budget)
 }
 
 /// Drops unknown-outcome writes whose value no operation observes, when the key has no
@@ -427,39 +460,56 @@ fn prune_unobserved_unknowns(ops: &[Operation]) -> Vec<Operation> {
     }
 }
 
-fn search(ops: &[Prepared], max_steps: u64) -> KeyResult {
+fn search(ops: &[Prepared], budget: &mut u64) -> KeyResult {
     if ops.iter().all(|o| o.unknown) {
         return KeyResult::Ok;
     }
     let mut list = EventList::new(ops);
-    let mut linearized = BitSet::new(ops.len());
-    let mut cache: HashSet<(BitSet, State)> = HashSet::new();
+    // Each op's bit: in the definite set or in the unknown set.
+    let mut slot = Vec::with_capacity(ops.len());
+    let (mut n_definite, mut n_unknown) = (0, 0);
+    for o in ops {
+        let counter = if o.unknown { &mut n_unknown } else { &mut n_definite };
+        slot.push((o.unknown, *counter));
+        *counter += 1;
+    }
+    let mut definite = BitSet::new(n_definite);
+    let mut unknown = BitSet::new(n_unknown);
+    let bits = |op: usize, on: bool, definite: &mut BitSet, unknown: &mut BitSet| {
+        let (is_unknown, i) = slot[op];
+        let set = if is_unknown { unknown } else { definite };
+        if on {
+            set.set(i)
+        } else {
+            set.clear(i)
+        }
+    };
+    let mut memo = Memo::default();
     // (call slot, state before it) for every op linearized so far, in order.
     let mut stack: Vec<(usize, State)> = Vec::new();
     let mut state = ABSENT;
     let mut entry = list.next[HEAD];
-    let mut steps = 0u64;
     loop {
         if entry == NIL {
             // Only reachable if every event was lifted: everything linearized.
             return KeyResult::Ok;
         }
-        steps += 1;
-        if steps > max_steps {
+        if *budget == 0 {
             return KeyResult::OutOfBudget;
         }
+        *budget -= 1;
         let (op, is_call) = list.ev[entry];
         if is_call {
             if let Some(new_state) = ops[op].model.step(state) {
-                linearized.set(op);
-                if cache.insert((linearized.clone(), new_state)) {
+                bits(op, true, &mut definite, &mut unknown);
+                if memo.insert(&definite, &unknown, new_state) {
                     stack.push((entry, state));
                     state = new_state;
                     list.lift(entry);
                     entry = list.next[HEAD];
                     continue;
                 }
-                linearized.clear(op);
+                bits(op, false, &mut definite, &mut unknown);
             }
             entry = list.next[entry];
         } else {
@@ -473,7 +523,7 @@ fn search(ops: &[Prepared], max_steps: u64) -> KeyResult {
                 return KeyResult::Violation;
             };
             let (undone, _) = list.ev[call];
-            linearized.clear(undone);
+            bits(undone, false, &mut definite, &mut unknown);
             state = before;
             list.unlift(call);
             entry = list.next[call];
@@ -510,60 +560,55 @@ fn is_failed_cas(o: &Operation) -> bool {
     matches!((&o.op, &o.outcome), (Op::Cas { .. }, Outcome::Cas(false)))
 }
 
-/// Whether dropping `ops[i]` keeps every violation of the rest a violation of `ops`.
-fn may_drop(ops: &[Operation], i: usize) -> bool {
-    let Some(value) = writes(&ops[i]) else {
-        return true; // reads and failed cas only constrain
-    };
-    ops.iter().enumerate().all(|(j, o)| j == i || (!is_failed_cas(o) && observes(o) != Some(value)))
+/// Whether dropping `removed` from a history leaves `kept` failing only for reasons the
+/// whole history shares: reads and failed cas only constrain, so they may always go; a
+/// write may go only if no kept op observes its value and no failed cas is kept.
+fn sound_removal<'a>(kept: impl Iterator<Item = &'a Operation> + Clone, removed: &[&Operation]) -> bool {
+    let removed_writes: Vec<Option<&String>> = removed.iter().filter_map(|o| writes(o)).collect();
+    if removed_writes.is_empty() {
+        return true;
+    }
+    kept.clone().all(|o| !is_failed_cas(o) && observes(o).is_none_or(|v| !removed_writes.contains(&v)))
 }
 
-fn fails(ops: &[Operation]) -> bool {
-    check_key(ops, SHRINK_MAX_STEPS) == KeyResult::Violation
+/// Whether `ops` is shown to be non-linearizable within one trial's budget, taken out
+/// of the shrink's total.
+fn fails(ops: &[Operation], total: &mut u64) -> bool {
+    let mut budget = SHRINK_MAX_STEPS.min(*total);
+    let before = budget;
+    let result = check_key(ops, &mut budget);
+    *total -= before - budget;
+    result == KeyResult::Violation
 }
 
-/// Greedy delta debugging: drop chunks of halving size, then single ops, while the
-/// history stays non-linearizable and each drop is sound (see [`may_drop`]).
+/// Greedy delta debugging: drop chunks of halving size, down to single ops, while the
+/// history stays non-linearizable and each drop is sound (see [`sound_removal`]); repeat
+/// single-op passes until nothing more can go.
 fn shrink(mut ops: Vec<Operation>) -> Vec<Operation> {
     // Failed ops carry no information; drop them first.
     ops.retain(|o| o.outcome != Outcome::Failed);
-    // Pass 1: chunks of reads and failed cas (always sound to drop), halving the chunk.
-    let mut chunk = ops.len() / 2;
-    while chunk >= 1 {
+    let mut total = SHRINK_TOTAL_STEPS;
+    let mut chunk = (ops.len() / 2).max(1);
+    while total > 0 {
+        let mut changed = false;
         let mut start = 0;
         while start < ops.len() {
             let end = (start + chunk).min(ops.len());
-            let candidate: Vec<Operation> = ops
-                .iter()
-                .enumerate()
-                .filter(|(j, o)| !(start..end).contains(j) || writes(o).is_some())
-                .map(|(_, o)| o.clone())
-                .collect();
-            if candidate.len() < ops.len() && fails(&candidate) {
-                ops = candidate;
-            } else {
-                start = end;
-            }
-        }
-        chunk /= 2;
-    }
-    // Pass 2: single ops of any kind, until nothing more can go.
-    loop {
-        let mut changed = false;
-        let mut i = 0;
-        while i < ops.len() {
-            if may_drop(&ops, i) {
-                let mut candidate = ops.clone();
-                candidate.remove(i);
-                if fails(&candidate) {
+            let removed: Vec<&Operation> = ops[start..end].iter().collect();
+            let kept = ops[..start].iter().chain(ops[end..].iter());
+            if sound_removal(kept.clone(), &removed) {
+                let candidate: Vec<Operation> = kept.cloned().collect();
+                if fails(&candidate, &mut total) {
                     ops = candidate;
                     changed = true;
                     continue;
                 }
             }
-            i += 1;
+            start = end;
         }
-        if !changed {
+        if chunk > 1 {
+            chunk /= 2;
+        } else if !changed {
             break;
         }
     }

@@ -1,1 +1,75 @@
-//! raft-node (skeleton; see the issues).
+//! # raft-node: one Raft server process
+//!
+//! A node is one thread running one [`mio::Poll`]. Everything that can happen to it is
+//! an event on that poll: a connection on its listening socket `<dir>/node-<id>/node.sock`,
+//! bytes from a peer or a client, room to write, SIGTERM/SIGINT (through
+//! signal-hook-mio), a stop request from an in-process test (a [`mio::Waker`]), or the
+//! next tick deadline, which is the poll timeout. There is no thread per connection.
+//!
+//! ## One turn of the loop
+//!
+//! 1. Wait for events or the tick deadline; read every readable socket until it would
+//!    block; decode whole frames; step peer messages into [`raft_core::RawNode`]; turn
+//!    client requests into proposals and ReadIndex requests.
+//! 2. Tick the core if the deadline passed.
+//! 3. Take the core's [`raft_core::Ready`] and carry it out in the documented order:
+//!    send what promises nothing (the leader's appends go out *before* its own fsync),
+//!    persist hard state and entries with ONE write and ONE fsync for the whole turn
+//!    (group commit), report the persisted index (only now does the leader count
+//!    itself), send what promises durable state (votes, acks), install a received
+//!    snapshot, apply committed entries to [`raft_kv::KvStore`] and answer their
+//!    clients, serve confirmed reads.
+//! 4. Compact when the log since the last snapshot passes the configured thresholds.
+//! 5. Flush output buffers.
+//!
+//! ## Connections
+//!
+//! The first frame on an accepted connection says who speaks ([`raft_wire::Hello`]).
+//! A peer's inbound stream only carries messages to us; we send to each peer over our
+//! own outbound stream, reconnected with backoff. Garbage, an oversize length, a wrong
+//! cluster id, an unknown node id or a message that claims another sender closes that
+//! connection with one log line; the node keeps serving everyone else. Output queues are
+//! bounded: a slow client is disconnected, a stuck peer stream is dropped and
+//! reconnected (Raft retransmits).
+//!
+//! ## Event log
+//!
+//! Every meaningful event is one line on stdout: `<time> n<id> t<term> <what>`, e.g.
+//! `07:41:02.117 n3 t4 became leader term=4`. The supervisor sends stdout to `node.log`.
+
+mod conn;
+mod eventlog;
+mod server;
+
+pub use eventlog::LogTarget;
+pub use server::{NodeError, NodeSettings, Server, StopHandle};
+
+/// Client connections accepted at once; more are refused with a log line. Bounds memory
+/// and file descriptors.
+pub const MAX_CLIENT_CONNECTIONS: usize = 1024;
+/// Bytes queued for one client before it is considered too slow and disconnected.
+pub const MAX_CLIENT_OUT_BYTES: usize = 32 << 20;
+/// Bytes queued on one peer stream before it is dropped and reconnected (Raft resends).
+pub const MAX_PEER_OUT_BYTES: usize = 64 << 20;
+/// Client requests waiting for commit or ReadIndex on one node: back-pressure.
+pub const MAX_PENDING_REQUESTS: usize = 100_000;
+/// Ticks replayed at most after the loop was late (e.g. resumed after SIGSTOP): enough to
+/// let an election timeout expire, never an unbounded burst.
+pub const MAX_CATCH_UP_TICKS: u32 = 64;
+/// Reconnect backoff to a peer: start, doubling up to the cap.
+pub const PEER_RECONNECT_MIN_MS: u64 = 20;
+pub const PEER_RECONNECT_MAX_MS: u64 = 500;
+/// Events handled per poll call.
+pub const EVENTS_PER_POLL: usize = 1024;
+
+/// A seed for the election timer from the OS (falls back to time and pid). Determinism is
+/// the simulator's business; a real node wants its timeouts to differ from its peers'.
+pub fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok() {
+        return u64::from_le_bytes(b);
+    }
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
+}

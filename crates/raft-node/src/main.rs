@@ -1,4 +1,68 @@
-fn main() {
-    eprintln!("not built yet");
-    std::process::exit(2);
+//! `raft-node --config PATH --id N`: one member of the cluster. The supervisor starts it;
+//! everything it does is in the library.
+
+use clap::Parser;
+use raft_config::ClusterConfig;
+use raft_node::{NodeSettings, Server};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// One Raft node: serves peers and clients on <dir>/node-<id>/node.sock.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Cluster config (the supervisor passes <dir>/cluster.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id, 1..=nodes.
+    #[arg(long)]
+    id: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (cfg, _) = match ClusterConfig::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raft-node: bad config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !cfg.node_ids().contains(&args.id) {
+        eprintln!("raft-node: --id {} is not a node of this cluster (ids 1..={})", args.id, cfg.nodes);
+        return ExitCode::from(2);
+    }
+    let settings = NodeSettings {
+        id: args.id,
+        sockets: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
+        node_dir: cfg.node_dir(args.id),
+        cluster_id: cfg.cluster_id(),
+        tick: Duration::from_millis(cfg.tick_ms),
+        heartbeat_ticks: cfg.heartbeat_ticks,
+        election_ticks_min: cfg.election_ticks_min,
+        election_ticks_max: cfg.election_ticks_max,
+        pre_vote: cfg.pre_vote,
+        check_quorum: cfg.check_quorum,
+        fsync: cfg.fsync,
+        snapshot_entries: cfg.snapshot_entries,
+        snapshot_bytes: cfg.snapshot_bytes,
+        seed: raft_node::random_seed(),
+        handle_signals: true,
+        log: raft_node::LogTarget::Stdout,
+    };
+    let server = match Server::open(settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("raft-node {}: cannot start: {e}", args.id);
+            return ExitCode::from(1);
+        }
+    };
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raft-node {}: stopped: {e}", args.id);
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,4 +1,4 @@
+//! `raft-supervisor`: see the library docs.
 fn main() {
-    eprintln!("not built yet");
-    std::process::exit(2);
+    std::process::exit(raft_supervisor::cli::main(std::env::args_os()));
 }

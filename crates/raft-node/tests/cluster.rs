@@ -1,0 +1,249 @@
+//! Five real nodes in one process, over real Unix sockets in a temp dir: elect, replicate,
+//! survive the leader's loop being stopped, and catch a restarted node up by snapshot.
+
+use raft_core::RoleKind;
+use raft_node::{LogTarget, NodeSettings, Server, StopHandle};
+use raft_wire::blocking::{read_frame, write_frame};
+use raft_wire::*;
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Node {
+    stop: StopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The cluster; stops every node loop on drop, also when a test fails.
+struct Cluster {
+    dir: tempfile::TempDir,
+    settings: BTreeMap<u64, NodeSettings>,
+    nodes: BTreeMap<u64, Node>,
+}
+
+impl Cluster {
+    fn new(n: u64, snapshot_entries: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let sockets: BTreeMap<u64, PathBuf> =
+            (1..=n).map(|id| (id, dir.path().join(format!("node-{id}")).join("node.sock"))).collect();
+        let settings = (1..=n)
+            .map(|id| {
+                let node_dir = dir.path().join(format!("node-{id}"));
+                std::fs::create_dir_all(&node_dir).unwrap();
+                let s = NodeSettings {
+                    id,
+                    sockets: sockets.clone(),
+                    log: LogTarget::File(node_dir.join("node.log")),
+                    node_dir,
+                    cluster_id: 0xC0FFEE,
+                    tick: Duration::from_millis(10),
+                    heartbeat_ticks: 5,
+                    election_ticks_min: 15,
+                    election_ticks_max: 30,
+                    pre_vote: true,
+                    check_quorum: true,
+                    fsync: false,
+                    snapshot_entries,
+                    snapshot_bytes: u64::MAX,
+                    seed: id * 7919,
+                    handle_signals: false,
+                };
+                (id, s)
+            })
+            .collect();
+        let mut c = Cluster { dir, settings, nodes: BTreeMap::new() };
+        for id in 1..=n {
+            c.start(id);
+        }
+        c
+    }
+
+    fn start(&mut self, id: u64) {
+        let server = Server::open(self.settings[&id].clone()).expect("node opens");
+        let stop = server.stop_handle();
+        let thread = std::thread::spawn(move || server.run().expect("node runs"));
+        self.nodes.insert(id, Node { stop, thread: Some(thread) });
+    }
+
+    fn stop(&mut self, id: u64) {
+        let mut node = self.nodes.remove(&id).expect("running");
+        node.stop.stop();
+        node.thread.take().unwrap().join().expect("node thread ends cleanly");
+    }
+
+    fn socket(&self, id: u64) -> &Path {
+        &self.settings[&id].sockets[&id]
+    }
+
+    fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{id}/node.log"))).unwrap_or_default()
+    }
+
+    fn request(&self, id: u64, body: Request) -> Option<Response> {
+        let mut s = UnixStream::connect(self.socket(id)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        write_frame(&mut s, &Hello::Client).ok()?;
+        write_frame(&mut s, &ClientRequest { id: 1, body }).ok()?;
+        let resp: ClientResponse = read_frame(&mut s).ok()?;
+        assert_eq!(resp.id, 1);
+        Some(resp.body)
+    }
+
+    fn status(&self, id: u64) -> Option<NodeStatus> {
+        match self.request(id, Request::Status)? {
+            Response::Status(s) => Some(s),
+            other => panic!("status answered {other:?}"),
+        }
+    }
+
+    /// Waits until the running nodes agree on one leader; returns it.
+    fn wait_leader(&self) -> u64 {
+        let start = Instant::now();
+        loop {
+            let statuses: Vec<NodeStatus> = self.nodes.keys().filter_map(|&id| self.status(id)).collect();
+            let leaders: Vec<&NodeStatus> = statuses.iter().filter(|s| s.role == RoleKind::Leader).collect();
+            if leaders.len() == 1 && statuses.len() == self.nodes.len() {
+                let l = leaders[0];
+                if statuses.iter().all(|s| s.leader == Some(l.id) && s.term == l.term) {
+                    return l.id;
+                }
+            }
+            assert!(start.elapsed() < DEADLINE, "no agreed leader within {DEADLINE:?}: {statuses:?}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Writes through whichever node leads, following hints; retries keep (session, seq).
+    fn set(&self, session: u64, seq: u64, key: &str, value: &str) {
+        let start = Instant::now();
+        let mut target = *self.nodes.keys().next().unwrap();
+        loop {
+            let op = WriteOp::Set { key: key.into(), value: value.as_bytes().to_vec() };
+            match self.request(target, Request::Write { session, seq, op }) {
+                Some(Response::Ok(Reply::Done)) => return,
+                Some(Response::NotLeader { leader: Some(l) }) if self.nodes.contains_key(&l) => target = l,
+                _ => target = self.next_node(target),
+            }
+            assert!(start.elapsed() < DEADLINE, "write {key} did not succeed within {DEADLINE:?}");
+        }
+    }
+
+    fn next_node(&self, after: u64) -> u64 {
+        self.nodes.keys().copied().find(|&id| id > after).unwrap_or(*self.nodes.keys().next().unwrap())
+    }
+
+    fn get(&self, id: u64, key: &str, stale: bool) -> Option<Response> {
+        self.request(id, Request::Read { op: ReadOp::Get { key: key.into() }, stale })
+    }
+
+    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            node.stop.stop();
+        }
+        for node in self.nodes.values_mut() {
+            if let Some(t) = node.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[test]
+fn five_nodes_elect_replicate_survive_leader_loss_and_catch_up_by_snapshot() {
+    let mut c = Cluster::new(5, 50);
+    let leader = c.wait_leader();
+    for i in 0..20 {
+        c.set(1, i + 1, &format!("k{i}"), &format!("v{i}"));
+    }
+    // A linearizable read on the leader sees the last write; a follower redirects.
+    assert_eq!(c.get(leader, "k19", false), Some(Response::Ok(Reply::Value(Some(b"v19".to_vec())))));
+    let follower = c.nodes.keys().copied().find(|&id| id != leader).unwrap();
+    assert_eq!(c.get(follower, "k19", false), Some(Response::NotLeader { leader: Some(leader) }));
+
+    // Stop the leader's loop: the other four elect a new leader and keep taking writes.
+    c.stop(leader);
+    let new_leader = c.wait_leader();
+    assert_ne!(new_leader, leader);
+    for i in 20..200 {
+        c.set(1, i + 1, &format!("k{i}"), &format!("v{i}"));
+    }
+    // The leader has compacted past everything the stopped node had.
+    let st = c.status(new_leader).unwrap();
+    assert!(st.snapshot_index > 25, "leader should have compacted: {st:?}");
+
+    // Restart the old leader: it rejoins and is caught up by a snapshot.
+    c.start(leader);
+    let target = c.status(new_leader).unwrap().commit;
+    c.wait_until("restarted node applies everything", || c.status(leader).is_some_and(|s| s.applied >= target));
+    assert!(c.log(leader).contains("snapshot installed"), "log of n{leader}:\n{}", c.log(leader));
+    assert_eq!(c.get(leader, "k199", true), Some(Response::Ok(Reply::Value(Some(b"v199".to_vec())))));
+    assert_eq!(c.get(leader, "k0", true), Some(Response::Ok(Reply::Value(Some(b"v0".to_vec())))));
+    assert!(c.log(new_leader).contains("became leader"));
+}
+
+#[test]
+fn a_retried_write_applies_once() {
+    let c = Cluster::new(3, 1000);
+    let leader = c.wait_leader();
+    let cas = |expected: Option<&str>, new: &str| Request::Write {
+        session: 99,
+        seq: 1,
+        op: WriteOp::Cas {
+            key: "x".into(),
+            expected: expected.map(|e| e.as_bytes().to_vec()),
+            new: new.as_bytes().to_vec(),
+        },
+    };
+    let first = c.request(leader, cas(None, "a")).unwrap();
+    assert_eq!(first, Response::Ok(Reply::Cas { ok: true, current: None }));
+    c.set(5, 1, "x", "b");
+    // The retry of (99, 1) gets the first answer and does not swap again.
+    let retry = c.request(leader, cas(None, "a")).unwrap();
+    assert_eq!(retry, first);
+    assert_eq!(c.get(leader, "x", false), Some(Response::Ok(Reply::Value(Some(b"b".to_vec())))));
+}
+
+#[test]
+fn garbage_and_oversize_frames_close_only_that_connection() {
+    use std::io::{Read, Write};
+    let c = Cluster::new(3, 1000);
+    let leader = c.wait_leader();
+    // An oversize length prefix.
+    let mut s = UnixStream::connect(c.socket(leader)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "the node must close the connection");
+    // Garbage after a valid length.
+    let mut s = UnixStream::connect(c.socket(leader)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[0, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef]).unwrap();
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+    // A peer hello with an unknown node id, and one from another cluster.
+    for hello in [Hello::Peer { cluster_id: 0xC0FFEE, node: 42 }, Hello::Peer { cluster_id: 1, node: 2 }] {
+        let mut s = UnixStream::connect(c.socket(leader)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write_frame(&mut s, &hello).unwrap();
+        assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+    }
+    // Everyone else is still served.
+    c.set(1, 1, "still", "here");
+    assert_eq!(c.get(leader, "still", false), Some(Response::Ok(Reply::Value(Some(b"here".to_vec())))));
+    let log = c.log(leader);
+    assert!(log.contains("bad frame"), "{log}");
+    assert!(log.contains("unknown node id 42"), "{log}");
+}

@@ -1,0 +1,1001 @@
+//! `raft-supervisor up`: the thin shell around [`crate::core::Supervisor`].
+//!
+//! One mio `Poll` carries everything: the control listener and its connections, one
+//! client connection per node (status polling and partition requests), and SIGCHLD,
+//! SIGTERM, SIGINT and SIGHUP through signal-hook-mio. Every timer (restart backoff,
+//! grace period, the next status round) becomes the poll timeout; nothing sleeps.
+//! Children are reaped with `waitpid(WNOHANG)` in a loop bounded per turn.
+
+use crate::cli::{normalize_groups, show_groups, CliError};
+use crate::client::EFFECTIVE_CONFIG_HEADER;
+use crate::core::{Action, Command, Event, ExitHow, NodeId, Policy, Report, Sig, Supervisor};
+use crate::spawn::{self, ExecPlan};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use raft_config::{ClusterConfig, ConfigSource};
+use raft_core::{RoleKind, Term};
+use raft_wire::supervisor::{ClusterStatus, NodeRow, SupervisorRequest, SupervisorResponse};
+use raft_wire::{encode_into, ClientRequest, ClientResponse, FrameReader, Hello, NodeStatus, Request, Response};
+use serde::Serialize;
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::time::{Duration, Instant};
+
+/// Control connections open at once: a few concurrent commands; more is a runaway script.
+pub const MAX_CONTROL_CONNECTIONS: usize = 32;
+/// Children reaped per loop turn: bounds one turn's work; the rest are reaped next turn.
+pub const MAX_REAPS_PER_TURN: usize = 64;
+/// A node that leaves a request unanswered this long is shown as not answering, and its
+/// connection is dropped (and reopened on the next round).
+pub const NODE_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `status` waits for a fresh answer from every running node.
+pub const STATUS_REPLY_WAIT: Duration = Duration::from_millis(500);
+/// How often a (re)started node is asked to apply the current partition until it listens
+/// and accepts: short, because until then it can talk across the partition.
+pub const ISOLATE_RETRY: Duration = Duration::from_millis(5);
+/// Bytes queued for a node or a control client that does not read: beyond this the
+/// connection is dropped rather than buffered without bound.
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
+/// Bytes read from one connection per readiness event before other work gets a turn.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const NODE_TOKEN_BASE: usize = 16;
+const CONTROL_TOKEN_BASE: usize = 1024;
+const _: () = assert!(NODE_TOKEN_BASE as u64 + raft_config::MAX_NODES < CONTROL_TOKEN_BASE as u64);
+
+/// Runs `up`. Returns when the cluster has been stopped (`down`, Ctrl-C, SIGTERM).
+pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), CliError> {
+    let node_bin = spawn::node_binary().map_err(|e| CliError::failed(format!("cannot locate raft-node: {e}")))?;
+    if !node_bin.is_file() {
+        return Err(CliError::failed(format!(
+            "raft-node not found at {}; it must sit next to raft-supervisor (build both with `cargo build --workspace`)",
+            node_bin.display()
+        )));
+    }
+    let fail = |what: String| move |e: io::Error| CliError::failed(format!("{what}: {e}"));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.dir)
+        .map_err(fail(format!("cannot create the cluster directory {}", cfg.dir.display())))?;
+    let lock = acquire_lock(&cfg)?;
+    write_effective_config(&cfg).map_err(fail(format!("cannot write {}", cfg.effective_config_path().display())))?;
+    let mut plans = BTreeMap::new();
+    let config_arg = cfg.effective_config_path();
+    for id in cfg.node_ids() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(cfg.node_dir(id))
+            .map_err(fail(format!("cannot create {}", cfg.node_dir(id).display())))?;
+        let id_arg = id.to_string();
+        let args = ["--config".as_ref(), config_arg.as_os_str(), "--id".as_ref(), id_arg.as_ref()];
+        let plan = ExecPlan::new(&node_bin, &args).map_err(fail(format!("cannot prepare {}", node_bin.display())))?;
+        plans.insert(id, plan);
+    }
+    let sock = cfg.supervisor_socket();
+    // We hold the lock, so a socket file left here belongs to a supervisor that died.
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(fail(format!("cannot listen on {}", sock.display())))?;
+
+    let ready = if detach { Some(detach_or_wait(&cfg)?) } else { None };
+    // Only the process that runs the loop gets here.
+    let _ = (&lock).write_all(format!("{}\n", std::process::id()).as_bytes());
+    let mut shell = Shell::new(cfg, listener, plans, ready, lock)?;
+    say_raw(&format!(
+        "raft-supervisor {}: cluster in {} (config: {source}): {} nodes, tick {} ms; stop it with Ctrl-C or `raft-supervisor down`",
+        std::process::id(),
+        shell.cfg.dir.display(),
+        shell.cfg.nodes,
+        shell.cfg.tick_ms
+    ));
+    let result = shell.run();
+    let _ = std::fs::remove_file(&sock);
+    if let Err(e) = &result {
+        shell.send_ready(&format!("err {e}"));
+    }
+    result.map_err(|e| CliError::failed(format!("supervisor failed: {e}")))
+}
+
+/// Who holds `<dir>/supervisor.lock` (its pid as written there), if anyone does.
+pub fn lock_holder(cfg: &ClusterConfig) -> Option<String> {
+    let path = cfg.dir.join("supervisor.lock");
+    let file = File::open(&path).ok()?;
+    // SAFETY: flock on a descriptor we own; a shared non-blocking probe.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        return None; // Nobody holds it exclusively (our probe is released when `file` drops).
+    }
+    let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+    Some(if pid.is_empty() { "unknown pid".into() } else { format!("pid {pid}") })
+}
+
+/// Takes `<dir>/supervisor.lock` for the life of this process: a second `up` on the same
+/// directory finds it held and says so.
+fn acquire_lock(cfg: &ClusterConfig) -> Result<File, CliError> {
+    let path = cfg.dir.join("supervisor.lock");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CliError::failed(format!("cannot open {}: {e}", path.display())))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+        return Err(CliError::failed(format!(
+            "a supervisor is already running for {} (pid {holder}); stop it with `raft-supervisor down`",
+            cfg.dir.display()
+        )));
+    }
+    file.set_len(0).map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
+    Ok(file)
+}
+
+/// Writes `<dir>/cluster.toml` atomically (temp file, fsync, rename).
+fn write_effective_config(cfg: &ClusterConfig) -> io::Result<()> {
+    let path = cfg.effective_config_path();
+    let tmp = path.with_extension("toml.tmp");
+    let text = cfg.to_toml();
+    assert!(text.starts_with(EFFECTIVE_CONFIG_HEADER), "wipe recognises the effective config by its header");
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// How long `up --detach` waits for a leader: generous, and longer for a slowed-down cluster.
+fn detach_timeout(cfg: &ClusterConfig) -> Duration {
+    let elections = Duration::from_millis(cfg.tick_ms * u64::from(cfg.election_ticks_max) * 20);
+    elections.max(Duration::from_secs(30))
+}
+
+/// Forks into the background. The parent waits until the child reports a leader (or
+/// fails) and exits; the child returns the write end of the readiness pipe and runs on.
+fn detach_or_wait(cfg: &ClusterConfig) -> Result<OwnedFd, CliError> {
+    let log_path = cfg.supervisor_log();
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| CliError::failed(format!("cannot open {}: {e}", log_path.display())))?;
+    let (rd, wr) = nix::unistd::pipe().map_err(|e| CliError::failed(format!("pipe: {e}")))?;
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    // SAFETY: the process is single-threaded here (no thread has been started yet), so
+    // the child may run ordinary Rust code after fork.
+    match unsafe { nix::unistd::fork() }.map_err(|e| CliError::failed(format!("fork: {e}")))? {
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let code = wait_ready(rd, detach_timeout(cfg), cfg, child.as_raw() as u32);
+            match code {
+                Ok(()) => std::process::exit(0),
+                Err(e) => Err(e),
+            }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            let devnull = File::open("/dev/null").map_err(|e| CliError::failed(format!("/dev/null: {e}")))?;
+            // SAFETY: dup2 onto the standard descriptors; both sources are open.
+            unsafe {
+                libc::dup2(devnull.as_raw_fd(), 0);
+                libc::dup2(log.as_raw_fd(), 1);
+                libc::dup2(log.as_raw_fd(), 2);
+            }
+            Ok(wr)
+        }
+    }
+}
+
+/// The detaching parent: waits for "ok <line>" or "err <line>" on the pipe.
+fn wait_ready(rd: OwnedFd, timeout: Duration, cfg: &ClusterConfig, child: u32) -> Result<(), CliError> {
+    let deadline = Instant::now() + timeout;
+    let log = cfg.supervisor_log();
+    let mut buf = Vec::new();
+    let mut file = File::from(rd);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CliError::failed(format!(
+                "no leader elected within {} s; the supervisor (pid {child}) keeps running: see `raft-supervisor status` and {}",
+                timeout.as_secs(),
+                log.display()
+            )));
+        }
+        let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(CliError::failed(format!("poll: {e}")));
+        }
+        if n == 0 {
+            continue;
+        }
+        let mut chunk = [0u8; 512];
+        let got = file.read(&mut chunk).unwrap_or(0);
+        if got > 0 && buf.len() < 4096 {
+            buf.extend_from_slice(&chunk[..got]);
+        }
+        if let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&buf[..nl]).to_string();
+            if let Some(ok) = line.strip_prefix("ok ") {
+                say_raw(ok);
+                say_raw(&format!(
+                    "supervisor running in the background (pid {child}); its output goes to {}",
+                    log.display()
+                ));
+                return Ok(());
+            }
+            return Err(CliError::failed(line.strip_prefix("err ").unwrap_or(&line).to_string()));
+        }
+        if got == 0 {
+            return Err(CliError::failed(format!(
+                "the supervisor exited before a leader was elected; see {}",
+                log.display()
+            )));
+        }
+    }
+}
+
+fn say_raw(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// A non-blocking framed connection.
+struct Conn {
+    stream: UnixStream,
+    reader: FrameReader,
+    out: Vec<u8>,
+}
+
+impl Conn {
+    fn new(stream: UnixStream) -> Conn {
+        Conn { stream, reader: FrameReader::new(), out: Vec::new() }
+    }
+
+    fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
+        encode_into(msg, &mut self.out).map_err(io::Error::other)?;
+        if self.out.len() > MAX_QUEUED_BYTES {
+            return Err(io::Error::other("peer does not read"));
+        }
+        self.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what is available. Returns false once the peer has closed.
+    fn fill(&mut self) -> io::Result<bool> {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.reader.extend(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if self.reader.buffered() > READ_CHUNK_BYTES + raft_wire::MAX_FRAME_BYTES {
+                return Err(io::Error::other("too much unread input"));
+            }
+        }
+    }
+}
+
+/// The supervisor's client connection to one node, and what it last heard.
+#[derive(Default)]
+struct NodeLink {
+    /// The process this link belongs to; everything below is reset when it changes.
+    pid: Option<u32>,
+    conn: Option<Conn>,
+    /// Outstanding status request: id and when it was sent.
+    status_req: Option<(u64, Instant)>,
+    /// Outstanding isolate request: id, peers, when sent.
+    isolate_req: Option<(u64, Vec<NodeId>, Instant)>,
+    /// The isolation this process has confirmed (a fresh process isolates nobody).
+    isolation: Vec<NodeId>,
+    status: Option<(NodeStatus, Instant)>,
+}
+
+struct StatusWaiter {
+    token: usize,
+    since: Instant,
+    deadline: Instant,
+}
+
+struct Shell {
+    cfg: ClusterConfig,
+    started: Instant,
+    poll: Poll,
+    signals: Signals,
+    listener: UnixListener,
+    core: Supervisor,
+    plans: BTreeMap<NodeId, ExecPlan>,
+    links: BTreeMap<NodeId, NodeLink>,
+    controls: BTreeMap<usize, Conn>,
+    next_control: usize,
+    /// Canonical groups (see [`normalize_groups`]); empty when the network is whole.
+    partitions: Vec<Vec<NodeId>>,
+    status_waiters: Vec<StatusWaiter>,
+    down_waiters: Vec<usize>,
+    next_round: Instant,
+    next_isolate_try: Option<Instant>,
+    next_request_id: u64,
+    leader: Option<(NodeId, Term)>,
+    /// `up --detach`: the pipe to the waiting parent, until a leader is reported.
+    ready: Option<OwnedFd>,
+    exit: bool,
+    reap_again: bool,
+    /// Held for the life of the process (see [`acquire_lock`]).
+    _lock: File,
+}
+
+impl Shell {
+    fn new(
+        cfg: ClusterConfig,
+        mut listener: UnixListener,
+        plans: BTreeMap<NodeId, ExecPlan>,
+        ready: Option<OwnedFd>,
+        lock: File,
+    ) -> Result<Shell, CliError> {
+        let err = |e: io::Error| CliError::failed(format!("cannot set up the event loop: {e}"));
+        let poll = Poll::new().map_err(err)?;
+        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP]).map_err(err)?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(err)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(err)?;
+        let core = Supervisor::new(Policy::from_config(&cfg), cfg.node_ids());
+        let links = cfg.node_ids().into_iter().map(|id| (id, NodeLink::default())).collect();
+        let now = Instant::now();
+        Ok(Shell {
+            next_round: now + Duration::from_millis(cfg.status_poll_ms),
+            cfg,
+            started: now,
+            poll,
+            signals,
+            listener,
+            core,
+            plans,
+            links,
+            controls: BTreeMap::new(),
+            next_control: 0,
+            partitions: Vec::new(),
+            status_waiters: Vec::new(),
+            down_waiters: Vec::new(),
+            next_isolate_try: None,
+            next_request_id: 1,
+            leader: None,
+            ready,
+            exit: false,
+            reap_again: false,
+            _lock: lock,
+        })
+    }
+
+    fn say(&self, line: &str) {
+        let t = self.started.elapsed();
+        say_raw(&format!("[{:>4}.{:03}s] {line}", t.as_secs(), t.subsec_millis()));
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        self.feed(Event::Up);
+        let mut events = Events::with_capacity(256);
+        while !self.exit {
+            let now = Instant::now();
+            let timeout = if self.reap_again {
+                Some(Duration::ZERO)
+            } else {
+                self.next_wakeup().map(|t| t.saturating_duration_since(now))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut reap = std::mem::take(&mut self.reap_again);
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNALS => {
+                        let sigs: Vec<i32> = self.signals.pending().collect();
+                        for sig in sigs {
+                            if sig == SIGCHLD {
+                                reap = true;
+                            } else {
+                                self.say(&format!("received {}", signal_name(sig)));
+                                self.feed(Event::Command(Command::Shutdown));
+                            }
+                        }
+                    }
+                    LISTENER => self.accept(),
+                    Token(t) if (NODE_TOKEN_BASE..CONTROL_TOKEN_BASE).contains(&t) => {
+                        self.node_ready((t - NODE_TOKEN_BASE) as NodeId)
+                    }
+                    Token(t) => self.control_ready(t),
+                }
+            }
+            if reap {
+                self.reap();
+            }
+            self.on_time(Instant::now());
+        }
+        self.finish_down();
+        Ok(())
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let mut t = self.core.next_deadline();
+        let mut min = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        min(Some(self.next_round));
+        min(self.next_isolate_try);
+        min(self.status_waiters.iter().map(|w| w.deadline).min());
+        for link in self.links.values() {
+            min(link.status_req.map(|(_, sent)| sent + NODE_REQUEST_TIMEOUT));
+            min(link.isolate_req.as_ref().map(|(_, _, sent)| *sent + NODE_REQUEST_TIMEOUT));
+        }
+        t
+    }
+
+    /// Feeds one event to the core and carries out its actions (spawns feed back events).
+    /// Returns the replies to the command, if the event was one.
+    fn feed(&mut self, event: Event) -> Vec<Result<String, String>> {
+        let now = Instant::now();
+        let mut queue = VecDeque::from([event]);
+        let mut replies = Vec::new();
+        while let Some(ev) = queue.pop_front() {
+            for action in self.core.on_event(ev, now) {
+                match action {
+                    Action::Spawn(id) => queue.push_back(self.spawn(id)),
+                    Action::Signal { id, pid, sig } => self.signal(id, pid, sig),
+                    Action::Report(r) => self.report(r, now),
+                    Action::Reply(r) => replies.push(r),
+                    Action::Exit => self.exit = true,
+                }
+            }
+        }
+        replies
+    }
+
+    fn spawn(&mut self, id: NodeId) -> Event {
+        let log = self.cfg.node_log(id);
+        spawn::note(&log, &format!("starting node {id}"));
+        match spawn::spawn(&self.plans[&id], &log) {
+            Ok(pid) => {
+                self.reset_link(id, Some(pid));
+                Event::Spawned { id, pid }
+            }
+            Err(e) => Event::SpawnFailed { id, error: e.to_string() },
+        }
+    }
+
+    fn signal(&mut self, id: NodeId, pid: u32, sig: Sig) {
+        let s = match sig {
+            Sig::Term => Signal::SIGTERM,
+            Sig::Kill => Signal::SIGKILL,
+            Sig::Stop => Signal::SIGSTOP,
+            Sig::Cont => Signal::SIGCONT,
+        };
+        // The pid is ours and not yet reaped (the core forgets it only on reaping), so it
+        // cannot have been reused; ESRCH cannot happen and anything else is worth a line.
+        if let Err(e) = kill(Pid::from_raw(pid as i32), s) {
+            self.say(&format!("cannot send {} to node {id} (pid {pid}): {e}", s.as_str()));
+        }
+        if sig == Sig::Stop {
+            // A frozen node answers nothing; stop waiting for it.
+            if let Some(link) = self.links.get_mut(&id) {
+                link.status = None;
+            }
+        }
+    }
+
+    fn report(&mut self, r: Report, now: Instant) {
+        self.say(&r.to_string());
+        match &r {
+            Report::Exited { id, pid, how, .. } => {
+                spawn::note(&self.cfg.node_log(*id), &format!("node {id} (pid {pid}) {how}"));
+                if self.links[id].pid == Some(*pid) {
+                    self.reset_link(*id, None);
+                }
+                if self.leader.is_some_and(|(l, _)| l == *id) {
+                    self.leader = None;
+                }
+            }
+            Report::Started { .. } if !self.partitions.is_empty() => self.next_isolate_try = Some(now),
+            Report::GaveUp { .. } | Report::NotRestarting { .. }
+                if self.core.pids().is_empty() && self.core.next_deadline().is_none() =>
+            {
+                let log = self.cfg.node_log(1);
+                let line = format!(
+                    "every node has failed (see the node logs, e.g. {}); the supervisor (pid {}) keeps running: \
+                     `raft-supervisor start N` retries, `raft-supervisor down` stops it",
+                    log.display(),
+                    std::process::id()
+                );
+                self.send_ready(&format!("err {line}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn reset_link(&mut self, id: NodeId, pid: Option<u32>) {
+        let link = self.links.get_mut(&id).expect("a link per node");
+        if let Some(mut c) = link.conn.take() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        *link = NodeLink { pid, ..NodeLink::default() };
+    }
+
+    fn reap(&mut self) {
+        for _ in 0..MAX_REAPS_PER_TURN {
+            let (pid, how) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitHow::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, ExitHow::Signal(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return,
+                Ok(_) => continue, // Stopped/continued are not asked for; nothing to do.
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    self.say(&format!("waitpid failed: {e}"));
+                    return;
+                }
+            };
+            self.feed(Event::Exited { pid: pid.as_raw() as u32, how });
+        }
+        self.reap_again = true;
+    }
+
+    fn on_time(&mut self, now: Instant) {
+        if self.core.next_deadline().is_some_and(|d| d <= now) {
+            self.feed(Event::Tick);
+        }
+        // Requests a node left unanswered: drop the connection, try again next round.
+        let ids: Vec<NodeId> = self.links.keys().copied().collect();
+        for &id in &ids {
+            let link = &self.links[&id];
+            let stale = link.status_req.is_some_and(|(_, sent)| now >= sent + NODE_REQUEST_TIMEOUT)
+                || link.isolate_req.as_ref().is_some_and(|(_, _, sent)| now >= *sent + NODE_REQUEST_TIMEOUT);
+            if stale {
+                self.drop_conn(id);
+            }
+        }
+        if now >= self.next_round {
+            self.next_round = now + Duration::from_millis(self.cfg.status_poll_ms);
+            self.round(now);
+        }
+        if self.next_isolate_try.is_some_and(|t| now >= t) {
+            self.next_isolate_try = None;
+            for &id in &ids {
+                self.enforce_isolation(id, now);
+            }
+            let unconfirmed = ids.iter().any(|&id| {
+                self.core.serving_pid(id).is_some() && self.links[&id].isolation != self.desired_isolation(id)
+            });
+            if unconfirmed {
+                self.next_isolate_try = Some(now + ISOLATE_RETRY);
+            }
+        }
+        self.answer_status_waiters(now);
+    }
+
+    /// Asks every answering node for its status.
+    fn round(&mut self, now: Instant) {
+        let ids: Vec<NodeId> = self.links.keys().copied().collect();
+        for id in ids {
+            if self.core.serving_pid(id).is_none() || self.links[&id].status_req.is_some() {
+                continue;
+            }
+            let req_id = self.request_id();
+            if self.send_to_node(id, &ClientRequest { id: req_id, body: Request::Status }) {
+                self.links.get_mut(&id).expect("link").status_req = Some((req_id, now));
+            }
+            self.enforce_isolation(id, now);
+        }
+    }
+
+    fn request_id(&mut self) -> u64 {
+        self.next_request_id += 1;
+        self.next_request_id
+    }
+
+    /// Connects to the node if needed and sends `req`. False if the node cannot be reached.
+    fn send_to_node(&mut self, id: NodeId, req: &ClientRequest) -> bool {
+        let Some(pid) = self.core.serving_pid(id) else { return false };
+        if self.links[&id].pid != Some(pid) {
+            self.reset_link(id, Some(pid));
+        }
+        if self.links[&id].conn.is_none() {
+            let Ok(mut stream) = UnixStream::connect(self.cfg.node_socket(id)) else { return false };
+            let token = Token(NODE_TOKEN_BASE + id as usize);
+            if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                return false;
+            }
+            let mut conn = Conn::new(stream);
+            if conn.send(&Hello::Client).is_err() {
+                return false;
+            }
+            self.links.get_mut(&id).expect("link").conn = Some(conn);
+        }
+        let conn = self.links.get_mut(&id).expect("link").conn.as_mut().expect("connected above");
+        if conn.send(req).is_err() {
+            self.drop_conn(id);
+            return false;
+        }
+        true
+    }
+
+    fn drop_conn(&mut self, id: NodeId) {
+        let link = self.links.get_mut(&id).expect("link");
+        if let Some(mut c) = link.conn.take() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        link.status_req = None;
+        link.isolate_req = None;
+    }
+
+    /// Peers node `id` must not exchange messages with under the current partition.
+    fn desired_isolation(&self, id: NodeId) -> Vec<NodeId> {
+        match self.partitions.iter().find(|g| g.contains(&id)) {
+            None => Vec::new(),
+            Some(group) => self.cfg.node_ids().into_iter().filter(|p| !group.contains(p)).collect(),
+        }
+    }
+
+    /// Sends the node its isolation if it has not confirmed it and no request is pending.
+    fn enforce_isolation(&mut self, id: NodeId, now: Instant) {
+        let desired = self.desired_isolation(id);
+        let link = &self.links[&id];
+        if self.core.serving_pid(id).is_none() || link.isolation == desired || link.isolate_req.is_some() {
+            return;
+        }
+        let req_id = self.request_id();
+        if self.send_to_node(id, &ClientRequest { id: req_id, body: Request::Isolate { peers: desired.clone() } }) {
+            self.links.get_mut(&id).expect("link").isolate_req = Some((req_id, desired, now));
+        }
+    }
+
+    fn node_ready(&mut self, id: NodeId) {
+        let Some(link) = self.links.get_mut(&id) else { return };
+        let Some(conn) = link.conn.as_mut() else { return };
+        let alive = conn.flush().and_then(|_| conn.fill());
+        let mut responses = Vec::new();
+        let mut broken = !matches!(alive, Ok(true));
+        loop {
+            match conn.reader.next_frame::<ClientResponse>() {
+                Ok(Some(r)) => responses.push(r),
+                Ok(None) => break,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        for r in responses {
+            self.node_response(id, r, now);
+        }
+        if broken {
+            self.drop_conn(id);
+        }
+    }
+
+    fn node_response(&mut self, id: NodeId, r: ClientResponse, now: Instant) {
+        let link = self.links.get_mut(&id).expect("link");
+        match r.body {
+            Response::Status(st) => {
+                if link.status_req.is_some_and(|(rid, _)| rid == r.id) {
+                    link.status_req = None;
+                }
+                let mut isolated = st.isolated.clone();
+                isolated.sort_unstable();
+                // The node's word is the truth about its isolation (it may have restarted).
+                if link.isolate_req.is_none() {
+                    link.isolation = isolated;
+                }
+                link.status = Some((st, now));
+                self.enforce_isolation(id, now);
+                self.check_leader();
+            }
+            Response::Accepted if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) => {
+                let (_, peers, _) = link.isolate_req.take().expect("checked");
+                link.isolation = peers;
+            }
+            other => {
+                if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) {
+                    link.isolate_req = None;
+                    self.say(&format!("node {id} refused to apply the partition: {other:?}"));
+                }
+            }
+        }
+    }
+
+    /// Announces a new leader: the highest-term leader among fresh answers.
+    fn check_leader(&mut self) {
+        let fresh = Duration::from_millis(self.cfg.status_poll_ms * 2) + NODE_REQUEST_TIMEOUT;
+        let now = Instant::now();
+        let best = self
+            .links
+            .iter()
+            .filter(|(id, l)| l.pid.is_some() && self.core.serving_pid(**id) == l.pid)
+            .filter_map(|(_, l)| l.status.as_ref())
+            .filter(|(st, at)| now.duration_since(*at) <= fresh && st.role == RoleKind::Leader)
+            .map(|(st, _)| (st.term, st.id))
+            .max();
+        if let Some((term, id)) = best {
+            if self.leader != Some((id, term)) {
+                self.leader = Some((id, term));
+                let line = format!("leader elected: node {id} (term {term})");
+                self.say(&line);
+                self.send_ready(&format!("ok {line}"));
+            }
+        }
+    }
+
+    /// Tells a detaching parent how start-up went, once.
+    fn send_ready(&mut self, line: &str) {
+        if let Some(fd) = self.ready.take() {
+            let mut f = File::from(fd);
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    if self.controls.len() >= MAX_CONTROL_CONNECTIONS {
+                        let mut c = Conn::new(stream);
+                        let _ = c.send(&SupervisorResponse::Error("too many control connections; try again".into()));
+                        continue;
+                    }
+                    let token = CONTROL_TOKEN_BASE + self.next_control;
+                    self.next_control += 1;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+                        .is_ok()
+                    {
+                        self.controls.insert(token, Conn::new(stream));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.say(&format!("accept on the control socket failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn control_ready(&mut self, token: usize) {
+        let Some(conn) = self.controls.get_mut(&token) else { return };
+        let alive = conn.flush().and_then(|_| conn.fill());
+        let mut requests = Vec::new();
+        let mut bad = None;
+        loop {
+            match conn.reader.next_frame::<SupervisorRequest>() {
+                Ok(Some(r)) => requests.push(r),
+                Ok(None) => break,
+                Err(e) => {
+                    bad = Some(e);
+                    break;
+                }
+            }
+        }
+        for req in requests {
+            self.control_request(token, req);
+        }
+        if let Some(e) = bad {
+            self.respond(token, SupervisorResponse::Error(format!("bad request: {e}")));
+            self.close_control(token);
+        } else if !matches!(alive, Ok(true)) {
+            self.close_control(token);
+        }
+    }
+
+    fn close_control(&mut self, token: usize) {
+        if let Some(mut c) = self.controls.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+    }
+
+    fn respond(&mut self, token: usize, resp: SupervisorResponse) {
+        let failed = match self.controls.get_mut(&token) {
+            Some(c) => c.send(&resp).is_err(),
+            None => false,
+        };
+        if failed {
+            self.close_control(token);
+        }
+    }
+
+    fn control_request(&mut self, token: usize, req: SupervisorRequest) {
+        let now = Instant::now();
+        let command = |c| Some(Event::Command(c));
+        let event = match req {
+            SupervisorRequest::Status => {
+                self.round(now);
+                self.status_waiters.push(StatusWaiter { token, since: now, deadline: now + STATUS_REPLY_WAIT });
+                self.answer_status_waiters(now);
+                None
+            }
+            SupervisorRequest::Kill(id) => command(Command::Kill(id)),
+            SupervisorRequest::Start(id) => command(Command::Start(id)),
+            SupervisorRequest::Restart(id) => command(Command::Restart(id)),
+            SupervisorRequest::Pause(id) => command(Command::Pause(id)),
+            SupervisorRequest::Resume(id) => command(Command::Resume(id)),
+            SupervisorRequest::Partition(groups) => {
+                let resp = match normalize_groups(&groups, self.cfg.nodes) {
+                    Ok(groups) => {
+                        self.partitions = groups;
+                        let line = format!("partitioned: {}", show_groups(&self.partitions));
+                        self.apply_partitions(now);
+                        self.say(&line);
+                        SupervisorResponse::Ok(line)
+                    }
+                    Err(e) => SupervisorResponse::Error(e),
+                };
+                self.respond(token, resp);
+                None
+            }
+            SupervisorRequest::Heal => {
+                self.partitions.clear();
+                self.apply_partitions(now);
+                let line = "healed: every node can reach every other".to_string();
+                self.say(&line);
+                self.respond(token, SupervisorResponse::Ok(line));
+                None
+            }
+            SupervisorRequest::Down => {
+                self.say("`down` requested");
+                self.down_waiters.push(token);
+                command(Command::Shutdown)
+            }
+        };
+        if let Some(event) = event {
+            let is_down = matches!(event, Event::Command(Command::Shutdown));
+            let replies = self.feed(event);
+            assert!(replies.len() <= 1, "one reply per command, got {replies:?}");
+            if !self.partitions.is_empty() {
+                // A resumed (or started) node learns the partition at once, not next round.
+                self.next_isolate_try = Some(now);
+            }
+            if !is_down {
+                let resp = match replies.into_iter().next() {
+                    Some(Ok(line)) => {
+                        self.say(&format!("> {line}"));
+                        SupervisorResponse::Ok(line)
+                    }
+                    Some(Err(line)) => SupervisorResponse::Error(line),
+                    None => SupervisorResponse::Error("the supervisor had no answer".into()),
+                };
+                self.respond(token, resp);
+            }
+        }
+    }
+
+    /// Sends every running node its isolation now; nodes that cannot be reached yet (or
+    /// restart later) are retried on a short timer until they confirm.
+    fn apply_partitions(&mut self, now: Instant) {
+        let ids: Vec<NodeId> = self.links.keys().copied().collect();
+        for id in ids {
+            // A request in flight carries the old wish: let the confirmation be re-checked.
+            self.links.get_mut(&id).expect("link").isolate_req = None;
+            self.enforce_isolation(id, now);
+        }
+        self.next_isolate_try = Some(now + ISOLATE_RETRY);
+    }
+
+    fn answer_status_waiters(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.status_waiters.len() {
+            let w = &self.status_waiters[i];
+            let since = w.since;
+            let all_answered = self.links.iter().all(|(id, l)| {
+                self.core.serving_pid(*id).is_none()
+                    || l.conn.is_none()
+                    || l.status.as_ref().is_some_and(|(_, at)| *at >= since)
+            });
+            if all_answered || now >= w.deadline {
+                let w = self.status_waiters.swap_remove(i);
+                let st = self.cluster_status(since);
+                self.respond(w.token, SupervisorResponse::Status(st));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn cluster_status(&self, since: Instant) -> ClusterStatus {
+        let nodes = self
+            .cfg
+            .node_ids()
+            .into_iter()
+            .map(|id| {
+                let view = self.core.process(id);
+                let link = &self.links[&id];
+                let st = link
+                    .status
+                    .as_ref()
+                    .filter(|(_, at)| *at >= since)
+                    .filter(|_| self.core.serving_pid(id).is_some() && link.pid == view.pid)
+                    .map(|(st, _)| st);
+                NodeRow {
+                    id,
+                    pid: view.pid,
+                    process: view.state.to_string(),
+                    role: st.map_or("unknown", |s| role_name(s.role)).to_string(),
+                    term: st.map(|s| s.term),
+                    leader: st.and_then(|s| s.leader),
+                    commit: st.map(|s| s.commit),
+                    applied: st.map(|s| s.applied),
+                    last_index: st.map(|s| s.last_index),
+                    snapshot_index: st.map(|s| s.snapshot_index),
+                }
+            })
+            .collect();
+        ClusterStatus { nodes, partitions: self.partitions.clone() }
+    }
+
+    /// Shutdown is complete: answer `down`, flush what we can.
+    fn finish_down(&mut self) {
+        self.say("all nodes stopped; supervisor exiting");
+        let tokens = std::mem::take(&mut self.down_waiters);
+        for t in tokens {
+            self.respond(t, SupervisorResponse::Ok(format!("cluster in {} stopped", self.cfg.dir.display())));
+            if let Some(c) = self.controls.get_mut(&t) {
+                // Small replies fit the socket buffer; a client that does not read loses it.
+                let _ = c.flush();
+            }
+        }
+        self.send_ready("err the cluster was stopped before a leader was elected");
+    }
+}
+
+fn role_name(r: RoleKind) -> &'static str {
+    match r {
+        RoleKind::Leader => "leader",
+        RoleKind::Follower => "follower",
+        // DESIGN.md lists four roles; a PreVote probe is a candidacy not yet begun.
+        RoleKind::Candidate | RoleKind::PreCandidate => "candidate",
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
