@@ -14,7 +14,8 @@ use std::fmt;
 /// healthy core settles in well under 200; 1000 leaves room for split votes.
 pub const LIVENESS_BOUND_TICKS: u64 = 1000;
 
-/// A deliberate bug in raft-core (its `bugs` feature), to show the checkers bite.
+/// A deliberate bug, to show the checkers bite: the first three are planted in
+/// raft-core (its `bugs` feature), the last in the simulator's own driver.
 #[cfg(feature = "bugs")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -24,6 +25,9 @@ pub enum Bug {
     CommitOldTerm,
     /// A conflicting suffix is overwritten in place instead of truncated.
     NoTruncate,
+    /// The driver answers reads from whatever node the client asked, at once, without
+    /// ReadIndex: nothing in Raft breaks, only linearizability (so its checker bites).
+    StaleRead,
 }
 
 #[cfg(feature = "bugs")]
@@ -33,6 +37,7 @@ impl Bug {
             Bug::DoubleVote => "double-vote",
             Bug::CommitOldTerm => "commit-old-term",
             Bug::NoTruncate => "no-truncate",
+            Bug::StaleRead => "stale-read",
         }
     }
 
@@ -42,6 +47,7 @@ impl Bug {
             Bug::DoubleVote => b.double_vote = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::NoTruncate => b.no_truncate = true,
+            Bug::StaleRead => {}
         }
         b
     }
@@ -166,6 +172,13 @@ impl Profile {
     fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
         match bug {
             Bug::DoubleVote | Bug::NoTruncate => {}
+            Bug::StaleRead => {
+                // Deposed leaders and lagging followers that clients still talk to.
+                self.partition_per_mille = r.range(20, 60) as u32;
+                self.keys = 1;
+                self.clients = 4;
+                self.op_per_mille = 300;
+            }
             Bug::CommitOldTerm => {
                 self.nodes = opts.nodes.unwrap_or(3);
                 self.fault_ticks = opts.ticks.unwrap_or(3000);

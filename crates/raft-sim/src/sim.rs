@@ -1155,6 +1155,15 @@ impl Sim {
             self.clients[c].pending.as_mut().expect("pending").next_try_tick = tick + 1;
             return Ok(());
         }
+        #[cfg(feature = "bugs")]
+        if self.bug == Some(crate::profile::Bug::StaleRead) {
+            if let ClientOp::Read { key } = &self.clients[c].pending.as_ref().expect("pending").op {
+                let value = self.nodes[node].kv.get(key).cloned();
+                trace!(self, "client {} reads locally at n{} (planted bug: no ReadIndex)", c + 1, node + 1);
+                self.complete(c, Outcome::Value(value));
+                return Ok(());
+            }
+        }
         let client = &self.clients[c];
         let p = client.pending.as_ref().expect("pending");
         let raw = self.nodes[node].raw.as_mut().expect("running");
@@ -1182,15 +1191,13 @@ impl Sim {
             }
             Err(ProposeError::NotLeader(nl)) => {
                 let hint = nl.leader.filter(|&l| l != node as NodeId + 1 && l >= 1 && l <= n);
-                p.next_try_tick = tick + if hint.is_some() { 0 } else { 3 };
+                // Follow a hint on the next tick (one hop per tick, so no ping-pong
+                // within a tick); without one, wait a little for an election.
+                p.next_try_tick = tick + if hint.is_some() { 1 } else { 3 };
                 client.target = match hint {
                     Some(l) => l as usize - 1,
                     None => self.rng.below(n) as usize,
                 };
-                // Follow a hint at once (at most one hop per tick, so no ping-pong).
-                if hint.is_some() {
-                    p.next_try_tick = tick + 1;
-                }
             }
             Err(ProposeError::Busy) => {
                 p.next_try_tick = tick + 2;

@@ -1,7 +1,7 @@
-//! The checkers bite: with one of raft-core's planted bugs on every node, the
-//! simulator finds a violation within a bounded number of seeds, and the very same
-//! schedules against the correct core find none. Run with
-//! `cargo test -p raft-sim --features bugs`.
+//! The checkers bite: with one of raft-core's planted bugs on every node (or the
+//! simulator's own stale-read bug), the simulator finds a violation within a bounded
+//! number of seeds, and the very same schedules against the correct core find none.
+//! Run with `cargo test -p raft-sim --features bugs`.
 #![cfg(feature = "bugs")]
 
 mod common;
@@ -48,6 +48,12 @@ fn double_vote_is_found() {
 #[test]
 fn commit_old_term_is_found() {
     finds(Bug::CommitOldTerm, &[Kind::LeaderCompleteness, Kind::StateMachineSafety, Kind::Linearizability]);
+}
+
+/// Not a raft-core bug: the driver skips ReadIndex. Only linearizability can tell.
+#[test]
+fn stale_reads_are_found() {
+    finds(Bug::StaleRead, &[Kind::Linearizability]);
 }
 
 #[test]
