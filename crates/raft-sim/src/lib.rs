@@ -80,8 +80,16 @@
 //! ## Proving the checkers bite
 //!
 //! With the `bugs` feature, `--bug double-vote|commit-old-term|no-truncate` runs every
-//! node with one of raft-core's planted bugs; `tests/bugs.rs` asserts that each is found
-//! within a bounded number of seeds while the same seeds pass without it.
+//! node with one of raft-core's planted bugs, and `--bug stale-read` plants one in the
+//! simulator's own driver (reads answered locally, without ReadIndex, which only the
+//! linearizability checker can see). `tests/bugs.rs` asserts that each is found within
+//! a bounded number of seeds, that the same seeds pass without it, and that the failing
+//! seed replays to the same violation. A bug also tilts the fault mix toward the
+//! schedules it needs ([`Profile`]); `--bias BUG` runs that tilted mix against the
+//! correct core. Found in the first 2000 seeds (at the time of writing): double-vote in
+//! 876 (first: seed 0), no-truncate in 275 (seed 10), commit-old-term in 69 (seed 15,
+//! tilted mix: 3 nodes, one entry per append, no PreVote, heavy faults), stale-read in
+//! 421 (seed 3); the correct core in none.
 
 pub mod check;
 pub mod kv;

@@ -481,6 +481,44 @@ impl Sim {
             }
             MessageBody::VoteResponse { granted: true } => {
                 self.checker.vote_granted(from, m.term, m.to)?;
+                // Persist before you speak (§5.1, Figure 2): the vote is on disk.
+                let hs = self.nodes[i].disk.hard_state;
+                if hs.term != m.term || hs.vote != Some(m.to) {
+                    return self.checker.fail(
+                        Kind::Contract,
+                        format!(
+                            "n{from} sent a vote before persisting it (disk: term {} vote {:?}): {m}",
+                            hs.term, hs.vote
+                        ),
+                    );
+                }
+            }
+            MessageBody::AppendResponse { success: true, match_index, .. } => {
+                let disk = &self.nodes[i].disk;
+                if disk.hard_state.term < m.term || disk.last_index() < *match_index {
+                    return self.checker.fail(
+                        Kind::Contract,
+                        format!(
+                            "n{from} acknowledged entries before persisting them (disk: term {} last {}): {m}",
+                            disk.hard_state.term,
+                            disk.last_index()
+                        ),
+                    );
+                }
+            }
+            MessageBody::InstallSnapshotResponse { installed: Some(index), .. } => {
+                let disk = &self.nodes[i].disk;
+                // Covered by a snapshot on disk, or by a log that already reaches it.
+                if disk.last_index() < *index {
+                    return self.checker.fail(
+                        Kind::Contract,
+                        format!(
+                            "n{from} acknowledged a snapshot before persisting it (disk: snapshot {} last {}): {m}",
+                            disk.snapshot_index(),
+                            disk.last_index()
+                        ),
+                    );
+                }
             }
             _ => {}
         }
@@ -778,6 +816,12 @@ impl Sim {
         }
         if st.term < node.term {
             return self.checker.fail(Kind::Regression, format!("n{id} term moved back {} -> {}", node.term, st.term));
+        }
+        if st.applied != node.kv.applied() {
+            return self.checker.fail(
+                Kind::Contract,
+                format!("n{id} reports applied {} but handed out entries up to {}", st.applied, node.kv.applied()),
+            );
         }
         if node.kv.applied() > st.commit {
             return self.checker.fail(
