@@ -18,11 +18,13 @@
 //! window, chunk size, PreVote and CheckQuorum on or off). Then, every tick:
 //!
 //! 1. faults: maybe crash a node, restart crashed ones from their disks, cut or heal a
-//!    partition, ask the leader to transfer leadership;
+//!    partition, pause a node (SIGSTOP: no ticks, and what arrives waits for it), ask
+//!    the leader to transfer leadership;
 //! 2. clients: start operations, give up on ones that took too long (recorded with an
 //!    unknown outcome), retry timed-out attempts at another node, with the same session
 //!    sequence number so a write applies exactly once;
-//! 3. every running node, in random order, gets `tick()`;
+//! 3. every running node, in random order, gets `tick()` (with clock drift, a node
+//!    skips a share of its ticks);
 //! 4. every message due this tick is delivered (`step()`), in random order.
 //!
 //! After every input the node's output is drained in the order raft-core documents:
@@ -59,8 +61,10 @@
 //!   on disk never move back across restarts (a restarted node starts at its persisted
 //!   commit); applied entries are contiguous; a snapshot never rewinds the state machine;
 //! * **read safety**: a ReadIndex read is released only once its index is applied;
-//! * the **driver contract**: status agrees with the log the node handed out, entries
-//!   attach to the log, applied entries are the ones in the node's log;
+//! * **persist before you speak**: a granted vote, an append acknowledgement and a
+//!   snapshot acknowledgement leave a node only once what they promise is on its disk;
+//! * the **driver contract**: status agrees with the log and applied index the node
+//!   handed out, entries attach to the log, applied entries are the ones in the log;
 //! * **liveness** after faults stop, and **linearizability** of the client histories at
 //!   the end.
 //!

@@ -88,6 +88,13 @@ pub struct Profile {
     pub partition_per_mille: u32,
     /// Per tick while partitioned: heal.
     pub heal_per_mille: u32,
+    /// Per tick: pause a running node (SIGSTOP): no ticks, no messages read, for
+    /// 5..=`pause_max_ticks`; what arrives meanwhile waits for it.
+    pub pause_per_mille: u32,
+    pub pause_max_ticks: u64,
+    /// Clock drift: each node skips up to this share of its ticks (its own share drawn
+    /// at start), so election and heartbeat timers run at different speeds.
+    pub drift_per_mille: u32,
     /// Per tick: ask a leader to hand over to a random peer.
     pub transfer_per_mille: u32,
     /// Compact a node's log once it has applied this many entries past its snapshot.
@@ -136,6 +143,9 @@ impl Profile {
             torn_per_mille: r.pick(&[0, 1, 5, 20]),
             partition_per_mille: r.pick(&[0, 3, 10, 20]),
             heal_per_mille: r.range(10, 60) as u32,
+            pause_per_mille: r.pick(&[0, 0, 3, 10]),
+            pause_max_ticks: r.range(10, 80),
+            drift_per_mille: r.pick(&[0, 0, 50, 300]),
             transfer_per_mille: r.pick(&[0, 2, 10]),
             compact_entries: r.pick(&[3, 5, 10, 20, 50, 1000]),
             clients: r.range(1, 6) as usize,
@@ -207,7 +217,7 @@ impl fmt::Display for Profile {
         write!(
             f,
             "nodes={} fault_ticks={} drop={}‰ dup={}‰ delay=0..{} long_delay={}‰(<={}) crash={}‰ restart={}‰ \
-             torn={}‰ partition={}‰ heal={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
+             torn={}‰ partition={}‰ heal={}‰ pause={}‰(<={}) drift<={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
              attempt_timeout={} give_up={} max_entries_per_append={} max_inflight={} chunk_bytes={} \
              max_uncommitted={} pre_vote={} check_quorum={}",
             self.nodes,
@@ -222,6 +232,9 @@ impl fmt::Display for Profile {
             self.torn_per_mille,
             self.partition_per_mille,
             self.heal_per_mille,
+            self.pause_per_mille,
+            self.pause_max_ticks,
+            self.drift_per_mille,
             self.transfer_per_mille,
             self.compact_entries,
             self.clients,

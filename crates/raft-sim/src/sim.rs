@@ -119,6 +119,10 @@ struct SimNode {
     term: Term,
     leader: Option<NodeId>,
     commit: Index,
+    /// Paused (SIGSTOP) until this tick; 0 when not paused.
+    paused_until: u64,
+    /// Share of ticks this node's clock skips (clock drift).
+    drift_per_mille: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -223,9 +227,15 @@ impl Sim {
                 term: 0,
                 leader: None,
                 commit: 0,
+                paused_until: 0,
+                drift_per_mille: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let mut rng = Rng::new(seed);
+        let mut nodes = nodes;
+        for n in &mut nodes {
+            n.drift_per_mille = rng.below(u64::from(profile.drift_per_mille) + 1) as u32;
+        }
         let clients = (1..=profile.clients as u64)
             .map(|id| Client {
                 id,
@@ -325,15 +335,29 @@ impl Sim {
             self.inject_faults()?;
         }
         self.clients_act()?;
-        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].raw.is_some()).collect();
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if node.paused_until != 0 && node.paused_until <= self.tick {
+                node.paused_until = 0;
+                trace!(self, "resume n{}", i + 1);
+            }
+        }
+        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.runs(i)).collect();
         self.rng.shuffle(&mut order);
         for i in order {
-            if let Some(raw) = self.nodes[i].raw.as_mut() {
-                raw.tick();
-                self.turn(i)?;
+            if self.settling || !self.rng.per_mille(self.nodes[i].drift_per_mille) {
+                if let Some(raw) = self.nodes[i].raw.as_mut() {
+                    raw.tick();
+                    self.turn(i)?;
+                }
             }
         }
         self.deliver()
+    }
+
+    /// Running and not paused: takes ticks, messages and client requests.
+    fn runs(&self, i: usize) -> bool {
+        self.nodes[i].raw.is_some() && self.nodes[i].paused_until == 0
     }
 
     fn deliver(&mut self) -> Result<(), Violation> {
@@ -345,6 +369,11 @@ impl Sim {
             }
             if self.nodes[to].raw.is_none() {
                 trace!(self, "drop {m} (n{} is down)", m.to);
+                continue;
+            }
+            let paused_until = self.nodes[to].paused_until;
+            if paused_until != 0 {
+                self.net.hold(&mut self.rng, paused_until, m);
                 continue;
             }
             if self.trace.is_some() {
@@ -1002,6 +1031,7 @@ impl Sim {
     fn crash(&mut self, i: usize, why: &str) {
         let node = &mut self.nodes[i];
         node.raw = None;
+        node.paused_until = 0;
         node.kv = Kv::default();
         node.role = RoleKind::Follower;
         node.leader = None;
@@ -1041,10 +1071,18 @@ impl Sim {
             self.net.heal();
             trace!(self, "heal partition");
         }
+        if self.rng.per_mille(p.pause_per_mille) {
+            let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.runs(i)).collect();
+            if !up.is_empty() {
+                let i = self.rng.pick(&up);
+                let ticks = self.rng.range(5, p.pause_max_ticks + 1);
+                self.nodes[i].paused_until = self.tick + ticks;
+                trace!(self, "pause n{} for {ticks} ticks", i + 1);
+            }
+        }
         if self.rng.per_mille(p.transfer_per_mille) {
-            let leaders: Vec<usize> = (0..self.nodes.len())
-                .filter(|&i| self.nodes[i].raw.is_some() && self.nodes[i].role == RoleKind::Leader)
-                .collect();
+            let leaders: Vec<usize> =
+                (0..self.nodes.len()).filter(|&i| self.runs(i) && self.nodes[i].role == RoleKind::Leader).collect();
             if !leaders.is_empty() {
                 let i = self.rng.pick(&leaders);
                 let n = self.nodes.len() as u64;
@@ -1066,6 +1104,7 @@ impl Sim {
         self.net.heal();
         self.net.conditions = NetConditions::reliable();
         for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.tick + 1);
             if self.nodes[i].raw.is_none() {
                 self.start(i)?;
             }
@@ -1194,7 +1233,7 @@ impl Sim {
         let n = self.nodes.len() as u64;
         let node = self.clients[c].target;
         let tick = self.tick;
-        if self.nodes[node].raw.is_none() {
+        if !self.runs(node) {
             self.clients[c].target = self.rng.below(n) as usize;
             self.clients[c].pending.as_mut().expect("pending").next_try_tick = tick + 1;
             return Ok(());
