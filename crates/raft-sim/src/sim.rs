@@ -287,6 +287,8 @@ impl Sim {
         let result = self.run_inner();
         self.stats.elections = self.checker.elections;
         if let (Err(v), true) = (&result, self.trace.is_some()) {
+            let line = format!("state: {}", self.describe_state());
+            self.emit(&line);
             let line = format!("VIOLATION {v}");
             self.emit(&line);
         }
