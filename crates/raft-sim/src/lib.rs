@@ -84,9 +84,10 @@
 //! ## Proving the checkers bite
 //!
 //! With the `bugs` feature, `--bug double-vote|commit-old-term|no-truncate` runs every
-//! node with one of raft-core's planted bugs, and `--bug stale-read` plants one in the
+//! node with one of raft-core's planted bugs; `--bug stale-read` plants one in the
 //! simulator's own driver (reads answered locally, without ReadIndex, which only the
-//! linearizability checker can see). `tests/bugs.rs` asserts that each is found within
+//! linearizability checker can see) and `--bug no-heal` leaves the last partition in
+//! place when faults stop (which only the liveness checker can see). `tests/bugs.rs` asserts that each is found within
 //! a bounded number of seeds, that the same seeds pass without it, and that the failing
 //! seed replays to the same violation. A bug also tilts the fault mix toward the
 //! schedules it needs ([`Profile`]); `--bias BUG` runs that tilted mix against the
@@ -94,7 +95,8 @@
 //! 861 (first: seed 1, as vote safety), no-truncate in 267 (seed 9, log matching),
 //! commit-old-term in 82 (seed 33, leader completeness; tilted mix: 3 nodes, one entry
 //! per append, no pipelining, no PreVote or CheckQuorum, heavy faults, 3000 ticks),
-//! stale-read in 520 (seed 3, linearizability); the correct core in none.
+//! stale-read in 520 (seed 3, linearizability), no-heal in 1678 (seed 0, liveness);
+//! the correct core in none.
 
 pub mod check;
 pub mod kv;

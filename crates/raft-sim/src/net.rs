@@ -149,6 +149,9 @@ impl Network {
     pub fn partition(&mut self, rng: &mut Rng) -> String {
         self.heal();
         let n = self.nodes as u64;
+        if n < 2 {
+            return "partition: nothing to cut in a one-node cluster".to_string();
+        }
         let mut ids: Vec<NodeId> = (1..=n).collect();
         rng.shuffle(&mut ids);
         let fmt_set = |set: &[NodeId]| {

@@ -15,7 +15,7 @@ use std::fmt;
 pub const LIVENESS_BOUND_TICKS: u64 = 1000;
 
 /// A deliberate bug, to show the checkers bite: the first three are planted in
-/// raft-core (its `bugs` feature), the last in the simulator's own driver.
+/// raft-core (its `bugs` feature), the others in the simulator itself.
 #[cfg(feature = "bugs")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -28,6 +28,9 @@ pub enum Bug {
     /// The driver answers reads from whatever node the client asked, at once, without
     /// ReadIndex: nothing in Raft breaks, only linearizability (so its checker bites).
     StaleRead,
+    /// The simulator "forgets" to heal the partition when faults stop: nothing unsafe
+    /// happens, the cluster just cannot settle (so the liveness checker bites).
+    NoHeal,
 }
 
 #[cfg(feature = "bugs")]
@@ -38,6 +41,7 @@ impl Bug {
             Bug::CommitOldTerm => "commit-old-term",
             Bug::NoTruncate => "no-truncate",
             Bug::StaleRead => "stale-read",
+            Bug::NoHeal => "no-heal",
         }
     }
 
@@ -47,7 +51,7 @@ impl Bug {
             Bug::DoubleVote => b.double_vote = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::NoTruncate => b.no_truncate = true,
-            Bug::StaleRead => {}
+            Bug::StaleRead | Bug::NoHeal => {}
         }
         b
     }
@@ -182,6 +186,11 @@ impl Profile {
     fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
         match bug {
             Bug::DoubleVote | Bug::NoTruncate => {}
+            Bug::NoHeal => {
+                // Partitions that tend to last until the end.
+                self.partition_per_mille = r.range(20, 60) as u32;
+                self.heal_per_mille = 2;
+            }
             Bug::StaleRead => {
                 // Deposed leaders and lagging followers that clients still talk to.
                 self.partition_per_mille = r.range(20, 60) as u32;

@@ -955,7 +955,10 @@ impl Sim {
                         format!("client {} {:?} [{}, {}] -> {:?}", o.client, o.op, o.invoke, o.complete, o.outcome)
                     })
                     .collect();
-                self.checker.fail(Kind::Linearizability, format!("key {key}{note}: {}", ops.join("; ")))
+                self.checker.fail(
+                    Kind::Linearizability,
+                    format!("key {key}{note}, [invoke, complete] in turns: {}", ops.join("; ")),
+                )
             }
         }
     }
@@ -1088,7 +1091,7 @@ impl Sim {
                 trace!(self, "pause n{} for {ticks} ticks", i + 1);
             }
         }
-        if self.rng.per_mille(p.transfer_per_mille) {
+        if self.nodes.len() > 1 && self.rng.per_mille(p.transfer_per_mille) {
             let leaders: Vec<usize> =
                 (0..self.nodes.len()).filter(|&i| self.runs(i) && self.nodes[i].role == RoleKind::Leader).collect();
             if !leaders.is_empty() {
@@ -1109,7 +1112,15 @@ impl Sim {
     fn begin_settling(&mut self) -> Result<(), Violation> {
         self.settling = true;
         trace!(self, "faults stop: heal, reliable network, restart every crashed node");
-        self.net.heal();
+        #[cfg(feature = "bugs")]
+        let heal = self.bug != Some(crate::profile::Bug::NoHeal);
+        #[cfg(not(feature = "bugs"))]
+        let heal = true;
+        if heal {
+            self.net.heal();
+        } else {
+            trace!(self, "planted bug: the partition stays");
+        }
         self.net.conditions = NetConditions::reliable();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.tick + 1);
