@@ -117,6 +117,11 @@ pub struct Profile {
     pub max_uncommitted_entries: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Timers: mostly the defaults (5; 15..30), sometimes much tighter, so elections
+    /// race heartbeats and each other.
+    pub heartbeat_ticks: u32,
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
 }
 
 impl Profile {
@@ -163,7 +168,15 @@ impl Profile {
             max_uncommitted_entries: r.pick(&[4, 16, 1000]),
             pre_vote: r.per_mille(800),
             check_quorum: r.per_mille(800),
+            heartbeat_ticks: raft_core::HEARTBEAT_TICKS,
+            election_ticks_min: raft_core::ELECTION_TICKS_MIN,
+            election_ticks_max: raft_core::ELECTION_TICKS_MAX,
         };
+        if r.per_mille(300) {
+            p.heartbeat_ticks = r.range(1, 4) as u32;
+            p.election_ticks_min = p.heartbeat_ticks + r.range(1, 8) as u32;
+            p.election_ticks_max = p.election_ticks_min + r.range(1, 10) as u32;
+        }
         #[cfg(feature = "bugs")]
         if let Some(bug) = opts.bias {
             p.bias_for(bug, opts, &mut r);
@@ -228,7 +241,7 @@ impl fmt::Display for Profile {
             "nodes={} fault_ticks={} drop={}‰ dup={}‰ delay=0..{} long_delay={}‰(<={}) crash={}‰ restart={}‰ \
              torn={}‰ partition={}‰ heal={}‰ pause={}‰(<={}) drift<={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
              attempt_timeout={} give_up={} max_entries_per_append={} max_inflight={} chunk_bytes={} \
-             max_uncommitted={} pre_vote={} check_quorum={}",
+             max_uncommitted={} pre_vote={} check_quorum={} heartbeat={} election={}..{}",
             self.nodes,
             self.fault_ticks,
             n.drop_per_mille,
@@ -257,6 +270,9 @@ impl fmt::Display for Profile {
             self.max_uncommitted_entries,
             self.pre_vote,
             self.check_quorum,
+            self.heartbeat_ticks,
+            self.election_ticks_min,
+            self.election_ticks_max,
         )
     }
 }

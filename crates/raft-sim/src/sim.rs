@@ -991,6 +991,9 @@ impl Sim {
     fn config(&mut self, id: NodeId) -> Config {
         let p = &self.profile;
         let mut c = Config::new(id, (1..=p.nodes as NodeId).collect(), self.rng.next_u64());
+        c.heartbeat_ticks = p.heartbeat_ticks;
+        c.election_ticks_min = p.election_ticks_min;
+        c.election_ticks_max = p.election_ticks_max;
         c.pre_vote = p.pre_vote;
         c.check_quorum = p.check_quorum;
         c.max_entries_per_append = p.max_entries_per_append;
