@@ -1,1 +1,1112 @@
-//! Harness for end-to-end tests (see issue 7).
+//! # raft-e2e: the real binaries, as processes, in a temp dir
+//!
+//! The tests in `tests/tests/*.rs` start a real `raft-supervisor` (which forks five real
+//! `raft-node`s) in a fresh directory under `/tmp`, drive it with the real `raft-cli` and
+//! with the supervisor's control socket, and look at what the nodes say on their own
+//! sockets and in their `node.log`s. Nothing is mocked.
+//!
+//! ## How a test uses it
+//!
+//! ```no_run
+//! use raft_e2e::*;
+//! let c = Cluster::start(Opts::default());          // up, and a leader elected
+//! assert_eq!(c.cli(&["set", "k", "v"]).code, Some(0));
+//! let (leader, _term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
+//! c.kill(leader);                                    // raft-supervisor kill
+//! // ... on drop: `down`, then SIGKILL of every process of this cluster, by pid.
+//! ```
+//!
+//! ## Rules the harness keeps
+//!
+//! * **Binaries of this build.** They are found next to the test executable
+//!   (`target/<profile>/`), and `cargo build --bins` of the three binary crates runs once
+//!   per test process with the same profile first, so a test never runs stale binaries
+//!   (set `E2E_NO_BUILD=1` to skip that and use what is there).
+//! * **Short paths.** Unix socket paths must stay under 107 bytes, so every cluster lives
+//!   in `/tmp/rcXXXXXX`.
+//! * **No sleeping as synchronisation.** Every wait is [`wait_for`]: poll a condition until
+//!   a deadline, and on timeout fail with what was last seen plus the cluster's status and
+//!   log tails. Every child process runs under a time limit ([`run_limited`]).
+//! * **Nothing outlives a test.** The supervisor is a child of the test with
+//!   `PR_SET_PDEATHSIG` (and the nodes die with it). On drop, also when the test panics:
+//!   `down` over the control socket, then SIGKILL of the supervisor and of every node pid
+//!   the harness saw or finds in `/proc` with this cluster's unique directory on its
+//!   command line.
+//! * **One cluster at a time.** Two cores run five nodes at a 10 ms tick comfortably, but
+//!   not two clusters plus a load generator without spurious elections, so clusters are
+//!   serialised by a process-wide lock (test binaries already run one after another).
+
+use raft_wire::blocking::{read_frame, write_frame};
+use raft_wire::supervisor::{ClusterStatus, SupervisorRequest, SupervisorResponse};
+use raft_wire::{ClientRequest, ClientResponse, FrameReader, Hello, ReadOp, Reply, Request, Response, WriteOp};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use raft_core::{Index, NodeId, RoleKind, Term};
+pub use raft_wire::NodeStatus;
+
+/// How long a cluster may take from `up` to an elected leader (generous: two cores are
+/// shared with the build and other tests).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an election may take after a fault (many election timeouts of at most 300 ms).
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the nodes may take to agree on one commit and apply it after the faults stop.
+pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default limit on one `raft-cli` or `raft-supervisor` process.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// Time given to a node to answer a status request (a paused node never does).
+pub const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+/// Pause between two polls of a condition.
+pub const POLL: Duration = Duration::from_millis(25);
+/// Lines of each log shown when a test fails.
+const LOG_TAIL_LINES: usize = 30;
+
+// ---------------------------------------------------------------------------------------
+// Binaries
+
+/// Paths of the three binaries of this build.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    pub supervisor: PathBuf,
+    pub node: PathBuf,
+    pub cli: PathBuf,
+}
+
+/// The binaries, built once per test process with the profile of the running test.
+pub fn bins() -> &'static Bins {
+    static BINS: OnceLock<Result<Bins, String>> = OnceLock::new();
+    match BINS.get_or_init(locate_and_build) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn locate_and_build() -> Result<Bins, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test executable path {}", exe.display()))?
+        .to_path_buf();
+    let bins = Bins {
+        supervisor: profile_dir.join("raft-supervisor"),
+        node: profile_dir.join("raft-node"),
+        cli: profile_dir.join("raft-cli"),
+    };
+    if std::env::var_os("E2E_NO_BUILD").is_none() {
+        let profile = profile_dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug").to_string();
+        let target_dir = profile_dir.parent().ok_or("no target dir")?;
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace dir")?;
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace)
+            .args(["build", "--bins", "-p", "raft-node", "-p", "raft-supervisor", "-p", "raft-cli"])
+            .arg("--target-dir")
+            .arg(target_dir);
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = run_limited(&mut cmd, Duration::from_secs(1800));
+        if out.code != Some(0) {
+            return Err(format!("building the binaries failed:\n{}", out.describe()));
+        }
+    }
+    for b in [&bins.supervisor, &bins.node, &bins.cli] {
+        if !b.is_file() {
+            return Err(format!("{} not found; build with `cargo build --bins`", b.display()));
+        }
+    }
+    Ok(bins)
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes with a time limit
+
+/// What a finished (or timed-out) process left behind.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// Exit code; `None` if it was killed by a signal or timed out.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+    /// The command line, for messages.
+    pub command: String,
+}
+
+impl Out {
+    /// Everything about the run, for an assertion message.
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}` -> {} after {:?}\n--- stdout:\n{}--- stderr:\n{}",
+            self.command,
+            if self.timed_out { "TIMED OUT".to_string() } else { format!("exit {:?}", self.code) },
+            self.elapsed,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` to completion (stdin closed, output captured), killing it after `limit`.
+pub fn run_limited(cmd: &mut Command, limit: Duration) -> Out {
+    let command = format!("{cmd:?}");
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+    let readers = [drain(child.stdout.take().expect("piped")), drain(child.stderr.take().expect("piped"))];
+    let deadline = start + limit;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("waiting for {command}: {e}"),
+        }
+    };
+    // A grandchild that kept the pipe open must not hang the test: bounded collection.
+    let [stdout, stderr] = readers.map(|rx| rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default());
+    Out { code: status.and_then(|s| s.code()), stdout, stderr, elapsed: start.elapsed(), timed_out, command }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what` and the last
+/// thing `describe` says.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Config
+
+/// The settings a test chooses; written as the cluster's TOML file.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub nodes: u64,
+    pub tick_ms: u64,
+    pub fsync: bool,
+    pub snapshot_entries: u64,
+    pub snapshot_bytes: u64,
+    pub restart_intensity: u32,
+    pub restart_period_ms: u64,
+    pub restart_backoff_min_ms: u64,
+    pub restart_backoff_max_ms: u64,
+    pub shutdown_grace_ms: u64,
+    pub status_poll_ms: u64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            nodes: 5,
+            tick_ms: 10,
+            fsync: true,
+            snapshot_entries: 10_000,
+            snapshot_bytes: 16 << 20,
+            restart_intensity: 5,
+            restart_period_ms: 30_000,
+            restart_backoff_min_ms: 100,
+            restart_backoff_max_ms: 1_000,
+            shutdown_grace_ms: 1_000,
+            status_poll_ms: 100,
+        }
+    }
+}
+
+impl Opts {
+    pub fn to_toml(&self, dir: &Path) -> String {
+        format!(
+            "# written by the raft-e2e harness\n\
+             dir = {dir:?}\n\
+             nodes = {}\n\
+             tick_ms = {}\n\
+             fsync = {}\n\
+             snapshot_entries = {}\n\
+             snapshot_bytes = {}\n\
+             restart_intensity = {}\n\
+             restart_period_ms = {}\n\
+             restart_backoff_min_ms = {}\n\
+             restart_backoff_max_ms = {}\n\
+             shutdown_grace_ms = {}\n\
+             status_poll_ms = {}\n",
+            self.nodes,
+            self.tick_ms,
+            self.fsync,
+            self.snapshot_entries,
+            self.snapshot_bytes,
+            self.restart_intensity,
+            self.restart_period_ms,
+            self.restart_backoff_min_ms,
+            self.restart_backoff_max_ms,
+            self.shutdown_grace_ms,
+            self.status_poll_ms,
+            dir = dir.display().to_string(),
+        )
+    }
+}
+
+/// A fresh directory with a short path (`/tmp/rcXXXXXX`), removed on drop.
+pub fn short_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("rc").tempdir_in("/tmp").expect("create a temp dir in /tmp")
+}
+
+// ---------------------------------------------------------------------------------------
+// The cluster
+
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    // A test that panicked while holding it poisoned it; its cluster is gone all the same.
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running cluster: supervisor plus nodes, in its own temp dir. Stopped and killed on drop.
+pub struct Cluster {
+    pub opts: Opts,
+    /// The cluster directory (`dir` in the config).
+    pub dir: PathBuf,
+    /// The config file every command gets with `--config`.
+    pub config: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    supervisor: Option<Child>,
+    /// Every node pid seen in a status answer.
+    pids: Mutex<BTreeSet<u32>>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Cluster {
+    /// Writes the config, starts `raft-supervisor up` and waits for a leader.
+    pub fn start(opts: Opts) -> Cluster {
+        let c = Cluster::prepare(opts);
+        c.up()
+    }
+
+    /// Writes the config into a fresh dir without starting anything.
+    pub fn prepare(opts: Opts) -> Cluster {
+        let bins = bins();
+        let guard = serial();
+        let tmp = short_tempdir();
+        let dir = tmp.path().to_path_buf();
+        let config = dir.join("e2e.toml");
+        std::fs::write(&config, opts.to_toml(&dir)).expect("write the config");
+        assert!(bins.supervisor.is_file());
+        Cluster {
+            opts,
+            dir,
+            config,
+            tmp: Some(tmp),
+            supervisor: None,
+            pids: Mutex::new(BTreeSet::new()),
+            _serial: guard,
+        }
+    }
+
+    /// Starts `raft-supervisor up` as a child (output to `<dir>/supervisor.out`) and
+    /// waits until every node runs and a leader is elected.
+    pub fn up(mut self) -> Cluster {
+        let out = std::fs::File::create(self.dir.join("supervisor.out")).expect("create supervisor.out");
+        let err = out.try_clone().expect("dup");
+        let mut cmd = Command::new(&bins().supervisor);
+        cmd.arg("--config").arg(&self.config).arg("up").stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.env_remove("RAFT_CONFIG");
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL the
+        // supervisor if the test thread that started it dies (a crashed test leaves nothing).
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.supervisor = Some(cmd.spawn().expect("spawn raft-supervisor up"));
+        let ids = self.ids();
+        self.wait("every node running", START_TIMEOUT, || {
+            self.check_supervisor_alive();
+            let st = self.sup_status().ok()?;
+            st.nodes.iter().all(|n| n.process == "running").then_some(())
+        });
+        self.wait_leader(&ids, START_TIMEOUT);
+        self
+    }
+
+    /// Node ids `1..=nodes`.
+    pub fn ids(&self) -> Vec<NodeId> {
+        (1..=self.opts.nodes).collect()
+    }
+
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("node-{id}"))
+    }
+
+    pub fn node_socket(&self, id: NodeId) -> PathBuf {
+        self.node_dir(id).join("node.sock")
+    }
+
+    pub fn node_log(&self, id: NodeId) -> PathBuf {
+        self.node_dir(id).join("node.log")
+    }
+
+    pub fn wal_dir(&self, id: NodeId) -> PathBuf {
+        self.node_dir(id).join("wal")
+    }
+
+    pub fn supervisor_socket(&self) -> PathBuf {
+        self.dir.join("supervisor.sock")
+    }
+
+    /// `(id, socket path)` of every node, for [`Kv`] clients.
+    pub fn sockets(&self) -> Vec<(NodeId, PathBuf)> {
+        self.ids().into_iter().map(|id| (id, self.node_socket(id))).collect()
+    }
+
+    /// A leader-finding client with a fresh session over all nodes.
+    pub fn kv(&self) -> Kv {
+        Kv::new(self.sockets())
+    }
+
+    /// The supervisor's pid (it is this test's child).
+    pub fn supervisor_pid(&self) -> u32 {
+        self.supervisor.as_ref().expect("the supervisor was started").id()
+    }
+
+    /// Pids of the running nodes, as the supervisor reports them.
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.sup_status().expect("supervisor status").nodes.iter().filter_map(|n| n.pid).collect()
+    }
+
+    /// Panics (with the supervisor's output) if the supervisor exited.
+    fn check_supervisor_alive(&self) {
+        // try_wait needs &mut; a read of /proc is enough to tell.
+        if let Some(child) = &self.supervisor {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                panic!("raft-supervisor exited early:\n{}", tail(&self.dir.join("supervisor.out"), 60));
+            }
+        }
+    }
+
+    // ---- commands as processes
+
+    /// `raft-cli --config <cfg> ARGS`, limited to [`COMMAND_LIMIT`].
+    pub fn cli(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(&bins().cli);
+        cmd.arg("--config").arg(&self.config).args(args).env_remove("RAFT_CONFIG");
+        run_limited(&mut cmd, COMMAND_LIMIT)
+    }
+
+    /// `raft-supervisor --config <cfg> ARGS`, limited to [`COMMAND_LIMIT`].
+    pub fn sup(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(&bins().supervisor);
+        cmd.arg("--config").arg(&self.config).args(args).env_remove("RAFT_CONFIG");
+        run_limited(&mut cmd, COMMAND_LIMIT)
+    }
+
+    /// Runs `raft-supervisor ARGS` and panics unless it exits 0.
+    pub fn sup_ok(&self, args: &[&str]) -> Out {
+        let out = self.sup(args);
+        assert_eq!(out.code, Some(0), "{}", out.describe());
+        out
+    }
+
+    // ---- the supervisor's control socket
+
+    /// One request on `supervisor.sock`.
+    pub fn sup_request(&self, req: &SupervisorRequest) -> io::Result<SupervisorResponse> {
+        let mut s = UnixStream::connect(self.supervisor_socket())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+        write_frame(&mut s, req)?;
+        read_frame(&mut s)
+    }
+
+    /// The supervisor's status; remembers every node pid in it.
+    pub fn sup_status(&self) -> Result<ClusterStatus, String> {
+        match self.sup_request(&SupervisorRequest::Status) {
+            Ok(SupervisorResponse::Status(st)) => {
+                let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+                pids.extend(st.nodes.iter().filter_map(|n| n.pid));
+                Ok(st)
+            }
+            Ok(other) => Err(format!("unexpected answer to status: {other:?}")),
+            Err(e) => Err(format!("supervisor status: {e}")),
+        }
+    }
+
+    /// Sends a control request and panics unless the supervisor says Ok.
+    pub fn control(&self, req: SupervisorRequest) -> String {
+        let _ = self.sup_status(); // remember the pids before they change
+        match self.sup_request(&req) {
+            Ok(SupervisorResponse::Ok(line)) => line,
+            other => panic!("supervisor refused {req:?}: {other:?}\n{}", self.dump()),
+        }
+    }
+
+    /// `kill N` (SIGKILL), then waits until the supervisor has reaped it and shows it
+    /// stopped (it answers `kill` once the signal is sent; until the reap the row says
+    /// running).
+    pub fn kill(&self, id: NodeId) {
+        self.control(SupervisorRequest::Kill(id));
+        self.wait(&format!("node {id} stopped"), START_TIMEOUT, || {
+            let st = self.sup_status().ok()?;
+            st.nodes.iter().any(|n| n.id == id && n.process == "stopped").then_some(())
+        });
+    }
+
+    /// `start N`, then waits until the supervisor shows it running.
+    pub fn start_node(&self, id: NodeId) {
+        self.control(SupervisorRequest::Start(id));
+        self.wait(&format!("node {id} running"), START_TIMEOUT, || {
+            let st = self.sup_status().ok()?;
+            st.nodes.iter().any(|n| n.id == id && n.process == "running" && n.pid.is_some()).then_some(())
+        });
+    }
+
+    pub fn pause(&self, id: NodeId) {
+        self.control(SupervisorRequest::Pause(id));
+    }
+
+    pub fn resume(&self, id: NodeId) {
+        self.control(SupervisorRequest::Resume(id));
+    }
+
+    pub fn partition(&self, groups: &[&[NodeId]]) {
+        self.control(SupervisorRequest::Partition(groups.iter().map(|g| g.to_vec()).collect()));
+    }
+
+    pub fn heal(&self) {
+        self.control(SupervisorRequest::Heal);
+    }
+
+    // ---- the nodes' own sockets
+
+    /// One node's status on a fresh connection, or `None` if it does not answer in time.
+    pub fn node_status(&self, id: NodeId) -> Option<NodeStatus> {
+        let mut c = NodeClient::connect(&self.node_socket(id), STATUS_TIMEOUT).ok()?;
+        match c.call(Request::Status, STATUS_TIMEOUT) {
+            Ok(Response::Status(s)) => {
+                self.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(s.pid);
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// Status of each of `ids` (None: not answering).
+    pub fn statuses(&self, ids: &[NodeId]) -> Vec<(NodeId, Option<NodeStatus>)> {
+        ids.iter().map(|&id| (id, self.node_status(id))).collect()
+    }
+
+    /// A leader among `among` that a majority of the cluster follows in its term.
+    pub fn stable_leader(&self, among: &[NodeId]) -> Option<(NodeId, Term)> {
+        let quorum = (self.opts.nodes / 2 + 1) as usize;
+        let st: Vec<NodeStatus> = self.statuses(&self.ids()).into_iter().filter_map(|(_, s)| s).collect();
+        let leader =
+            st.iter().filter(|s| s.role == RoleKind::Leader && among.contains(&s.id)).max_by_key(|s| s.term)?;
+        let following = st.iter().filter(|s| s.term == leader.term && s.leader == Some(leader.id)).count();
+        (following >= quorum).then_some((leader.id, leader.term))
+    }
+
+    /// Waits for [`Cluster::stable_leader`] among `among`.
+    pub fn wait_leader(&self, among: &[NodeId], timeout: Duration) -> (NodeId, Term) {
+        self.wait(&format!("a leader among {among:?} followed by a majority"), timeout, || self.stable_leader(among))
+    }
+
+    /// Waits until all of `ids` answer, one of them leads the rest in one term, the
+    /// leader's whole log is committed and every one of them applied it. Returns that index.
+    pub fn wait_converged(&self, ids: &[NodeId], timeout: Duration) -> Index {
+        self.wait(&format!("nodes {ids:?} to converge on one applied index"), timeout, || {
+            let st: Vec<NodeStatus> = self.statuses(ids).into_iter().map(|(_, s)| s).collect::<Option<_>>()?;
+            let leader = st.iter().find(|s| s.role == RoleKind::Leader)?;
+            let all_agree = st.iter().all(|s| {
+                s.term == leader.term
+                    && s.leader == Some(leader.id)
+                    && s.commit == leader.last_index
+                    && s.applied == leader.last_index
+                    && s.last_index == leader.last_index
+            });
+            all_agree.then_some(leader.applied)
+        })
+    }
+
+    /// `wait_for` that adds the cluster's status and log tails to the failure message.
+    pub fn wait<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.dump());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    // ---- logs
+
+    /// The node's log as text ("" if it has none yet).
+    pub fn read_log(&self, id: NodeId) -> String {
+        std::fs::read(self.node_log(id)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// From every node.log: term -> the nodes that logged "became leader term=T".
+    pub fn leaders_by_term(&self) -> BTreeMap<Term, BTreeSet<NodeId>> {
+        let mut out: BTreeMap<Term, BTreeSet<NodeId>> = BTreeMap::new();
+        for id in self.ids() {
+            for term in parse_became_leader(&self.read_log(id)) {
+                out.entry(term).or_default().insert(id);
+            }
+        }
+        out
+    }
+
+    /// Election safety (§5.2), from the logs: at most one leader per term.
+    pub fn assert_one_leader_per_term(&self) {
+        let by_term = self.leaders_by_term();
+        assert!(!by_term.is_empty(), "no node logged `became leader`\n{}", self.dump());
+        for (term, nodes) in &by_term {
+            assert!(nodes.len() == 1, "two leaders in term {term}: nodes {nodes:?}\n{}", self.dump());
+        }
+    }
+
+    // ---- data
+
+    /// Every key and value a node holds, by stale reads from that node alone.
+    pub fn node_data(&self, id: NodeId) -> BTreeMap<String, Vec<u8>> {
+        let mut c = NodeClient::connect(&self.node_socket(id), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to node {id}: {e}"));
+        let keys = match c.call(
+            Request::Read {
+                op: ReadOp::Keys { prefix: String::new(), limit: raft_wire::MAX_KEYS_PER_LISTING },
+                stale: true,
+            },
+            Duration::from_secs(10),
+        ) {
+            Ok(Response::Ok(Reply::Keys(k))) => k,
+            other => panic!("keys from node {id}: {other:?}"),
+        };
+        assert!((keys.len() as u64) < raft_wire::MAX_KEYS_PER_LISTING as u64, "too many keys to compare");
+        let mut data = BTreeMap::new();
+        for key in keys {
+            let v = match c
+                .call(Request::Read { op: ReadOp::Get { key: key.clone() }, stale: true }, Duration::from_secs(5))
+            {
+                Ok(Response::Ok(Reply::Value(Some(v)))) => v,
+                other => panic!("get {key:?} from node {id}: {other:?}"),
+            };
+            data.insert(key, v);
+        }
+        data
+    }
+
+    /// A status table and the tail of every log, for failure messages.
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        match self.sup_status() {
+            Ok(st) => {
+                let _ = writeln!(s, "--- supervisor status: partitions {:?}", st.partitions);
+                for n in st.nodes {
+                    let _ = writeln!(s, "  {n:?}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "--- supervisor status: {e}");
+            }
+        }
+        let _ = writeln!(s, "--- node status (direct):");
+        for id in self.ids() {
+            match self.node_status(id) {
+                Some(n) => {
+                    let _ = writeln!(
+                        s,
+                        "  n{id}: {:?} term {} leader {:?} commit {} applied {} last {} snap {} connected {:?} isolated {:?}",
+                        n.role,
+                        n.term,
+                        n.leader,
+                        n.commit,
+                        n.applied,
+                        n.last_index,
+                        n.snapshot_index,
+                        n.connected,
+                        n.isolated
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "  n{id}: not answering");
+                }
+            }
+        }
+        let _ = writeln!(s, "--- supervisor.out:\n{}", tail(&self.dir.join("supervisor.out"), LOG_TAIL_LINES));
+        for id in self.ids() {
+            let _ = writeln!(s, "--- node-{id}/node.log:\n{}", tail(&self.node_log(id), LOG_TAIL_LINES));
+        }
+        s
+    }
+
+    /// Pids of live processes whose command line names this cluster's directory.
+    fn our_live_pids(&self) -> Vec<u32> {
+        let needle = self.dir.to_string_lossy().into_owned();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let mut out = Vec::new();
+        for e in entries.flatten().take(1 << 20) {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&needle) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        if panicking {
+            eprintln!("=== cluster in {} at the failure:\n{}", self.dir.display(), self.dump());
+        } else {
+            let _ = self.sup_status(); // learn the latest pids
+        }
+        // 1. Ask the supervisor to stop everything.
+        if let Some(mut child) = self.supervisor.take() {
+            let _ = self.sup_request(&SupervisorRequest::Down);
+            let grace = Duration::from_millis(self.opts.shutdown_grace_ms) + Duration::from_secs(3);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // 2. SIGKILL whatever is left, by pid: the supervisor (our child) ...
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        // ... and every node of this cluster: the pids seen, if they still are ours, and
+        // whatever /proc shows running with this cluster's directory on its command line.
+        let needle = self.dir.to_string_lossy().into_owned();
+        let seen: Vec<u32> = self.pids.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        for pid in seen.into_iter().chain(self.our_live_pids()) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() {
+                // SAFETY: plain kill(2) of a pid whose command line names our unique dir.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+        if panicking || std::env::var_os("E2E_KEEP").is_some() {
+            if let Some(tmp) = self.tmp.take() {
+                eprintln!("=== kept the cluster directory {}", tmp.keep().display());
+            }
+        }
+    }
+}
+
+/// The terms in which a log says this node became leader (`... became leader term=T`).
+pub fn parse_became_leader(log: &str) -> Vec<Term> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find("became leader")?..];
+            let t = &rest[rest.find("term=")? + 5..];
+            let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut s = lines[lines.len().saturating_sub(n)..].join("\n");
+    s.push('\n');
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients speaking the wire protocol directly
+
+/// One client connection to one node (hello sent).
+pub struct NodeClient {
+    stream: UnixStream,
+    reader: FrameReader,
+    next_id: u64,
+}
+
+impl NodeClient {
+    pub fn connect(path: &Path, timeout: Duration) -> io::Result<NodeClient> {
+        let mut stream = UnixStream::connect(path)?;
+        stream.set_write_timeout(Some(timeout))?;
+        write_frame(&mut stream, &Hello::Client)?;
+        Ok(NodeClient { stream, reader: FrameReader::new(), next_id: 1 })
+    }
+
+    /// Sends one request and waits up to `timeout` for its response.
+    pub fn call(&mut self, body: Request, timeout: Duration) -> io::Result<Response> {
+        let deadline = Instant::now() + timeout;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stream.set_write_timeout(Some(timeout))?;
+        write_frame(&mut self.stream, &ClientRequest { id, body })?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(resp) =
+                self.reader.next_frame::<ClientResponse>().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            {
+                if resp.id == id {
+                    return Ok(resp.body);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer in time"));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed")),
+                Ok(n) => self.reader.extend(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The raw stream, for sending bytes that are not frames.
+    pub fn stream(&mut self) -> &mut UnixStream {
+        &mut self.stream
+    }
+}
+
+/// How a write ended, in the terms of DESIGN.md's exit codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Acknowledged: committed and applied.
+    Ok(Reply),
+    /// Surely not applied (exit 3).
+    Failed(String),
+    /// May or may not have been applied (exit 4).
+    Unknown(String),
+}
+
+/// A client with one session that finds the leader itself (hints, then every node), and
+/// retries a write with the same session and sequence number until its deadline.
+/// Restricted to some nodes with [`Kv::only`] (then it never talks to the others).
+pub struct Kv {
+    nodes: Vec<(NodeId, PathBuf)>,
+    session: u64,
+    seq: u64,
+    conn: Option<(NodeId, NodeClient)>,
+    hint: Option<NodeId>,
+    cursor: usize,
+}
+
+impl Kv {
+    pub fn new(nodes: Vec<(NodeId, PathBuf)>) -> Kv {
+        Kv { nodes, session: random_u64(), seq: 0, conn: None, hint: None, cursor: 0 }
+    }
+
+    /// A client that only ever talks to `ids`.
+    pub fn only(mut self, ids: &[NodeId]) -> Kv {
+        self.nodes.retain(|(id, _)| ids.contains(id));
+        self
+    }
+
+    fn pick(&mut self) -> NodeId {
+        if let Some(h) = self.hint.take() {
+            if self.nodes.iter().any(|(id, _)| *id == h) {
+                return h;
+            }
+        }
+        if let Some((id, _)) = &self.conn {
+            return *id;
+        }
+        self.cursor = (self.cursor + 1) % self.nodes.len();
+        self.nodes[self.cursor].0
+    }
+
+    /// One request to whichever node [`Kv::pick`] chose. Errors: (sent?, why).
+    fn attempt(&mut self, body: Request, timeout: Duration) -> (NodeId, Result<Response, (bool, String)>) {
+        let id = self.pick();
+        if !matches!(&self.conn, Some((c, _)) if *c == id) {
+            let path = self.nodes.iter().find(|(n, _)| *n == id).expect("picked from nodes").1.clone();
+            match NodeClient::connect(&path, timeout) {
+                Ok(c) => self.conn = Some((id, c)),
+                Err(e) => {
+                    self.conn = None;
+                    return (id, Err((false, format!("connect to node {id}: {e}"))));
+                }
+            }
+        }
+        let (_, conn) = self.conn.as_mut().expect("connected");
+        match conn.call(body, timeout) {
+            Ok(r) => (id, Ok(r)),
+            Err(e) => {
+                self.conn = None;
+                (id, Err((true, format!("node {id}: {e}"))))
+            }
+        }
+    }
+
+    fn request(&mut self, body: Request, timeout: Duration) -> WriteOutcome {
+        let deadline = Instant::now() + timeout;
+        let attempt_max = Duration::from_millis(1000);
+        let mut in_doubt: Option<String> = None;
+        let mut last = String::from("no attempt");
+        let mut misses = 0usize;
+        // Bounded: each turn takes at least a few ms and the loop ends at the deadline.
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (node, r) = self.attempt(body.clone(), left.min(attempt_max).max(Duration::from_millis(1)));
+            match r {
+                Ok(Response::Ok(reply)) => return WriteOutcome::Ok(reply),
+                Ok(Response::NotLeader { leader }) => {
+                    last = format!("node {node}: not leader (hint {leader:?})");
+                    self.conn = None;
+                    self.hint = leader.filter(|l| *l != node);
+                }
+                Ok(Response::Unavailable { reason }) => {
+                    last = format!("node {node}: unavailable: {reason}");
+                    self.conn = None;
+                }
+                Ok(Response::Unknown { reason }) => {
+                    last = format!("node {node}: unknown: {reason}");
+                    in_doubt = Some(last.clone());
+                    self.conn = None;
+                }
+                Ok(Response::Invalid { reason }) => return WriteOutcome::Failed(format!("invalid: {reason}")),
+                Ok(other) => return WriteOutcome::Failed(format!("unexpected answer {other:?}")),
+                Err((sent, why)) => {
+                    last = why.clone();
+                    if sent && matches!(body, Request::Write { .. }) {
+                        in_doubt = Some(why);
+                    }
+                }
+            }
+            // After a whole round of nodes without a leader, give an election a moment.
+            misses += 1;
+            if self.hint.is_none() && misses >= self.nodes.len() {
+                misses = 0;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        match in_doubt {
+            Some(why) => WriteOutcome::Unknown(format!("{why}; last: {last}")),
+            None => WriteOutcome::Failed(last),
+        }
+    }
+
+    /// A write with the next sequence number of this session.
+    pub fn write(&mut self, op: WriteOp, timeout: Duration) -> WriteOutcome {
+        self.seq += 1;
+        let body = Request::Write { session: self.session, seq: self.seq, op };
+        self.request(body, timeout)
+    }
+
+    pub fn set(&mut self, key: &str, value: &str, timeout: Duration) -> WriteOutcome {
+        self.write(WriteOp::Set { key: key.into(), value: value.as_bytes().to_vec() }, timeout)
+    }
+
+    /// A linearizable read of `key` (on the leader): `Ok(None)` if absent.
+    pub fn get(&mut self, key: &str, timeout: Duration) -> Result<Option<Vec<u8>>, String> {
+        match self.request(Request::Read { op: ReadOp::Get { key: key.into() }, stale: false }, timeout) {
+            WriteOutcome::Ok(Reply::Value(v)) => Ok(v),
+            WriteOutcome::Ok(other) => Err(format!("unexpected reply {other:?}")),
+            WriteOutcome::Failed(e) | WriteOutcome::Unknown(e) => Err(e),
+        }
+    }
+}
+
+/// A random nonzero u64 (session ids).
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        b = ((t as u64) ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    u64::from_le_bytes(b).max(1)
+}
+
+/// Sends raw bytes on a fresh connection to `path` and reports whether the node closed
+/// the connection within `timeout` (reads EOF or a reset).
+pub fn closes_after(path: &Path, bytes: &[u8], timeout: Duration) -> Result<bool, String> {
+    let mut s = UnixStream::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    // The node may close before reading everything; a broken pipe then is fine.
+    let _ = s.write_all(bytes);
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        s.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {} // an error frame, perhaps; keep reading until EOF
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(true), // reset by peer
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Background load with a record of what was acknowledged
+
+/// What a [`Load`] did: each write's key and value by outcome.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    pub acked: Vec<(String, Vec<u8>)>,
+    pub unknown: Vec<(String, Vec<u8>)>,
+    pub failed: Vec<(String, Vec<u8>)>,
+}
+
+impl LoadReport {
+    /// Checks `data` (a node's whole map) against the writes: every acknowledged write is
+    /// there, every surely-failed write is not, an unknown one is there or not. Each key
+    /// was written once, with a unique value.
+    pub fn check(&self, data: &BTreeMap<String, Vec<u8>>, who: &str) {
+        for (k, v) in &self.acked {
+            assert_eq!(data.get(k), Some(v), "{who}: acknowledged write {k:?} is lost");
+        }
+        for (k, v) in &self.failed {
+            assert_eq!(data.get(k), None, "{who}: write {k:?} was reported as surely not applied, yet it is there");
+            let _ = v;
+        }
+        for (k, v) in &self.unknown {
+            if let Some(got) = data.get(k) {
+                assert_eq!(got, v, "{who}: unknown write {k:?} holds a value nobody wrote");
+            }
+        }
+    }
+}
+
+/// Client threads writing unique keys (`<prefix>-<thread>-<n>`) one at a time through a
+/// leader-finding [`Kv`], until stopped, recording every outcome.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    handles: Vec<std::thread::JoinHandle<LoadReport>>,
+}
+
+/// Most writes one load thread makes, whatever happens.
+const LOAD_MAX_OPS_PER_THREAD: u64 = 200_000;
+/// Longest a load thread runs, whatever happens.
+const LOAD_MAX_TIME: Duration = Duration::from_secs(300);
+
+impl Load {
+    pub fn start(nodes: Vec<(NodeId, PathBuf)>, prefix: &str, threads: usize, op_timeout: Duration) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let handles = (0..threads)
+            .map(|t| {
+                let (stop, acked, nodes) = (stop.clone(), acked.clone(), nodes.clone());
+                let prefix = format!("{prefix}-{t}");
+                std::thread::spawn(move || {
+                    let mut kv = Kv::new(nodes);
+                    let mut report = LoadReport::default();
+                    let started = Instant::now();
+                    for n in 0..LOAD_MAX_OPS_PER_THREAD {
+                        if stop.load(Ordering::Relaxed) || started.elapsed() > LOAD_MAX_TIME {
+                            break;
+                        }
+                        let key = format!("{prefix}-{n:06}");
+                        let value = format!("{key}={}", random_u64()).into_bytes();
+                        match kv.write(WriteOp::Set { key: key.clone(), value: value.clone() }, op_timeout) {
+                            WriteOutcome::Ok(_) => {
+                                report.acked.push((key, value));
+                                acked.fetch_add(1, Ordering::Relaxed);
+                            }
+                            WriteOutcome::Unknown(_) => report.unknown.push((key, value)),
+                            WriteOutcome::Failed(_) => report.failed.push((key, value)),
+                        }
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, acked, handles }
+    }
+
+    /// Writes acknowledged so far.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the threads (each finishes its current write) and merges their reports.
+    pub fn stop(mut self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = LoadReport::default();
+        for h in std::mem::take(&mut self.handles) {
+            let r = h.join().expect("load thread panicked");
+            all.acked.extend(r.acked);
+            all.unknown.extend(r.unknown);
+            all.failed.extend(r.failed);
+        }
+        all
+    }
+}
+
+impl Drop for Load {
+    /// A test that panics mid-load stops its threads too.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether `pid` is a live process (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}

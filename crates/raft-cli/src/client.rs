@@ -307,7 +307,8 @@ impl Client {
                         CallError::NoAnswer(why) => {
                             round_all_unreachable = false;
                             if kind == Kind::Write {
-                                in_doubt = Some(format!("node {target} took the write but did not answer ({why})"));
+                                in_doubt =
+                                    Some(format!("the write was sent to node {target}, which did not answer ({why})"));
                             }
                         }
                     }

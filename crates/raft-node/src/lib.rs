@@ -40,6 +40,8 @@
 mod conn;
 mod eventlog;
 mod server;
+#[cfg(test)]
+mod unit_tests;
 
 pub use eventlog::LogTarget;
 pub use server::{NodeError, NodeSettings, Server, StopHandle};

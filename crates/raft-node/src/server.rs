@@ -874,7 +874,7 @@ fn propose_error(e: ProposeError) -> Response {
     }
 }
 
-fn validate_write(op: &WriteOp) -> Result<(), String> {
+pub(crate) fn validate_write(op: &WriteOp) -> Result<(), String> {
     let (key, values): (&str, Vec<usize>) = match op {
         WriteOp::Set { key, value } => (key, vec![value.len()]),
         WriteOp::Delete { key } => (key, vec![]),

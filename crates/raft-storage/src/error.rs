@@ -22,8 +22,8 @@ pub enum StorageError {
     /// checksum failure before the tail, an entry out of sequence, an unreadable snapshot).
     /// The node must not start on this log.
     #[error(
-        "{} is corrupt at offset {offset}: {reason}; refusing to start on a damaged log \
-         (move the node directory aside to let the node catch up from the leader)",
+        "{} is corrupt at offset {offset}: {reason}; refusing to start on damaged data \
+         (wiping the node makes it rejoin empty, which forgets its vote: do it only with a healthy majority)",
         file.display()
     )]
     Corrupt { file: PathBuf, offset: u64, reason: String },

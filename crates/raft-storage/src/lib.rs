@@ -74,10 +74,10 @@
 //!    [`StorageError::Corrupt`]: it was fsynced before its rename, so no crash explains it.
 //! 2. Segments wholly covered by the snapshot are removed. The oldest remaining one must
 //!    start at or below `snapshot index + 1`, else [`StorageError::Gap`].
-//! 3. Segments are read in order. Each must start right after the previous one ends
-//!    ([`StorageError::MissingSegment`] for a hole, `Corrupt` for an overlap or a
-//!    duplicate), and within a segment entries must be consecutive, starting at the
-//!    segment's name, with terms that never fall.
+//! 3. Segments are read in order. A segment's first entry must be the index in its name
+//!    (`Corrupt` for a copied or renamed file); each must start right after the previous
+//!    one ends ([`StorageError::MissingSegment`] for a hole, `Corrupt` for an overlap);
+//!    within a segment entries must be consecutive, with terms that never fall.
 //! 4. A damaged record in the *last* segment with nothing valid after it, that is visibly
 //!    incomplete (the file ends inside it, or its last byte is zero) and whose checksum
 //!    fits no other length, is a torn write: it is cut away and reported in
@@ -90,10 +90,12 @@
 //! 6. The commit index is clamped to the last index (a torn batch can keep its hard state
 //!    and lose its entries) and raised to the snapshot index.
 //!
-//! Limits of the torn-write rule: after a power loss that writes a batch's pages out of
-//! order, a valid record may follow a hole, and recovery refuses to start (safe, but the
-//! node needs a wipe). Data that is acknowledged is never served wrong and never dropped
-//! silently.
+//! What recovery cannot see: a deleted *last* segment leaves a shorter log that looks
+//! whole (no manifest records how long the log was). And after a power loss that writes
+//! one batch's pages out of order, a valid record may follow a hole: recovery then
+//! refuses to start, which is safe but needs an operator. Otherwise, acknowledged data is
+//! never served wrong and never dropped silently: every damaged byte that could hold it
+//! stops the node with the file and offset.
 //!
 //! ## Invariants (asserted where established and where relied on)
 //!
@@ -110,7 +112,7 @@ mod wal;
 
 pub use error::StorageError;
 pub use record::MAX_RECORD_BYTES;
-pub use storage::{SnapshotWriter, Storage, MIN_SEGMENT_BYTES};
+pub use storage::{SnapshotWriter, Storage, StorageStats, MIN_SEGMENT_BYTES};
 
 use error::IoContext;
 use std::fs::File;

@@ -16,6 +16,19 @@ use std::path::{Path, PathBuf};
 /// tiny segments to cross segment boundaries often.
 pub const MIN_SEGMENT_BYTES: u64 = 256;
 
+/// Counts of system calls on the log since [`Storage::open`], for benchmarks and status:
+/// in the steady state every batch costs one write and one sync.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Batches written by [`Storage::persist`] (and the hard-state record of a log reset).
+    pub batches: u64,
+    /// `pwrite` calls on segments.
+    pub writes: u64,
+    /// `fsync`/`fdatasync` calls on segments, the hard-state file and the WAL directory
+    /// (snapshot files not included).
+    pub syncs: u64,
+}
+
 /// Where an entry's record starts, and its term (to check appends and truncations).
 #[derive(Clone, Copy, Debug)]
 struct Pos {
@@ -61,6 +74,8 @@ pub struct Storage {
     buf: Vec<u8>,
     /// Set when a write or fsync failed: what is on disk is then unknown.
     poisoned: Option<String>,
+    /// System calls on the log (the directory's fsyncs are counted in `wal`).
+    stats: StorageStats,
     /// Held for the lifetime of the storage: one process per node directory.
     _lock: Flock<File>,
 }
@@ -114,7 +129,7 @@ impl Storage {
         let snap_dir = node_dir.join("snap");
         create_dir(&wal_path)?;
         create_dir(&snap_dir)?;
-        let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path };
+        let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path, syncs: Default::default() };
         let snap_dir_file = File::open(&snap_dir).at(&snap_dir)?;
         let rel = |p: &Path| p.strip_prefix(node_dir).unwrap_or(p).display().to_string();
         let mut notes = Vec::new();
@@ -138,11 +153,9 @@ impl Storage {
         // 3. Segments wholly covered by the snapshot are leftovers of a compaction.
         let mut segs = listing.segments;
         let covered = (0..segs.len()).take_while(|&k| k + 1 < segs.len() && segs[k + 1].0 <= s + 1).count();
-        for (_, p) in &segs[..covered] {
-            notes.push(format!("removed {} (covered by the snapshot at {s})", rel(p)));
-        }
-        wal.remove_files(segs[..covered].iter().map(|(_, p)| p.as_path()))?;
-        segs.drain(..covered);
+        // They are removed only once the rest has been checked: nothing is deleted on the
+        // way to refusing a damaged directory.
+        let covered: Vec<PathBuf> = segs.drain(..covered).map(|(_, p)| p).collect();
         if let Some((first, path)) = segs.first() {
             if *first > s + 1 {
                 return Err(StorageError::Gap { file: path.clone(), snapshot_index: s, first_index: *first });
@@ -157,6 +170,25 @@ impl Storage {
         let mut tail = None;
         for (k, (first, path)) in segs.iter().enumerate() {
             let is_last = k + 1 == segs.len();
+            let bytes = fs::read(path).at(path)?;
+            let scanned = record::scan(&bytes, path, is_last)?;
+            // A segment's name must be its first entry: a copy under another name is caught
+            // here, before it can pass for a missing or overlapping segment.
+            let first_entry = scanned.records.iter().find_map(|(off, r)| match r {
+                Record::Entry(e) => Some((*off, e.index)),
+                Record::HardState(_) => None,
+            });
+            if let Some((offset, index)) = first_entry {
+                if index != *first {
+                    return Err(StorageError::corrupt(
+                        path,
+                        offset,
+                        format!(
+                            "segment named for index {first} begins with entry {index}: a copied or renamed segment"
+                        ),
+                    ));
+                }
+            }
             if let Some(prev) = segments.last() {
                 let expected = prev.last() + 1;
                 if *first > expected {
@@ -180,8 +212,6 @@ impl Storage {
                     ));
                 }
             }
-            let bytes = fs::read(path).at(path)?;
-            let scanned = record::scan(&bytes, path, is_last)?;
             let mut seg = Segment { first: *first, path: path.clone(), entries: Vec::new() };
             for (offset, rec) in scanned.records {
                 match rec {
@@ -248,6 +278,12 @@ impl Storage {
         }
         if let Some(last) = segments.last() {
             if last.last() < s {
+                notes.push(format!(
+                    "the log ends at index {}, before the snapshot at {s} (an interrupted snapshot install): \
+                     starting a fresh segment at {}",
+                    last.last(),
+                    s + 1
+                ));
                 need_reset = true;
             }
         }
@@ -280,6 +316,11 @@ impl Storage {
             hard_state.commit = last_index;
         }
         hard_state.commit = hard_state.commit.max(s);
+
+        for p in &covered {
+            notes.push(format!("removed {} (covered by the snapshot at {s})", rel(p)));
+        }
+        wal.remove_files(covered.iter().map(PathBuf::as_path))?;
 
         let (active, end) = if need_reset {
             wal.write_hard_state_file(&hard_state)?;
@@ -320,6 +361,7 @@ impl Storage {
             snapshot_path,
             buf: Vec::new(),
             poisoned: None,
+            stats: StorageStats::default(),
             _lock: lock,
         };
         if need_reset {
@@ -355,10 +397,12 @@ impl Storage {
         }
         let conflict = self.check_append(entries);
         if let Some(hs) = hard_state {
+            // Terms never fall and a vote never changes within its term (Figure 2). The
+            // commit index is not checked: it is a hint that recovery clamps anyway.
+            let cur = self.hard_state;
             assert!(
-                newer_hard_state(self.hard_state, *hs).is_ok_and(|n| n == *hs),
-                "persist: hard state {hs:?} is older than the stored {:?}",
-                self.hard_state
+                hs.term > cur.term || (hs.term == cur.term && (cur.vote.is_none() || hs.vote == cur.vote)),
+                "persist: hard state {hs:?} goes back from the stored {cur:?}"
             );
         }
         self.write_batch(hard_state, entries, conflict)
@@ -445,6 +489,11 @@ impl Storage {
     /// Offset in the last segment where the next record will be written.
     pub fn wal_end(&self) -> u64 {
         self.end
+    }
+
+    /// Counts of writes and syncs on the log since [`Storage::open`].
+    pub fn stats(&self) -> StorageStats {
+        StorageStats { syncs: self.stats.syncs + self.wal.syncs.get(), ..self.stats }
     }
 
     // ---- internals ----
@@ -549,10 +598,13 @@ impl Storage {
                 }
                 st.start_segment(entries[0].index)?;
             }
+            st.stats.writes += 1;
             st.active.write_all_at(&buf, st.end).at(&st.segments.last().expect("active").path)?;
             if st.opts.fsync {
+                st.stats.syncs += 1;
                 st.active.sync_data().at(&st.segments.last().expect("active").path)?;
             }
+            st.stats.batches += 1;
             Ok(())
         });
         if result.is_ok() {
@@ -587,6 +639,7 @@ impl Storage {
         seg.entries.truncate((index - seg.first) as usize);
         self.active.set_len(at).at(&seg.path)?;
         wal::preallocate(&self.active, self.opts.segment_bytes);
+        self.stats.syncs += 1;
         self.active.sync_all().at(&seg.path)?;
         self.end = at;
         Ok(())
@@ -661,7 +714,12 @@ fn recover_snapshot(
         }
     }
     found.sort();
-    let newest = found.pop();
+    // Check the newest before removing anything: if it is damaged, the older files stay
+    // for whoever inspects the directory.
+    let newest = match found.pop() {
+        Some((i, t, path)) => Some((snapshot::read(&path, i, t)?, path)),
+        None => None,
+    };
     for (_, _, p) in found {
         notes.push(format!("removed older snapshot {}", rel(&p)));
         remove.push(p);
@@ -672,10 +730,10 @@ fn recover_snapshot(
     if !remove.is_empty() {
         fsync_dir(dir_file, dir)?;
     }
-    match newest {
-        Some((i, t, path)) => Ok((Some(snapshot::read(&path, i, t)?), Some(path))),
-        None => Ok((None, None)),
-    }
+    Ok(match newest {
+        Some((snap, path)) => (Some(snap), Some(path)),
+        None => (None, None),
+    })
 }
 
 /// A snapshot being written in chunks; see [`Storage::snapshot_writer`].

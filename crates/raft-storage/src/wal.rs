@@ -39,10 +39,13 @@ pub(crate) fn preallocate(file: &File, len: u64) {
 pub(crate) struct WalDir {
     pub path: PathBuf,
     pub file: File,
+    /// fsyncs made on the directory and the hard-state file, for [`crate::StorageStats`].
+    pub syncs: std::cell::Cell<u64>,
 }
 
 impl WalDir {
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
+        self.syncs.set(self.syncs.get() + 1);
         fsync_dir(&self.file, &self.path)
     }
 
@@ -65,6 +68,7 @@ impl WalDir {
         record::encode_hard_state(&mut buf, hs);
         let file = File::create(&tmp).at(&tmp)?;
         file.write_all_at(&buf, 0).at(&tmp)?;
+        self.syncs.set(self.syncs.get() + 1);
         file.sync_all().at(&tmp)?;
         drop(file);
         fs::rename(&tmp, &path).at(&path)?;

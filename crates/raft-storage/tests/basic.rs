@@ -258,3 +258,70 @@ fn abandoned_snapshot_writer_leaves_nothing() {
     assert!(snapshots(tmp.path()).is_empty());
     assert_eq!(st.last_index(), 5);
 }
+
+#[test]
+fn one_write_and_one_sync_per_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = StorageOptions { fsync: true, segment_bytes: 1 << 20 };
+    let (mut st, _) = open(tmp.path(), opts);
+    let before = st.stats();
+    for i in 0..20u64 {
+        let h = hs(1, Some(1), i * 3);
+        st.persist(Some(&h), &entries(i * 3 + 1..=i * 3 + 3, 1)).unwrap();
+    }
+    let d = st.stats();
+    assert_eq!((d.batches - before.batches, d.writes - before.writes, d.syncs - before.syncs), (20, 20, 20));
+}
+
+#[test]
+fn oversized_entry_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    st.persist(None, &entries(1..=2, 1)).unwrap();
+    let end = st.wal_end();
+    let big = raft_core::Entry {
+        index: 4,
+        term: 1,
+        data: raft_core::EntryData::Command(vec![1; raft_storage::MAX_RECORD_BYTES]),
+    };
+    match st.persist(Some(&hs(1, None, 0)), &[entry(3, 1), big]) {
+        Err(StorageError::EntryTooLarge { index: 4, .. }) => {}
+        other => panic!("expected EntryTooLarge, got {other:?}"),
+    }
+    assert_eq!((st.wal_end(), st.last_index()), (end, 2));
+    st.persist(None, &entries(3..=3, 1)).unwrap();
+    drop(st);
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.entries, entries(1..=3, 1));
+}
+
+#[test]
+#[should_panic(expected = "leaves a gap")]
+fn a_gap_in_persisted_entries_is_a_bug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    st.persist(None, &entries(1..=2, 1)).unwrap();
+    let _ = st.persist(None, &entries(4..=4, 1));
+}
+
+#[test]
+#[should_panic(expected = "terms go backwards")]
+fn falling_terms_are_a_bug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    let _ = st.persist(None, &[entry(1, 2), entry(2, 1)]);
+}
+
+#[test]
+fn unexpected_files_are_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        st.persist(None, &entries(1..=2, 1)).unwrap();
+    }
+    std::fs::write(tmp.path().join("wal/README"), b"notes").unwrap();
+    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.entries.len(), 2);
+    assert!(rec.notes.iter().any(|n| n.contains("ignored unexpected file wal/README")), "{:?}", rec.notes);
+    assert!(tmp.path().join("wal/README").exists());
+}

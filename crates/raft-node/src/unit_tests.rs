@@ -1,0 +1,72 @@
+//! Unit tests of the node's pieces that need no cluster: request validation, the
+//! connection's framing and bounded output, the event log's line format.
+
+use crate::conn::{Conn, Kind, ReadOutcome};
+use crate::eventlog::{EventLog, LogTarget};
+use crate::server::validate_write;
+use mio::net::UnixStream;
+use raft_wire::{ClientRequest, Request, WriteOp, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use std::io::Read;
+
+#[test]
+fn writes_over_the_limits_are_refused_with_a_reason() {
+    let ok = WriteOp::Set { key: "k".into(), value: vec![0; MAX_VALUE_BYTES] };
+    assert!(validate_write(&ok).is_ok());
+    let empty_key = WriteOp::Delete { key: String::new() };
+    assert!(validate_write(&empty_key).unwrap_err().contains("key must be"));
+    let long_key = WriteOp::Delete { key: "k".repeat(MAX_KEY_BYTES + 1) };
+    assert!(validate_write(&long_key).is_err());
+    let big = WriteOp::Cas { key: "k".into(), expected: None, new: vec![0; MAX_VALUE_BYTES + 1] };
+    assert!(validate_write(&big).unwrap_err().contains("over the limit"));
+    let big_expected = WriteOp::Cas { key: "k".into(), expected: Some(vec![0; MAX_VALUE_BYTES + 1]), new: vec![] };
+    assert!(validate_write(&big_expected).is_err());
+}
+
+#[test]
+fn queued_frames_arrive_whole_and_in_order() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let mut tx = Conn::new(UnixStream::from_std(a), Kind::Client);
+    let mut rx = Conn::new(UnixStream::from_std(b), Kind::Client);
+    for id in 0..100u64 {
+        tx.queue(&ClientRequest { id, body: Request::Status }).unwrap();
+    }
+    assert!(tx.queued_bytes() > 0);
+    let mut scratch = vec![0u8; 7]; // tiny reads: frames arrive in pieces
+    let mut got = Vec::new();
+    while got.len() < 100 {
+        tx.flush().unwrap();
+        assert!(matches!(rx.read_available(&mut scratch).unwrap(), ReadOutcome::Open));
+        while let Some(req) = rx.reader.next_frame::<ClientRequest>().unwrap() {
+            got.push(req.id);
+        }
+    }
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    assert_eq!(tx.queued_bytes(), 0);
+}
+
+#[test]
+fn a_closed_peer_reads_as_closed() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.set_nonblocking(true).unwrap();
+    drop(a);
+    let mut rx = Conn::new(UnixStream::from_std(b), Kind::Client);
+    assert!(matches!(rx.read_available(&mut [0u8; 64]).unwrap(), ReadOutcome::Closed));
+}
+
+#[test]
+fn event_lines_carry_time_node_and_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.log");
+    let mut log = EventLog::open(3, &LogTarget::File(path.clone())).unwrap();
+    log.line(7, format_args!("became leader term=7"));
+    let mut text = String::new();
+    std::fs::File::open(&path).unwrap().read_to_string(&mut text).unwrap();
+    let fields: Vec<&str> = text.trim_end().splitn(4, ' ').collect();
+    assert_eq!(fields.len(), 4, "{text}");
+    let t = fields[0];
+    assert_eq!(t.len(), "HH:MM:SS.mmm".len(), "{t}");
+    assert_eq!((&t[2..3], &t[5..6], &t[8..9]), (":", ":", "."));
+    assert_eq!(&fields[1..], ["n3", "t7", "became leader term=7"]);
+}

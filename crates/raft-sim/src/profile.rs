@@ -1,0 +1,240 @@
+//! The fault mix of one run, drawn from its seed: cluster size, how lossy and slow the
+//! network is, how often nodes crash, partitions form, leadership moves and logs are
+//! compacted, how busy the clients are, and the core's tunable limits. Drawing the mix
+//! from the seed (instead of fixing it) is what lets 10,000 seeds cover calm clusters,
+//! storms of crashes, and everything between.
+
+use crate::net::NetConditions;
+use crate::rng::Rng;
+use std::fmt;
+
+/// Ticks the cluster gets to settle after faults stop (a leader, every pending
+/// proposal committed and applied everywhere, every client answered). Elections take
+/// 15..30 ticks each and a lagging follower may need a snapshot in tiny chunks, so a
+/// healthy core settles in well under 200; 1000 leaves room for split votes.
+pub const LIVENESS_BOUND_TICKS: u64 = 1000;
+
+/// A deliberate bug, to show the checkers bite: the first three are planted in
+/// raft-core (its `bugs` feature), the last in the simulator's own driver.
+#[cfg(feature = "bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bug {
+    /// A node grants a second vote in a term it already voted in.
+    DoubleVote,
+    /// An old-term entry is committed by counting replicas (Figure 8).
+    CommitOldTerm,
+    /// A conflicting suffix is overwritten in place instead of truncated.
+    NoTruncate,
+    /// The driver answers reads from whatever node the client asked, at once, without
+    /// ReadIndex: nothing in Raft breaks, only linearizability (so its checker bites).
+    StaleRead,
+}
+
+#[cfg(feature = "bugs")]
+impl Bug {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Bug::DoubleVote => "double-vote",
+            Bug::CommitOldTerm => "commit-old-term",
+            Bug::NoTruncate => "no-truncate",
+            Bug::StaleRead => "stale-read",
+        }
+    }
+
+    pub fn core_bugs(self) -> raft_core::Bugs {
+        let mut b = raft_core::Bugs::default();
+        match self {
+            Bug::DoubleVote => b.double_vote = true,
+            Bug::CommitOldTerm => b.commit_old_term = true,
+            Bug::NoTruncate => b.no_truncate = true,
+            Bug::StaleRead => {}
+        }
+        b
+    }
+}
+
+/// What a run may override; everything else comes from the seed.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Cluster size (3, 5 or 7 unless you insist); drawn from the seed if `None`.
+    pub nodes: Option<usize>,
+    /// Ticks of the fault phase; drawn from the seed if `None`.
+    pub ticks: Option<u64>,
+    /// The deliberate bug every node runs with.
+    #[cfg(feature = "bugs")]
+    pub bug: Option<Bug>,
+    /// Tilt the fault mix toward the schedules this bug needs (`--bug` implies it;
+    /// set it alone to run the same schedules against the correct core).
+    #[cfg(feature = "bugs")]
+    pub bias: Option<Bug>,
+}
+
+/// The fault mix and limits of one run. Probabilities are per mille.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub nodes: usize,
+    /// Ticks during which faults are injected and clients start operations.
+    pub fault_ticks: u64,
+    pub net: NetConditions,
+    /// Per tick: crash one running node (it loses everything it had not persisted).
+    pub crash_per_mille: u32,
+    /// Per tick, per crashed node: restart it from its disk.
+    pub restart_per_mille: u32,
+    /// Per output batch that writes to disk: crash in the middle of the turn, before
+    /// the fsync finished (the batch is lost, or a torn prefix of its entries survives)
+    /// or after it but before the acknowledgements went out.
+    pub torn_per_mille: u32,
+    /// Per tick: cut a new partition.
+    pub partition_per_mille: u32,
+    /// Per tick while partitioned: heal.
+    pub heal_per_mille: u32,
+    /// Per tick: ask a leader to hand over to a random peer.
+    pub transfer_per_mille: u32,
+    /// Compact a node's log once it has applied this many entries past its snapshot.
+    pub compact_entries: u64,
+    pub clients: usize,
+    pub keys: usize,
+    /// Per tick, per idle client: start an operation.
+    pub op_per_mille: u32,
+    /// A client abandons an attempt at one node after this many ticks and tries another.
+    pub attempt_timeout_ticks: u64,
+    /// A client gives up on an operation after this many ticks (outcome unknown).
+    pub give_up_ticks: u64,
+    pub max_entries_per_append: usize,
+    pub max_inflight_appends: usize,
+    pub snapshot_chunk_bytes: usize,
+    pub max_uncommitted_entries: usize,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+}
+
+impl Profile {
+    /// The mix for `seed`. Drawn from its own stream so the mix of a seed does not
+    /// change when the simulation's use of randomness does.
+    pub fn from_seed(seed: u64, opts: &Options) -> Profile {
+        let mut r = Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed_5eed);
+        let nodes = opts.nodes.unwrap_or_else(|| r.pick(&[3, 3, 5, 5, 7]));
+        let fault_ticks = opts.ticks.unwrap_or_else(|| r.range(400, 900));
+        let drop_per_mille = match r.below(3) {
+            0 => 0,
+            1 => r.range(5, 60) as u32,
+            _ => r.range(60, 250) as u32,
+        };
+        let net = NetConditions {
+            drop_per_mille,
+            dup_per_mille: if r.per_mille(500) { r.range(5, 100) as u32 } else { 0 },
+            max_delay_ticks: r.pick(&[0, 1, 1, 2, 3, 5, 10]),
+            long_delay_per_mille: r.pick(&[0, 0, 5, 20, 50]),
+            long_delay_max_ticks: r.range(10, 100),
+        };
+        let mut p = Profile {
+            nodes,
+            fault_ticks,
+            net,
+            crash_per_mille: r.pick(&[0, 2, 5, 10, 20]),
+            restart_per_mille: r.range(10, 100) as u32,
+            torn_per_mille: r.pick(&[0, 1, 5, 20]),
+            partition_per_mille: r.pick(&[0, 3, 10, 20]),
+            heal_per_mille: r.range(10, 60) as u32,
+            transfer_per_mille: r.pick(&[0, 2, 10]),
+            compact_entries: r.pick(&[3, 5, 10, 20, 50, 1000]),
+            clients: r.range(1, 6) as usize,
+            keys: r.range(1, 4) as usize,
+            op_per_mille: r.pick(&[20, 50, 100, 300]),
+            attempt_timeout_ticks: r.range(20, 80),
+            give_up_ticks: r.range(100, 400),
+            max_entries_per_append: r.pick(&[1, 2, 3, 8, 64]),
+            max_inflight_appends: r.pick(&[1, 2, 4, 64]),
+            snapshot_chunk_bytes: r.pick(&[16, 64, 256, 4096]),
+            max_uncommitted_entries: r.pick(&[4, 16, 1000]),
+            pre_vote: r.per_mille(800),
+            check_quorum: r.per_mille(800),
+        };
+        #[cfg(feature = "bugs")]
+        if let Some(bug) = opts.bias {
+            p.bias_for(bug, opts, &mut r);
+        }
+        #[cfg(not(feature = "bugs"))]
+        let _ = &mut p;
+        p
+    }
+
+    /// Tilts the mix toward the schedules a planted bug needs (see the crate docs).
+    ///
+    /// Double votes and untruncated suffixes show up under the ordinary mix within a
+    /// few seeds. Committing an old-term entry by counting replicas (Figure 8) needs a
+    /// rarer dance: a leader re-elected with an old entry pushes it to a majority and
+    /// commits it, then is cut off before its own no-op reaches that majority, and a
+    /// node holding a conflicting entry of a later term wins the next election. Small
+    /// clusters, one entry per append and no pipelining (so the old entry and the
+    /// no-op travel separately), and heavy crashes, loss and partitions make it common.
+    #[cfg(feature = "bugs")]
+    fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
+        match bug {
+            Bug::DoubleVote | Bug::NoTruncate => {}
+            Bug::StaleRead => {
+                // Deposed leaders and lagging followers that clients still talk to.
+                self.partition_per_mille = r.range(20, 60) as u32;
+                self.keys = 1;
+                self.clients = 4;
+                self.op_per_mille = 300;
+            }
+            Bug::CommitOldTerm => {
+                self.nodes = opts.nodes.unwrap_or(3);
+                self.fault_ticks = opts.ticks.unwrap_or(3000);
+                self.max_entries_per_append = 1;
+                self.max_inflight_appends = 1;
+                // Elections as often as possible: no PreVote or CheckQuorum to calm them.
+                self.pre_vote = false;
+                self.check_quorum = false;
+                self.net.drop_per_mille = 300;
+                self.crash_per_mille = r.range(20, 60) as u32;
+                self.restart_per_mille = r.range(50, 150) as u32;
+                self.partition_per_mille = 10;
+                self.op_per_mille = 300;
+            }
+        }
+    }
+
+    pub fn conditions(&self) -> NetConditions {
+        self.net
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.net;
+        write!(
+            f,
+            "nodes={} fault_ticks={} drop={}‰ dup={}‰ delay=0..{} long_delay={}‰(<={}) crash={}‰ restart={}‰ \
+             torn={}‰ partition={}‰ heal={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
+             attempt_timeout={} give_up={} max_entries_per_append={} max_inflight={} chunk_bytes={} \
+             max_uncommitted={} pre_vote={} check_quorum={}",
+            self.nodes,
+            self.fault_ticks,
+            n.drop_per_mille,
+            n.dup_per_mille,
+            n.max_delay_ticks,
+            n.long_delay_per_mille,
+            n.long_delay_max_ticks,
+            self.crash_per_mille,
+            self.restart_per_mille,
+            self.torn_per_mille,
+            self.partition_per_mille,
+            self.heal_per_mille,
+            self.transfer_per_mille,
+            self.compact_entries,
+            self.clients,
+            self.keys,
+            self.op_per_mille,
+            self.attempt_timeout_ticks,
+            self.give_up_ticks,
+            self.max_entries_per_append,
+            self.max_inflight_appends,
+            self.snapshot_chunk_bytes,
+            self.max_uncommitted_entries,
+            self.pre_vote,
+            self.check_quorum,
+        )
+    }
+}
