@@ -75,9 +75,15 @@ pub struct BenchArgs {
     /// Total requests across all clients.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=crate::bench::MAX_REQUESTS))]
     pub requests: u64,
-    /// Distinct keys (bench-0 .. bench-K-1).
+    /// Distinct keys (bench-0000000000 .. : 16 bytes each).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub keys: u64,
+    /// Take keys in order (0, 1, 2, ... wrapping at --keys) instead of at random: fills the key space.
+    #[arg(long)]
+    pub sequential_keys: bool,
+    /// Load an etcd cluster instead, through its v3 JSON gateway: host:port,host:port,...
+    #[arg(long, value_name = "ENDPOINTS")]
+    pub etcd: Option<String>,
     /// Bytes per written value.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=raft_wire::MAX_VALUE_BYTES as i64))]
     pub value_size: u32,

@@ -187,10 +187,22 @@ struct Bench<'a> {
     writes: u64,
     value: Vec<u8>,
     last_success: Instant,
+    /// The next key with --sequential-keys.
+    next_key: u64,
+}
+
+/// The key of number `n`: 16 bytes for every `n` below 10^10 (the workload is defined
+/// with 16-byte keys, for this cluster and for etcd alike).
+pub fn bench_key(n: u64) -> String {
+    format!("bench-{n:010}")
 }
 
 pub fn run(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Output {
-    match run_report(cluster, args, timeout) {
+    let report = match &args.etcd {
+        Some(endpoints) => crate::etcd::run_report(endpoints, args, timeout),
+        None => run_report(cluster, args, timeout),
+    };
+    match report {
         Ok(report) => {
             let mut out = if args.json {
                 Output::ok(format!("{}\n", serde_json::to_string(&report).expect("report serialises")))
@@ -228,6 +240,7 @@ pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Res
         writes: 0,
         value: (0..args.value_size).map(|i| b'a' + (i % 26) as u8).collect(),
         last_success: Instant::now(),
+        next_key: 0,
     };
     let seed = random_u64();
     for i in 0..args.clients as u64 {
@@ -334,7 +347,9 @@ impl Bench<'_> {
         // Top up the window.
         while c.inflight.len() < self.args.window as usize && c.remaining > 0 {
             c.remaining -= 1;
-            let key = format!("bench-{}", c.rng.below(self.args.keys));
+            let n = if self.args.sequential_keys { self.next_key } else { c.rng.below(self.args.keys) };
+            self.next_key = (self.next_key + 1) % self.args.keys;
+            let key = bench_key(n);
             let body = if c.rng.unit() < self.args.read_ratio {
                 Request::Read { op: ReadOp::Get { key }, stale: self.args.stale_reads }
             } else {

@@ -78,8 +78,11 @@ fn main() -> ExitCode {
         let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let report = run_seeds(args.first_seed, args.seeds, &opts, jobs, false);
         for f in report.failures.iter().take(20) {
-            let v = f.violation.as_ref().expect("failures have violations");
-            println!("seed {}: {v}", f.seed);
+            let v = f.violation.as_ref().expect("failures have violations").to_string();
+            // One line per seed here; `--seed N` prints the whole of it.
+            let short: String = v.chars().take(400).collect();
+            let more = if short.len() < v.len() { " ..." } else { "" };
+            println!("seed {}: {short}{more}", f.seed);
             println!("  replay: {}", replay_command(f.seed, &opts));
         }
         if report.failures.len() > 20 {

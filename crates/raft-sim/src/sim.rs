@@ -119,6 +119,10 @@ struct SimNode {
     term: Term,
     leader: Option<NodeId>,
     commit: Index,
+    /// Paused (SIGSTOP) until this tick; 0 when not paused.
+    paused_until: u64,
+    /// Share of ticks this node's clock skips (clock drift).
+    drift_per_mille: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -223,9 +227,15 @@ impl Sim {
                 term: 0,
                 leader: None,
                 commit: 0,
+                paused_until: 0,
+                drift_per_mille: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let mut rng = Rng::new(seed);
+        let mut nodes = nodes;
+        for n in &mut nodes {
+            n.drift_per_mille = rng.below(u64::from(profile.drift_per_mille) + 1) as u32;
+        }
         let clients = (1..=profile.clients as u64)
             .map(|id| Client {
                 id,
@@ -277,6 +287,8 @@ impl Sim {
         let result = self.run_inner();
         self.stats.elections = self.checker.elections;
         if let (Err(v), true) = (&result, self.trace.is_some()) {
+            let line = format!("state: {}", self.describe_state());
+            self.emit(&line);
             let line = format!("VIOLATION {v}");
             self.emit(&line);
         }
@@ -325,15 +337,29 @@ impl Sim {
             self.inject_faults()?;
         }
         self.clients_act()?;
-        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].raw.is_some()).collect();
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if node.paused_until != 0 && node.paused_until <= self.tick {
+                node.paused_until = 0;
+                trace!(self, "resume n{}", i + 1);
+            }
+        }
+        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.runs(i)).collect();
         self.rng.shuffle(&mut order);
         for i in order {
-            if let Some(raw) = self.nodes[i].raw.as_mut() {
-                raw.tick();
-                self.turn(i)?;
+            if self.settling || !self.rng.per_mille(self.nodes[i].drift_per_mille) {
+                if let Some(raw) = self.nodes[i].raw.as_mut() {
+                    raw.tick();
+                    self.turn(i)?;
+                }
             }
         }
         self.deliver()
+    }
+
+    /// Running and not paused: takes ticks, messages and client requests.
+    fn runs(&self, i: usize) -> bool {
+        self.nodes[i].raw.is_some() && self.nodes[i].paused_until == 0
     }
 
     fn deliver(&mut self) -> Result<(), Violation> {
@@ -345,6 +371,11 @@ impl Sim {
             }
             if self.nodes[to].raw.is_none() {
                 trace!(self, "drop {m} (n{} is down)", m.to);
+                continue;
+            }
+            let paused_until = self.nodes[to].paused_until;
+            if paused_until != 0 {
+                self.net.hold(&mut self.rng, paused_until, m);
                 continue;
             }
             if self.trace.is_some() {
@@ -382,6 +413,12 @@ impl Sim {
                 );
             }
             self.handle_ready(i, rd)?;
+        }
+        if rounds == 0 {
+            // No output: nothing a checker can see changed (a change of term, vote,
+            // commit, role or log always comes with output), so skip the status round
+            // trip. Most ticks of most nodes end here.
+            return Ok(());
         }
         self.check_node(i)?;
         self.maybe_compact(i)
@@ -481,6 +518,44 @@ impl Sim {
             }
             MessageBody::VoteResponse { granted: true } => {
                 self.checker.vote_granted(from, m.term, m.to)?;
+                // Persist before you speak (§5.1, Figure 2): the vote is on disk.
+                let hs = self.nodes[i].disk.hard_state;
+                if hs.term != m.term || hs.vote != Some(m.to) {
+                    return self.checker.fail(
+                        Kind::Contract,
+                        format!(
+                            "n{from} sent a vote before persisting it (disk: term {} vote {:?}): {m}",
+                            hs.term, hs.vote
+                        ),
+                    );
+                }
+            }
+            MessageBody::AppendResponse { success: true, match_index, .. } => {
+                let disk = &self.nodes[i].disk;
+                if disk.hard_state.term < m.term || disk.last_index() < *match_index {
+                    return self.checker.fail(
+                        Kind::Contract,
+                        format!(
+                            "n{from} acknowledged entries before persisting them (disk: term {} last {}): {m}",
+                            disk.hard_state.term,
+                            disk.last_index()
+                        ),
+                    );
+                }
+            }
+            MessageBody::InstallSnapshotResponse { installed: Some(index), .. } => {
+                let disk = &self.nodes[i].disk;
+                // Covered by a snapshot on disk, or by a log that already reaches it.
+                if disk.last_index() < *index {
+                    return self.checker.fail(
+                        Kind::Contract,
+                        format!(
+                            "n{from} acknowledged a snapshot before persisting it (disk: snapshot {} last {}): {m}",
+                            disk.snapshot_index(),
+                            disk.last_index()
+                        ),
+                    );
+                }
             }
             _ => {}
         }
@@ -779,6 +854,12 @@ impl Sim {
         if st.term < node.term {
             return self.checker.fail(Kind::Regression, format!("n{id} term moved back {} -> {}", node.term, st.term));
         }
+        if st.applied != node.kv.applied() {
+            return self.checker.fail(
+                Kind::Contract,
+                format!("n{id} reports applied {} but handed out entries up to {}", st.applied, node.kv.applied()),
+            );
+        }
         if node.kv.applied() > st.commit {
             return self.checker.fail(
                 Kind::Contract,
@@ -874,7 +955,10 @@ impl Sim {
                         format!("client {} {:?} [{}, {}] -> {:?}", o.client, o.op, o.invoke, o.complete, o.outcome)
                     })
                     .collect();
-                self.checker.fail(Kind::Linearizability, format!("key {key}{note}: {}", ops.join("; ")))
+                self.checker.fail(
+                    Kind::Linearizability,
+                    format!("key {key}{note}, [invoke, complete] in turns: {}", ops.join("; ")),
+                )
             }
         }
     }
@@ -907,6 +991,9 @@ impl Sim {
     fn config(&mut self, id: NodeId) -> Config {
         let p = &self.profile;
         let mut c = Config::new(id, (1..=p.nodes as NodeId).collect(), self.rng.next_u64());
+        c.heartbeat_ticks = p.heartbeat_ticks;
+        c.election_ticks_min = p.election_ticks_min;
+        c.election_ticks_max = p.election_ticks_max;
         c.pre_vote = p.pre_vote;
         c.check_quorum = p.check_quorum;
         c.max_entries_per_append = p.max_entries_per_append;
@@ -958,6 +1045,7 @@ impl Sim {
     fn crash(&mut self, i: usize, why: &str) {
         let node = &mut self.nodes[i];
         node.raw = None;
+        node.paused_until = 0;
         node.kv = Kv::default();
         node.role = RoleKind::Follower;
         node.leader = None;
@@ -997,10 +1085,18 @@ impl Sim {
             self.net.heal();
             trace!(self, "heal partition");
         }
-        if self.rng.per_mille(p.transfer_per_mille) {
-            let leaders: Vec<usize> = (0..self.nodes.len())
-                .filter(|&i| self.nodes[i].raw.is_some() && self.nodes[i].role == RoleKind::Leader)
-                .collect();
+        if self.rng.per_mille(p.pause_per_mille) {
+            let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.runs(i)).collect();
+            if !up.is_empty() {
+                let i = self.rng.pick(&up);
+                let ticks = self.rng.range(5, p.pause_max_ticks + 1);
+                self.nodes[i].paused_until = self.tick + ticks;
+                trace!(self, "pause n{} for {ticks} ticks", i + 1);
+            }
+        }
+        if self.nodes.len() > 1 && self.rng.per_mille(p.transfer_per_mille) {
+            let leaders: Vec<usize> =
+                (0..self.nodes.len()).filter(|&i| self.runs(i) && self.nodes[i].role == RoleKind::Leader).collect();
             if !leaders.is_empty() {
                 let i = self.rng.pick(&leaders);
                 let n = self.nodes.len() as u64;
@@ -1019,9 +1115,18 @@ impl Sim {
     fn begin_settling(&mut self) -> Result<(), Violation> {
         self.settling = true;
         trace!(self, "faults stop: heal, reliable network, restart every crashed node");
-        self.net.heal();
+        #[cfg(feature = "bugs")]
+        let heal = self.bug != Some(crate::profile::Bug::NoHeal);
+        #[cfg(not(feature = "bugs"))]
+        let heal = true;
+        if heal {
+            self.net.heal();
+        } else {
+            trace!(self, "planted bug: the partition stays");
+        }
         self.net.conditions = NetConditions::reliable();
         for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.tick + 1);
             if self.nodes[i].raw.is_none() {
                 self.start(i)?;
             }
@@ -1150,10 +1255,19 @@ impl Sim {
         let n = self.nodes.len() as u64;
         let node = self.clients[c].target;
         let tick = self.tick;
-        if self.nodes[node].raw.is_none() {
+        if !self.runs(node) {
             self.clients[c].target = self.rng.below(n) as usize;
             self.clients[c].pending.as_mut().expect("pending").next_try_tick = tick + 1;
             return Ok(());
+        }
+        #[cfg(feature = "bugs")]
+        if self.bug == Some(crate::profile::Bug::StaleRead) {
+            if let ClientOp::Read { key } = &self.clients[c].pending.as_ref().expect("pending").op {
+                let value = self.nodes[node].kv.get(key).cloned();
+                trace!(self, "client {} reads locally at n{} (planted bug: no ReadIndex)", c + 1, node + 1);
+                self.complete(c, Outcome::Value(value));
+                return Ok(());
+            }
         }
         let client = &self.clients[c];
         let p = client.pending.as_ref().expect("pending");
@@ -1182,15 +1296,13 @@ impl Sim {
             }
             Err(ProposeError::NotLeader(nl)) => {
                 let hint = nl.leader.filter(|&l| l != node as NodeId + 1 && l >= 1 && l <= n);
-                p.next_try_tick = tick + if hint.is_some() { 0 } else { 3 };
+                // Follow a hint on the next tick (one hop per tick, so no ping-pong
+                // within a tick); without one, wait a little for an election.
+                p.next_try_tick = tick + if hint.is_some() { 1 } else { 3 };
                 client.target = match hint {
                     Some(l) => l as usize - 1,
                     None => self.rng.below(n) as usize,
                 };
-                // Follow a hint at once (at most one hop per tick, so no ping-pong).
-                if hint.is_some() {
-                    p.next_try_tick = tick + 1;
-                }
             }
             Err(ProposeError::Busy) => {
                 p.next_try_tick = tick + 2;
