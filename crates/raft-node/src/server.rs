@@ -850,11 +850,22 @@ impl Server {
         if !due {
             return Ok(());
         }
+        let t0 = Instant::now();
         let data = self.kv.snapshot();
+        let t1 = Instant::now();
         let voters = self.s.sockets.keys().copied().collect();
         let snap = Snapshot { meta: SnapshotMeta { index: applied, term: self.applied_term, voters }, data };
         self.storage.compact(&snap)?;
+        let t2 = Instant::now();
+        let bytes = snap.data.len();
         self.raft.compact(applied, snap.data);
+        event!(
+            self.log,
+            self.term,
+            "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
+            (t1 - t0).as_millis(),
+            (t2 - t1).as_millis()
+        );
         self.snapshot_index = applied;
         self.bytes_since_snapshot = 0;
         self.process_ready()
