@@ -527,6 +527,14 @@ impl Server {
                     return Err(format!("unknown node id {node}"));
                 }
                 conn.kind = Kind::PeerIn(node);
+                // The peer is back (it just connected to us): stop waiting out the
+                // reconnect backoff to it, or a restarted node would hear nothing from us
+                // for up to PEER_RECONNECT_MAX_MS and start its catch-up that much later.
+                let link = self.peers.get_mut(&node).expect("checked above");
+                if link.token.is_none() {
+                    link.retry_at = Instant::now();
+                    link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
+                }
             }
         }
         Ok(())
