@@ -728,6 +728,16 @@ impl Server {
         for m in messages {
             self.send(m);
         }
+        // Committed entries are durable on a majority already, so they may be applied and
+        // answered before this batch's fsync (etcd applies in parallel with its WAL too):
+        // otherwise every answer would also wait for the fsync of the *next* entries. Not
+        // with a snapshot: the state machine must be restored from it first.
+        let (committed, reads, dropped_reads) = if snapshot.is_none() {
+            self.apply_and_answer(committed, reads, dropped_reads);
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            (committed, reads, dropped_reads)
+        };
         self.flush_all();
         // 2. Persist: snapshot, then hard state and entries in one write and one fsync.
         if let Some(snap) = &snapshot {
@@ -759,10 +769,17 @@ impl Server {
         for m in persisted_messages {
             self.send(m);
         }
-        // 5. Install, apply, answer.
+        // 5. Install, apply, answer (when a snapshot came; else done above).
         if let Some(snap) = snapshot {
             self.install(snap)?;
         }
+        self.apply_and_answer(committed, reads, dropped_reads);
+        Ok(())
+    }
+
+    /// Applies committed entries in order, answering their clients, then serves the reads
+    /// the core confirmed and turns away the ones it dropped.
+    fn apply_and_answer(&mut self, committed: Vec<Entry>, reads: Vec<raft_core::ReadState>, dropped_reads: Vec<u64>) {
         for entry in committed {
             self.apply(entry);
         }
@@ -779,7 +796,6 @@ impl Server {
                 self.respond(p.waiting.token, p.waiting.request_id, body);
             }
         }
-        Ok(())
     }
 
     fn on_event(&mut self, ev: &Event) {
