@@ -82,7 +82,7 @@ WATCHDOG=$!
     echo "disk: $(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}') (temp dirs under ${TMPDIR:-/tmp})"
     echo "etcd: $(etcd --version 2>/dev/null | head -1 | sed 's/etcd Version: //'), ours: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "workload: 16-byte keys, 100-byte values, window 1 per client; $N_W1 / $N_W16 / $N_W64 writes at 1 / 16 / 64 clients; $N_R16 reads at 16 clients; each stage $REPS times, alternating between the systems, median reported; fill of $N_FILL keys"
+    echo "workload: 16-byte keys, 100-byte values, window 1 per client; $N_W1 / $N_W16 / $N_W64 writes at 1 / 16 / 64 clients; $N_R16 reads at 16 clients; each stage $REPS times, alternating between the systems, median reported; fill of $N_FILL keys (sequential, 64 clients, window 8) while one follower is down: the catch-up and RSS rows are about those $N_FILL writes"
 } >"$RES/machine.txt"
 
 bench() { # bench SYSTEM NAME ARGS... : one run of the load generator, its JSON kept

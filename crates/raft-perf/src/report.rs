@@ -160,7 +160,7 @@ pub fn run(flags: &Flags) -> Result<(), String> {
             abs_max: None,
         },
         Row {
-            metric: "catch-up of 100,000 missed writes (ms)",
+            metric: "catch-up of a node that missed the fill (ms)",
             ours: med("raft-catchup.txt"),
             etcd: med("etcd-catchup.txt"),
             digits: 0,
