@@ -19,6 +19,7 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
     let oversize = ((MAX_FRAME_BYTES as u32) + 1).to_be_bytes().to_vec();
     let mut garbage_frame = 16u32.to_be_bytes().to_vec();
     garbage_frame.extend_from_slice(&[0xff; 16]);
+    let garbage = garbage_frame.clone();
     let mut noise = Vec::new();
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..4096 {
@@ -35,8 +36,28 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
         ("garbage after a client hello", [hello.clone(), garbage_frame].concat()),
         ("an oversize length after a client hello", [hello, oversize].concat()),
     ];
+    let cluster_id = raft_config::load_file(&c.config).expect("the test's config loads").cluster_id();
     for id in [leader, follower] {
         let pid = c.node_status(id).expect("node answers").pid;
+        let other = if id == 1 { 2 } else { 1 };
+        let peer = |cluster_id, node| encode(&Hello::Peer { cluster_id, node }).expect("hello encodes");
+        let mut cases = cases.clone();
+        cases.push(("a peer hello from another cluster", peer(cluster_id ^ 1, other)));
+        cases.push(("a peer hello claiming the node's own id", peer(cluster_id, id)));
+        cases.push(("a peer hello from a node not in the cluster", peer(cluster_id, 9)));
+        cases.push(("garbage after a valid peer hello", [peer(cluster_id, other), garbage.clone()].concat()));
+
+        // A connection that stops in the middle of a frame holds nothing up.
+        let mut stalled = std::os::unix::net::UnixStream::connect(c.node_socket(id)).expect("connect");
+        std::io::Write::write_all(
+            &mut stalled,
+            &[encode(&Hello::Client).expect("hello"), vec![0, 0, 4, 0, 1, 2, 3]].concat(),
+        )
+        .expect("write a partial frame");
+        let started = std::time::Instant::now();
+        assert!(c.node_status(id).is_some(), "node {id} answers while another connection is mid-frame");
+        assert!(started.elapsed() < Duration::from_secs(1), "and at once: {:?}", started.elapsed());
+
         for (what, bytes) in &cases {
             let closed = closes_after(&c.node_socket(id), bytes, CLOSE_TIMEOUT).expect("connect");
             assert!(closed, "node {id} did not close a connection that sent {what}");
@@ -44,9 +65,10 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
             let s = c.node_status(id).unwrap_or_else(|| panic!("node {id} stopped answering after {what}"));
             assert_eq!(s.pid, pid, "node {id} restarted after {what}");
         }
+        drop(stalled);
         // One log line per closed connection says why.
-        c.wait(&format!("node {id} to log every bad frame"), LEADER_TIMEOUT, || {
-            (c.read_log(id).matches("bad frame").count() >= cases.len()).then_some(())
+        c.wait(&format!("node {id} to log every closed connection"), LEADER_TIMEOUT, || {
+            (c.read_log(id).lines().filter(|l| l.contains(" closed: ")).count() >= cases.len()).then_some(())
         });
     }
     // The cluster as a whole is unharmed.
@@ -141,6 +163,11 @@ fn corrupted_wal_byte_stops_that_node_and_the_rest_keep_serving() {
     let name = segment.file_name().expect("file name").to_string_lossy().into_owned();
     let log = c.read_log(victim);
     assert!(log.contains(&name), "node {victim}'s log names the corrupt file {name}:\n{log}");
+    // ... and the offset: of the damaged record, or of the byte itself.
+    assert!(
+        log.contains(&format!("offset {rec}")) || log.contains(&format!("offset {at}")),
+        "node {victim}'s log names the offset of the damage ({rec} or {at}):\n{log}"
+    );
 
     // The other four keep serving.
     let others: Vec<NodeId> = c.ids().into_iter().filter(|&i| i != victim).collect();

@@ -6,6 +6,10 @@ use raft_e2e::*;
 use std::time::Duration;
 
 const WRITES: u64 = 20_000;
+/// Distinct keys, and bytes per value: the snapshot holds about 4 MiB, so it travels in
+/// several InstallSnapshot chunks (512 KiB each), not one.
+const KEYS: u64 = 4_000;
+const VALUE_BYTES: u64 = 1_024;
 
 #[test]
 fn killed_node_catches_up_by_snapshot_after_20000_writes() {
@@ -32,9 +36,9 @@ fn killed_node_catches_up_by_snapshot_after_20000_writes() {
                 "--clients",
                 "8",
                 "--keys",
-                "2000",
+                &KEYS.to_string(),
                 "--value-size",
-                "32",
+                &VALUE_BYTES.to_string(),
                 "--json",
             ]);
             run_limited(&mut cmd, Duration::from_secs(300))
@@ -79,7 +83,9 @@ fn killed_node_catches_up_by_snapshot_after_20000_writes() {
     });
 
     let want = c.node_data(leader);
-    assert!(want.len() > 1_000, "the bench wrote its keys: {} keys", want.len());
+    assert!(want.len() as u64 > KEYS * 9 / 10, "the bench wrote its keys: {} keys", want.len());
+    let bytes: usize = want.values().map(Vec::len).sum();
+    assert!(bytes as u64 > 3 * (1 << 20), "the snapshot spans several chunks: {bytes} bytes of values");
     assert_eq!(c.node_data(victim), want, "the victim holds the leader's data");
     c.assert_one_leader_per_term();
 }

@@ -36,6 +36,20 @@ pub const MAX_REPLIES_PER_SESSION: usize = 128;
 pub const SESSION_EXPIRY_ENTRIES: u64 = 5_000_000;
 /// Sessions kept at most; each one-shot `raft-cli set` opens one, so this bounds memory.
 pub const MAX_SESSIONS: usize = 200_000;
+/// Key bytes in one listing: the reply must fit in one frame (`MAX_FRAME_BYTES`, 8 MiB)
+/// with room to spare, whatever the key sizes. A listing that reaches it is cut short.
+pub const MAX_LISTING_BYTES: usize = 4 << 20;
+/// Largest state image `restore` accepts: bincode allocates what a length claims before
+/// reading it, so a damaged image must not be able to claim more than this.
+pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+
+fn command_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ raft_wire::MAX_FRAME_BYTES }>()
+}
+
+fn snapshot_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>()
+}
 
 /// A write as it travels in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +65,7 @@ impl Command {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, KvError> {
-        let (cmd, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        let (cmd, used) = bincode::serde::decode_from_slice(bytes, command_config())
             .map_err(|e| KvError::BadCommand(e.to_string()))?;
         if used != bytes.len() {
             return Err(KvError::BadCommand(format!("{} trailing bytes", bytes.len() - used)));
@@ -283,11 +297,16 @@ impl KvStore {
             ReadOp::Get { key } => Reply::Value(self.map.get(key).cloned()),
             ReadOp::Keys { prefix, limit } => {
                 let limit = (*limit).min(MAX_KEYS_PER_LISTING) as usize;
+                let mut bytes = 0;
                 let keys = self
                     .map
                     .range(prefix.clone()..)
                     .take_while(|(k, _)| k.starts_with(prefix.as_str()))
                     .take(limit)
+                    .take_while(|(k, _)| {
+                        bytes += k.len() + 8;
+                        bytes <= MAX_LISTING_BYTES
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 Reply::Keys(keys)
@@ -305,9 +324,8 @@ impl KvStore {
 
     /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`.
     pub fn restore(bytes: &[u8], index: Index) -> Result<KvStore, KvError> {
-        let (image, used): (SnapshotImage, usize) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
+        let (image, used): (SnapshotImage, usize) = bincode::serde::decode_from_slice(bytes, snapshot_config())
+            .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
         if used != bytes.len() {
             return Err(KvError::BadSnapshot(format!("{} trailing bytes", bytes.len() - used)));
         }
@@ -420,6 +438,31 @@ mod tests {
         assert!(matches!(again, Applied::Write { duplicate: true, .. }));
         assert!(KvStore::restore(&bytes, 49).is_err(), "index mismatch must be refused");
         assert!(KvStore::restore(&bytes[..bytes.len() / 2], 50).is_err(), "a cut snapshot must be refused");
+    }
+
+    #[test]
+    fn a_listing_of_huge_keys_fits_in_one_frame() {
+        let mut s = KvStore::new();
+        let n = 2_200u64;
+        for i in 1..=n {
+            s.apply(&cmd(i, 1, i, set(&format!("{i:04}{}", "k".repeat(3_996)), "v")));
+        }
+        let reply = s.read(&ReadOp::Keys { prefix: String::new(), limit: MAX_KEYS_PER_LISTING });
+        let Reply::Keys(keys) = &reply else { panic!("{reply:?}") };
+        assert!(!keys.is_empty() && (keys.len() as u64) < n, "the listing must be cut short, got {}", keys.len());
+        let frame = raft_wire::encode(&raft_wire::ClientResponse { id: 1, body: raft_wire::Response::Ok(reply) });
+        assert!(frame.is_ok(), "the reply must encode within the frame limit");
+    }
+
+    #[test]
+    fn a_snapshot_claiming_a_huge_length_is_refused() {
+        // applied=1, then a map claiming 2^50 pairs.
+        let mut bytes = vec![1, 253];
+        bytes.extend_from_slice(&(1u64 << 50).to_le_bytes());
+        assert!(KvStore::restore(&bytes, 1).is_err());
+        let mut cmd = vec![1, 1, 0, 253]; // session, seq, Set, key length:
+        cmd.extend_from_slice(&(1u64 << 46).to_le_bytes());
+        assert!(Command::decode(&cmd).is_err());
     }
 
     #[test]

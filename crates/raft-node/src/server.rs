@@ -543,8 +543,10 @@ impl Server {
     fn respond(&mut self, token: Token, id: u64, body: Response) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         if let Err(e) = conn.queue(&ClientResponse { id, body }) {
+            // Never leave a request unanswered: say why instead (this one always fits).
             event!(self.log, self.term, "response to client does not encode: {e}");
-            return;
+            let reason = format!("the reply does not fit in a frame: {e}");
+            conn.queue(&ClientResponse { id, body: Response::Invalid { reason } }).expect("a short reply encodes");
         }
         if conn.queued_bytes() > MAX_CLIENT_OUT_BYTES {
             self.close(token, Some("client too slow: output queue over its limit".into()));
@@ -858,7 +860,8 @@ impl Server {
                 Applied::Write { reply, .. } => Response::Ok(reply),
                 Applied::Noop => unreachable!("a proposal is never a no-op"),
                 Applied::Invalid(reason) => Response::Invalid { reason },
-                Applied::TooOld { seq, .. } => Response::Invalid {
+                // The first attempt's outcome is no longer remembered: it may have applied.
+                Applied::TooOld { seq, .. } => Response::Unknown {
                     reason: format!("sequence number {seq} is older than the session's reply window"),
                 },
             }

@@ -111,6 +111,13 @@ impl Network {
         self.queue.pop().map(|f| f.msg)
     }
 
+    /// Puts a message back on the wire to arrive at `at_tick`: a paused process does
+    /// not read its socket, so what arrives waits for it.
+    pub fn hold(&mut self, rng: &mut Rng, at_tick: u64, msg: Message) {
+        let order = rng.next_u64();
+        self.queue.push(InFlight { at_tick, order, msg });
+    }
+
     pub fn in_flight(&self) -> usize {
         self.queue.len()
     }
@@ -142,6 +149,9 @@ impl Network {
     pub fn partition(&mut self, rng: &mut Rng) -> String {
         self.heal();
         let n = self.nodes as u64;
+        if n < 2 {
+            return "partition: nothing to cut in a one-node cluster".to_string();
+        }
         let mut ids: Vec<NodeId> = (1..=n).collect();
         rng.shuffle(&mut ids);
         let fmt_set = |set: &[NodeId]| {

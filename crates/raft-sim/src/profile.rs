@@ -15,7 +15,7 @@ use std::fmt;
 pub const LIVENESS_BOUND_TICKS: u64 = 1000;
 
 /// A deliberate bug, to show the checkers bite: the first three are planted in
-/// raft-core (its `bugs` feature), the last in the simulator's own driver.
+/// raft-core (its `bugs` feature), the others in the simulator itself.
 #[cfg(feature = "bugs")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -28,6 +28,9 @@ pub enum Bug {
     /// The driver answers reads from whatever node the client asked, at once, without
     /// ReadIndex: nothing in Raft breaks, only linearizability (so its checker bites).
     StaleRead,
+    /// The simulator "forgets" to heal the partition when faults stop: nothing unsafe
+    /// happens, the cluster just cannot settle (so the liveness checker bites).
+    NoHeal,
 }
 
 #[cfg(feature = "bugs")]
@@ -38,6 +41,7 @@ impl Bug {
             Bug::CommitOldTerm => "commit-old-term",
             Bug::NoTruncate => "no-truncate",
             Bug::StaleRead => "stale-read",
+            Bug::NoHeal => "no-heal",
         }
     }
 
@@ -47,7 +51,7 @@ impl Bug {
             Bug::DoubleVote => b.double_vote = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::NoTruncate => b.no_truncate = true,
-            Bug::StaleRead => {}
+            Bug::StaleRead | Bug::NoHeal => {}
         }
         b
     }
@@ -88,6 +92,13 @@ pub struct Profile {
     pub partition_per_mille: u32,
     /// Per tick while partitioned: heal.
     pub heal_per_mille: u32,
+    /// Per tick: pause a running node (SIGSTOP): no ticks, no messages read, for
+    /// 5..=`pause_max_ticks`; what arrives meanwhile waits for it.
+    pub pause_per_mille: u32,
+    pub pause_max_ticks: u64,
+    /// Clock drift: each node skips up to this share of its ticks (its own share drawn
+    /// at start), so election and heartbeat timers run at different speeds.
+    pub drift_per_mille: u32,
     /// Per tick: ask a leader to hand over to a random peer.
     pub transfer_per_mille: u32,
     /// Compact a node's log once it has applied this many entries past its snapshot.
@@ -106,6 +117,11 @@ pub struct Profile {
     pub max_uncommitted_entries: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Timers: mostly the defaults (5; 15..30), sometimes much tighter, so elections
+    /// race heartbeats and each other.
+    pub heartbeat_ticks: u32,
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
 }
 
 impl Profile {
@@ -136,6 +152,9 @@ impl Profile {
             torn_per_mille: r.pick(&[0, 1, 5, 20]),
             partition_per_mille: r.pick(&[0, 3, 10, 20]),
             heal_per_mille: r.range(10, 60) as u32,
+            pause_per_mille: r.pick(&[0, 0, 3, 10]),
+            pause_max_ticks: r.range(10, 80),
+            drift_per_mille: r.pick(&[0, 0, 50, 300]),
             transfer_per_mille: r.pick(&[0, 2, 10]),
             compact_entries: r.pick(&[3, 5, 10, 20, 50, 1000]),
             clients: r.range(1, 6) as usize,
@@ -149,7 +168,15 @@ impl Profile {
             max_uncommitted_entries: r.pick(&[4, 16, 1000]),
             pre_vote: r.per_mille(800),
             check_quorum: r.per_mille(800),
+            heartbeat_ticks: raft_core::HEARTBEAT_TICKS,
+            election_ticks_min: raft_core::ELECTION_TICKS_MIN,
+            election_ticks_max: raft_core::ELECTION_TICKS_MAX,
         };
+        if r.per_mille(300) {
+            p.heartbeat_ticks = r.range(1, 4) as u32;
+            p.election_ticks_min = p.heartbeat_ticks + r.range(1, 8) as u32;
+            p.election_ticks_max = p.election_ticks_min + r.range(1, 10) as u32;
+        }
         #[cfg(feature = "bugs")]
         if let Some(bug) = opts.bias {
             p.bias_for(bug, opts, &mut r);
@@ -172,6 +199,11 @@ impl Profile {
     fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
         match bug {
             Bug::DoubleVote | Bug::NoTruncate => {}
+            Bug::NoHeal => {
+                // Partitions that tend to last until the end.
+                self.partition_per_mille = r.range(20, 60) as u32;
+                self.heal_per_mille = 2;
+            }
             Bug::StaleRead => {
                 // Deposed leaders and lagging followers that clients still talk to.
                 self.partition_per_mille = r.range(20, 60) as u32;
@@ -207,9 +239,9 @@ impl fmt::Display for Profile {
         write!(
             f,
             "nodes={} fault_ticks={} drop={}‰ dup={}‰ delay=0..{} long_delay={}‰(<={}) crash={}‰ restart={}‰ \
-             torn={}‰ partition={}‰ heal={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
+             torn={}‰ partition={}‰ heal={}‰ pause={}‰(<={}) drift<={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
              attempt_timeout={} give_up={} max_entries_per_append={} max_inflight={} chunk_bytes={} \
-             max_uncommitted={} pre_vote={} check_quorum={}",
+             max_uncommitted={} pre_vote={} check_quorum={} heartbeat={} election={}..{}",
             self.nodes,
             self.fault_ticks,
             n.drop_per_mille,
@@ -222,6 +254,9 @@ impl fmt::Display for Profile {
             self.torn_per_mille,
             self.partition_per_mille,
             self.heal_per_mille,
+            self.pause_per_mille,
+            self.pause_max_ticks,
+            self.drift_per_mille,
             self.transfer_per_mille,
             self.compact_entries,
             self.clients,
@@ -235,6 +270,9 @@ impl fmt::Display for Profile {
             self.max_uncommitted_entries,
             self.pre_vote,
             self.check_quorum,
+            self.heartbeat_ticks,
+            self.election_ticks_min,
+            self.election_ticks_max,
         )
     }
 }

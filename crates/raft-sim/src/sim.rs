@@ -119,6 +119,10 @@ struct SimNode {
     term: Term,
     leader: Option<NodeId>,
     commit: Index,
+    /// Paused (SIGSTOP) until this tick; 0 when not paused.
+    paused_until: u64,
+    /// Share of ticks this node's clock skips (clock drift).
+    drift_per_mille: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -223,9 +227,15 @@ impl Sim {
                 term: 0,
                 leader: None,
                 commit: 0,
+                paused_until: 0,
+                drift_per_mille: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let mut rng = Rng::new(seed);
+        let mut nodes = nodes;
+        for n in &mut nodes {
+            n.drift_per_mille = rng.below(u64::from(profile.drift_per_mille) + 1) as u32;
+        }
         let clients = (1..=profile.clients as u64)
             .map(|id| Client {
                 id,
@@ -277,6 +287,8 @@ impl Sim {
         let result = self.run_inner();
         self.stats.elections = self.checker.elections;
         if let (Err(v), true) = (&result, self.trace.is_some()) {
+            let line = format!("state: {}", self.describe_state());
+            self.emit(&line);
             let line = format!("VIOLATION {v}");
             self.emit(&line);
         }
@@ -325,15 +337,29 @@ impl Sim {
             self.inject_faults()?;
         }
         self.clients_act()?;
-        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].raw.is_some()).collect();
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if node.paused_until != 0 && node.paused_until <= self.tick {
+                node.paused_until = 0;
+                trace!(self, "resume n{}", i + 1);
+            }
+        }
+        let mut order: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.runs(i)).collect();
         self.rng.shuffle(&mut order);
         for i in order {
-            if let Some(raw) = self.nodes[i].raw.as_mut() {
-                raw.tick();
-                self.turn(i)?;
+            if self.settling || !self.rng.per_mille(self.nodes[i].drift_per_mille) {
+                if let Some(raw) = self.nodes[i].raw.as_mut() {
+                    raw.tick();
+                    self.turn(i)?;
+                }
             }
         }
         self.deliver()
+    }
+
+    /// Running and not paused: takes ticks, messages and client requests.
+    fn runs(&self, i: usize) -> bool {
+        self.nodes[i].raw.is_some() && self.nodes[i].paused_until == 0
     }
 
     fn deliver(&mut self) -> Result<(), Violation> {
@@ -345,6 +371,11 @@ impl Sim {
             }
             if self.nodes[to].raw.is_none() {
                 trace!(self, "drop {m} (n{} is down)", m.to);
+                continue;
+            }
+            let paused_until = self.nodes[to].paused_until;
+            if paused_until != 0 {
+                self.net.hold(&mut self.rng, paused_until, m);
                 continue;
             }
             if self.trace.is_some() {
@@ -382,6 +413,12 @@ impl Sim {
                 );
             }
             self.handle_ready(i, rd)?;
+        }
+        if rounds == 0 {
+            // No output: nothing a checker can see changed (a change of term, vote,
+            // commit, role or log always comes with output), so skip the status round
+            // trip. Most ticks of most nodes end here.
+            return Ok(());
         }
         self.check_node(i)?;
         self.maybe_compact(i)
@@ -918,7 +955,10 @@ impl Sim {
                         format!("client {} {:?} [{}, {}] -> {:?}", o.client, o.op, o.invoke, o.complete, o.outcome)
                     })
                     .collect();
-                self.checker.fail(Kind::Linearizability, format!("key {key}{note}: {}", ops.join("; ")))
+                self.checker.fail(
+                    Kind::Linearizability,
+                    format!("key {key}{note}, [invoke, complete] in turns: {}", ops.join("; ")),
+                )
             }
         }
     }
@@ -951,6 +991,9 @@ impl Sim {
     fn config(&mut self, id: NodeId) -> Config {
         let p = &self.profile;
         let mut c = Config::new(id, (1..=p.nodes as NodeId).collect(), self.rng.next_u64());
+        c.heartbeat_ticks = p.heartbeat_ticks;
+        c.election_ticks_min = p.election_ticks_min;
+        c.election_ticks_max = p.election_ticks_max;
         c.pre_vote = p.pre_vote;
         c.check_quorum = p.check_quorum;
         c.max_entries_per_append = p.max_entries_per_append;
@@ -1002,6 +1045,7 @@ impl Sim {
     fn crash(&mut self, i: usize, why: &str) {
         let node = &mut self.nodes[i];
         node.raw = None;
+        node.paused_until = 0;
         node.kv = Kv::default();
         node.role = RoleKind::Follower;
         node.leader = None;
@@ -1041,10 +1085,18 @@ impl Sim {
             self.net.heal();
             trace!(self, "heal partition");
         }
-        if self.rng.per_mille(p.transfer_per_mille) {
-            let leaders: Vec<usize> = (0..self.nodes.len())
-                .filter(|&i| self.nodes[i].raw.is_some() && self.nodes[i].role == RoleKind::Leader)
-                .collect();
+        if self.rng.per_mille(p.pause_per_mille) {
+            let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.runs(i)).collect();
+            if !up.is_empty() {
+                let i = self.rng.pick(&up);
+                let ticks = self.rng.range(5, p.pause_max_ticks + 1);
+                self.nodes[i].paused_until = self.tick + ticks;
+                trace!(self, "pause n{} for {ticks} ticks", i + 1);
+            }
+        }
+        if self.nodes.len() > 1 && self.rng.per_mille(p.transfer_per_mille) {
+            let leaders: Vec<usize> =
+                (0..self.nodes.len()).filter(|&i| self.runs(i) && self.nodes[i].role == RoleKind::Leader).collect();
             if !leaders.is_empty() {
                 let i = self.rng.pick(&leaders);
                 let n = self.nodes.len() as u64;
@@ -1063,9 +1115,18 @@ impl Sim {
     fn begin_settling(&mut self) -> Result<(), Violation> {
         self.settling = true;
         trace!(self, "faults stop: heal, reliable network, restart every crashed node");
-        self.net.heal();
+        #[cfg(feature = "bugs")]
+        let heal = self.bug != Some(crate::profile::Bug::NoHeal);
+        #[cfg(not(feature = "bugs"))]
+        let heal = true;
+        if heal {
+            self.net.heal();
+        } else {
+            trace!(self, "planted bug: the partition stays");
+        }
         self.net.conditions = NetConditions::reliable();
         for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.tick + 1);
             if self.nodes[i].raw.is_none() {
                 self.start(i)?;
             }
@@ -1194,7 +1255,7 @@ impl Sim {
         let n = self.nodes.len() as u64;
         let node = self.clients[c].target;
         let tick = self.tick;
-        if self.nodes[node].raw.is_none() {
+        if !self.runs(node) {
             self.clients[c].target = self.rng.below(n) as usize;
             self.clients[c].pending.as_mut().expect("pending").next_try_tick = tick + 1;
             return Ok(());

@@ -1,7 +1,7 @@
-//! The checkers bite: with one of raft-core's planted bugs on every node (or the
-//! simulator's own stale-read bug), the simulator finds a violation within a bounded
-//! number of seeds, and the very same schedules against the correct core find none.
-//! Run with `cargo test -p raft-sim --features bugs`.
+//! The checkers bite: with one of raft-core's planted bugs on every node (or one of
+//! the simulator's own: stale reads, a partition never healed), the simulator finds a
+//! violation within a bounded number of seeds, and the very same schedules against the
+//! correct core find none. Run with `cargo test -p raft-sim --features bugs`.
 #![cfg(feature = "bugs")]
 
 mod common;
@@ -54,6 +54,12 @@ fn commit_old_term_is_found() {
 #[test]
 fn stale_reads_are_found() {
     finds(Bug::StaleRead, &[Kind::Linearizability]);
+}
+
+/// Not a raft-core bug: the partition is never healed. Only liveness can tell.
+#[test]
+fn a_partition_left_in_place_is_found() {
+    finds(Bug::NoHeal, &[Kind::Liveness]);
 }
 
 #[test]

@@ -57,6 +57,9 @@ const _: () = assert!(NODE_TOKEN_BASE as u64 + raft_config::MAX_NODES < CONTROL_
 pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), CliError> {
     let node_bin = spawn::node_binary().map_err(|e| CliError::failed(format!("cannot locate raft-node: {e}")))?;
     if !node_bin.is_file() {
+        spawn::build_missing_binaries(&node_bin);
+    }
+    if !node_bin.is_file() {
         return Err(CliError::failed(format!(
             "raft-node not found at {}; it must sit next to raft-supervisor (build both with `cargo build --workspace`)",
             node_bin.display()

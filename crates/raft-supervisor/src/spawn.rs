@@ -102,6 +102,31 @@ pub fn node_binary() -> io::Result<PathBuf> {
     Ok(dir.join("raft-node"))
 }
 
+/// Under `cargo run --bin raft-supervisor` on a fresh clone only the supervisor is built,
+/// yet it needs `raft-node` beside it (and the learner will want `raft-cli` next). When
+/// cargo launched us (it sets `$CARGO`), build the workspace's binaries in our own
+/// profile once, saying so, so the README's one-command quick start works. An installed
+/// supervisor (no `$CARGO`) never runs cargo.
+pub fn build_missing_binaries(node_bin: &Path) {
+    let Some(cargo) = std::env::var_os("CARGO") else { return };
+    let Some(profile) = node_bin.parent().and_then(|d| d.file_name()).and_then(|n| n.to_str()) else { return };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    if !manifest.is_file() {
+        return;
+    }
+    eprintln!("raft-node is not built yet: building the workspace's binaries ({profile} profile) once...");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.arg("build").arg("--manifest-path").arg(&manifest).arg("--bins");
+    if profile != "debug" {
+        cmd.arg("--profile").arg(if profile == "release" { "release" } else { profile });
+    }
+    match cmd.status() {
+        Ok(st) if st.success() => {}
+        Ok(st) => eprintln!("cargo build failed ({st}); build by hand with `cargo build --release --bins`"),
+        Err(e) => eprintln!("cannot run cargo ({e}); build by hand with `cargo build --release --bins`"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
