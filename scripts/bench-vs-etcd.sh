@@ -7,8 +7,11 @@
 #   scripts/bench-vs-etcd.sh            # the full run (about 5 minutes here)
 #   QUICK=1 scripts/bench-vs-etcd.sh    # smaller counts, for trying the script itself
 #
-# Only one cluster runs at a time. Everything it starts is killed by pid on exit, and the
-# whole run is bounded by BENCH_TIME_LIMIT seconds (default 1200).
+# The machine may be shared, and its disk with it: both clusters run side by side while
+# the throughput stages alternate between them (ours, etcd, ours, etcd, ...), each stage
+# repeated REPS times and reported as the median, so a busy minute hits both. Failover,
+# catch-up and RSS run with one cluster up at a time. Everything the script starts is
+# killed by pid on exit, and the whole run is bounded by BENCH_TIME_LIMIT seconds (default 1200).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +21,9 @@ ETCD_PORT_BASE=${ETCD_PORT_BASE:-23790}
 OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
 
 if [ "$QUICK" = 1 ]; then
-    N_W1=300 N_W16=3000 N_W64=6000 N_R16=10000 N_FILL=20000 N_FAILOVER=3
+    N_W1=300 N_W16=3000 N_W64=6000 N_R16=10000 N_FILL=20000 N_FAILOVER=3 REPS=1
 else
-    N_W1=2000 N_W16=10000 N_W64=20000 N_R16=50000 N_FILL=100000 N_FAILOVER=5
+    N_W1=1500 N_W16=8000 N_W64=20000 N_R16=20000 N_FILL=100000 N_FAILOVER=5 REPS=3
 fi
 
 log() { printf '%s bench-vs-etcd: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -79,7 +82,7 @@ WATCHDOG=$!
     echo "disk: $(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}') (temp dirs under ${TMPDIR:-/tmp})"
     echo "etcd: $(etcd --version 2>/dev/null | head -1 | sed 's/etcd Version: //'), ours: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "workload: 16-byte keys, 100-byte values, window 1 per client; $N_W1 / $N_W16 / $N_W64 writes at 1 / 16 / 64 clients; $N_R16 reads at 16 clients; fill of $N_FILL keys"
+    echo "workload: 16-byte keys, 100-byte values, window 1 per client; $N_W1 / $N_W16 / $N_W64 writes at 1 / 16 / 64 clients; $N_R16 reads at 16 clients; each stage $REPS times, alternating between the systems, median reported; fill of $N_FILL keys (sequential, 64 clients, window 8) while one follower is down: the catch-up and RSS rows are about those $N_FILL writes"
 } >"$RES/machine.txt"
 
 bench() { # bench SYSTEM NAME ARGS... : one run of the load generator, its JSON kept
@@ -94,18 +97,20 @@ bench() { # bench SYSTEM NAME ARGS... : one run of the load generator, its JSON 
 
 details() { echo "$*" >>"$RES/details.txt"; }
 
-# The workload, the same for both systems (stage names match the report).
-workload() {
-    local sys=$1
-    bench "$sys" warmup --clients 16 --window 1 --requests 2000 --read-ratio 0 --keys 1000
-    # The floor (one 4 KiB write + fdatasync, one Unix round trip) right before the
-    # 1-client run: the disk is shared with whatever else the machine does.
-    "$PERF" floor --dir "$WORK" >"$RES/floor-$sys.txt"
-    log "$sys floor: $(tr '\n' ' ' <"$RES/floor-$sys.txt")"
-    bench "$sys" w1 --clients 1 --window 1 --requests "$N_W1" --read-ratio 0 --keys 1000
-    bench "$sys" w16 --clients 16 --window 1 --requests "$N_W16" --read-ratio 0 --keys 1000
-    bench "$sys" w64 --clients 64 --window 1 --requests "$N_W64" --read-ratio 0 --keys 1000
-    bench "$sys" r16 --clients 16 --window 1 --requests "$N_R16" --read-ratio 1 --keys 1000
+# One stage of the workload, the same for both systems (names match the report).
+stage() { # stage SYSTEM NAME REP
+    local sys=$1 name=$2 rep=$3
+    case $name in
+        w1)
+            # The floor (one 4 KiB write + fdatasync, one Unix round trip) right before
+            # the 1-client run: the disk is shared with whatever else the machine does.
+            "$PERF" floor --dir "$WORK" >"$RES/floor-$sys-$rep.txt"
+            log "$sys floor: $(tr '\n' ' ' <"$RES/floor-$sys-$rep.txt")"
+            bench "$sys" "w1-$rep" --clients 1 --window 1 --requests "$N_W1" --read-ratio 0 --keys 1000 ;;
+        w16) bench "$sys" "w16-$rep" --clients 16 --window 1 --requests "$N_W16" --read-ratio 0 --keys 1000 ;;
+        w64) bench "$sys" "w64-$rep" --clients 64 --window 1 --requests "$N_W64" --read-ratio 0 --keys 1000 ;;
+        r16) bench "$sys" "r16-$rep" --clients 16 --window 1 --requests "$N_R16" --read-ratio 1 --keys 1000 ;;
+    esac
 }
 
 # ----- ours --------------------------------------------------------------------------
@@ -120,7 +125,45 @@ first_pid=$("$PERF" raft-pids --raft-config "$RAFT_CFG" | cut -d, -f1)
 SUP_PID=$(ps -o ppid= -p "$first_pid" | tr -d ' ')
 log "supervisor pid $SUP_PID"
 
-workload raft
+
+# ----- etcd -------------------------------------------------------------------------
+CLUSTER=""
+ETCD_EPS=""
+for i in 1 2 3 4 5; do
+    cp=$((ETCD_PORT_BASE + 2 * i)); pp=$((cp + 1))
+    CLUSTER+="${CLUSTER:+,}m$i=http://127.0.0.1:$pp"
+    ETCD_EPS+="${ETCD_EPS:+,}127.0.0.1:$cp"
+done
+start_etcd() { # start_etcd I: member I (1..5), same flags on first start and restart
+    local i=$1 cp=$((ETCD_PORT_BASE + 2 * $1)) pp=$((ETCD_PORT_BASE + 2 * $1 + 1))
+    etcd --name "m$i" --data-dir "$WORK/etcd/m$i" \
+        --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+        --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+        --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token "bench-$$" \
+        --logger zap --log-level error >>"$WORK/etcd/m$i.log" 2>&1 &
+    ETCD_PIDS[$((i - 1))]=$!
+    disown "$!" # killed on purpose later: no job notices from the shell
+}
+wait_gone() { # wait_gone PID: until the process has exited (at most 10 s)
+    local n=0
+    while kill -0 "$1" 2>/dev/null && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+}
+etcd_pids() { local IFS=,; echo "${ETCD_PIDS[*]}"; }
+
+log "starting a 5-member etcd on 127.0.0.1:$((ETCD_PORT_BASE + 2))..$((ETCD_PORT_BASE + 10))"
+for i in 1 2 3 4 5; do start_etcd "$i"; done
+"$PERF" leader --etcd "$ETCD_EPS" --deadline-ms 30000 >/dev/null || die "etcd elected no leader; see $WORK/etcd/*.log"
+
+
+log "throughput stages, alternating: ours, etcd ($REPS times each)"
+bench raft warmup --clients 16 --window 1 --requests 2000 --read-ratio 0 --keys 1000
+bench etcd warmup --clients 16 --window 1 --requests 2000 --read-ratio 0 --keys 1000
+for rep in $(seq "$REPS"); do
+    for name in w1 w16 w64 r16; do
+        stage raft "$name" "$rep"
+        stage etcd "$name" "$rep"
+    done
+done
 
 raft_follower() { # a node that is not the leader
     local l
@@ -153,39 +196,10 @@ for i in $(seq "$N_FAILOVER"); do
 done
 details "ours failover: $(tr '\n' ';' <"$RES/raft-failover.txt")"
 
-log "stopping our cluster"
+log "stopping our cluster (etcd keeps running for its own catch-up, RSS and failover)"
 timeout 20 "$BIN/raft-supervisor" --config "$RAFT_CFG" down >/dev/null 2>&1 || kill -KILL "$SUP_PID" 2>/dev/null || true
 SUP_PID=""
 
-# ----- etcd --------------------------------------------------------------------------
-CLUSTER=""
-ETCD_EPS=""
-for i in 1 2 3 4 5; do
-    cp=$((ETCD_PORT_BASE + 2 * i)); pp=$((cp + 1))
-    CLUSTER+="${CLUSTER:+,}m$i=http://127.0.0.1:$pp"
-    ETCD_EPS+="${ETCD_EPS:+,}127.0.0.1:$cp"
-done
-start_etcd() { # start_etcd I: member I (1..5), same flags on first start and restart
-    local i=$1 cp=$((ETCD_PORT_BASE + 2 * $1)) pp=$((ETCD_PORT_BASE + 2 * $1 + 1))
-    etcd --name "m$i" --data-dir "$WORK/etcd/m$i" \
-        --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-        --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-        --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token "bench-$$" \
-        --logger zap --log-level error >>"$WORK/etcd/m$i.log" 2>&1 &
-    ETCD_PIDS[$((i - 1))]=$!
-    disown "$!" # killed on purpose later: no job notices from the shell
-}
-wait_gone() { # wait_gone PID: until the process has exited (at most 10 s)
-    local n=0
-    while kill -0 "$1" 2>/dev/null && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
-}
-etcd_pids() { local IFS=,; echo "${ETCD_PIDS[*]}"; }
-
-log "starting a 5-member etcd on 127.0.0.1:$((ETCD_PORT_BASE + 2))..$((ETCD_PORT_BASE + 10))"
-for i in 1 2 3 4 5; do start_etcd "$i"; done
-"$PERF" leader --etcd "$ETCD_EPS" --deadline-ms 30000 >/dev/null || die "etcd elected no leader; see $WORK/etcd/*.log"
-
-workload etcd
 
 log "etcd: catch-up of $N_FILL missed writes, then RSS"
 L=$("$PERF" leader --etcd "$ETCD_EPS")
@@ -219,8 +233,8 @@ ETCD_PIDS=("" "" "" "" "")
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.txt"
 for sys in raft etcd; do
-    for n in w1 w16 w64 r16 fill; do
-        [ -f "$RES/$sys-$n.json" ] && details "$sys $n: $(cat "$RES/$sys-$n.json")"
+    for f in "$RES/$sys"-w*.json "$RES/$sys"-r*.json "$RES/$sys"-fill.json; do
+        [ -f "$f" ] && details "$(basename "$f" .json): $(cat "$f")"
     done
 done
 

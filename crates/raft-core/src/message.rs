@@ -45,7 +45,13 @@ pub enum MessageBody {
     /// The answer to a heartbeat, echoing its `read_seq`.
     HeartbeatResponse { read_seq: u64 },
     /// §7 InstallSnapshot, one chunk: `data` goes at `offset`; `done` marks the last chunk.
-    InstallSnapshot { meta: SnapshotMeta, offset: u64, data: Vec<u8>, done: bool },
+    InstallSnapshot {
+        meta: SnapshotMeta,
+        offset: u64,
+        #[serde(with = "crate::types::bytes")]
+        data: Vec<u8>,
+        done: bool,
+    },
     /// The answer to an InstallSnapshot chunk: the offset the follower expects next
     /// (or the snapshot's index in `installed` once complete).
     InstallSnapshotResponse { next_offset: u64, installed: Option<Index> },

@@ -36,6 +36,20 @@ pub const MAX_REPLIES_PER_SESSION: usize = 128;
 pub const SESSION_EXPIRY_ENTRIES: u64 = 5_000_000;
 /// Sessions kept at most; each one-shot `raft-cli set` opens one, so this bounds memory.
 pub const MAX_SESSIONS: usize = 200_000;
+/// Key bytes in one listing: the reply must fit in one frame (`MAX_FRAME_BYTES`, 8 MiB)
+/// with room to spare, whatever the key sizes. A listing that reaches it is cut short.
+pub const MAX_LISTING_BYTES: usize = 4 << 20;
+/// Largest state image `restore` accepts: bincode allocates what a length claims before
+/// reading it, so a damaged image must not be able to claim more than this.
+pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+
+fn command_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ raft_wire::MAX_FRAME_BYTES }>()
+}
+
+fn snapshot_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>()
+}
 
 /// A write as it travels in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +65,7 @@ impl Command {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, KvError> {
-        let (cmd, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        let (cmd, used) = bincode::serde::decode_from_slice(bytes, command_config())
             .map_err(|e| KvError::BadCommand(e.to_string()))?;
         if used != bytes.len() {
             return Err(KvError::BadCommand(format!("{} trailing bytes", bytes.len() - used)));
@@ -100,11 +114,74 @@ pub struct KvStore {
     applied: Index,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The snapshot as decoded. Values are read as byte strings ([`ByteBuf`]), which bincode
+/// encodes exactly like a sequence of `u8` but reads in one copy instead of byte by byte.
+#[derive(Deserialize)]
 struct SnapshotImage {
     applied: Index,
-    map: Vec<(String, Vec<u8>)>,
+    map: Vec<(String, ByteBuf)>,
     sessions: Vec<(u64, Session)>,
+}
+
+/// The snapshot as encoded: borrows the live map instead of cloning 100,000 keys and
+/// values first (a node snapshots on its event loop, so every millisecond here is a
+/// millisecond without heartbeats). Same bytes as `SnapshotImage`.
+#[derive(Serialize)]
+struct SnapshotImageRef<'a> {
+    applied: Index,
+    map: MapRef<'a>,
+    sessions: Vec<(u64, &'a Session)>,
+}
+
+struct MapRef<'a>(&'a BTreeMap<String, Vec<u8>>);
+
+impl Serialize for MapRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            seq.serialize_element(&(k, Bytes(v)))?;
+        }
+        seq.end()
+    }
+}
+
+/// A byte string written in one piece (bincode: length, then the bytes).
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// A byte string read in one piece; accepts a sequence of bytes too.
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(ByteBuf(out))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
 }
 
 impl KvStore {
@@ -220,11 +297,16 @@ impl KvStore {
             ReadOp::Get { key } => Reply::Value(self.map.get(key).cloned()),
             ReadOp::Keys { prefix, limit } => {
                 let limit = (*limit).min(MAX_KEYS_PER_LISTING) as usize;
+                let mut bytes = 0;
                 let keys = self
                     .map
                     .range(prefix.clone()..)
                     .take_while(|(k, _)| k.starts_with(prefix.as_str()))
                     .take(limit)
+                    .take_while(|(k, _)| {
+                        bytes += k.len() + 8;
+                        bytes <= MAX_LISTING_BYTES
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 Reply::Keys(keys)
@@ -234,21 +316,16 @@ impl KvStore {
 
     /// Serialises the whole state (map and sessions) at the applied index.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut sessions: Vec<_> = self.sessions.iter().map(|(id, s)| (*id, s.clone())).collect();
+        let mut sessions: Vec<(u64, &Session)> = self.sessions.iter().map(|(id, s)| (*id, s)).collect();
         sessions.sort_unstable_by_key(|(id, _)| *id);
-        let image = SnapshotImage {
-            applied: self.applied,
-            map: self.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            sessions,
-        };
+        let image = SnapshotImageRef { applied: self.applied, map: MapRef(&self.map), sessions };
         bincode::serde::encode_to_vec(&image, bincode::config::standard()).expect("snapshots always encode")
     }
 
     /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`.
     pub fn restore(bytes: &[u8], index: Index) -> Result<KvStore, KvError> {
-        let (image, used): (SnapshotImage, usize) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
+        let (image, used): (SnapshotImage, usize) = bincode::serde::decode_from_slice(bytes, snapshot_config())
+            .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
         if used != bytes.len() {
             return Err(KvError::BadSnapshot(format!("{} trailing bytes", bytes.len() - used)));
         }
@@ -259,7 +336,7 @@ impl KvStore {
             )));
         }
         let mut store = KvStore { applied: image.applied, ..KvStore::default() };
-        store.map = image.map.into_iter().collect();
+        store.map = image.map.into_iter().map(|(k, v)| (k, v.0)).collect();
         for (id, s) in image.sessions {
             store.lru.insert((s.last_index, id));
             store.sessions.insert(id, s);
@@ -271,6 +348,32 @@ impl KvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The borrowed, byte-string encoding is the very format of the plain one (old
+    /// snapshots on disk stay readable, and both directions agree).
+    #[test]
+    fn snapshot_bytes_match_the_plain_encoding() {
+        #[derive(Serialize)]
+        struct Plain {
+            applied: Index,
+            map: Vec<(String, Vec<u8>)>,
+            sessions: Vec<(u64, Session)>,
+        }
+        let mut kv = KvStore::new();
+        kv.map.insert("a".into(), vec![]);
+        kv.map.insert("b".into(), (0..=255).collect());
+        kv.map.insert("c".into(), vec![7; 300]);
+        kv.sessions.insert(9, Session { last_index: 3, replies: BTreeMap::new() });
+        kv.applied = 3;
+        let plain = Plain {
+            applied: 3,
+            map: kv.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            sessions: vec![(9, kv.sessions[&9].clone())],
+        };
+        let want = bincode::serde::encode_to_vec(&plain, bincode::config::standard()).unwrap();
+        assert_eq!(kv.snapshot(), want);
+        assert_eq!(KvStore::restore(&want, 3).unwrap().map, kv.map);
+    }
 
     fn cmd(index: Index, session: u64, seq: u64, op: WriteOp) -> Entry {
         Entry { index, term: 1, data: EntryData::Command(Command { session, seq, op }.encode()) }
@@ -335,6 +438,31 @@ mod tests {
         assert!(matches!(again, Applied::Write { duplicate: true, .. }));
         assert!(KvStore::restore(&bytes, 49).is_err(), "index mismatch must be refused");
         assert!(KvStore::restore(&bytes[..bytes.len() / 2], 50).is_err(), "a cut snapshot must be refused");
+    }
+
+    #[test]
+    fn a_listing_of_huge_keys_fits_in_one_frame() {
+        let mut s = KvStore::new();
+        let n = 2_200u64;
+        for i in 1..=n {
+            s.apply(&cmd(i, 1, i, set(&format!("{i:04}{}", "k".repeat(3_996)), "v")));
+        }
+        let reply = s.read(&ReadOp::Keys { prefix: String::new(), limit: MAX_KEYS_PER_LISTING });
+        let Reply::Keys(keys) = &reply else { panic!("{reply:?}") };
+        assert!(!keys.is_empty() && (keys.len() as u64) < n, "the listing must be cut short, got {}", keys.len());
+        let frame = raft_wire::encode(&raft_wire::ClientResponse { id: 1, body: raft_wire::Response::Ok(reply) });
+        assert!(frame.is_ok(), "the reply must encode within the frame limit");
+    }
+
+    #[test]
+    fn a_snapshot_claiming_a_huge_length_is_refused() {
+        // applied=1, then a map claiming 2^50 pairs.
+        let mut bytes = vec![1, 253];
+        bytes.extend_from_slice(&(1u64 << 50).to_le_bytes());
+        assert!(KvStore::restore(&bytes, 1).is_err());
+        let mut cmd = vec![1, 1, 0, 253]; // session, seq, Set, key length:
+        cmd.extend_from_slice(&(1u64 << 46).to_le_bytes());
+        assert!(Command::decode(&cmd).is_err());
     }
 
     #[test]

@@ -527,6 +527,14 @@ impl Server {
                     return Err(format!("unknown node id {node}"));
                 }
                 conn.kind = Kind::PeerIn(node);
+                // The peer is back (it just connected to us): stop waiting out the
+                // reconnect backoff to it, or a restarted node would hear nothing from us
+                // for up to PEER_RECONNECT_MAX_MS and start its catch-up that much later.
+                let link = self.peers.get_mut(&node).expect("checked above");
+                if link.token.is_none() {
+                    link.retry_at = Instant::now();
+                    link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
+                }
             }
         }
         Ok(())
@@ -535,8 +543,10 @@ impl Server {
     fn respond(&mut self, token: Token, id: u64, body: Response) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         if let Err(e) = conn.queue(&ClientResponse { id, body }) {
+            // Never leave a request unanswered: say why instead (this one always fits).
             event!(self.log, self.term, "response to client does not encode: {e}");
-            return;
+            let reason = format!("the reply does not fit in a frame: {e}");
+            conn.queue(&ClientResponse { id, body: Response::Invalid { reason } }).expect("a short reply encodes");
         }
         if conn.queued_bytes() > MAX_CLIENT_OUT_BYTES {
             self.close(token, Some("client too slow: output queue over its limit".into()));
@@ -720,6 +730,16 @@ impl Server {
         for m in messages {
             self.send(m);
         }
+        // Committed entries are durable on a majority already, so they may be applied and
+        // answered before this batch's fsync (etcd applies in parallel with its WAL too):
+        // otherwise every answer would also wait for the fsync of the *next* entries. Not
+        // with a snapshot: the state machine must be restored from it first.
+        let (committed, reads, dropped_reads) = if snapshot.is_none() {
+            self.apply_and_answer(committed, reads, dropped_reads);
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            (committed, reads, dropped_reads)
+        };
         self.flush_all();
         // 2. Persist: snapshot, then hard state and entries in one write and one fsync.
         if let Some(snap) = &snapshot {
@@ -751,10 +771,17 @@ impl Server {
         for m in persisted_messages {
             self.send(m);
         }
-        // 5. Install, apply, answer.
+        // 5. Install, apply, answer (when a snapshot came; else done above).
         if let Some(snap) = snapshot {
             self.install(snap)?;
         }
+        self.apply_and_answer(committed, reads, dropped_reads);
+        Ok(())
+    }
+
+    /// Applies committed entries in order, answering their clients, then serves the reads
+    /// the core confirmed and turns away the ones it dropped.
+    fn apply_and_answer(&mut self, committed: Vec<Entry>, reads: Vec<raft_core::ReadState>, dropped_reads: Vec<u64>) {
         for entry in committed {
             self.apply(entry);
         }
@@ -771,7 +798,6 @@ impl Server {
                 self.respond(p.waiting.token, p.waiting.request_id, body);
             }
         }
-        Ok(())
     }
 
     fn on_event(&mut self, ev: &Event) {
@@ -834,7 +860,8 @@ impl Server {
                 Applied::Write { reply, .. } => Response::Ok(reply),
                 Applied::Noop => unreachable!("a proposal is never a no-op"),
                 Applied::Invalid(reason) => Response::Invalid { reason },
-                Applied::TooOld { seq, .. } => Response::Invalid {
+                // The first attempt's outcome is no longer remembered: it may have applied.
+                Applied::TooOld { seq, .. } => Response::Unknown {
                     reason: format!("sequence number {seq} is older than the session's reply window"),
                 },
             }
@@ -850,11 +877,22 @@ impl Server {
         if !due {
             return Ok(());
         }
+        let t0 = Instant::now();
         let data = self.kv.snapshot();
+        let t1 = Instant::now();
         let voters = self.s.sockets.keys().copied().collect();
         let snap = Snapshot { meta: SnapshotMeta { index: applied, term: self.applied_term, voters }, data };
         self.storage.compact(&snap)?;
+        let t2 = Instant::now();
+        let bytes = snap.data.len();
         self.raft.compact(applied, snap.data);
+        event!(
+            self.log,
+            self.term,
+            "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
+            (t1 - t0).as_millis(),
+            (t2 - t1).as_millis()
+        );
         self.snapshot_index = applied;
         self.bytes_since_snapshot = 0;
         self.process_ready()

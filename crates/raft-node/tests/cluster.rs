@@ -233,6 +233,15 @@ fn garbage_and_oversize_frames_close_only_that_connection() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(&[0, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef]).unwrap();
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+    // A well-framed request whose key claims 64 TiB: refused, not allocated.
+    let mut s = UnixStream::connect(c.socket(leader)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write_frame(&mut s, &Hello::Client).unwrap();
+    let mut body = vec![1, 0, 1, 1, 0, 253];
+    body.extend_from_slice(&(1u64 << 46).to_le_bytes());
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
     // A peer hello with an unknown node id, and one from another cluster.
     for hello in [Hello::Peer { cluster_id: 0xC0FFEE, node: 42 }, Hello::Peer { cluster_id: 1, node: 2 }] {
         let mut s = UnixStream::connect(c.socket(leader)).unwrap();

@@ -26,11 +26,22 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Decoding is limited to [`MAX_FRAME_BYTES`]: bincode allocates a string or vector for
+/// the length the input *claims* before reading it, so without a limit a 15-byte frame
+/// claiming a 64 TiB key would abort the process. With it, the claim is refused first.
+fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+}
+
 /// Encodes `msg` as one frame (length prefix included) appended to `out`.
 pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
     let start = out.len();
     out.extend_from_slice(&[0; LEN_BYTES]);
-    bincode::serde::encode_into_std_write(msg, out, config()).map_err(|e| WireError::Encode(e.to_string()))?;
+    if let Err(e) = bincode::serde::encode_into_std_write(msg, out, config()) {
+        // Never leave half a frame behind: the stream would lose its framing.
+        out.truncate(start);
+        return Err(WireError::Encode(e.to_string()));
+    }
     let len = out.len() - start - LEN_BYTES;
     if len > MAX_FRAME_BYTES {
         out.truncate(start);
@@ -50,7 +61,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, WireError> {
 /// Decodes a frame body (without its length prefix). All of it must be used.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
     let (msg, used) =
-        bincode::serde::decode_from_slice(body, config()).map_err(|e| WireError::Decode(e.to_string()))?;
+        bincode::serde::decode_from_slice(body, decode_config()).map_err(|e| WireError::Decode(e.to_string()))?;
     if used != body.len() {
         return Err(WireError::Trailing(body.len() - used));
     }
@@ -200,6 +211,18 @@ mod tests {
         frame.extend_from_slice(&[0xff, 0xfe, 0xfd, 0xfc, 0xfb]);
         r.extend(&frame);
         assert!(r.next_frame::<ClientRequest>().is_err());
+    }
+
+    #[test]
+    fn a_hostile_length_inside_a_frame_is_an_error_not_an_allocation() {
+        // ClientRequest { id: 1, Write { session: 1, seq: 1, Set { key: <claims 2^46 bytes> ..
+        let mut body = vec![1, 0, 1, 1, 0, 253];
+        body.extend_from_slice(&(1u64 << 46).to_le_bytes());
+        assert!(matches!(decode_body::<ClientRequest>(&body), Err(WireError::Decode(_))));
+        // The same for a peer message: a vector of entries claiming 2^40 elements.
+        let mut body = vec![1, 2, 3, 4, 0, 0, 253]; // from, to, term, Append, base 0@0, entries:
+        body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(decode_body::<raft_core::Message>(&body).is_err());
     }
 
     #[test]
