@@ -28,7 +28,9 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
         x ^= x << 17;
         noise.push(x as u8);
     }
+    let huge_key = [hello.clone(), claims_huge_key()].concat();
     let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a request whose key claims 64 TiB, in a small frame", huge_key),
         ("random bytes", noise),
         ("a garbage first frame", garbage_frame.clone()),
         ("an oversize length first", oversize.clone()),
@@ -79,6 +81,32 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
     c.wait_converged(&c.ids(), CONVERGE_TIMEOUT);
     let st = c.sup_status().expect("status");
     assert!(st.nodes.iter().all(|n| n.process == "running"), "no node crashed: {st:?}");
+}
+
+/// A well-formed client request frame whose key length says 2^46 bytes (bincode varint:
+/// marker 253, then a u64), with only a few bytes behind it: decoding must fail on the
+/// claim, not try to allocate it.
+fn claims_huge_key() -> Vec<u8> {
+    use raft_wire::{ClientRequest, Request, WriteOp};
+    let marker = b"KEYMARK";
+    let req = ClientRequest {
+        id: 1,
+        body: Request::Write {
+            session: 1,
+            seq: 1,
+            op: WriteOp::Set { key: String::from_utf8(marker.to_vec()).expect("ascii"), value: b"v".to_vec() },
+        },
+    };
+    let frame = encode(&req).expect("request encodes");
+    let body = &frame[4..];
+    let mut needle = vec![marker.len() as u8];
+    needle.extend_from_slice(marker);
+    let pos = body.windows(needle.len()).position(|w| w == needle.as_slice()).expect("the key's length and bytes");
+    let mut patched = body[..pos].to_vec();
+    patched.push(253);
+    patched.extend_from_slice(&(1u64 << 46).to_le_bytes());
+    patched.extend_from_slice(&body[pos + 1..]);
+    [(patched.len() as u32).to_be_bytes().to_vec(), patched].concat()
 }
 
 /// The WAL segments of a node (`wal/*.log`), oldest first.
