@@ -12,13 +12,14 @@
 //!    block; decode whole frames; step peer messages into [`raft_core::RawNode`]; turn
 //!    client requests into proposals and ReadIndex requests.
 //! 2. Tick the core if the deadline passed.
-//! 3. Take the core's [`raft_core::Ready`] and carry it out in the documented order:
-//!    send what promises nothing (the leader's appends go out *before* its own fsync),
-//!    persist hard state and entries with ONE write and ONE fsync for the whole turn
-//!    (group commit), report the persisted index (only now does the leader count
-//!    itself), send what promises durable state (votes, acks), install a received
-//!    snapshot, apply committed entries to [`raft_kv::KvStore`] and answer their
-//!    clients, serve confirmed reads.
+//! 3. Take the core's [`raft_core::Ready`] and carry it out: send what promises nothing
+//!    (the leader's appends go out *before* its own fsync); apply committed entries to
+//!    [`raft_kv::KvStore`], answer their clients and serve confirmed reads (committed
+//!    means durable on a majority, so these answers need not wait for this turn's
+//!    fsync; a batch with a snapshot applies after installing it instead); persist hard
+//!    state and entries with ONE write and ONE fsync for the whole turn (group commit),
+//!    report the persisted index (only now does the leader count itself), send what
+//!    promises durable state (votes, acks), install a received snapshot.
 //! 4. Compact when the log since the last snapshot passes the configured thresholds.
 //! 5. Flush output buffers.
 //!
