@@ -155,7 +155,9 @@ pub fn status(cluster: &Cluster, timeout: Duration) -> Output {
                     RoleKind::Leader => "leader",
                     RoleKind::Follower => "follower",
                     RoleKind::Candidate => "candidate",
-                    RoleKind::PreCandidate => "precandidate",
+                    // As in `raft-supervisor status` (DESIGN.md lists four roles): a pre-candidate
+                    // is a candidate that has not bumped its term yet.
+                    RoleKind::PreCandidate => "candidate",
                 };
                 rows.push(vec![
                     id.to_string(),

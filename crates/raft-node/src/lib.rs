@@ -56,9 +56,11 @@ pub const MAX_CLIENT_OUT_BYTES: usize = 32 << 20;
 pub const MAX_PEER_OUT_BYTES: usize = 64 << 20;
 /// Client requests waiting for commit or ReadIndex on one node: back-pressure.
 pub const MAX_PENDING_REQUESTS: usize = 100_000;
-/// Ticks replayed at most after the loop was late (e.g. resumed after SIGSTOP): enough to
-/// let an election timeout expire, never an unbounded burst.
-pub const MAX_CATCH_UP_TICKS: u32 = 64;
+/// Ticks replayed at most after the loop was late. Enough to absorb a slow fsync without
+/// losing time, and below any election timeout: a node resumed after SIGSTOP first hears
+/// what its peers sent meanwhile instead of firing election rounds in one burst.
+pub const MAX_CATCH_UP_TICKS: u32 = 4;
+const _: () = assert!(MAX_CATCH_UP_TICKS < raft_core::HEARTBEAT_TICKS);
 /// Reconnect backoff to a peer: start, doubling up to the cap.
 pub const PEER_RECONNECT_MIN_MS: u64 = 20;
 pub const PEER_RECONNECT_MAX_MS: u64 = 500;

@@ -133,6 +133,8 @@ pub struct Server {
     pending_reads: HashMap<u64, PendingRead>,
     next_read_id: u64,
     next_tick: Instant,
+    /// accept() failed with something other than WouldBlock: try again next turn.
+    accept_retry: bool,
     /// The hard state last made durable, and a newer one that only moved the commit index.
     synced_hard_state: HardState,
     unsynced_hard_state: Option<HardState>,
@@ -149,7 +151,8 @@ impl Server {
         let mut log = EventLog::open(id, &s.log)?;
         let opts = StorageOptions { fsync: s.fsync, ..StorageOptions::default() };
         let (storage, recovery) = Storage::open(&s.node_dir, opts)?;
-        for note in &recovery.notes {
+        // The summary line below says what was recovered; the notes say what was repaired.
+        for note in recovery.notes.iter().filter(|n| !n.starts_with("recovered ")) {
             event!(log, recovery.restored.hard_state.term, "storage: {note}");
         }
         let mut restored = recovery.restored;
@@ -247,6 +250,7 @@ impl Server {
             pending_writes: BTreeMap::new(),
             pending_reads: HashMap::new(),
             next_read_id: 1,
+            accept_retry: false,
             synced_hard_state,
             unsynced_hard_state: None,
             term,
@@ -291,6 +295,9 @@ impl Server {
                     WAKER => {}
                     token => self.on_conn_event(token, ev.is_readable(), ev.is_writable() || ev.is_write_closed()),
                 }
+            }
+            if self.accept_retry {
+                self.accept();
             }
             self.tick_if_due();
             self.process_ready()?;
@@ -337,6 +344,7 @@ impl Server {
     }
 
     fn accept(&mut self) {
+        self.accept_retry = false;
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
@@ -357,7 +365,12 @@ impl Server {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    event!(self.log, self.term, "accept failed: {e}");
+                    // E.g. EMFILE. The listener is edge-triggered: connections still queued
+                    // would never be reported again, so retry on the next tick.
+                    if !self.accept_retry {
+                        event!(self.log, self.term, "accept failed: {e}; retrying every tick");
+                    }
+                    self.accept_retry = true;
                     return;
                 }
             }
