@@ -483,9 +483,8 @@ impl Cluster {
         }
     }
 
-    /// `kill N` (SIGKILL), then waits until the supervisor has reaped it and shows it
-    /// stopped (it answers `kill` once the signal is sent; until the reap the row says
-    /// running).
+    /// `kill N` (SIGKILL), then waits until the supervisor shows it stopped (it does as
+    /// soon as the signal is sent; the pid stays in the row until the reap).
     pub fn kill(&self, id: NodeId) {
         self.control(SupervisorRequest::Kill(id));
         self.wait(&format!("node {id} stopped"), START_TIMEOUT, || {

@@ -322,7 +322,11 @@ impl Supervisor {
             Proc::Stopped => ("stopped", None),
             // Spawning lasts only within one turn of the shell.
             Proc::Spawning => ("running", None),
-            Proc::Running { pid } | Proc::Stopping { pid, .. } => ("running", Some(pid)),
+            // A node on its way down for good (`kill`, `down`) reads as stopped at once, so
+            // `kill N; status` agrees with what was asked; its pid shows until it is reaped.
+            // One being restarted stays "running": it comes straight back.
+            Proc::Stopping { pid, then: Then::StayDown, .. } => ("stopped", Some(pid)),
+            Proc::Running { pid } | Proc::Stopping { pid, then: Then::Start, .. } => ("running", Some(pid)),
             Proc::Paused { pid } => ("paused", Some(pid)),
             Proc::Backoff { .. } => ("backoff", None),
             Proc::Crashed => ("crashed", None),

@@ -207,6 +207,8 @@ fn kill_stays_down_until_start() {
     let a = h.cmd(Command::Kill(2));
     assert_eq!(signals(&a), vec![(2, Sig::Kill)]);
     assert!(reply(&a).unwrap().contains("stays down"));
+    assert_eq!(h.state(2), "stopped", "a killed node reads as stopped before it is reaped");
+    assert_eq!(h.pid(2), pid, "its pid shows until it is reaped");
     h.at(5).feed(Event::Exited { pid, how: ExitHow::Signal(9) });
     assert_eq!(h.state(2), "stopped");
     assert_eq!(h.last_report().to_string(), "node 2 (pid 2001) killed by SIGKILL");
