@@ -26,6 +26,8 @@ pub struct Conn {
     out_pos: usize,
     /// An outbound connect in progress: the first writable event completes it.
     pub connecting: bool,
+    /// When the connection was accepted or dialled (for the hello timeout).
+    pub opened: std::time::Instant,
 }
 
 /// What a read pass found.
@@ -38,7 +40,15 @@ pub enum ReadOutcome {
 
 impl Conn {
     pub fn new(stream: UnixStream, kind: Kind) -> Conn {
-        Conn { stream, kind, reader: FrameReader::new(), out: Vec::new(), out_pos: 0, connecting: false }
+        Conn {
+            stream,
+            kind,
+            reader: FrameReader::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            connecting: false,
+            opened: std::time::Instant::now(),
+        }
     }
 
     /// Reads everything available (mio is edge-triggered) into the frame reader.

@@ -50,6 +50,12 @@ pub use server::{NodeError, NodeSettings, Server, StopHandle};
 /// Client connections accepted at once; more are refused with a log line. Bounds memory
 /// and file descriptors.
 pub const MAX_CLIENT_CONNECTIONS: usize = 1024;
+/// Accepted connections that have not said who they are yet. Counted apart from clients
+/// and peers, so a flood of clients can never take the slots a restarting peer needs.
+pub const MAX_UNIDENTIFIED_CONNECTIONS: usize = 64;
+/// How long a new connection may take to send its hello before it is closed: a silent
+/// connection must not hold one of those slots forever.
+pub const HELLO_TIMEOUT_MS: u64 = 2_000;
 /// Bytes queued for one client before it is considered too slow and disconnected.
 pub const MAX_CLIENT_OUT_BYTES: usize = 32 << 20;
 /// Bytes queued on one peer stream before it is dropped and reconnected (Raft resends).

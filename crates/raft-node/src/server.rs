@@ -135,6 +135,8 @@ pub struct Server {
     next_tick: Instant,
     /// accept() failed with something other than WouldBlock: try again next turn.
     accept_retry: bool,
+    /// Accepted connections still waiting for their hello.
+    unidentified: usize,
     /// The hard state last made durable, and a newer one that only moved the commit index.
     synced_hard_state: HardState,
     unsynced_hard_state: Option<HardState>,
@@ -251,6 +253,7 @@ impl Server {
             pending_reads: HashMap::new(),
             next_read_id: 1,
             accept_retry: false,
+            unidentified: 0,
             synced_hard_state,
             unsynced_hard_state: None,
             term,
@@ -298,6 +301,9 @@ impl Server {
             }
             if self.accept_retry {
                 self.accept();
+            }
+            if self.unidentified > 0 {
+                self.close_silent_connections();
             }
             self.tick_if_due();
             self.process_ready()?;
@@ -348,10 +354,16 @@ impl Server {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
-                    if self.conns.len() >= MAX_CLIENT_CONNECTIONS + 2 * self.peers.len() {
-                        event!(self.log, self.term, "refused a connection: {} connections open", self.conns.len());
+                    if self.unidentified >= MAX_UNIDENTIFIED_CONNECTIONS {
+                        event!(
+                            self.log,
+                            self.term,
+                            "refused a connection: {} have not said hello yet",
+                            self.unidentified
+                        );
                         continue;
                     }
+                    self.unidentified += 1;
                     let token = self.new_token();
                     if self
                         .poll
@@ -360,6 +372,8 @@ impl Server {
                         .is_ok()
                     {
                         self.conns.insert(token, Conn::new(stream, Kind::Unidentified));
+                    } else {
+                        self.unidentified -= 1;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -374,6 +388,20 @@ impl Server {
                     return;
                 }
             }
+        }
+    }
+
+    /// Closes connections that did not say hello within [`HELLO_TIMEOUT_MS`].
+    fn close_silent_connections(&mut self) {
+        let limit = Duration::from_millis(HELLO_TIMEOUT_MS);
+        let silent: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.kind == Kind::Unidentified && c.opened.elapsed() > limit)
+            .map(|(&t, _)| t)
+            .collect();
+        for token in silent {
+            self.close(token, Some(format!("no hello within {HELLO_TIMEOUT_MS} ms")));
         }
     }
 
@@ -432,6 +460,7 @@ impl Server {
                 }
             }
             Kind::Unidentified => {
+                self.unidentified -= 1;
                 if let Some(why) = why {
                     event!(self.log, self.term, "connection closed: {why}");
                 }
@@ -519,8 +548,10 @@ impl Server {
         }
     }
 
+    /// Gives the connection its kind. On error it stays unidentified and is closed.
     fn identify(&mut self, token: Token, hello: Hello) -> Result<(), String> {
         let conn = self.conns.get_mut(&token).expect("live connection");
+        assert_eq!(conn.kind, Kind::Unidentified, "a connection says hello once");
         match hello {
             Hello::Client => {
                 if self.clients >= MAX_CLIENT_CONNECTIONS {
@@ -528,6 +559,7 @@ impl Server {
                 }
                 conn.kind = Kind::Client;
                 self.clients += 1;
+                self.unidentified -= 1;
             }
             Hello::Peer { cluster_id, node } => {
                 if cluster_id != self.s.cluster_id {
@@ -540,6 +572,7 @@ impl Server {
                     return Err(format!("unknown node id {node}"));
                 }
                 conn.kind = Kind::PeerIn(node);
+                self.unidentified -= 1;
                 // The peer is back (it just connected to us): stop waiting out the
                 // reconnect backoff to it, or a restarted node would hear nothing from us
                 // for up to PEER_RECONNECT_MAX_MS and start its catch-up that much later.

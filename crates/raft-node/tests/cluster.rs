@@ -256,3 +256,25 @@ fn garbage_and_oversize_frames_close_only_that_connection() {
     assert!(log.contains("bad frame"), "{log}");
     assert!(log.contains("unknown node id 42"), "{log}");
 }
+
+#[test]
+fn silent_connections_are_timed_out_and_cannot_lock_others_out() {
+    use std::io::Read;
+    let c = Cluster::new(3, 1000);
+    let leader = c.wait_leader();
+    // Fill every slot for connections that have not said hello yet, and one more.
+    let mut silent: Vec<UnixStream> = (0..raft_node::MAX_UNIDENTIFIED_CONNECTIONS + 1)
+        .map(|_| UnixStream::connect(c.socket(leader)).unwrap())
+        .collect();
+    // The node closes each of them after the hello timeout (reads see EOF).
+    for s in silent.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(s.read(&mut [0u8; 8]).unwrap_or(0), 0);
+    }
+    // Then everyone else is served as before.
+    c.set(1, 1, "after", "silence");
+    assert_eq!(c.get(leader, "after", false), Some(Response::Ok(Reply::Value(Some(b"silence".to_vec())))));
+    let log = c.log(leader);
+    assert!(log.contains("no hello within"), "{log}");
+    assert!(log.contains("have not said hello yet"), "{log}");
+}
