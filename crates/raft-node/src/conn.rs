@@ -32,8 +32,11 @@ pub struct Conn {
 
 /// What a read pass found.
 pub enum ReadOutcome {
-    /// Still open.
+    /// Still open, everything available was read.
     Open,
+    /// Still open, and more may be waiting: the per-turn budget ran out first. mio is
+    /// edge-triggered, so the caller must come back without waiting for a new event.
+    More,
     /// The peer closed its end.
     Closed,
 }
@@ -51,12 +54,20 @@ impl Conn {
         }
     }
 
-    /// Reads everything available (mio is edge-triggered) into the frame reader.
-    pub fn read_available(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
+    /// Reads what is available into the frame reader, at most `budget` bytes, so one
+    /// sender that never pauses cannot hold the loop (and everyone else) in one read pass.
+    pub fn read_available(&mut self, scratch: &mut [u8], budget: usize) -> io::Result<ReadOutcome> {
+        let mut read = 0;
         loop {
+            if read >= budget {
+                return Ok(ReadOutcome::More);
+            }
             match self.stream.read(scratch) {
                 Ok(0) => return Ok(ReadOutcome::Closed),
-                Ok(n) => self.reader.extend(&scratch[..n]),
+                Ok(n) => {
+                    self.reader.extend(&scratch[..n]);
+                    read += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Open),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

@@ -70,6 +70,9 @@ const _: () = assert!(MAX_CATCH_UP_TICKS < raft_core::HEARTBEAT_TICKS);
 /// Reconnect backoff to a peer: start, doubling up to the cap.
 pub const PEER_RECONNECT_MIN_MS: u64 = 20;
 pub const PEER_RECONNECT_MAX_MS: u64 = 500;
+/// Bytes read from one connection per loop turn: a sender that never pauses gets its
+/// share, then the loop ticks, persists and answers before reading on.
+pub const MAX_READ_BYTES_PER_TURN: usize = 4 << 20;
 /// Events handled per poll call.
 pub const EVENTS_PER_POLL: usize = 1024;
 

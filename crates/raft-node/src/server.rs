@@ -137,6 +137,8 @@ pub struct Server {
     accept_retry: bool,
     /// Accepted connections still waiting for their hello.
     unidentified: usize,
+    /// Connections whose read budget ran out last turn (see `MAX_READ_BYTES_PER_TURN`).
+    unread: Vec<Token>,
     /// The hard state last made durable, and a newer one that only moved the commit index.
     synced_hard_state: HardState,
     unsynced_hard_state: Option<HardState>,
@@ -254,6 +256,7 @@ impl Server {
             next_read_id: 1,
             accept_retry: false,
             unidentified: 0,
+            unread: Vec::new(),
             synced_hard_state,
             unsynced_hard_state: None,
             term,
@@ -279,11 +282,19 @@ impl Server {
         loop {
             let now = Instant::now();
             self.connect_peers(now);
-            let timeout = self.next_deadline().saturating_duration_since(now);
+            // Connections with bytes left unread this turn are served again at once.
+            let timeout = if self.unread.is_empty() {
+                self.next_deadline().saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
+            }
+            for token in std::mem::take(&mut self.unread) {
+                self.on_conn_event(token, true, false);
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -494,10 +505,14 @@ impl Server {
             return;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let outcome = conn.read_available(&mut scratch);
+        let outcome = conn.read_available(&mut scratch, MAX_READ_BYTES_PER_TURN);
         self.scratch = scratch;
         let closed = match outcome {
             Ok(ReadOutcome::Open) => false,
+            Ok(ReadOutcome::More) => {
+                self.unread.push(token);
+                false
+            }
             Ok(ReadOutcome::Closed) => true,
             Err(e) => return self.close(token, Some(format!("read failed: {e}"))),
         };

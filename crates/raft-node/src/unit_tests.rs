@@ -37,7 +37,7 @@ fn queued_frames_arrive_whole_and_in_order() {
     let mut got = Vec::new();
     while got.len() < 100 {
         tx.flush().unwrap();
-        assert!(matches!(rx.read_available(&mut scratch).unwrap(), ReadOutcome::Open));
+        assert!(matches!(rx.read_available(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open));
         while let Some(req) = rx.reader.next_frame::<ClientRequest>().unwrap() {
             got.push(req.id);
         }
@@ -52,7 +52,7 @@ fn a_closed_peer_reads_as_closed() {
     b.set_nonblocking(true).unwrap();
     drop(a);
     let mut rx = Conn::new(UnixStream::from_std(b), Kind::Client);
-    assert!(matches!(rx.read_available(&mut [0u8; 64]).unwrap(), ReadOutcome::Closed));
+    assert!(matches!(rx.read_available(&mut [0u8; 64], usize::MAX).unwrap(), ReadOutcome::Closed));
 }
 
 #[test]
@@ -69,4 +69,18 @@ fn event_lines_carry_time_node_and_term() {
     assert_eq!(t.len(), "HH:MM:SS.mmm".len(), "{t}");
     assert_eq!((&t[2..3], &t[5..6], &t[8..9]), (":", ":", "."));
     assert_eq!(&fields[1..], ["n3", "t7", "became leader term=7"]);
+}
+
+#[test]
+fn reads_stop_at_the_budget_and_say_there_is_more() {
+    use std::io::Write;
+    let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.set_nonblocking(true).unwrap();
+    a.write_all(&[7u8; 10_000]).unwrap();
+    let mut rx = Conn::new(UnixStream::from_std(b), Kind::Client);
+    let mut scratch = vec![0u8; 1000];
+    assert!(matches!(rx.read_available(&mut scratch, 3000).unwrap(), ReadOutcome::More));
+    assert_eq!(rx.reader.buffered(), 3000);
+    assert!(matches!(rx.read_available(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open));
+    assert_eq!(rx.reader.buffered(), 10_000);
 }
