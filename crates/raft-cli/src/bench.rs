@@ -175,16 +175,56 @@ struct Conn {
     rng: Rng,
 }
 
+/// What a run counted, for either load generator (ours or `--etcd`).
+pub(crate) struct Tally {
+    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) errors: ErrorCounts,
+    pub(crate) reads: u64,
+    pub(crate) writes: u64,
+}
+
+impl Tally {
+    pub(crate) fn new(args: &BenchArgs) -> Tally {
+        Tally {
+            latencies_us: Vec::with_capacity(args.requests.min(10_000_000) as usize),
+            errors: ErrorCounts::default(),
+            reads: 0,
+            writes: 0,
+        }
+    }
+
+    /// The report of a run that took `elapsed`.
+    pub(crate) fn report(&mut self, args: &BenchArgs, elapsed: Duration, leader: Option<u64>) -> BenchReport {
+        let ok = self.latencies_us.len() as u64;
+        let e = &self.errors;
+        BenchReport {
+            clients: args.clients,
+            window: args.window,
+            requests: args.requests,
+            keys: args.keys,
+            value_size: args.value_size,
+            read_ratio: args.read_ratio,
+            stale_reads: args.stale_reads,
+            ok,
+            reads: self.reads,
+            writes: self.writes,
+            failed: e.invalid + e.timeouts + e.aborted,
+            errors: self.errors.clone(),
+            elapsed_s: elapsed.as_secs_f64(),
+            throughput: ok as f64 / elapsed.as_secs_f64().max(1e-9),
+            latency_ms: percentiles(std::mem::take(&mut self.latencies_us)),
+            leader,
+        }
+    }
+}
+
 struct Bench<'a> {
     cluster: &'a Cluster,
     args: &'a BenchArgs,
     timeout: Duration,
     poll: Poll,
     conns: Vec<Conn>,
-    latencies_us: Vec<u64>,
-    errors: ErrorCounts,
-    reads: u64,
-    writes: u64,
+    tally: Tally,
     value: Vec<u8>,
     last_success: Instant,
     /// The next key with --sequential-keys.
@@ -234,10 +274,7 @@ pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Res
         timeout,
         poll: Poll::new().map_err(|e| Output::fail(EXIT_UNAVAILABLE, format!("cannot create a poll: {e}")))?,
         conns: Vec::new(),
-        latencies_us: Vec::with_capacity(args.requests.min(10_000_000) as usize),
-        errors: ErrorCounts::default(),
-        reads: 0,
-        writes: 0,
+        tally: Tally::new(args),
         value: (0..args.value_size).map(|i| b'a' + (i % 26) as u8).collect(),
         last_success: Instant::now(),
         next_key: 0,
@@ -262,28 +299,7 @@ pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Res
     let start = Instant::now();
     bench.last_success = start;
     bench.run_loop();
-    let elapsed = start.elapsed();
-    let ok = bench.latencies_us.len() as u64;
-    let e = &bench.errors;
-    let failed = e.invalid + e.timeouts + e.aborted;
-    Ok(BenchReport {
-        clients: args.clients,
-        window: args.window,
-        requests: args.requests,
-        keys: args.keys,
-        value_size: args.value_size,
-        read_ratio: args.read_ratio,
-        stale_reads: args.stale_reads,
-        ok,
-        reads: bench.reads,
-        writes: bench.writes,
-        failed,
-        errors: bench.errors.clone(),
-        elapsed_s: elapsed.as_secs_f64(),
-        throughput: ok as f64 / elapsed.as_secs_f64().max(1e-9),
-        latency_ms: percentiles(std::mem::take(&mut bench.latencies_us)),
-        leader: Some(leader),
-    })
+    Ok(bench.tally.report(args, start.elapsed(), Some(leader)))
 }
 
 impl Bench<'_> {
@@ -297,7 +313,7 @@ impl Bench<'_> {
             }
             if now.duration_since(self.last_success) > self.timeout * 2 {
                 for c in &mut self.conns {
-                    self.errors.aborted += c.remaining + c.inflight.len() as u64;
+                    self.tally.errors.aborted += c.remaining + c.inflight.len() as u64;
                     c.remaining = 0;
                     c.inflight.clear();
                 }
@@ -329,7 +345,7 @@ impl Bench<'_> {
         // Give up requests older than the timeout.
         let before = c.inflight.len();
         c.inflight.retain(|_, f| now.duration_since(f.first_sent) <= self.timeout);
-        self.errors.timeouts += (before - c.inflight.len()) as u64;
+        self.tally.errors.timeouts += (before - c.inflight.len()) as u64;
         if c.stream.is_none() {
             if c.reconnect_at.is_some_and(|t| t <= now) {
                 self.connect(i, now);
@@ -387,7 +403,7 @@ impl Bench<'_> {
                 }
             }
             Err(_) => {
-                self.errors.reconnects += 1;
+                self.tally.errors.reconnects += 1;
                 c.node = next_node(self.cluster, c.node);
                 c.reconnect_at = Some(now + RETRY_PAUSE);
             }
@@ -427,7 +443,7 @@ impl Bench<'_> {
         }
         c.out.drain(..written);
         if failed {
-            self.errors.reconnects += 1;
+            self.tally.errors.reconnects += 1;
             self.disconnect(i, None, RETRY_PAUSE);
         }
     }
@@ -468,7 +484,7 @@ impl Bench<'_> {
             }
         }
         if closed && self.conns[i].stream.is_some() {
-            self.errors.reconnects += 1;
+            self.tally.errors.reconnects += 1;
             self.disconnect(i, None, RETRY_PAUSE);
         }
     }
@@ -482,29 +498,29 @@ impl Bench<'_> {
         match resp.body {
             Response::Ok(_) => {
                 let f = c.inflight.remove(&resp.id).expect("present");
-                self.latencies_us.push(now.duration_since(f.first_sent).as_micros() as u64);
+                self.tally.latencies_us.push(now.duration_since(f.first_sent).as_micros() as u64);
                 match f.body {
-                    Request::Read { .. } => self.reads += 1,
-                    _ => self.writes += 1,
+                    Request::Read { .. } => self.tally.reads += 1,
+                    _ => self.tally.writes += 1,
                 }
                 self.last_success = now;
             }
             Response::NotLeader { leader } => {
-                self.errors.redirects += 1;
+                self.tally.errors.redirects += 1;
                 let to = leader.filter(|&l| l != c.node && self.cluster.socket(l).is_some());
                 let pause = if to.is_some() { Duration::ZERO } else { RETRY_PAUSE };
                 self.disconnect(i, to, pause);
             }
             Response::Unavailable { .. } => {
-                self.errors.unavailable += 1;
+                self.tally.errors.unavailable += 1;
                 f.resend_at = Some(now + RETRY_PAUSE);
             }
             Response::Unknown { .. } => {
-                self.errors.unknown += 1;
+                self.tally.errors.unknown += 1;
                 f.resend_at = Some(now + RETRY_PAUSE);
             }
             Response::Invalid { .. } | Response::Status(_) | Response::Accepted => {
-                self.errors.invalid += 1;
+                self.tally.errors.invalid += 1;
                 c.inflight.remove(&resp.id);
             }
         }

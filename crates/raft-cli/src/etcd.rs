@@ -16,7 +16,7 @@
 //! calls. Anything else (chunked bodies, oversize heads or bodies) closes the connection.
 
 use crate::args::BenchArgs;
-use crate::bench::{bench_key, percentiles, BenchReport, ErrorCounts};
+use crate::bench::{bench_key, BenchReport, Tally};
 use crate::commands::Output;
 use crate::rng::Rng;
 use crate::EXIT_UNAVAILABLE;
@@ -259,10 +259,7 @@ struct Bench<'a> {
     timeout: Duration,
     poll: Poll,
     conns: Vec<Conn>,
-    latencies_us: Vec<u64>,
-    errors: ErrorCounts,
-    reads: u64,
-    writes: u64,
+    tally: Tally,
     value: Vec<u8>,
     last_success: Instant,
     next_key: u64,
@@ -287,10 +284,7 @@ pub fn run_report(endpoints: &str, args: &BenchArgs, timeout: Duration) -> Resul
         timeout,
         poll: Poll::new().map_err(|e| Output::fail(EXIT_UNAVAILABLE, format!("cannot create a poll: {e}")))?,
         conns: Vec::new(),
-        latencies_us: Vec::with_capacity(args.requests.min(10_000_000) as usize),
-        errors: ErrorCounts::default(),
-        reads: 0,
-        writes: 0,
+        tally: Tally::new(args),
         value: (0..args.value_size).map(|i| b'a' + (i % 26) as u8).collect(),
         last_success: Instant::now(),
         next_key: 0,
@@ -315,29 +309,8 @@ pub fn run_report(endpoints: &str, args: &BenchArgs, timeout: Duration) -> Resul
     let start = Instant::now();
     bench.last_success = start;
     bench.run_loop();
-    let elapsed = start.elapsed();
-    let ok = bench.latencies_us.len() as u64;
-    let e = &bench.errors;
-    let failed = e.invalid + e.timeouts + e.aborted;
-    Ok(BenchReport {
-        clients: args.clients,
-        window: args.window,
-        requests: args.requests,
-        keys: args.keys,
-        value_size: args.value_size,
-        read_ratio: args.read_ratio,
-        stale_reads: args.stale_reads,
-        ok,
-        reads: bench.reads,
-        writes: bench.writes,
-        failed,
-        errors: bench.errors.clone(),
-        elapsed_s: elapsed.as_secs_f64(),
-        throughput: ok as f64 / elapsed.as_secs_f64().max(1e-9),
-        latency_ms: percentiles(std::mem::take(&mut bench.latencies_us)),
-        // Endpoints are numbered from 1 in the order given.
-        leader: Some(leader as u64 + 1),
-    })
+    // Endpoints are numbered from 1 in the order given.
+    Ok(bench.tally.report(args, start.elapsed(), Some(leader as u64 + 1)))
 }
 
 impl Bench<'_> {
@@ -351,7 +324,7 @@ impl Bench<'_> {
             }
             if now.duration_since(self.last_success) > self.timeout * 2 {
                 for c in &mut self.conns {
-                    self.errors.aborted += c.remaining + (c.inflight.len() + c.resend.len()) as u64;
+                    self.tally.errors.aborted += c.remaining + (c.inflight.len() + c.resend.len()) as u64;
                     c.remaining = 0;
                     c.inflight.clear();
                     c.resend.clear();
@@ -414,9 +387,9 @@ impl Bench<'_> {
         if expired {
             c.inflight.retain(|f| now.duration_since(f.first_sent) <= timeout);
         }
-        self.errors.timeouts += (before - c.inflight.len() - c.resend.len()) as u64;
+        self.tally.errors.timeouts += (before - c.inflight.len() - c.resend.len()) as u64;
         if expired {
-            self.errors.reconnects += 1;
+            self.tally.errors.reconnects += 1;
             return self.disconnect(i, RETRY_PAUSE);
         }
         let c = &mut self.conns[i];
@@ -465,7 +438,7 @@ impl Bench<'_> {
                 c.reconnect_at = None;
             }
             Err(_) => {
-                self.errors.reconnects += 1;
+                self.tally.errors.reconnects += 1;
                 c.endpoint = (c.endpoint + 1) % self.endpoints.len();
                 c.reconnect_at = Some(Instant::now() + RETRY_PAUSE);
             }
@@ -479,7 +452,7 @@ impl Bench<'_> {
         match stream.take_error() {
             Ok(None) => {}
             _ => {
-                self.errors.reconnects += 1;
+                self.tally.errors.reconnects += 1;
                 return self.disconnect(i, RETRY_PAUSE);
             }
         }
@@ -539,7 +512,7 @@ impl Bench<'_> {
         }
         c.out.drain(..written);
         if failed {
-            self.errors.reconnects += 1;
+            self.tally.errors.reconnects += 1;
             self.disconnect(i, RETRY_PAUSE);
         }
     }
@@ -586,7 +559,7 @@ impl Bench<'_> {
             }
         }
         if closed && self.conns[i].stream.is_some() {
-            self.errors.reconnects += 1;
+            self.tally.errors.reconnects += 1;
             self.disconnect(i, RETRY_PAUSE);
         }
     }
@@ -594,19 +567,19 @@ impl Bench<'_> {
     fn on_response(&mut self, i: usize, f: InFlight, status: u16) {
         let now = Instant::now();
         if (200..300).contains(&status) {
-            self.latencies_us.push(now.duration_since(f.first_sent).as_micros() as u64);
+            self.tally.latencies_us.push(now.duration_since(f.first_sent).as_micros() as u64);
             if f.is_read {
-                self.reads += 1;
+                self.tally.reads += 1;
             } else {
-                self.writes += 1;
+                self.tally.writes += 1;
             }
             self.last_success = now;
         } else if status == 400 || status == 413 {
             // The request itself is wrong: retrying cannot help.
-            self.errors.invalid += 1;
+            self.tally.errors.invalid += 1;
         } else {
             // 503 (no leader) and friends: try again after a pause.
-            self.errors.unavailable += 1;
+            self.tally.errors.unavailable += 1;
             let c = &mut self.conns[i];
             c.resend.push(f);
             c.resend_at.get_or_insert(now + RETRY_PAUSE);
