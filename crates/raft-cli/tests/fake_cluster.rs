@@ -375,8 +375,14 @@ fn bench_against_the_fake_reports_json() {
 fn bench_follows_a_leader_change_without_applying_twice() {
     let fake = Fake::start(2, &[(1, Leader), (2, Follower(Some(1)))]);
     let modes = fake.modes.clone();
+    let store = fake.store.clone();
+    // Move the leadership once the bench is well under way (a condition, not a delay), so
+    // requests are in flight when node 1 starts answering NotLeader.
     let flip = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(30));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while store.lock().unwrap().applied < 200 && std::time::Instant::now() < deadline {
+            thread::yield_now();
+        }
         modes.lock().unwrap().insert(1, Follower(Some(2)));
         modes.lock().unwrap().insert(2, Leader);
     });
@@ -385,6 +391,7 @@ fn bench_follows_a_leader_change_without_applying_twice() {
     assert_eq!(out.code, 0, "{:?}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
     assert_eq!(v["ok"], 3000);
+    assert!(v["errors"]["redirects"].as_u64().unwrap() > 0, "the bench must have been redirected: {v}");
     assert_eq!(fake.store.lock().unwrap().applied, 3000);
     fake.set_mode(1, Leader);
 }
