@@ -376,24 +376,29 @@ impl Cluster {
         (1..=self.opts.nodes).collect()
     }
 
+    /// The file layout comes from raft-config, the one place that defines it.
+    fn layout(&self) -> raft_config::ClusterConfig {
+        raft_config::ClusterConfig { dir: self.dir.clone(), nodes: self.opts.nodes, ..Default::default() }
+    }
+
     pub fn node_dir(&self, id: NodeId) -> PathBuf {
-        self.dir.join(format!("node-{id}"))
+        self.layout().node_dir(id)
     }
 
     pub fn node_socket(&self, id: NodeId) -> PathBuf {
-        self.node_dir(id).join("node.sock")
+        self.layout().node_socket(id)
     }
 
     pub fn node_log(&self, id: NodeId) -> PathBuf {
-        self.node_dir(id).join("node.log")
+        self.layout().node_log(id)
     }
 
     pub fn wal_dir(&self, id: NodeId) -> PathBuf {
-        self.node_dir(id).join("wal")
+        self.layout().node_wal_dir(id)
     }
 
     pub fn supervisor_socket(&self) -> PathBuf {
-        self.dir.join("supervisor.sock")
+        self.layout().supervisor_socket()
     }
 
     /// `(id, socket path)` of every node, for [`Kv`] clients.
