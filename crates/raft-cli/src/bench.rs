@@ -175,6 +175,44 @@ struct Conn {
     rng: Rng,
 }
 
+/// Writes queued bytes until the socket would block, dropping what was written. False
+/// when the connection failed. Shared by both load generators (ours and `--etcd`).
+pub(crate) fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
+    let mut written = 0;
+    let mut ok = true;
+    while written < out.len() {
+        match stream.write(&out[written..]) {
+            Ok(0) => {
+                ok = false;
+                break;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    out.drain(..written);
+    ok
+}
+
+/// Reads until the socket would block, handing each chunk to `sink`. True when the
+/// connection closed or failed (mio is edge-triggered: everything available is read).
+pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => sink(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
 /// What a run counted, for either load generator (ours or `--etcd`).
 pub(crate) struct Tally {
     pub(crate) latencies_us: Vec<u64>,
@@ -424,51 +462,18 @@ impl Bench<'_> {
     fn flush(&mut self, i: usize) {
         let c = &mut self.conns[i];
         let Some(stream) = c.stream.as_mut() else { return };
-        let mut written = 0;
-        let mut failed = false;
-        while written < c.out.len() {
-            match stream.write(&c.out[written..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        c.out.drain(..written);
-        if failed {
+        if !write_some(stream, &mut c.out) {
             self.tally.errors.reconnects += 1;
             self.disconnect(i, None, RETRY_PAUSE);
         }
     }
 
     fn read_from(&mut self, i: usize, buf: &mut [u8]) {
-        let mut closed = false;
-        {
+        let mut closed = {
             let c = &mut self.conns[i];
             let Some(stream) = c.stream.as_mut() else { return };
-            loop {
-                match stream.read(buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.reader.extend(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        }
+            read_some(stream, buf, |bytes| c.reader.extend(bytes))
+        };
         loop {
             let c = &mut self.conns[i];
             if c.stream.is_none() {

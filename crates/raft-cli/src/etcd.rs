@@ -16,7 +16,7 @@
 //! calls. Anything else (chunked bodies, oversize heads or bodies) closes the connection.
 
 use crate::args::BenchArgs;
-use crate::bench::{bench_key, BenchReport, Tally};
+use crate::bench::{bench_key, read_some, write_some, BenchReport, Tally};
 use crate::commands::Output;
 use crate::rng::Rng;
 use crate::EXIT_UNAVAILABLE;
@@ -493,54 +493,21 @@ impl Bench<'_> {
             return;
         }
         let Some(stream) = c.stream.as_mut() else { return };
-        let mut written = 0;
-        let mut failed = false;
-        while written < c.out.len() {
-            match stream.write(&c.out[written..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        c.out.drain(..written);
-        if failed {
+        if !write_some(stream, &mut c.out) {
             self.tally.errors.reconnects += 1;
             self.disconnect(i, RETRY_PAUSE);
         }
     }
 
     fn read_from(&mut self, i: usize, buf: &mut [u8]) {
-        let mut closed = false;
-        {
+        let mut closed = {
             let c = &mut self.conns[i];
             if !c.ready {
                 return;
             }
             let Some(stream) = c.stream.as_mut() else { return };
-            loop {
-                match stream.read(buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => c.input.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        }
+            read_some(stream, buf, |bytes| c.input.extend_from_slice(bytes))
+        };
         loop {
             let c = &mut self.conns[i];
             match parse_response(&mut c.input) {
