@@ -165,6 +165,7 @@ pub struct RawNode {
     /// Confirmed reads waiting for the applied index to reach them.
     confirmed_reads: VecDeque<ReadState>,
     prev_hard_state: HardState,
+    prev_soft_state: SoftState,
     out: Out,
 }
 
@@ -228,6 +229,7 @@ impl RawNode {
             pending_install: None,
             confirmed_reads: VecDeque::new(),
             prev_hard_state: HardState { term: hard_state.term, vote: hard_state.vote, commit },
+            prev_soft_state: SoftState { role: RoleKind::Follower, term: hard_state.term, leader: None },
             out: Out::default(),
             config,
         };
@@ -1101,6 +1103,13 @@ impl RawNode {
         } else {
             None
         };
+        let ss = SoftState { role: self.role(), term: self.term, leader: self.leader };
+        let soft_state = if ss != self.prev_soft_state {
+            self.prev_soft_state = ss;
+            Some(ss)
+        } else {
+            None
+        };
         let entries = self.log.take_unstable();
         let snapshot = self.pending_install.take();
         let committed = self.log.take_committed();
@@ -1111,6 +1120,7 @@ impl RawNode {
         }
         let out = std::mem::take(&mut self.out);
         Ready {
+            soft_state,
             hard_state,
             entries,
             snapshot,

@@ -1,6 +1,6 @@
 //! The output batch of one turn, and the events a learner reads in the node log.
 
-use crate::{Entry, HardState, Index, Message, NodeId, ReadState, RoleKind, Snapshot, Term};
+use crate::{Entry, HardState, Index, Message, NodeId, ReadState, RoleKind, Snapshot, SoftState, Term};
 use std::fmt;
 
 /// Everything the driver must do after a turn, in the order documented in the crate
@@ -9,6 +9,10 @@ use std::fmt;
 /// `reads`; log `events`.
 #[derive(Debug, Default)]
 pub struct Ready {
+    /// Role, term or leader changed since the last batch: the new values. Volatile, never
+    /// persisted; a driver uses it to route clients and to fail pending requests when it
+    /// stops leading.
+    pub soft_state: Option<SoftState>,
     /// Changed term, vote or commit index to persist, if any changed.
     pub hard_state: Option<HardState>,
     /// Entries to append to the log. If `entries[0].index` is at or below the stored last
@@ -35,7 +39,8 @@ pub struct Ready {
 impl Ready {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
+        self.soft_state.is_none()
+            && self.hard_state.is_none()
             && self.entries.is_empty()
             && self.snapshot.is_none()
             && self.messages.is_empty()

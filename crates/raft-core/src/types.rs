@@ -121,6 +121,17 @@ impl fmt::Display for RoleKind {
     }
 }
 
+/// The volatile state a driver shows (status, logs, who to redirect clients to): handed
+/// out in [`crate::Ready::soft_state`] whenever any of it changes, so a driver never has
+/// to reconstruct it from events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoftState {
+    pub role: RoleKind,
+    pub term: Term,
+    /// The leader this node follows (itself when leading); `None` while unknown.
+    pub leader: Option<NodeId>,
+}
+
 /// A read confirmed by ReadIndex (§6.4): safe to serve now, because the state machine
 /// has applied at least `index` and leadership was confirmed after the read arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,7 +24,8 @@
 //! is skipped identically on every node (it is answered as invalid).
 
 use raft_core::{Entry, EntryData, Index};
-use raft_wire::{ReadOp, Reply, WriteOp, MAX_KEYS_PER_LISTING};
+mod ops;
+pub use ops::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -43,8 +44,12 @@ pub const MAX_LISTING_BYTES: usize = 4 << 20;
 /// reading it, so a damaged image must not be able to claim more than this.
 pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
 
+/// Largest command `Command::decode` accepts: a command arrived in one client frame
+/// (`raft_wire::MAX_FRAME_BYTES`, 8 MiB), so a larger claim is damage.
+pub const MAX_COMMAND_BYTES: usize = 8 << 20;
+
 fn command_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ raft_wire::MAX_FRAME_BYTES }>()
+    bincode::config::standard().with_limit::<MAX_COMMAND_BYTES>()
 }
 
 fn snapshot_config() -> impl bincode::config::Config {
@@ -450,8 +455,10 @@ mod tests {
         let reply = s.read(&ReadOp::Keys { prefix: String::new(), limit: MAX_KEYS_PER_LISTING });
         let Reply::Keys(keys) = &reply else { panic!("{reply:?}") };
         assert!(!keys.is_empty() && (keys.len() as u64) < n, "the listing must be cut short, got {}", keys.len());
-        let frame = raft_wire::encode(&raft_wire::ClientResponse { id: 1, body: raft_wire::Response::Ok(reply) });
-        assert!(frame.is_ok(), "the reply must encode within the frame limit");
+        // A frame (raft-wire's 8 MiB, the same figure as MAX_COMMAND_BYTES) carries the
+        // reply plus a few bytes of envelope.
+        let bytes = bincode::serde::encode_to_vec(&reply, bincode::config::standard()).unwrap();
+        assert!(bytes.len() + 64 < MAX_COMMAND_BYTES, "the reply must fit in one frame, got {} bytes", bytes.len());
     }
 
     #[test]

@@ -12,10 +12,7 @@ use raft_core::{
 };
 use raft_kv::{Applied, Command, KvStore};
 use raft_storage::{Storage, StorageOptions};
-use raft_wire::{
-    ClientRequest, ClientResponse, Hello, NodeStatus, ReadOp, Request, Response, WriteOp, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
-};
+use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, ReadOp, Request, Response};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -660,7 +657,7 @@ impl Server {
         let id = req.id;
         match req.body {
             Request::Write { session, seq, op } => {
-                if let Err(reason) = validate_write(&op) {
+                if let Err(reason) = op.validate() {
                     return self.respond(token, id, Response::Invalid { reason });
                 }
                 if self.role != RoleKind::Leader {
@@ -774,6 +771,7 @@ impl Server {
 
     fn handle_ready(&mut self, rd: Ready) -> Result<(), NodeError> {
         let Ready {
+            soft_state: _,
             hard_state,
             entries,
             snapshot,
@@ -971,19 +969,4 @@ fn propose_error(e: ProposeError) -> Response {
         ProposeError::NotLeader(nl) => Response::NotLeader { leader: nl.leader },
         ProposeError::Busy => Response::Unavailable { reason: "leader busy (transfer or backlog); retry".into() },
     }
-}
-
-pub(crate) fn validate_write(op: &WriteOp) -> Result<(), String> {
-    let (key, values): (&str, Vec<usize>) = match op {
-        WriteOp::Set { key, value } => (key, vec![value.len()]),
-        WriteOp::Delete { key } => (key, vec![]),
-        WriteOp::Cas { key, expected, new } => (key, vec![expected.as_ref().map_or(0, Vec::len), new.len()]),
-    };
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(format!("key must be 1 to {MAX_KEY_BYTES} bytes, got {}", key.len()));
-    }
-    if let Some(v) = values.into_iter().find(|&v| v > MAX_VALUE_BYTES) {
-        return Err(format!("value of {v} bytes is over the limit of {MAX_VALUE_BYTES}"));
-    }
-    Ok(())
 }

@@ -1,26 +1,11 @@
-//! Unit tests of the node's pieces that need no cluster: request validation, the
+//! Unit tests of the node's pieces that need no cluster: the
 //! connection's framing and bounded output, the event log's line format.
 
 use crate::conn::{Conn, Kind, ReadOutcome};
 use crate::eventlog::{EventLog, LogTarget};
-use crate::server::validate_write;
 use mio::net::UnixStream;
-use raft_wire::{ClientRequest, Request, WriteOp, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use raft_wire::{ClientRequest, Request};
 use std::io::Read;
-
-#[test]
-fn writes_over_the_limits_are_refused_with_a_reason() {
-    let ok = WriteOp::Set { key: "k".into(), value: vec![0; MAX_VALUE_BYTES] };
-    assert!(validate_write(&ok).is_ok());
-    let empty_key = WriteOp::Delete { key: String::new() };
-    assert!(validate_write(&empty_key).unwrap_err().contains("key must be"));
-    let long_key = WriteOp::Delete { key: "k".repeat(MAX_KEY_BYTES + 1) };
-    assert!(validate_write(&long_key).is_err());
-    let big = WriteOp::Cas { key: "k".into(), expected: None, new: vec![0; MAX_VALUE_BYTES + 1] };
-    assert!(validate_write(&big).unwrap_err().contains("over the limit"));
-    let big_expected = WriteOp::Cas { key: "k".into(), expected: Some(vec![0; MAX_VALUE_BYTES + 1]), new: vec![] };
-    assert!(validate_write(&big_expected).is_err());
-}
 
 #[test]
 fn queued_frames_arrive_whole_and_in_order() {

@@ -428,6 +428,7 @@ impl Sim {
     /// between its steps.
     fn handle_ready(&mut self, i: usize, rd: Ready) -> Result<(), Violation> {
         let Ready {
+            soft_state: _,
             hard_state,
             entries,
             snapshot,

@@ -19,3 +19,6 @@ mod proto;
 pub mod supervisor;
 pub use codec::*;
 pub use proto::*;
+/// The key-value operations are raft-kv's (with their limits and validation); they
+/// travel inside [`Request`], so they are part of this vocabulary too.
+pub use raft_kv::{ReadOp, Reply, WriteOp, MAX_KEYS_PER_LISTING, MAX_KEY_BYTES, MAX_VALUE_BYTES};

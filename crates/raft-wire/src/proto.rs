@@ -1,6 +1,7 @@
 //! Protocol types: hello, client requests and responses, status and admin.
 
 use raft_core::{Index, NodeId, PeerProgress, RoleKind, Term};
+use raft_kv::{ReadOp, Reply, WriteOp};
 use serde::{Deserialize, Serialize};
 
 /// The first frame on every connection.
@@ -35,52 +36,6 @@ pub enum Request {
     Isolate { peers: Vec<NodeId> },
     /// Ask the leader to hand leadership to `to` (§3.10).
     TransferLeader { to: NodeId },
-}
-
-/// Writes, replicated through the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WriteOp {
-    Set {
-        key: String,
-        value: Vec<u8>,
-    },
-    Delete {
-        key: String,
-    },
-    /// Set `key` to `new` if its current value is `expected` (`None`: the key is absent).
-    Cas {
-        key: String,
-        expected: Option<Vec<u8>>,
-        new: Vec<u8>,
-    },
-}
-
-/// Reads, served by the state machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReadOp {
-    Get {
-        key: String,
-    },
-    /// Keys starting with `prefix`, sorted, at most `limit`.
-    Keys {
-        prefix: String,
-        limit: u32,
-    },
-}
-
-/// What the state machine answered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Reply {
-    /// A set succeeded.
-    Done,
-    /// A delete; `existed` says whether the key was there.
-    Deleted { existed: bool },
-    /// A cas: `ok` if it swapped; `current` is the value it found.
-    Cas { ok: bool, current: Option<Vec<u8>> },
-    /// A get.
-    Value(Option<Vec<u8>>),
-    /// A keys listing.
-    Keys(Vec<String>),
 }
 
 /// One response, matching the request with the same `id`.
@@ -135,10 +90,3 @@ pub struct NodeStatus {
     /// Peers cut off by [`Request::Isolate`].
     pub isolated: Vec<NodeId>,
 }
-
-/// Maximum key length in bytes: keeps entries and listings bounded.
-pub const MAX_KEY_BYTES: usize = 4096;
-/// Maximum value length in bytes: one value must fit comfortably in one append.
-pub const MAX_VALUE_BYTES: usize = 256 * 1024;
-/// Maximum keys in one listing: one reply must fit in one frame.
-pub const MAX_KEYS_PER_LISTING: u32 = 10_000;
