@@ -12,14 +12,11 @@
 //!    block; decode whole frames; step peer messages into [`raft_core::RawNode`]; turn
 //!    client requests into proposals and ReadIndex requests.
 //! 2. Tick the core if the deadline passed.
-//! 3. Take the core's [`raft_core::Ready`] and carry it out: send what promises nothing
-//!    (the leader's appends go out *before* its own fsync); apply committed entries to
-//!    [`raft_kv::KvStore`], answer their clients and serve confirmed reads (committed
-//!    means durable on a majority, so these answers need not wait for this turn's
-//!    fsync; a batch with a snapshot applies after installing it instead); persist hard
-//!    state and entries with ONE write and ONE fsync for the whole turn (group commit),
-//!    report the persisted index (only now does the leader count itself), send what
-//!    promises durable state (votes, acks), install a received snapshot.
+//! 3. Let the [`raft_replica::Replica`] carry out the core's `Ready` batches: it is the
+//!    one driver, shared with the simulator (see its crate docs for the order). The
+//!    node is its [`raft_replica::Effects`]: messages go to peer connections, answers to
+//!    client connections, event lines to stdout; [`raft_replica::Effects::flush`] puts
+//!    them on the sockets before the turn's fsync.
 //! 4. Compact when the log since the last snapshot passes the configured thresholds.
 //! 5. Flush output buffers.
 //!
@@ -60,8 +57,7 @@ pub const HELLO_TIMEOUT_MS: u64 = 2_000;
 pub const MAX_CLIENT_OUT_BYTES: usize = 32 << 20;
 /// Bytes queued on one peer stream before it is dropped and reconnected (Raft resends).
 pub const MAX_PEER_OUT_BYTES: usize = 64 << 20;
-/// Client requests waiting for commit or ReadIndex on one node: back-pressure.
-pub const MAX_PENDING_REQUESTS: usize = 100_000;
+pub use raft_replica::MAX_PENDING_REQUESTS;
 /// Ticks replayed at most after the loop was late. Enough to absorb a slow fsync without
 /// losing time, and below any election timeout: a node resumed after SIGSTOP first hears
 /// what its peers sent meanwhile instead of firing election rounds in one burst.

@@ -1,4 +1,5 @@
-//! The event loop: sockets in, the core in the middle, storage and the state machine out.
+//! The event loop: sockets in, the replica (core, storage, state machine) in the middle,
+//! answers and messages out.
 
 use crate::conn::{Conn, Kind, ReadOutcome};
 use crate::event;
@@ -6,13 +7,10 @@ use crate::eventlog::{EventLog, LogTarget};
 use crate::*;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use raft_core::{
-    Config, Entry, Event, HardState, Index, Message, NodeId, ProposeError, RawNode, Ready, RoleKind, Snapshot,
-    SnapshotMeta, Term,
-};
-use raft_kv::{Applied, Command, KvStore};
+use raft_core::{Config, Message, NodeId, Term};
+use raft_replica::{Effects, Replica, ReplicaError, ReplicaOptions, Waiter};
 use raft_storage::{Storage, StorageOptions};
-use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, ReadOp, Request, Response};
+use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, Request, Response};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,8 +61,8 @@ pub enum NodeError {
     Listen { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Config(String),
-    #[error("snapshot on disk does not load: {0}")]
-    Snapshot(String),
+    #[error("{0}")]
+    Replica(#[from] ReplicaError),
     #[error("event loop: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -83,22 +81,6 @@ impl StopHandle {
     }
 }
 
-/// A client waiting for its write to commit or its read to be confirmed.
-struct Waiting {
-    token: Token,
-    request_id: u64,
-}
-
-struct PendingWrite {
-    waiting: Waiting,
-    term: Term,
-}
-
-struct PendingRead {
-    waiting: Waiting,
-    op: ReadOp,
-}
-
 /// Our outbound link to one peer.
 struct PeerLink {
     token: Option<Token>,
@@ -107,7 +89,15 @@ struct PeerLink {
     connected: bool,
 }
 
+/// A running node: the transport around one [`Replica`], which does everything Raft.
 pub struct Server {
+    net: Net,
+    replica: Replica<Storage>,
+}
+
+/// The transport: sockets, connections, peers, the partition lever, the event log. It is
+/// the replica's [`Effects`]: messages and answers leave through it.
+struct Net {
     s: NodeSettings,
     log: EventLog,
     poll: Poll,
@@ -119,16 +109,6 @@ pub struct Server {
     clients: usize,
     peers: BTreeMap<NodeId, PeerLink>,
     isolated: BTreeSet<NodeId>,
-    raft: RawNode,
-    storage: Storage,
-    kv: KvStore,
-    /// Term of the last applied entry (the snapshot's term when compacting).
-    applied_term: Term,
-    snapshot_index: Index,
-    bytes_since_snapshot: u64,
-    pending_writes: BTreeMap<Index, PendingWrite>,
-    pending_reads: HashMap<u64, PendingRead>,
-    next_read_id: u64,
     next_tick: Instant,
     /// accept() failed with something other than WouldBlock: try again next turn.
     accept_retry: bool,
@@ -136,65 +116,51 @@ pub struct Server {
     unidentified: usize,
     /// Connections whose read budget ran out last turn (see `MAX_READ_BYTES_PER_TURN`).
     unread: Vec<Token>,
-    /// The hard state last made durable, and a newer one that only moved the commit index.
-    synced_hard_state: HardState,
-    unsynced_hard_state: Option<HardState>,
+    /// The replica's term, for the transport's own log lines.
     term: Term,
-    role: RoleKind,
     scratch: Vec<u8>,
 }
 
+impl Effects for Net {
+    fn send(&mut self, msg: Message) {
+        Net::send(self, msg);
+    }
+    fn flush(&mut self) {
+        self.flush_all();
+    }
+    fn respond(&mut self, to: Waiter, response: Response) {
+        Net::respond(self, Token(to.conn as usize), to.request_id, response);
+    }
+    fn log(&mut self, term: Term, line: std::fmt::Arguments<'_>) {
+        self.term = term;
+        self.log.line(term, line);
+    }
+}
+
 impl Server {
-    /// Recovers storage, binds the socket and builds the core. Fails with a clear error on
-    /// a locked directory, a corrupt log or a socket that cannot be bound.
+    /// Recovers storage, binds the socket and builds the replica. Fails with a clear error
+    /// on a locked directory, a corrupt log or a socket that cannot be bound.
     pub fn open(s: NodeSettings) -> Result<Server, NodeError> {
         let id = s.id;
         let mut log = EventLog::open(id, &s.log)?;
         let opts = StorageOptions { fsync: s.fsync, ..StorageOptions::default() };
         let (storage, recovery) = Storage::open(&s.node_dir, opts)?;
-        // The summary line below says what was recovered; the notes say what was repaired.
+        // The summary line comes from the replica; the notes say what was repaired.
         for note in recovery.notes.iter().filter(|n| !n.starts_with("recovered ")) {
             event!(log, recovery.restored.hard_state.term, "storage: {note}");
         }
-        let mut restored = recovery.restored;
-        // The hard state is written ahead of the entries of its batch; a write torn by a
-        // power cut can keep it and lose entries its commit index covers. Those entries
-        // are committed on a majority anyway: forget the local claim, relearn it.
-        let last = restored.entries.last().map_or(restored.snapshot.as_ref().map_or(0, |s| s.meta.index), |e| e.index);
-        if restored.hard_state.commit > last {
-            event!(
-                log,
-                restored.hard_state.term,
-                "storage: commit index {} is past the log's end {last}; using {last}",
-                restored.hard_state.commit
-            );
-            restored.hard_state.commit = last;
-        }
-        let (kv, snapshot_index, applied_term) = match &restored.snapshot {
-            Some(snap) => (
-                KvStore::restore(&snap.data, snap.meta.index).map_err(|e| NodeError::Snapshot(e.to_string()))?,
-                snap.meta.index,
-                snap.meta.term,
-            ),
-            None => (KvStore::new(), 0, 0),
-        };
-        event!(
-            log,
-            restored.hard_state.term,
-            "storage recovered {} entries, snapshot index={}, commit={}",
-            restored.entries.len(),
-            snapshot_index,
-            restored.hard_state.commit
-        );
+        let term = recovery.restored.hard_state.term;
         let mut config = Config::new(id, s.sockets.keys().copied().collect(), s.seed);
         config.heartbeat_ticks = s.heartbeat_ticks;
         config.election_ticks_min = s.election_ticks_min;
         config.election_ticks_max = s.election_ticks_max;
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
-        let term = restored.hard_state.term;
-        let synced_hard_state = restored.hard_state;
-        let raft = RawNode::new(config, restored).map_err(|e| NodeError::Config(e.to_string()))?;
+        let replica_opts = ReplicaOptions {
+            snapshot_entries: s.snapshot_entries,
+            snapshot_bytes: s.snapshot_bytes,
+            ..ReplicaOptions::default()
+        };
 
         let path = s.sockets.get(&id).ok_or_else(|| NodeError::Config(format!("node {id} has no socket")))?.clone();
         // A socket file left by a dead incarnation would make bind fail; the storage lock
@@ -228,8 +194,7 @@ impl Server {
                 (p, link)
             })
             .collect();
-        event!(log, term, "listening on {}", path.display());
-        Ok(Server {
+        let mut net = Net {
             next_tick: now + s.tick,
             s,
             log,
@@ -242,32 +207,19 @@ impl Server {
             clients: 0,
             peers,
             isolated: BTreeSet::new(),
-            raft,
-            storage,
-            kv,
-            applied_term,
-            snapshot_index,
-            bytes_since_snapshot: 0,
-            pending_writes: BTreeMap::new(),
-            pending_reads: HashMap::new(),
-            next_read_id: 1,
             accept_retry: false,
             unidentified: 0,
             unread: Vec::new(),
-            synced_hard_state,
-            unsynced_hard_state: None,
             term,
-            role: RoleKind::Follower,
             scratch: vec![0; READ_CHUNK_BYTES],
-        })
+        };
+        let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
+        event!(net.log, term, "listening on {}", path.display());
+        Ok(Server { net, replica })
     }
 
     pub fn stop_handle(&self) -> StopHandle {
-        self.stop.clone()
-    }
-
-    fn id(&self) -> NodeId {
-        self.s.id
+        self.net.stop.clone()
     }
 
     /// Runs until SIGTERM/SIGINT or [`StopHandle::stop`]. Every turn's writes are durable
@@ -278,28 +230,28 @@ impl Server {
         self.process_ready()?;
         loop {
             let now = Instant::now();
-            self.connect_peers(now);
+            self.net.connect_peers(now);
             // Connections with bytes left unread this turn are served again at once.
-            let timeout = if self.unread.is_empty() {
-                self.next_deadline().saturating_duration_since(now)
+            let timeout = if self.net.unread.is_empty() {
+                self.net.next_deadline().saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
-            match self.poll.poll(&mut events, Some(timeout)) {
+            match self.net.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
-            for token in std::mem::take(&mut self.unread) {
+            for token in std::mem::take(&mut self.net.unread) {
                 self.on_conn_event(token, true, false);
             }
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.net.accept(),
                     SIGNALS => {
-                        if let Some(sig) = self.signals.as_mut() {
+                        if let Some(sig) = self.net.signals.as_mut() {
                             if sig.pending().next().is_some() {
-                                self.stop.flag.store(true, Ordering::SeqCst);
+                                self.net.stop.flag.store(true, Ordering::SeqCst);
                             }
                         }
                     }
@@ -307,23 +259,140 @@ impl Server {
                     token => self.on_conn_event(token, ev.is_readable(), ev.is_writable() || ev.is_write_closed()),
                 }
             }
-            if self.accept_retry {
-                self.accept();
+            if self.net.accept_retry {
+                self.net.accept();
             }
-            if self.unidentified > 0 {
-                self.close_silent_connections();
+            if self.net.unidentified > 0 {
+                self.net.close_silent_connections();
             }
             self.tick_if_due();
             self.process_ready()?;
-            self.maybe_compact()?;
-            self.flush_all();
-            if self.stop.flag.load(Ordering::SeqCst) {
-                event!(self.log, self.term, "shutting down");
+            let voters: Vec<NodeId> = self.net.s.sockets.keys().copied().collect();
+            self.replica.maybe_compact(&voters, &mut self.net)?;
+            self.net.flush_all();
+            if self.net.stop.flag.load(Ordering::SeqCst) {
+                event!(self.net.log, self.replica.term(), "shutting down");
                 return Ok(());
             }
         }
     }
 
+    fn process_ready(&mut self) -> Result<(), NodeError> {
+        self.replica.process_ready(&mut self.net)?;
+        self.net.term = self.replica.term();
+        Ok(())
+    }
+
+    fn tick_if_due(&mut self) {
+        let now = Instant::now();
+        let mut n = 0;
+        while self.net.next_tick <= now && n < MAX_CATCH_UP_TICKS {
+            self.replica.raft_mut().tick();
+            self.net.next_tick += self.net.s.tick;
+            n += 1;
+        }
+        if self.net.next_tick <= now {
+            // Far behind (the process was stopped): resume the normal cadence from now.
+            self.net.next_tick = now + self.net.s.tick;
+        }
+    }
+
+    fn on_conn_event(&mut self, token: Token, readable: bool, writable: bool) {
+        if let Some(closed) = self.net.service(token, readable, writable) {
+            self.dispatch_frames(token);
+            if closed {
+                self.net.close(token, None);
+            }
+        }
+    }
+
+    /// Decodes and handles every complete frame buffered on `token`.
+    fn dispatch_frames(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.net.conns.get_mut(&token) else { return };
+            let kind = conn.kind;
+            let res = match kind {
+                Kind::Unidentified => conn.reader.next_frame::<Hello>().map(|h| h.map(Frame::Hello)),
+                Kind::PeerIn(_) => conn.reader.next_frame::<Message>().map(|m| m.map(Frame::Message)),
+                Kind::Client => conn.reader.next_frame::<ClientRequest>().map(|r| r.map(Frame::Request)),
+                // We never expect frames on our outbound peer streams.
+                Kind::PeerOut(_) => conn.reader.next_frame::<Message>().map(|m| m.map(Frame::Message)),
+            };
+            let frame = match res {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => return self.net.close(token, Some(format!("bad frame: {e}"))),
+            };
+            match (kind, frame) {
+                (Kind::Unidentified, Frame::Hello(hello)) => {
+                    if let Err(why) = self.net.identify(token, hello) {
+                        return self.net.close(token, Some(why));
+                    }
+                }
+                (Kind::PeerIn(peer), Frame::Message(msg)) => {
+                    if msg.from != peer || msg.to != self.net.s.id {
+                        let why = format!("message claims n{} -> n{} on the stream of n{peer}", msg.from, msg.to);
+                        return self.net.close(token, Some(why));
+                    }
+                    if self.net.isolated.contains(&peer) {
+                        continue;
+                    }
+                    if let Err(e) = self.replica.raft_mut().step(msg) {
+                        return self.net.close(token, Some(e.to_string()));
+                    }
+                }
+                (Kind::Client, Frame::Request(req)) => self.on_request(token, req),
+                (_, _) => return self.net.close(token, Some("unexpected frame".into())),
+            }
+        }
+    }
+
+    fn on_request(&mut self, token: Token, req: ClientRequest) {
+        let from = Waiter { conn: token.0 as u64, request_id: req.id };
+        match req.body {
+            Request::Write { session, seq, op } => self.replica.write(from, session, seq, op, &mut self.net),
+            Request::Read { op, stale } => self.replica.read(from, op, stale, &mut self.net),
+            Request::Status => {
+                let status = self.status();
+                self.net.respond(token, req.id, Response::Status(status));
+            }
+            Request::Isolate { peers } => {
+                let body = self.net.isolate(peers);
+                self.net.respond(token, req.id, body);
+            }
+            Request::TransferLeader { to } => {
+                let body = match self.replica.raft_mut().transfer_leadership(to) {
+                    Ok(()) => Response::Accepted,
+                    Err(raft_core::TransferError::NotLeader(nl)) => Response::NotLeader { leader: nl.leader },
+                    Err(raft_core::TransferError::UnknownPeer(p)) => {
+                        Response::Invalid { reason: format!("unknown node id {p}") }
+                    }
+                };
+                self.net.respond(token, req.id, body);
+            }
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let st = self.replica.raft().status();
+        NodeStatus {
+            id: st.id,
+            pid: std::process::id(),
+            role: st.role,
+            term: st.term,
+            leader: st.leader,
+            commit: st.commit,
+            applied: self.replica.kv().applied(),
+            last_index: st.last_index,
+            snapshot_index: self.replica.snapshot_index(),
+            progress: st.progress,
+            connected: self.net.peers.iter().filter(|(_, l)| l.connected).map(|(&p, _)| p).collect(),
+            isolated: self.net.isolated.iter().copied().collect(),
+        }
+    }
+}
+
+impl Net {
     fn next_deadline(&self) -> Instant {
         let mut d = self.next_tick;
         for link in self.peers.values() {
@@ -334,18 +403,21 @@ impl Server {
         d
     }
 
-    fn tick_if_due(&mut self) {
-        let now = Instant::now();
-        let mut n = 0;
-        while self.next_tick <= now && n < MAX_CATCH_UP_TICKS {
-            self.raft.tick();
-            self.next_tick += self.s.tick;
-            n += 1;
+    /// The partition lever: drop all traffic with `peers` (empty heals).
+    fn isolate(&mut self, peers: Vec<NodeId>) -> Response {
+        let peers: BTreeSet<NodeId> = peers.into_iter().filter(|p| *p != self.s.id).collect();
+        if let Some(bad) = peers.iter().find(|p| !self.s.sockets.contains_key(p)) {
+            return Response::Invalid { reason: format!("unknown node id {bad}") };
         }
-        if self.next_tick <= now {
-            // Far behind (the process was stopped): resume the normal cadence from now.
-            self.next_tick = now + self.s.tick;
+        if peers != self.isolated {
+            if peers.is_empty() {
+                event!(self.log, self.term, "partition healed: talking to every peer");
+            } else {
+                event!(self.log, self.term, "partitioned: dropping traffic with {:?}", peers);
+            }
         }
+        self.isolated = peers;
+        Response::Accepted
     }
 
     // ----- connections -------------------------------------------------------------------
@@ -429,7 +501,7 @@ impl Server {
                     }
                     let mut conn = Conn::new(stream, Kind::PeerOut(peer));
                     conn.connecting = true;
-                    let hello = Hello::Peer { cluster_id: self.s.cluster_id, node: self.id() };
+                    let hello = Hello::Peer { cluster_id: self.s.cluster_id, node: self.s.id };
                     conn.queue(&hello).expect("hello encodes");
                     self.conns.insert(token, conn);
                     let link = self.peers.get_mut(&peer).expect("known peer");
@@ -472,90 +544,6 @@ impl Server {
                 if let Some(why) = why {
                     event!(self.log, self.term, "connection closed: {why}");
                 }
-            }
-        }
-    }
-
-    fn on_conn_event(&mut self, token: Token, readable: bool, writable: bool) {
-        let Some(conn) = self.conns.get_mut(&token) else { return };
-        if writable && conn.connecting {
-            // A non-blocking connect finished: success unless the socket holds an error.
-            match conn.stream.take_error() {
-                Ok(None) => {
-                    conn.connecting = false;
-                    if let Kind::PeerOut(peer) = conn.kind {
-                        let link = self.peers.get_mut(&peer).expect("known peer");
-                        link.connected = true;
-                        link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
-                        event!(self.log, self.term, "peer n{peer} connected");
-                    }
-                }
-                Ok(Some(e)) | Err(e) => return self.close(token, Some(format!("connect failed: {e}"))),
-            }
-        }
-        if writable {
-            if let Err(e) = conn.flush() {
-                return self.close(token, Some(format!("write failed: {e}")));
-            }
-        }
-        if !readable {
-            return;
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let outcome = conn.read_available(&mut scratch, MAX_READ_BYTES_PER_TURN);
-        self.scratch = scratch;
-        let closed = match outcome {
-            Ok(ReadOutcome::Open) => false,
-            Ok(ReadOutcome::More) => {
-                self.unread.push(token);
-                false
-            }
-            Ok(ReadOutcome::Closed) => true,
-            Err(e) => return self.close(token, Some(format!("read failed: {e}"))),
-        };
-        self.dispatch_frames(token);
-        if closed {
-            self.close(token, None);
-        }
-    }
-
-    /// Decodes and handles every complete frame buffered on `token`.
-    fn dispatch_frames(&mut self, token: Token) {
-        loop {
-            let Some(conn) = self.conns.get_mut(&token) else { return };
-            let kind = conn.kind;
-            let res = match kind {
-                Kind::Unidentified => conn.reader.next_frame::<Hello>().map(|h| h.map(Frame::Hello)),
-                Kind::PeerIn(_) => conn.reader.next_frame::<Message>().map(|m| m.map(Frame::Message)),
-                Kind::Client => conn.reader.next_frame::<ClientRequest>().map(|r| r.map(Frame::Request)),
-                // We never expect frames on our outbound peer streams.
-                Kind::PeerOut(_) => conn.reader.next_frame::<Message>().map(|m| m.map(Frame::Message)),
-            };
-            let frame = match res {
-                Ok(Some(f)) => f,
-                Ok(None) => return,
-                Err(e) => return self.close(token, Some(format!("bad frame: {e}"))),
-            };
-            match (kind, frame) {
-                (Kind::Unidentified, Frame::Hello(hello)) => {
-                    if let Err(why) = self.identify(token, hello) {
-                        return self.close(token, Some(why));
-                    }
-                }
-                (Kind::PeerIn(peer), Frame::Message(msg)) => {
-                    if msg.from != peer || msg.to != self.id() {
-                        let why = format!("message claims n{} -> n{} on the stream of n{peer}", msg.from, msg.to);
-                        return self.close(token, Some(why));
-                    }
-                    if self.isolated.contains(&peer) {
-                        continue;
-                    }
-                    if let Err(e) = self.raft.step(msg) {
-                        return self.close(token, Some(e.to_string()));
-                    }
-                }
-                (Kind::Client, Frame::Request(req)) => self.on_request(token, req),
-                (_, _) => return self.close(token, Some("unexpected frame".into())),
             }
         }
     }
@@ -643,318 +631,54 @@ impl Server {
         }
     }
 
-    // ----- client requests ---------------------------------------------------------------
-
-    fn pending(&self) -> usize {
-        self.pending_writes.len() + self.pending_reads.len()
-    }
-
-    fn not_leader(&self) -> Response {
-        Response::NotLeader { leader: self.raft.status().leader }
-    }
-
-    fn on_request(&mut self, token: Token, req: ClientRequest) {
-        let id = req.id;
-        match req.body {
-            Request::Write { session, seq, op } => {
-                if let Err(reason) = op.validate() {
-                    return self.respond(token, id, Response::Invalid { reason });
-                }
-                if self.role != RoleKind::Leader {
-                    return self.respond(token, id, self.not_leader());
-                }
-                if let Some(reply) = self.kv.cached_reply(session, seq) {
-                    // Already applied: answer the retry without a new entry.
-                    let reply = reply.clone();
-                    return self.respond(token, id, Response::Ok(reply));
-                }
-                if self.pending() >= MAX_PENDING_REQUESTS {
-                    let reason = "node busy: too many requests in flight; retry".into();
-                    return self.respond(token, id, Response::Unavailable { reason });
-                }
-                let data = Command { session, seq, op }.encode();
-                match self.raft.propose(data) {
-                    Ok(index) => {
-                        let waiting = Waiting { token, request_id: id };
-                        let prev = self.pending_writes.insert(index, PendingWrite { waiting, term: self.term });
-                        assert!(prev.is_none(), "two proposals got index {index}");
-                    }
-                    Err(e) => self.respond(token, id, propose_error(e)),
-                }
-            }
-            Request::Read { op, stale: true } => {
-                let reply = self.kv.read(&op);
-                self.respond(token, id, Response::Ok(reply));
-            }
-            Request::Read { op, stale: false } => {
-                if self.role != RoleKind::Leader {
-                    return self.respond(token, id, self.not_leader());
-                }
-                if self.pending() >= MAX_PENDING_REQUESTS {
-                    let reason = "node busy: too many requests in flight; retry".into();
-                    return self.respond(token, id, Response::Unavailable { reason });
-                }
-                let read_id = self.next_read_id;
-                self.next_read_id += 1;
-                match self.raft.read_index(read_id) {
-                    Ok(()) => {
-                        let waiting = Waiting { token, request_id: id };
-                        self.pending_reads.insert(read_id, PendingRead { waiting, op });
-                    }
-                    Err(e) => self.respond(token, id, propose_error(e)),
-                }
-            }
-            Request::Status => {
-                let status = self.status();
-                self.respond(token, id, Response::Status(status));
-            }
-            Request::Isolate { peers } => {
-                let peers: BTreeSet<NodeId> = peers.into_iter().filter(|p| *p != self.s.id).collect();
-                if let Some(bad) = peers.iter().find(|p| !self.s.sockets.contains_key(p)) {
-                    let reason = format!("unknown node id {bad}");
-                    return self.respond(token, id, Response::Invalid { reason });
-                }
-                if peers != self.isolated {
-                    if peers.is_empty() {
-                        event!(self.log, self.term, "partition healed: talking to every peer");
-                    } else {
-                        event!(self.log, self.term, "partitioned: dropping traffic with {:?}", peers);
+    /// Serves one connection's readiness: finishes a connect, flushes, reads. Returns
+    /// `Some(closed)` when bytes were read (frames may wait in its buffer), `None` when
+    /// there is nothing to decode (or the connection is gone).
+    fn service(&mut self, token: Token, readable: bool, writable: bool) -> Option<bool> {
+        let Some(conn) = self.conns.get_mut(&token) else { return None };
+        if writable && conn.connecting {
+            // A non-blocking connect finished: success unless the socket holds an error.
+            match conn.stream.take_error() {
+                Ok(None) => {
+                    conn.connecting = false;
+                    if let Kind::PeerOut(peer) = conn.kind {
+                        let link = self.peers.get_mut(&peer).expect("known peer");
+                        link.connected = true;
+                        link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
+                        event!(self.log, self.term, "peer n{peer} connected");
                     }
                 }
-                self.isolated = peers;
-                self.respond(token, id, Response::Accepted);
-            }
-            Request::TransferLeader { to } => match self.raft.transfer_leadership(to) {
-                Ok(()) => self.respond(token, id, Response::Accepted),
-                Err(raft_core::TransferError::NotLeader(nl)) => {
-                    self.respond(token, id, Response::NotLeader { leader: nl.leader })
+                Ok(Some(e)) | Err(e) => {
+                    self.close(token, Some(format!("connect failed: {e}")));
+                    return None;
                 }
-                Err(raft_core::TransferError::UnknownPeer(p)) => {
-                    self.respond(token, id, Response::Invalid { reason: format!("unknown node id {p}") })
-                }
-            },
-        }
-    }
-
-    fn status(&self) -> NodeStatus {
-        let st = self.raft.status();
-        NodeStatus {
-            id: st.id,
-            pid: std::process::id(),
-            role: st.role,
-            term: st.term,
-            leader: st.leader,
-            commit: st.commit,
-            applied: self.kv.applied(),
-            last_index: st.last_index,
-            snapshot_index: self.snapshot_index,
-            progress: st.progress,
-            connected: self.peers.iter().filter(|(_, l)| l.connected).map(|(&p, _)| p).collect(),
-            isolated: self.isolated.iter().copied().collect(),
-        }
-    }
-
-    // ----- the core's output -------------------------------------------------------------
-
-    /// Carries out Ready batches until the core has nothing more to say.
-    fn process_ready(&mut self) -> Result<(), NodeError> {
-        // Each pass can only make progress (persisted -> commit -> apply); bound it anyway.
-        for _ in 0..16 {
-            let rd = self.raft.ready();
-            if rd.is_empty() {
-                return Ok(());
-            }
-            self.handle_ready(rd)?;
-        }
-        Ok(())
-    }
-
-    fn handle_ready(&mut self, rd: Ready) -> Result<(), NodeError> {
-        let Ready {
-            soft_state: _,
-            hard_state,
-            entries,
-            snapshot,
-            messages,
-            persisted_messages,
-            committed,
-            reads,
-            dropped_reads,
-            events,
-        } = rd;
-        for ev in &events {
-            self.on_event(ev);
-        }
-        // 1. What promises nothing goes first: the leader's appends overlap its own fsync.
-        for m in messages {
-            self.send(m);
-        }
-        // Committed entries are durable on a majority already, so they may be applied and
-        // answered before this batch's fsync (etcd applies in parallel with its WAL too):
-        // otherwise every answer would also wait for the fsync of the *next* entries. Not
-        // with a snapshot: the state machine must be restored from it first.
-        let (committed, reads, dropped_reads) = if snapshot.is_none() {
-            self.apply_and_answer(committed, reads, dropped_reads);
-            (Vec::new(), Vec::new(), Vec::new())
-        } else {
-            (committed, reads, dropped_reads)
-        };
-        self.flush_all();
-        // 2. Persist: snapshot, then hard state and entries in one write and one fsync.
-        if let Some(snap) = &snapshot {
-            self.storage.install_snapshot(snap)?;
-        }
-        // A hard state whose only change is the commit index needs no fsync of its own
-        // (a restarted node relearns the commit index from the leader; etcd's MustSync
-        // makes the same call): it rides along with the next batch of entries instead.
-        // Term and vote changes are always made durable before anything is sent.
-        if let Some(hs) = hard_state {
-            self.unsynced_hard_state = Some(hs);
-        }
-        let must_sync = match self.unsynced_hard_state {
-            Some(hs) => hs.term != self.synced_hard_state.term || hs.vote != self.synced_hard_state.vote,
-            None => false,
-        };
-        if must_sync || !entries.is_empty() {
-            let hs = self.unsynced_hard_state.take();
-            self.storage.persist(hs.as_ref(), &entries)?;
-            if let Some(hs) = hs {
-                self.synced_hard_state = hs;
             }
         }
-        // 3. Only now may the leader count itself.
-        if let Some(last) = entries.last() {
-            self.raft.persisted(last.index, last.term);
-        }
-        // 4. What promises durable state.
-        for m in persisted_messages {
-            self.send(m);
-        }
-        // 5. Install, apply, answer (when a snapshot came; else done above).
-        if let Some(snap) = snapshot {
-            self.install(snap)?;
-        }
-        self.apply_and_answer(committed, reads, dropped_reads);
-        Ok(())
-    }
-
-    /// Applies committed entries in order, answering their clients, then serves the reads
-    /// the core confirmed and turns away the ones it dropped.
-    fn apply_and_answer(&mut self, committed: Vec<Entry>, reads: Vec<raft_core::ReadState>, dropped_reads: Vec<u64>) {
-        for entry in committed {
-            self.apply(entry);
-        }
-        for read in reads {
-            if let Some(p) = self.pending_reads.remove(&read.id) {
-                assert!(self.kv.applied() >= read.index, "read {} served before its index was applied", read.id);
-                let reply = self.kv.read(&p.op);
-                self.respond(p.waiting.token, p.waiting.request_id, Response::Ok(reply));
+        if writable {
+            if let Err(e) = conn.flush() {
+                self.close(token, Some(format!("write failed: {e}")));
+                return None;
             }
         }
-        for id in dropped_reads {
-            if let Some(p) = self.pending_reads.remove(&id) {
-                let body = self.not_leader();
-                self.respond(p.waiting.token, p.waiting.request_id, body);
+        if !readable {
+            return None;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let outcome = conn.read_available(&mut scratch, MAX_READ_BYTES_PER_TURN);
+        self.scratch = scratch;
+        let closed = match outcome {
+            Ok(ReadOutcome::Open) => false,
+            Ok(ReadOutcome::More) => {
+                self.unread.push(token);
+                false
             }
-        }
-    }
-
-    fn on_event(&mut self, ev: &Event) {
-        if let Event::RoleChanged { role, term, .. } = ev {
-            let was_leader = self.role == RoleKind::Leader;
-            self.role = *role;
-            self.term = *term;
-            if was_leader && *role != RoleKind::Leader {
-                self.fail_pending_on_step_down();
-            }
-        }
-        event!(self.log, self.term, "{ev}");
-    }
-
-    /// A deposed leader cannot tell whether its uncommitted entries will commit under the
-    /// next leader: every pending write is "unknown"; reads can simply be retried.
-    fn fail_pending_on_step_down(&mut self) {
-        let writes = std::mem::take(&mut self.pending_writes);
-        let n = writes.len();
-        for (_, p) in writes {
-            let reason = "leader stepped down before the write committed; it may or may not apply".into();
-            self.respond(p.waiting.token, p.waiting.request_id, Response::Unknown { reason });
-        }
-        let reads = std::mem::take(&mut self.pending_reads);
-        let leader = self.raft.status().leader;
-        for (_, p) in reads {
-            self.respond(p.waiting.token, p.waiting.request_id, Response::NotLeader { leader });
-        }
-        if n > 0 {
-            event!(self.log, self.term, "answered {n} pending writes as unknown after stepping down");
-        }
-    }
-
-    fn install(&mut self, snap: Snapshot) -> Result<(), NodeError> {
-        self.kv = KvStore::restore(&snap.data, snap.meta.index).map_err(|e| NodeError::Snapshot(e.to_string()))?;
-        self.snapshot_index = snap.meta.index;
-        self.applied_term = snap.meta.term;
-        self.bytes_since_snapshot = 0;
-        // Writes waiting at indexes the snapshot covers cannot be matched to their outcome.
-        let covered: Vec<Index> = self.pending_writes.range(..=snap.meta.index).map(|(&i, _)| i).collect();
-        for i in covered {
-            let p = self.pending_writes.remove(&i).expect("listed above");
-            let reason = "replaced by a snapshot before the outcome was known".into();
-            self.respond(p.waiting.token, p.waiting.request_id, Response::Unknown { reason });
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, entry: Entry) {
-        self.bytes_since_snapshot += entry.size_bytes() as u64;
-        self.applied_term = entry.term;
-        let (index, term) = (entry.index, entry.term);
-        let applied = self.kv.apply(&entry);
-        let Some(p) = self.pending_writes.remove(&index) else { return };
-        let body = if p.term != term {
-            // Our entry at this index was replaced by another leader's: it never committed.
-            Response::Unavailable { reason: "leadership changed before the write committed; retry".into() }
-        } else {
-            match applied {
-                Applied::Write { reply, .. } => Response::Ok(reply),
-                Applied::Noop => unreachable!("a proposal is never a no-op"),
-                Applied::Invalid(reason) => Response::Invalid { reason },
-                // The first attempt's outcome is no longer remembered: it may have applied.
-                Applied::TooOld { seq, .. } => Response::Unknown {
-                    reason: format!("sequence number {seq} is older than the session's reply window"),
-                },
+            Ok(ReadOutcome::Closed) => true,
+            Err(e) => {
+                self.close(token, Some(format!("read failed: {e}")));
+                return None;
             }
         };
-        self.respond(p.waiting.token, p.waiting.request_id, body);
-    }
-
-    fn maybe_compact(&mut self) -> Result<(), NodeError> {
-        let applied = self.kv.applied();
-        let due = applied > self.snapshot_index
-            && (applied - self.snapshot_index >= self.s.snapshot_entries
-                || self.bytes_since_snapshot >= self.s.snapshot_bytes);
-        if !due {
-            return Ok(());
-        }
-        let t0 = Instant::now();
-        let data = self.kv.snapshot();
-        let t1 = Instant::now();
-        let voters = self.s.sockets.keys().copied().collect();
-        let snap = Snapshot { meta: SnapshotMeta { index: applied, term: self.applied_term, voters }, data };
-        self.storage.compact(&snap)?;
-        let t2 = Instant::now();
-        let bytes = snap.data.len();
-        self.raft.compact(applied, snap.data);
-        event!(
-            self.log,
-            self.term,
-            "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
-            (t1 - t0).as_millis(),
-            (t2 - t1).as_millis()
-        );
-        self.snapshot_index = applied;
-        self.bytes_since_snapshot = 0;
-        self.process_ready()
+        Some(closed)
     }
 }
 
@@ -962,11 +686,4 @@ enum Frame {
     Hello(Hello),
     Message(Message),
     Request(ClientRequest),
-}
-
-fn propose_error(e: ProposeError) -> Response {
-    match e {
-        ProposeError::NotLeader(nl) => Response::NotLeader { leader: nl.leader },
-        ProposeError::Busy => Response::Unavailable { reason: "leader busy (transfer or backlog); retry".into() },
-    }
 }

@@ -10,7 +10,7 @@
 //! ```text
 //!   let (mut storage, recovery) = Storage::open(dir, StorageOptions::default())?;
 //!   log every line of recovery.notes; start raft-core from recovery.restored
-//!   each turn:  if let Some(s) = rd.snapshot { storage.install_snapshot(&s)? }
+//!   each turn:  if let Some(s) = rd.snapshot { storage.install_snapshot(&s, &hard_state)? }
 //!               storage.persist(rd.hard_state.as_ref(), &rd.entries)?   // one write, one fdatasync
 //!               ... only now send the messages that promise durable state
 //!   compaction: storage.compact(&snapshot)?

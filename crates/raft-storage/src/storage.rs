@@ -408,12 +408,23 @@ impl Storage {
         self.write_batch(hard_state, entries, conflict)
     }
 
-    /// Writes a snapshot received from the leader (temp name, fsync, rename, fsync the
-    /// directory), then discards the whole log: it continues at `meta.index + 1`. Older
-    /// snapshots are removed.
-    pub fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+    /// Installs a snapshot received from the leader together with the hard state of the
+    /// batch that carried it: first the hard state (one WAL record, synced), then the
+    /// snapshot (temp name, fsync, rename, fsync the directory), then the log is
+    /// discarded: it continues at `meta.index + 1`. Older snapshots are removed.
+    ///
+    /// The order matters for a crash part-way. The snapshot's term is at most the
+    /// batch's term, so with the hard state durable first, every state a crash can leave
+    /// has a current term at or above the snapshot's, which recovery (and raft-core's
+    /// restart checks) accept. Written the other way round, a crash after the rename left
+    /// a snapshot newer than the stored term, and the node could never start again (the
+    /// simulator found this; see raft-sim's regression seeds).
+    pub fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
         self.check_poisoned()?;
         self.check_snapshot_order(&snap.meta);
+        if *hard_state != self.hard_state {
+            self.persist(Some(hard_state), &[])?;
+        }
         self.guard(|st| {
             let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
             st.snapshot_written(&snap.meta, path)?;

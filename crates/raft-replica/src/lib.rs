@@ -1,0 +1,607 @@
+//! # raft-replica: the one place where a `Ready` is carried out
+//!
+//! raft-core decides; something has to *do* what it decided: write the log and the hard
+//! state, send messages, apply committed entries to the state machine, answer the
+//! clients that were waiting, compact the log. That something is [`Replica`], and there
+//! is exactly one of it. `raft-node` wraps it in sockets (mio, frames, peers, signals);
+//! `raft-sim` wraps it in a simulated network and a simulated disk that loses what was
+//! not synced when a node crashes. Because both run this code, what the simulator proves
+//! is what ships.
+//!
+//! A replica owns:
+//!
+//! * the [`RawNode`] (consensus),
+//! * a [`Store`] (durable log, hard state, snapshots): `raft-storage`'s [`Storage`] in a
+//!   node, a simulated disk in `raft-sim`,
+//! * the [`KvStore`] (the replicated state machine, with exactly-once sessions),
+//! * the client requests waiting for a commit or a ReadIndex confirmation.
+//!
+//! What it cannot do itself (put bytes on a socket, write a log line) it asks of an
+//! [`Effects`] passed to every call.
+//!
+//! ## One batch, in order
+//!
+//! [`Replica::process_ready`] takes `Ready` batches until the core is quiet, and carries
+//! out each one like this:
+//!
+//! 1. note the soft state (role, term, leader); a leader that stopped leading answers
+//!    every pending write `Unknown` and every pending read `NotLeader`;
+//! 2. log the core's events;
+//! 3. send `messages` (they promise nothing durable: the leader's appends overlap its
+//!    own fsync), then, when the batch holds no snapshot, apply `committed` and serve
+//!    `reads`: committed entries are durable on a majority already, so their answers
+//!    need not wait for this node's fsync; then [`Effects::flush`], so all of that
+//!    leaves before the fsync below;
+//! 4. persist: a received snapshot is first checked to decode into a state machine,
+//!    then written *with the batch's hard state* ([`Store::install_snapshot`]); then the
+//!    hard state and entries in ONE write and ONE fsync ([`Store::persist`]). A hard
+//!    state whose only change is the commit index is not synced on its own: it rides
+//!    with the next entries (a restarted node relearns its commit index);
+//! 5. `persisted(last)`: only now does a leader count itself toward a commit;
+//! 6. send `persisted_messages` (votes, acks: they promise what step 4 made durable);
+//! 7. with a snapshot: restore the state machine from it, answer writes it swallowed as
+//!    `Unknown`, then apply `committed` and serve `reads`.
+//!
+//! A storage error stops the batch where it happened and is returned: the caller must
+//! stop the node (a process exits and is restarted from its disk; the simulator crashes
+//! the node). Nothing after the failed step runs, so nothing that promises durability
+//! leaves.
+//!
+//! ## Compaction
+//!
+//! [`Replica::maybe_compact`] snapshots the state machine once the log since the last
+//! snapshot passes the configured entry or byte threshold, writes it
+//! ([`Store::compact`]), and tells the core.
+
+use raft_core::{
+    Config, Entry, Event, HardState, Index, Message, NodeId, ProposeError, RawNode, ReadState, Ready, Restored,
+    RoleKind, Snapshot, SnapshotMeta, SoftState, Term,
+};
+use raft_kv::{Applied, Command, KvStore, ReadOp, WriteOp};
+use raft_storage::{Storage, StorageError};
+#[cfg(feature = "bugs")]
+use raft_wire::Reply;
+use raft_wire::Response;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Client requests waiting on one node for a commit or a ReadIndex confirmation:
+/// back-pressure, so a flood of clients cannot grow the node's memory without bound.
+pub const MAX_PENDING_REQUESTS: usize = 100_000;
+/// `Ready` batches taken in one [`Replica::process_ready`]: each one can only make
+/// progress (persisted -> commit -> apply), so a few suffice; the bound keeps a bug from
+/// spinning the event loop.
+pub const MAX_READY_ROUNDS: usize = 16;
+
+/// The durable half of a node: log, hard state and snapshots. Every call is durable when
+/// it returns `Ok` (when the store syncs at all). An `Err` leaves the store unusable: the
+/// caller stops and recovers from what is on disk.
+pub trait Store {
+    /// One turn's durable write: an optional hard state and entries, as ONE write and
+    /// ONE sync. `entries[0].index <= last index` replaces the stored suffix from there.
+    fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError>;
+    /// A snapshot received from the leader, with the hard state of the batch that
+    /// carried it: after this call the store holds the snapshot, that hard state, and
+    /// an empty log after the snapshot. A crash part-way must leave a store that
+    /// recovery accepts (see `raft-storage`'s crate docs for the order).
+    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError>;
+    /// Local compaction: writes `snap` (taken of the state machine at `snap.meta.index`)
+    /// and drops the log up to its index.
+    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError>;
+}
+
+impl Store for Storage {
+    fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+        Storage::persist(self, hard_state, entries)
+    }
+    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
+        Storage::install_snapshot(self, snap, hard_state)
+    }
+    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        Storage::compact(self, snap)
+    }
+}
+
+/// Who is waiting for an answer: the transport's connection and the client's request id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Waiter {
+    pub conn: u64,
+    pub request_id: u64,
+}
+
+/// What a replica asks of its surroundings. A node writes to sockets and its log file;
+/// the simulator hands messages to its network and runs its checkers.
+pub trait Effects {
+    /// Queue `msg` for its peer.
+    fn send(&mut self, msg: Message);
+    /// Push queued output out now: called before the batch's fsync, so the leader's
+    /// appends and the answers to committed writes do not wait for it.
+    fn flush(&mut self) {}
+    /// Answer a client.
+    fn respond(&mut self, to: Waiter, response: Response);
+    /// One line for the node's event log.
+    fn log(&mut self, term: Term, line: std::fmt::Arguments<'_>);
+    /// An entry was applied (observers: the simulator's checkers).
+    fn applied(&mut self, _entry: &Entry, _result: &Applied) {}
+    /// The state machine was replaced by a snapshot's image (observers).
+    fn restored(&mut self, _snapshot: &Snapshot) {}
+}
+
+/// How a replica is set up, apart from the core's own [`Config`].
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaOptions {
+    /// Compact once this many entries were applied since the last snapshot ...
+    pub snapshot_entries: u64,
+    /// ... or once this many bytes of entries were.
+    pub snapshot_bytes: u64,
+    #[cfg(feature = "bugs")]
+    pub bugs: Bugs,
+}
+
+/// Bugs that can be planted in the driver, to prove the simulator catches them.
+#[cfg(feature = "bugs")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Answer a write as done as soon as it is appended to the leader's log, not when it
+    /// commits.
+    pub answer_on_append: bool,
+    /// Send a batch's `persisted_messages` (votes, acks) before persisting it.
+    pub ack_before_persist: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot start: {0}")]
+    Start(String),
+    #[error("snapshot does not load: {0}")]
+    Snapshot(String),
+}
+
+struct PendingWrite {
+    waiter: Waiter,
+    term: Term,
+}
+
+struct PendingRead {
+    waiter: Waiter,
+    op: ReadOp,
+}
+
+/// One Raft replica: consensus, storage, state machine and the clients waiting on them.
+pub struct Replica<S: Store> {
+    raft: RawNode,
+    store: S,
+    kv: KvStore,
+    opts: ReplicaOptions,
+    soft: SoftState,
+    /// Term of the last applied entry (the snapshot's term when compacting).
+    applied_term: Term,
+    snapshot_index: Index,
+    bytes_since_snapshot: u64,
+    pending_writes: BTreeMap<Index, PendingWrite>,
+    pending_reads: HashMap<u64, PendingRead>,
+    next_read_id: u64,
+    /// The hard state last made durable, and a newer one that only moved the commit index.
+    synced_hard_state: HardState,
+    unsynced_hard_state: Option<HardState>,
+}
+
+impl<S: Store> Replica<S> {
+    /// Builds a replica from what its store recovered. The state machine is restored
+    /// from the snapshot; the entries up to the persisted commit index are applied again
+    /// by the first [`Replica::process_ready`].
+    pub fn recover(
+        config: Config,
+        store: S,
+        mut restored: Restored,
+        opts: ReplicaOptions,
+        fx: &mut impl Effects,
+    ) -> Result<Replica<S>, ReplicaError> {
+        let term = restored.hard_state.term;
+        // The hard state is written ahead of the entries of its batch; a write torn by a
+        // power cut can keep it and lose entries its commit index covers. Those entries
+        // are committed on a majority anyway: forget the local claim, relearn it.
+        let snap_index = restored.snapshot.as_ref().map_or(0, |s| s.meta.index);
+        let last = restored.entries.last().map_or(snap_index, |e| e.index);
+        if restored.hard_state.commit > last {
+            let commit = restored.hard_state.commit;
+            fx.log(term, format_args!("storage: commit index {commit} is past the log's end {last}; using {last}"));
+            restored.hard_state.commit = last;
+        }
+        let (kv, applied_term) = match &restored.snapshot {
+            Some(snap) => (
+                KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::Snapshot(e.to_string()))?,
+                snap.meta.term,
+            ),
+            None => (KvStore::new(), 0),
+        };
+        fx.log(
+            term,
+            format_args!(
+                "storage recovered {} entries, snapshot index={snap_index}, commit={}",
+                restored.entries.len(),
+                restored.hard_state.commit
+            ),
+        );
+        let synced_hard_state = restored.hard_state;
+        let raft = RawNode::new(config, restored).map_err(|e| ReplicaError::Start(e.to_string()))?;
+        Ok(Replica {
+            soft: SoftState { role: RoleKind::Follower, term, leader: None },
+            raft,
+            store,
+            kv,
+            opts,
+            applied_term,
+            snapshot_index: snap_index,
+            bytes_since_snapshot: 0,
+            pending_writes: BTreeMap::new(),
+            pending_reads: HashMap::new(),
+            next_read_id: 1,
+            synced_hard_state,
+            unsynced_hard_state: None,
+        })
+    }
+
+    pub fn raft(&self) -> &RawNode {
+        &self.raft
+    }
+
+    /// The core, for inputs the replica does not wrap: `tick`, `step`,
+    /// `transfer_leadership`, `campaign`. Call [`Replica::process_ready`] after.
+    pub fn raft_mut(&mut self) -> &mut RawNode {
+        &mut self.raft
+    }
+
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back (the simulator keeps a crashed node's disk).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    pub fn soft_state(&self) -> SoftState {
+        self.soft
+    }
+
+    pub fn term(&self) -> Term {
+        self.soft.term
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.soft.role == RoleKind::Leader
+    }
+
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot_index
+    }
+
+    /// Requests waiting for a commit or a read confirmation.
+    pub fn pending(&self) -> usize {
+        self.pending_writes.len() + self.pending_reads.len()
+    }
+
+    fn not_leader(&self) -> Response {
+        Response::NotLeader { leader: self.soft.leader.filter(|&l| l != self.raft.id()) }
+    }
+
+    // ----- client requests ---------------------------------------------------------------
+
+    /// A write from a client: proposed if this node leads, else answered at once.
+    pub fn write(&mut self, from: Waiter, session: u64, seq: u64, op: WriteOp, fx: &mut impl Effects) {
+        if let Err(reason) = op.validate() {
+            return fx.respond(from, Response::Invalid { reason });
+        }
+        if !self.is_leader() {
+            return fx.respond(from, self.not_leader());
+        }
+        if let Some(reply) = self.kv.cached_reply(session, seq) {
+            // Already applied: answer the retry without a new entry.
+            return fx.respond(from, Response::Ok(reply.clone()));
+        }
+        if self.pending() >= MAX_PENDING_REQUESTS {
+            let reason = "node busy: too many requests in flight; retry".into();
+            return fx.respond(from, Response::Unavailable { reason });
+        }
+        #[cfg(feature = "bugs")]
+        let early = self.opts.bugs.answer_on_append.then(|| match &op {
+            WriteOp::Set { .. } => Reply::Done,
+            WriteOp::Delete { .. } => Reply::Deleted { existed: true },
+            WriteOp::Cas { expected, .. } => Reply::Cas { ok: true, current: expected.clone() },
+        });
+        let data = Command { session, seq, op }.encode();
+        match self.raft.propose(data) {
+            Ok(index) => {
+                #[cfg(feature = "bugs")]
+                if let Some(reply) = early {
+                    return fx.respond(from, Response::Ok(reply));
+                }
+                let prev = self.pending_writes.insert(index, PendingWrite { waiter: from, term: self.soft.term });
+                assert!(prev.is_none(), "two proposals got index {index}");
+            }
+            Err(e) => fx.respond(from, propose_error(e)),
+        }
+    }
+
+    /// A read: `stale` reads are served from this node's state machine at once; others
+    /// go through ReadIndex on the leader (§6.4).
+    pub fn read(&mut self, from: Waiter, op: ReadOp, stale: bool, fx: &mut impl Effects) {
+        if stale {
+            return fx.respond(from, Response::Ok(self.kv.read(&op)));
+        }
+        if !self.is_leader() {
+            return fx.respond(from, self.not_leader());
+        }
+        if self.pending() >= MAX_PENDING_REQUESTS {
+            let reason = "node busy: too many requests in flight; retry".into();
+            return fx.respond(from, Response::Unavailable { reason });
+        }
+        let read_id = self.next_read_id;
+        self.next_read_id += 1;
+        match self.raft.read_index(read_id) {
+            Ok(()) => {
+                self.pending_reads.insert(read_id, PendingRead { waiter: from, op });
+            }
+            Err(e) => fx.respond(from, propose_error(e)),
+        }
+    }
+
+    // ----- the core's output -------------------------------------------------------------
+
+    /// Carries out `Ready` batches until the core has nothing more to say.
+    pub fn process_ready(&mut self, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        for _ in 0..MAX_READY_ROUNDS {
+            let rd = self.raft.ready();
+            if rd.is_empty() {
+                return Ok(());
+            }
+            self.handle_ready(rd, fx)?;
+        }
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, rd: Ready, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        let Ready {
+            soft_state,
+            hard_state,
+            entries,
+            snapshot,
+            messages,
+            persisted_messages,
+            committed,
+            reads,
+            dropped_reads,
+            events,
+        } = rd;
+        // 1. Who we are now.
+        if let Some(ss) = soft_state {
+            self.on_soft_state(ss, fx);
+        }
+        // 2. What happened.
+        for ev in &events {
+            self.log_event(ev, fx);
+        }
+        // 3. What promises nothing goes first: the leader's appends overlap its own fsync.
+        for m in messages {
+            fx.send(m);
+        }
+        // Committed entries are durable on a majority already, so they may be applied and
+        // answered before this batch's fsync (etcd applies in parallel with its WAL too):
+        // otherwise every answer would also wait for the fsync of the *next* entries. Not
+        // with a snapshot: the state machine must be restored from it first.
+        let (committed, reads, dropped_reads) = if snapshot.is_none() {
+            self.apply_and_answer(committed, reads, dropped_reads, fx);
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            (committed, reads, dropped_reads)
+        };
+        #[cfg(feature = "bugs")]
+        let persisted_messages = if self.opts.bugs.ack_before_persist {
+            persisted_messages.into_iter().for_each(|m| fx.send(m));
+            Vec::new()
+        } else {
+            persisted_messages
+        };
+        fx.flush();
+        // 4. Persist.
+        if let Some(hs) = hard_state {
+            self.unsynced_hard_state = Some(hs);
+        }
+        let restored = match &snapshot {
+            Some(snap) => Some(self.persist_snapshot(snap)?),
+            None => None,
+        };
+        self.persist(&entries)?;
+        // 5. Only now may the leader count itself.
+        if let Some(last) = entries.last() {
+            self.raft.persisted(last.index, last.term);
+        }
+        // 6. What promises durable state.
+        for m in persisted_messages {
+            fx.send(m);
+        }
+        // 7. Install, apply, answer (when a snapshot came; else done above).
+        if let (Some(snap), Some(kv)) = (snapshot, restored) {
+            self.install(snap, kv, fx);
+        }
+        self.apply_and_answer(committed, reads, dropped_reads, fx);
+        Ok(())
+    }
+
+    fn on_soft_state(&mut self, ss: SoftState, fx: &mut impl Effects) {
+        let was_leader = self.is_leader();
+        self.soft = ss;
+        if was_leader && ss.role != RoleKind::Leader {
+            self.fail_pending_on_step_down(fx);
+        }
+    }
+
+    fn log_event(&self, ev: &Event, fx: &mut impl Effects) {
+        fx.log(self.soft.term, format_args!("{ev}"));
+    }
+
+    /// Checks that a received snapshot decodes into a state machine, then writes it with
+    /// the batch's hard state. Returns the decoded state machine, installed after the
+    /// batch's acknowledgements left.
+    fn persist_snapshot(&mut self, snap: &Snapshot) -> Result<KvStore, ReplicaError> {
+        let kv = KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::Snapshot(e.to_string()))?;
+        let hs = self.unsynced_hard_state.take().unwrap_or(self.synced_hard_state);
+        self.store.install_snapshot(snap, &hs)?;
+        self.synced_hard_state = HardState { commit: hs.commit.max(snap.meta.index), ..hs };
+        Ok(kv)
+    }
+
+    /// Writes the batch's entries and the hard state if it must be synced: a hard state
+    /// whose only change is the commit index needs no fsync of its own (a restarted node
+    /// relearns the commit index from the leader; etcd's MustSync makes the same call):
+    /// it rides along with the next batch of entries instead. Term and vote changes are
+    /// always made durable before anything is sent.
+    fn persist(&mut self, entries: &[Entry]) -> Result<(), ReplicaError> {
+        let must_sync = match self.unsynced_hard_state {
+            Some(hs) => hs.term != self.synced_hard_state.term || hs.vote != self.synced_hard_state.vote,
+            None => false,
+        };
+        if must_sync || !entries.is_empty() {
+            let hs = self.unsynced_hard_state.take();
+            self.store.persist(hs.as_ref(), entries)?;
+            if let Some(hs) = hs {
+                self.synced_hard_state = hs;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies committed entries in order, answering their clients, then serves the reads
+    /// the core confirmed and turns away the ones it dropped.
+    fn apply_and_answer(
+        &mut self,
+        committed: Vec<Entry>,
+        reads: Vec<ReadState>,
+        dropped_reads: Vec<u64>,
+        fx: &mut impl Effects,
+    ) {
+        for entry in committed {
+            self.apply(entry, fx);
+        }
+        for read in reads {
+            if let Some(p) = self.pending_reads.remove(&read.id) {
+                assert!(self.kv.applied() >= read.index, "read {} served before its index was applied", read.id);
+                fx.respond(p.waiter, Response::Ok(self.kv.read(&p.op)));
+            }
+        }
+        for id in dropped_reads {
+            if let Some(p) = self.pending_reads.remove(&id) {
+                fx.respond(p.waiter, self.not_leader());
+            }
+        }
+    }
+
+    /// A deposed leader cannot tell whether its uncommitted entries will commit under the
+    /// next leader: every pending write is "unknown"; reads can simply be retried.
+    fn fail_pending_on_step_down(&mut self, fx: &mut impl Effects) {
+        let writes = std::mem::take(&mut self.pending_writes);
+        let n = writes.len();
+        for (_, p) in writes {
+            let reason = "leader stepped down before the write committed; it may or may not apply".into();
+            fx.respond(p.waiter, Response::Unknown { reason });
+        }
+        let reads = std::mem::take(&mut self.pending_reads);
+        for (_, p) in reads {
+            fx.respond(p.waiter, self.not_leader());
+        }
+        if n > 0 {
+            fx.log(self.soft.term, format_args!("answered {n} pending writes as unknown after stepping down"));
+        }
+    }
+
+    fn install(&mut self, snap: Snapshot, kv: KvStore, fx: &mut impl Effects) {
+        assert!(
+            snap.meta.index >= self.kv.applied(),
+            "snapshot {} would rewind the state machine from {}",
+            snap.meta.index,
+            self.kv.applied()
+        );
+        self.kv = kv;
+        self.snapshot_index = snap.meta.index;
+        self.applied_term = snap.meta.term;
+        self.bytes_since_snapshot = 0;
+        fx.restored(&snap);
+        // Writes waiting at indexes the snapshot covers cannot be matched to their outcome.
+        let covered: Vec<Index> = self.pending_writes.range(..=snap.meta.index).map(|(&i, _)| i).collect();
+        for i in covered {
+            let p = self.pending_writes.remove(&i).expect("listed above");
+            let reason = "replaced by a snapshot before the outcome was known".into();
+            fx.respond(p.waiter, Response::Unknown { reason });
+        }
+    }
+
+    fn apply(&mut self, entry: Entry, fx: &mut impl Effects) {
+        self.bytes_since_snapshot += entry.size_bytes() as u64;
+        self.applied_term = entry.term;
+        let (index, term) = (entry.index, entry.term);
+        let applied = self.kv.apply(&entry);
+        fx.applied(&entry, &applied);
+        let Some(p) = self.pending_writes.remove(&index) else { return };
+        let body = if p.term != term {
+            // Our entry at this index was replaced by another leader's: it never committed.
+            Response::Unavailable { reason: "leadership changed before the write committed; retry".into() }
+        } else {
+            match applied {
+                Applied::Write { reply, .. } => Response::Ok(reply),
+                Applied::Noop => unreachable!("a proposal is never a no-op"),
+                Applied::Invalid(reason) => Response::Invalid { reason },
+                // The first attempt's outcome is no longer remembered: it may have applied.
+                Applied::TooOld { seq, .. } => Response::Unknown {
+                    reason: format!("sequence number {seq} is older than the session's reply window"),
+                },
+            }
+        };
+        fx.respond(p.waiter, body);
+    }
+
+    /// Compacts the log into a snapshot of the state machine once the configured
+    /// thresholds are passed since the last one.
+    pub fn maybe_compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        let applied = self.kv.applied();
+        let due = applied > self.snapshot_index
+            && (applied - self.snapshot_index >= self.opts.snapshot_entries
+                || self.bytes_since_snapshot >= self.opts.snapshot_bytes);
+        if !due {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let data = self.kv.snapshot();
+        let t1 = Instant::now();
+        let meta = SnapshotMeta { index: applied, term: self.applied_term, voters: voters.to_vec() };
+        let snap = Snapshot { meta, data };
+        self.store.compact(&snap)?;
+        let t2 = Instant::now();
+        let bytes = snap.data.len();
+        self.raft.compact(applied, snap.data);
+        fx.log(
+            self.soft.term,
+            format_args!(
+                "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
+                (t1 - t0).as_millis(),
+                (t2 - t1).as_millis()
+            ),
+        );
+        self.snapshot_index = applied;
+        self.bytes_since_snapshot = 0;
+        self.process_ready(fx)
+    }
+}
+
+fn propose_error(e: ProposeError) -> Response {
+    match e {
+        ProposeError::NotLeader(nl) => Response::NotLeader { leader: nl.leader },
+        ProposeError::Busy => Response::Unavailable { reason: "leader busy (transfer or backlog); retry".into() },
+    }
+}
