@@ -14,7 +14,11 @@ pub(crate) enum ReplState {
     Replicate { inflight: Inflights },
     /// The follower needs entries this leader compacted: send `snapshot` chunk by chunk,
     /// one chunk in flight (stop-and-wait keeps the memory per follower to one chunk).
-    Snapshot { snapshot: Arc<Snapshot>, offset: u64, chunk_in_flight: bool },
+    /// `rewind`: the lowest offset a follower asked for below `offset`; a stale
+    /// duplicate answer looks the same as a real rewind (a restarted follower), so it is
+    /// only acted on at the next heartbeat, never at once: otherwise every duplicated
+    /// answer would release one more chunk, and the copies multiply.
+    Snapshot { snapshot: Arc<Snapshot>, offset: u64, chunk_in_flight: bool, rewind: Option<u64> },
 }
 
 /// The unacknowledged appends to one follower: the last index and payload bytes of each,

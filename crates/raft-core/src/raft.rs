@@ -884,8 +884,14 @@ impl RawNode {
                     pr.force_send = true;
                 }
             }
-            // The chunk or its answer may have been lost: send it again.
-            ReplState::Snapshot { chunk_in_flight, .. } => *chunk_in_flight = false,
+            // The chunk or its answer may have been lost: send it again, from where the
+            // follower last asked if it asked for less than we thought it had.
+            ReplState::Snapshot { chunk_in_flight, offset, rewind, .. } => {
+                *chunk_in_flight = false;
+                if let Some(r) = rewind.take() {
+                    *offset = r;
+                }
+            }
         }
         self.confirm_reads();
     }
@@ -901,9 +907,15 @@ impl RawNode {
                 pr.next_index = pr.match_index + 1;
                 pr.become_probe();
             }
-            (ReplState::Snapshot { offset, chunk_in_flight, .. }, None) => {
-                *offset = next_offset;
-                *chunk_in_flight = false;
+            (ReplState::Snapshot { offset, chunk_in_flight, rewind, .. }, None) => {
+                if next_offset > *offset {
+                    // The chunk in flight arrived: on to the next one.
+                    *offset = next_offset;
+                    *chunk_in_flight = false;
+                    *rewind = None;
+                } else if next_offset < *offset {
+                    *rewind = Some(rewind.map_or(next_offset, |r| r.min(next_offset)));
+                }
             }
             (_, Some(index)) if index > pr.match_index => {
                 pr.on_ack(index);
@@ -1215,7 +1227,7 @@ fn send_to_peer(
 ) {
     loop {
         match &mut pr.state {
-            ReplState::Snapshot { snapshot, offset, chunk_in_flight } => {
+            ReplState::Snapshot { snapshot, offset, chunk_in_flight, .. } => {
                 if !*chunk_in_flight {
                     let len = snapshot.data.len() as u64;
                     let start = (*offset).min(len);
@@ -1242,7 +1254,7 @@ fn send_to_peer(
             // The entries it needs are gone: send the snapshot instead (§7).
             let snap = snapshot.expect("a compacted log has a snapshot").clone();
             out.events.push(Event::SnapshotSendStarted { to: pr.id, index: snap.meta.index, term: snap.meta.term });
-            pr.state = ReplState::Snapshot { snapshot: snap, offset: 0, chunk_in_flight: false };
+            pr.state = ReplState::Snapshot { snapshot: snap, offset: 0, chunk_in_flight: false, rewind: None };
             continue;
         }
         let entries = log.slice(pr.next_index, cfg.max_entries_per_append, cfg.max_append_bytes);

@@ -135,6 +135,9 @@ impl Effects for Net {
         self.term = term;
         self.log.line(term, line);
     }
+    fn now(&self) -> Option<Instant> {
+        Some(Instant::now())
+    }
 }
 
 impl Server {

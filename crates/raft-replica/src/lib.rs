@@ -62,7 +62,7 @@ use raft_storage::{Storage, StorageError};
 #[cfg(feature = "bugs")]
 use raft_wire::Reply;
 use raft_wire::Response;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Client requests waiting on one node for a commit or a ReadIndex confirmation:
@@ -125,6 +125,11 @@ pub trait Effects {
     fn applied(&mut self, _entry: &Entry, _result: &Applied) {}
     /// The state machine was replaced by a snapshot's image (observers).
     fn restored(&mut self, _snapshot: &Snapshot) {}
+    /// The time, for durations in log lines only (never for decisions). `None` (the
+    /// simulator, which must replay exactly) leaves durations out.
+    fn now(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// How a replica is set up, apart from the core's own [`Config`].
@@ -181,7 +186,9 @@ pub struct Replica<S: Store> {
     snapshot_index: Index,
     bytes_since_snapshot: u64,
     pending_writes: BTreeMap<Index, PendingWrite>,
-    pending_reads: HashMap<u64, PendingRead>,
+    /// By read id; ordered, so answers on step-down go out in a deterministic order (the
+    /// simulator replays seeds exactly).
+    pending_reads: BTreeMap<u64, PendingRead>,
     next_read_id: u64,
     /// The hard state last made durable, and a newer one that only moved the commit index.
     synced_hard_state: HardState,
@@ -237,7 +244,7 @@ impl<S: Store> Replica<S> {
             snapshot_index: snap_index,
             bytes_since_snapshot: 0,
             pending_writes: BTreeMap::new(),
-            pending_reads: HashMap::new(),
+            pending_reads: BTreeMap::new(),
             next_read_id: 1,
             synced_hard_state,
             unsynced_hard_state: None,
@@ -576,23 +583,26 @@ impl<S: Store> Replica<S> {
         if !due {
             return Ok(());
         }
-        let t0 = Instant::now();
+        let t0 = fx.now();
         let data = self.kv.snapshot();
-        let t1 = Instant::now();
+        let t1 = fx.now();
         let meta = SnapshotMeta { index: applied, term: self.applied_term, voters: voters.to_vec() };
         let snap = Snapshot { meta, data };
         self.store.compact(&snap)?;
-        let t2 = Instant::now();
+        let t2 = fx.now();
         let bytes = snap.data.len();
         self.raft.compact(applied, snap.data);
-        fx.log(
-            self.soft.term,
-            format_args!(
-                "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
-                (t1 - t0).as_millis(),
-                (t2 - t1).as_millis()
+        match (t0, t1, t2) {
+            (Some(t0), Some(t1), Some(t2)) => fx.log(
+                self.soft.term,
+                format_args!(
+                    "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
+                    (t1 - t0).as_millis(),
+                    (t2 - t1).as_millis()
+                ),
             ),
-        );
+            _ => fx.log(self.soft.term, format_args!("snapshot at index={applied}: {bytes} bytes")),
+        }
         self.snapshot_index = applied;
         self.bytes_since_snapshot = 0;
         self.process_ready(fx)

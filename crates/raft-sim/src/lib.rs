@@ -99,7 +99,8 @@
 //! the correct core in none.
 
 pub mod check;
-pub mod kv;
+pub mod disk;
+mod effects;
 pub mod net;
 pub mod profile;
 pub mod rng;

@@ -15,7 +15,8 @@ use std::fmt;
 pub const LIVENESS_BOUND_TICKS: u64 = 1000;
 
 /// A deliberate bug, to show the checkers bite: the first three are planted in
-/// raft-core (its `bugs` feature), the others in the simulator itself.
+/// raft-core (its `bugs` feature), three in the shipped driver (raft-replica's `bugs`
+/// feature) or its disk order, the last two in the simulator itself.
 #[cfg(feature = "bugs")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -25,6 +26,15 @@ pub enum Bug {
     CommitOldTerm,
     /// A conflicting suffix is overwritten in place instead of truncated.
     NoTruncate,
+    /// The driver answers a write when it is appended to the leader's log, not when it
+    /// commits.
+    AnswerOnAppend,
+    /// The driver sends votes and acknowledgements before persisting what they promise.
+    AckBeforePersist,
+    /// The snapshot install writes the batch's whole hard state, commit index included,
+    /// before the snapshot file (the first order tried when the install learnt to store
+    /// the batch's term): a crash in between leaves a commit index past the old log.
+    CommitBeforeSnapshot,
     /// The driver answers reads from whatever node the client asked, at once, without
     /// ReadIndex: nothing in Raft breaks, only linearizability (so its checker bites).
     StaleRead,
@@ -40,6 +50,9 @@ impl Bug {
             Bug::DoubleVote => "double-vote",
             Bug::CommitOldTerm => "commit-old-term",
             Bug::NoTruncate => "no-truncate",
+            Bug::AnswerOnAppend => "answer-on-append",
+            Bug::AckBeforePersist => "ack-before-persist",
+            Bug::CommitBeforeSnapshot => "commit-before-snapshot",
             Bug::StaleRead => "stale-read",
             Bug::NoHeal => "no-heal",
         }
@@ -51,7 +64,17 @@ impl Bug {
             Bug::DoubleVote => b.double_vote = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::NoTruncate => b.no_truncate = true,
-            Bug::StaleRead | Bug::NoHeal => {}
+            _ => {}
+        }
+        b
+    }
+
+    pub fn driver_bugs(self) -> raft_replica::Bugs {
+        let mut b = raft_replica::Bugs::default();
+        match self {
+            Bug::AnswerOnAppend => b.answer_on_append = true,
+            Bug::AckBeforePersist => b.ack_before_persist = true,
+            _ => {}
         }
         b
     }
@@ -164,7 +187,7 @@ impl Profile {
             give_up_ticks: r.range(100, 400),
             max_entries_per_append: r.pick(&[1, 2, 3, 8, 64]),
             max_inflight_appends: r.pick(&[1, 2, 4, 64]),
-            snapshot_chunk_bytes: r.pick(&[16, 64, 256, 4096]),
+            snapshot_chunk_bytes: r.pick(&[64, 128, 256, 4096]),
             max_uncommitted_entries: r.pick(&[4, 16, 1000]),
             pre_vote: r.per_mille(800),
             check_quorum: r.per_mille(800),
@@ -198,7 +221,15 @@ impl Profile {
     #[cfg(feature = "bugs")]
     fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
         match bug {
-            Bug::DoubleVote | Bug::NoTruncate => {}
+            Bug::DoubleVote | Bug::NoTruncate | Bug::AnswerOnAppend | Bug::AckBeforePersist => {}
+            Bug::CommitBeforeSnapshot => {
+                // Installs interrupted by crashes: followers that fall behind a compacted
+                // leader (crashes, partitions) and storage steps cut short often.
+                self.compact_entries = 5;
+                self.crash_per_mille = r.range(5, 20) as u32;
+                self.torn_per_mille = 50;
+                self.partition_per_mille = 20;
+            }
             Bug::NoHeal => {
                 // Partitions that tend to last until the end.
                 self.partition_per_mille = r.range(20, 60) as u32;

@@ -1,28 +1,30 @@
-//! One simulated cluster: nodes with disks, the network, clients and the checkers,
-//! driven tick by tick from one seed.
+//! One simulated cluster: nodes (each a real [`raft_replica::Replica`] over a simulated
+//! disk), the network, clients and the checkers, driven tick by tick from one seed.
 
 use crate::check::{Checker, Kind, Violation};
-use crate::kv::{Applied, Kv, KvCommand, KvOp, KvResult};
+use crate::disk::{entry_digest, DiskState, DiskWrite, SimDisk};
+use crate::effects::{Output, SimFx};
 use crate::net::{Fate, NetConditions, Network};
 use crate::profile::{Options, Profile, LIVENESS_BOUND_TICKS};
 use crate::rng::FxHashMap;
-use crate::rng::{digest, Rng};
-use raft_core::{
-    Config, Entry, EntryData, HardState, Index, Message, MessageBody, NodeId, ProposeError, RawNode, ReadState, Ready,
-    Restored, RoleKind, Snapshot, SnapshotMeta, Term,
-};
+use crate::rng::Rng;
+use raft_core::{Config, Entry, Index, Message, MessageBody, NodeId, RoleKind, Term};
+use raft_kv::{Applied, ReadOp, Reply, WriteOp};
 use raft_lincheck::{Op, Operation, Outcome, Verdict};
+use raft_replica::{Replica, ReplicaError, ReplicaOptions, Waiter};
+use raft_wire::Response;
+use std::cell::RefCell;
 use std::io::Write;
-
-/// Output batches one input may produce before the simulator calls it a livelock: a
-/// turn is "feed one input, then take `ready()` until it is empty".
-const MAX_READY_ROUNDS: usize = 64;
+use std::rc::Rc;
 
 /// Search steps per key the linearizability checker may spend on a history with
 /// unknown outcomes (each may or may not have happened, at any time after it was
 /// invoked: exponential in the worst case). Past it, the simulator checks the history
 /// again with those outcomes resolved from the log, which is cheap.
 const LINCHECK_STEPS_PER_KEY: u64 = 200_000;
+/// Most durable steps one turn takes (an install: hard state, snapshot, log reset, plus
+/// the entries' write): an armed crash lands between any two of them, or after all.
+const MAX_CRASH_STEPS: u64 = 5;
 
 /// Counters of one run (or, added up, of many).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,53 +69,52 @@ impl Stats {
     }
 }
 
-/// What a node has on disk: exactly what survives a crash.
-#[derive(Clone, Debug, Default)]
-struct Disk {
-    hard_state: HardState,
-    snapshot: Option<Snapshot>,
-    /// The log after the snapshot, contiguous.
-    log: Vec<Entry>,
+/// A write's effect, as the simulator's client model and the checker see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvOp {
+    Set { key: String, value: String },
+    Delete { key: String },
+    Cas { key: String, expected: Option<String>, new: String },
 }
 
-impl Disk {
-    fn snapshot_index(&self) -> Index {
-        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
-    }
-    fn snapshot_term(&self) -> Term {
-        self.snapshot.as_ref().map_or(0, |s| s.meta.term)
-    }
-    fn last_index(&self) -> Index {
-        self.snapshot_index() + self.log.len() as Index
-    }
-    fn entry(&self, index: Index) -> Option<&Entry> {
-        let snap = self.snapshot_index();
-        if index <= snap {
-            return None;
+impl KvOp {
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Set { key, .. } | KvOp::Delete { key } | KvOp::Cas { key, .. } => key,
         }
-        self.log.get((index - snap - 1) as usize)
     }
-    fn term_at(&self, index: Index) -> Option<Term> {
-        if index == self.snapshot_index() {
-            return Some(self.snapshot_term());
+
+    fn to_write(&self) -> WriteOp {
+        match self.clone() {
+            KvOp::Set { key, value } => WriteOp::Set { key, value: value.into_bytes() },
+            KvOp::Delete { key } => WriteOp::Delete { key },
+            KvOp::Cas { key, expected, new } => {
+                WriteOp::Cas { key, expected: expected.map(String::into_bytes), new: new.into_bytes() }
+            }
         }
-        self.entry(index).map(|e| e.term)
     }
 }
 
-fn entry_digest(e: &Entry) -> u64 {
-    match &e.data {
-        EntryData::Noop => 0x6e6f_6f70,
-        EntryData::Command(c) => digest(c),
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvResult {
+    Done,
+    Cas(bool),
+}
+
+fn kv_result(reply: &Reply) -> Option<KvResult> {
+    match reply {
+        Reply::Done | Reply::Deleted { .. } => Some(KvResult::Done),
+        Reply::Cas { ok, .. } => Some(KvResult::Cas(*ok)),
+        Reply::Value(_) | Reply::Keys(_) => None,
     }
 }
 
-/// A node: the core while it runs, its disk always, its state machine while it runs.
+/// A node: its replica while it runs, its disk always.
 struct SimNode {
     id: NodeId,
-    raw: Option<RawNode>,
-    disk: Disk,
-    kv: Kv,
+    replica: Option<Replica<SimDisk>>,
+    disk: Rc<RefCell<DiskState>>,
     /// What the last status of this incarnation said.
     role: RoleKind,
     term: Term,
@@ -123,6 +124,16 @@ struct SimNode {
     paused_until: u64,
     /// Share of ticks this node's clock skips (clock drift).
     drift_per_mille: u32,
+}
+
+impl SimNode {
+    fn last_index(&self) -> Index {
+        self.disk.borrow().image.last_index()
+    }
+
+    fn applied(&self) -> Index {
+        self.replica.as_ref().map_or(0, |r| r.kv().applied())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -140,10 +151,10 @@ impl ClientOp {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AttemptKind {
-    Write { index: Index },
-    Read { id: u64 },
+    Write,
+    Read,
 }
 
 /// One try of an operation at one node.
@@ -151,6 +162,8 @@ enum AttemptKind {
 struct Attempt {
     node: usize,
     kind: AttemptKind,
+    /// The request id the node answers to (unique per simulation).
+    request: u64,
     deadline_tick: u64,
 }
 
@@ -205,7 +218,7 @@ pub struct Sim {
     now: u64,
     stats: Stats,
     trace: Option<Box<dyn Write>>,
-    next_read_id: u64,
+    next_request: u64,
     settling: bool,
     #[cfg(feature = "bugs")]
     bug: Option<crate::profile::Bug>,
@@ -217,25 +230,28 @@ impl Sim {
     pub fn new(seed: u64, opts: &Options, trace: Option<Box<dyn Write>>) -> Sim {
         let profile = Profile::from_seed(seed, opts);
         let n = profile.nodes;
+        let mut rng = Rng::new(seed);
         let nodes = (1..=n as NodeId)
-            .map(|id| SimNode {
-                id,
-                raw: None,
-                disk: Disk::default(),
-                kv: Kv::default(),
-                role: RoleKind::Follower,
-                term: 0,
-                leader: None,
-                commit: 0,
-                paused_until: 0,
-                drift_per_mille: 0,
+            .map(|id| {
+                #[allow(unused_mut)]
+                let mut disk = DiskState::default();
+                #[cfg(feature = "bugs")]
+                {
+                    disk.commit_before_snapshot = opts.bug == Some(crate::profile::Bug::CommitBeforeSnapshot);
+                }
+                SimNode {
+                    id,
+                    replica: None,
+                    disk: Rc::new(RefCell::new(disk)),
+                    role: RoleKind::Follower,
+                    term: 0,
+                    leader: None,
+                    commit: 0,
+                    paused_until: 0,
+                    drift_per_mille: rng.below(u64::from(profile.drift_per_mille) + 1) as u32,
+                }
             })
             .collect::<Vec<_>>();
-        let mut rng = Rng::new(seed);
-        let mut nodes = nodes;
-        for n in &mut nodes {
-            n.drift_per_mille = rng.below(u64::from(profile.drift_per_mille) + 1) as u32;
-        }
         let clients = (1..=profile.clients as u64)
             .map(|id| Client {
                 id,
@@ -260,7 +276,7 @@ impl Sim {
             now: 0,
             stats: Stats::default(),
             trace,
-            next_read_id: 1,
+            next_request: 1,
             settling: false,
             #[cfg(feature = "bugs")]
             bug: opts.bug,
@@ -348,9 +364,9 @@ impl Sim {
         self.rng.shuffle(&mut order);
         for i in order {
             if self.settling || !self.rng.per_mille(self.nodes[i].drift_per_mille) {
-                if let Some(raw) = self.nodes[i].raw.as_mut() {
-                    raw.tick();
-                    self.turn(i)?;
+                if let Some(r) = self.nodes[i].replica.as_mut() {
+                    r.raft_mut().tick();
+                    self.turn(i, |_, _| Ok(()))?;
                 }
             }
         }
@@ -359,7 +375,7 @@ impl Sim {
 
     /// Running and not paused: takes ticks, messages and client requests.
     fn runs(&self, i: usize) -> bool {
-        self.nodes[i].raw.is_some() && self.nodes[i].paused_until == 0
+        self.nodes[i].replica.is_some() && self.nodes[i].paused_until == 0
     }
 
     fn deliver(&mut self) -> Result<(), Violation> {
@@ -369,7 +385,7 @@ impl Sim {
                 trace!(self, "drop {m} (partitioned)");
                 continue;
             }
-            if self.nodes[to].raw.is_none() {
+            if self.nodes[to].replica.is_none() {
                 trace!(self, "drop {m} (n{} is down)", m.to);
                 continue;
             }
@@ -383,128 +399,92 @@ impl Sim {
                 self.emit(&line);
             }
             self.stats.messages += 1;
-            if let Err(e) = self.nodes[to].raw.as_mut().expect("running").step(m) {
+            let step = self.nodes[to].replica.as_mut().expect("running").raft_mut().step(m);
+            if let Err(e) = step {
                 return self.checker.fail(Kind::Contract, format!("n{} refused a message: {e}", to + 1));
             }
-            self.turn(to)?;
+            self.turn(to, |_, _| Ok(()))?;
         }
         Ok(())
     }
 
-    /// Processes everything the node has to do after one input, then checks it.
-    fn turn(&mut self, i: usize) -> Result<(), Violation> {
+    /// One turn of node `i`, as its node process would take it: `input` feeds the
+    /// replica (a client request), then the replica carries out every `Ready` and maybe
+    /// compacts. A crash may be armed to strike between any two durable steps. Then the
+    /// effects are checked and delivered, and the node's status is checked.
+    fn turn(
+        &mut self,
+        i: usize,
+        input: impl FnOnce(&mut Replica<SimDisk>, &mut SimFx) -> Result<(), ReplicaError>,
+    ) -> Result<(), Violation> {
         self.now += 1;
         self.stats.steps += 1;
-        let mut rounds = 0;
-        loop {
-            let Some(raw) = self.nodes[i].raw.as_mut() else {
-                // It crashed in the middle of the turn.
+        let crash = !self.settling && self.rng.per_mille(self.profile.torn_per_mille);
+        if crash {
+            let steps = self.rng.below(MAX_CRASH_STEPS) as u32;
+            let seed = self.rng.next_u64();
+            self.nodes[i].disk.borrow_mut().arm_crash(steps, seed);
+        }
+        let mut fx = SimFx::new(self.nodes[i].disk.clone(), self.trace.is_some());
+        let voters: Vec<NodeId> = (1..=self.nodes.len() as NodeId).collect();
+        let replica = self.nodes[i].replica.as_mut().expect("a turn of a running node");
+        let result = input(replica, &mut fx)
+            .and_then(|()| replica.process_ready(&mut fx))
+            .and_then(|()| replica.maybe_compact(&voters, &mut fx));
+        self.nodes[i].disk.borrow_mut().disarm();
+        let outputs = fx.take();
+        let applied: Vec<(Index, Term, u64)> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Applied { entry, .. } => Some((entry.index, entry.term, entry_digest(entry))),
+                _ => None,
+            })
+            .collect();
+        self.drain(i, outputs)?;
+        match result {
+            Ok(()) => {}
+            Err(ReplicaError::Storage(_)) if self.nodes[i].disk.borrow().crashed() => {
+                self.crash(i, "mid-turn, between two storage steps");
                 return Ok(());
-            };
-            let rd = raw.ready();
-            if rd.is_empty() {
-                break;
             }
-            rounds += 1;
-            if rounds > MAX_READY_ROUNDS {
-                return self.checker.fail(
-                    Kind::Contract,
-                    format!("n{} still has output after {MAX_READY_ROUNDS} ready() rounds", i + 1),
-                );
+            Err(e) => return self.checker.fail(Kind::Contract, format!("n{}: {e}", i + 1)),
+        }
+        // A committed entry may be applied before this turn's fsync, even over a stale
+        // conflicting entry still on disk; once the turn is done the disk must agree.
+        for (index, term, d) in applied {
+            let on_disk = self.nodes[i].disk.borrow().image.entry(index).map(|e| (e.term, entry_digest(e)));
+            if let Some((t, dd)) = on_disk {
+                if (t, dd) != (term, d) {
+                    let why =
+                        format!("n{} applied {index}@{term} but its disk ends the turn with term {t} there", i + 1);
+                    return self.checker.fail(Kind::Contract, why);
+                }
             }
-            self.handle_ready(i, rd)?;
         }
-        if rounds == 0 {
-            // No output: nothing a checker can see changed (a change of term, vote,
-            // commit, role or log always comes with output), so skip the status round
-            // trip. Most ticks of most nodes end here.
-            return Ok(());
-        }
-        self.check_node(i)?;
-        self.maybe_compact(i)
+        self.check_node(i)
     }
 
-    /// Carries out one output batch in the documented order, with a chance of crashing
-    /// between its steps.
-    fn handle_ready(&mut self, i: usize, rd: Ready) -> Result<(), Violation> {
-        let Ready {
-            soft_state: _,
-            hard_state,
-            entries,
-            snapshot,
-            messages,
-            persisted_messages,
-            committed,
-            reads,
-            dropped_reads,
-            events,
-        } = rd;
-        let id = i as NodeId + 1;
-        for ev in &events {
-            trace!(self, "n{id}: {ev}");
-        }
-        // 1. Messages that promise nothing durable.
-        for m in messages {
-            self.send(i, m)?;
-        }
-        // A crash before the fsync finished.
-        let writes = hard_state.is_some() || !entries.is_empty() || snapshot.is_some();
-        if writes && !self.settling && self.rng.per_mille(self.profile.torn_per_mille) {
-            // The batch is one fsync: lost whole, or (when it only appends) a torn
-            // prefix of its entries survives, as from a WAL whose tail was cut.
-            let keep = if hard_state.is_none() && snapshot.is_none() && entries.len() > 1 {
-                self.rng.below(entries.len() as u64) as usize
-            } else {
-                0
-            };
-            if keep > 0 {
-                self.persist_entries(i, &entries[..keep])?;
+    /// Delivers one turn's effects in the order the replica produced them, checking each.
+    fn drain(&mut self, i: usize, outputs: Vec<Output>) -> Result<(), Violation> {
+        let journal = std::mem::take(&mut self.nodes[i].disk.borrow_mut().journal);
+        self.check_writes(i, journal)?;
+        for out in outputs {
+            match out {
+                Output::Send { msg, disk } => self.send(i, msg, disk)?,
+                Output::Respond { to, response } => self.on_response(i, to, response)?,
+                Output::Applied { entry, result } => self.applied(i, &entry, result)?,
+                Output::Restored { index, term, digest } => {
+                    self.stats.snapshots += 1;
+                    trace!(self, "n{}: installs snapshot {index}@{term}", i + 1);
+                    self.checker.snapshot(i as NodeId + 1, index, digest)?;
+                }
+                Output::Log(line) => trace!(self, "n{}: {line}", i + 1),
             }
-            self.crash(i, &format!("mid-turn before fsync; {keep} of {} new entries survive", entries.len()));
-            return Ok(());
-        }
-        // 2. Persist: snapshot, entries, hard state (the hard state's commit may name
-        // entries of this very batch).
-        if let Some(s) = &snapshot {
-            self.persist_snapshot(i, s)?;
-        }
-        if !entries.is_empty() {
-            self.persist_entries(i, &entries)?;
-        }
-        if let Some(hs) = hard_state {
-            self.persist_hard_state(i, hs)?;
-        }
-        // 3. Tell the core.
-        if let (Some(last), Some(raw)) = (entries.last(), self.nodes[i].raw.as_mut()) {
-            raw.persisted(last.index, last.term);
-        }
-        // A crash after the fsync but before the acknowledgements left.
-        if !persisted_messages.is_empty() && !self.settling && self.rng.per_mille(self.profile.torn_per_mille) {
-            self.crash(i, "mid-turn after fsync, before acknowledgements were sent");
-            return Ok(());
-        }
-        // 4. Messages that promise durable state.
-        for m in persisted_messages {
-            self.send(i, m)?;
-        }
-        // 5. The state machine.
-        if let Some(s) = snapshot {
-            self.install_snapshot(i, s)?;
-        }
-        for e in committed {
-            self.apply(i, e)?;
-        }
-        // 6. Reads.
-        for r in reads {
-            self.serve_read(i, r)?;
-        }
-        for read_id in dropped_reads {
-            self.read_dropped(i, read_id);
         }
         Ok(())
     }
 
-    fn send(&mut self, i: usize, m: Message) -> Result<(), Violation> {
+    fn send(&mut self, i: usize, m: Message, disk: crate::effects::DiskFacts) -> Result<(), Violation> {
         let from = i as NodeId + 1;
         let n = self.nodes.len() as NodeId;
         if m.from != from || m.to == 0 || m.to > n || m.to == from {
@@ -520,7 +500,7 @@ impl Sim {
             MessageBody::VoteResponse { granted: true } => {
                 self.checker.vote_granted(from, m.term, m.to)?;
                 // Persist before you speak (§5.1, Figure 2): the vote is on disk.
-                let hs = self.nodes[i].disk.hard_state;
+                let hs = disk.hard_state;
                 if hs.term != m.term || hs.vote != Some(m.to) {
                     return self.checker.fail(
                         Kind::Contract,
@@ -532,28 +512,24 @@ impl Sim {
                 }
             }
             MessageBody::AppendResponse { success: true, match_index, .. } => {
-                let disk = &self.nodes[i].disk;
-                if disk.hard_state.term < m.term || disk.last_index() < *match_index {
+                if disk.hard_state.term < m.term || disk.last_index < *match_index {
                     return self.checker.fail(
                         Kind::Contract,
                         format!(
                             "n{from} acknowledged entries before persisting them (disk: term {} last {}): {m}",
-                            disk.hard_state.term,
-                            disk.last_index()
+                            disk.hard_state.term, disk.last_index
                         ),
                     );
                 }
             }
             MessageBody::InstallSnapshotResponse { installed: Some(index), .. } => {
-                let disk = &self.nodes[i].disk;
                 // Covered by a snapshot on disk, or by a log that already reaches it.
-                if disk.last_index() < *index {
+                if disk.last_index < *index {
                     return self.checker.fail(
                         Kind::Contract,
                         format!(
                             "n{from} acknowledged a snapshot before persisting it (disk: snapshot {} last {}): {m}",
-                            disk.snapshot_index(),
-                            disk.last_index()
+                            disk.snapshot_index, disk.last_index
                         ),
                     );
                 }
@@ -574,251 +550,120 @@ impl Sim {
 
     // ---------------------------------------------------------------- the disk
 
-    fn persist_snapshot(&mut self, i: usize, s: &Snapshot) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let id = node.id;
-        let disk = &mut node.disk;
-        if s.meta.index <= disk.snapshot_index() {
-            return self.checker.fail(
-                Kind::Contract,
-                format!(
-                    "n{id} was handed snapshot {}@{} but already has snapshot {}",
-                    s.meta.index,
-                    s.meta.term,
-                    disk.snapshot_index()
-                ),
-            );
-        }
-        // §7: keep the log after the snapshot if it has the snapshot's last entry.
-        if disk.term_at(s.meta.index) == Some(s.meta.term) {
-            let drop = (s.meta.index - disk.snapshot_index()) as usize;
-            disk.log.drain(..drop);
-        } else {
-            disk.log.clear();
-        }
-        disk.snapshot = Some(s.clone());
-        self.checker.snapshot_covers(id, s.meta.index, s.meta.term)
-    }
-
-    fn persist_entries(&mut self, i: usize, entries: &[Entry]) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let id = node.id;
-        let disk = &mut node.disk;
-        let first = entries[0].index;
-        if first <= disk.snapshot_index() || first > disk.last_index() + 1 {
-            return self.checker.fail(
-                Kind::Contract,
-                format!(
-                    "n{id} was handed entries from {first}, but its log holds {}..={}",
-                    disk.snapshot_index() + 1,
-                    disk.last_index()
-                ),
-            );
-        }
-        disk.log.truncate((first - disk.snapshot_index() - 1) as usize);
-        for (k, e) in entries.iter().enumerate() {
-            if e.index != first + k as Index {
-                return self.checker.fail(Kind::Contract, format!("n{id} was handed non-contiguous entries at {e}"));
+    /// Feeds what the node wrote to its disk this turn to the checkers.
+    fn check_writes(&mut self, i: usize, journal: Vec<DiskWrite>) -> Result<(), Violation> {
+        let id = i as NodeId + 1;
+        for w in journal {
+            match w {
+                DiskWrite::HardState { old, new } => {
+                    if new.term < old.term {
+                        return self.checker.fail(
+                            Kind::Regression,
+                            format!("n{id} term on disk moved back {} -> {}", old.term, new.term),
+                        );
+                    }
+                    if new.term == old.term && old.vote.is_some() && new.vote != old.vote {
+                        return self.checker.fail(
+                            Kind::VoteSafety,
+                            format!(
+                                "n{id} changed its vote in term {} from {:?} to {:?} on disk",
+                                new.term, old.vote, new.vote
+                            ),
+                        );
+                    }
+                }
+                DiskWrite::Entry { index, term, prev_term, digest } => {
+                    let Some(prev_term) = prev_term else {
+                        return self.checker.fail(
+                            Kind::Contract,
+                            format!("n{id} wrote entry {index}@{term} that does not attach to its log"),
+                        );
+                    };
+                    self.checker.appended(id, index, term, prev_term, digest)?;
+                }
+                DiskWrite::Snapshot { index, term, digest, installed } => {
+                    if installed {
+                        self.checker.snapshot_covers(id, index, term)?;
+                    } else {
+                        self.stats.compactions += 1;
+                        trace!(self, "n{id}: compacts its log up to {index}@{term}");
+                    }
+                    self.checker.snapshot(id, index, digest)?;
+                }
             }
-            let prev_term = disk.term_at(e.index - 1).expect("the log is contiguous");
-            self.checker.appended(id, e.index, e.term, prev_term, entry_digest(e))?;
-            disk.log.push(e.clone());
         }
-        Ok(())
-    }
-
-    fn persist_hard_state(&mut self, i: usize, hs: HardState) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let id = node.id;
-        let old = node.disk.hard_state;
-        if hs.term < old.term {
-            return self
-                .checker
-                .fail(Kind::Regression, format!("n{id} term on disk moved back {} -> {}", old.term, hs.term));
-        }
-        if hs.term == old.term && old.vote.is_some() && hs.vote != old.vote {
-            return self.checker.fail(
-                Kind::VoteSafety,
-                format!("n{id} changed its vote in term {} from {:?} to {:?} on disk", hs.term, old.vote, hs.vote),
-            );
-        }
-        if hs.commit < old.commit {
-            return self
-                .checker
-                .fail(Kind::Regression, format!("n{id} commit on disk moved back {} -> {}", old.commit, hs.commit));
-        }
-        if hs.commit > node.disk.last_index() {
-            return self.checker.fail(
-                Kind::Contract,
-                format!("n{id} persisted commit {} beyond its last index {}", hs.commit, node.disk.last_index()),
-            );
-        }
-        node.disk.hard_state = hs;
         Ok(())
     }
 
     // ---------------------------------------------------------------- the state machine
 
-    fn install_snapshot(&mut self, i: usize, s: Snapshot) -> Result<(), Violation> {
+    fn applied(&mut self, i: usize, e: &Entry, result: Applied) -> Result<(), Violation> {
         let id = i as NodeId + 1;
-        let Some(kv) = Kv::restore(&s.data) else {
-            return self.checker.fail(Kind::Contract, format!("n{id} was handed snapshot bytes that do not decode"));
+        let digest = entry_digest(e);
+        let term = self.nodes[i].term;
+        self.checker.applied(id, e.index, e.term, digest, term)?;
+        if let Applied::Write { session, seq, reply, duplicate: false } = &result {
+            if let Some(r) = kv_result(reply) {
+                self.effects.entry((*session, *seq)).or_insert((self.now, r));
+            }
+        }
+        Ok(())
+    }
+
+    /// A node answered a client.
+    fn on_response(&mut self, i: usize, to: Waiter, response: Response) -> Result<(), Violation> {
+        let c = to.conn as usize;
+        let Some(p) = self.clients.get(c).and_then(|cl| cl.pending.as_ref()) else { return Ok(()) };
+        let Some(a) = p.attempt.filter(|a| a.request == to.request_id && a.node == i) else {
+            // An answer to an attempt the client already gave up on.
+            return Ok(());
         };
-        if kv.applied() != s.meta.index {
-            return self.checker.fail(
-                Kind::Contract,
-                format!("n{id} got snapshot {}@{} holding state at {}", s.meta.index, s.meta.term, kv.applied()),
-            );
-        }
-        let applied = self.nodes[i].kv.applied();
-        if s.meta.index < applied {
-            return self.checker.fail(
-                Kind::Regression,
-                format!("n{id} installs snapshot {} below its applied index {applied}", s.meta.index),
-            );
-        }
-        self.checker.snapshot(id, s.meta.index, digest(&s.data))?;
-        trace!(self, "n{id}: installs snapshot {}@{} ({} bytes)", s.meta.index, s.meta.term, s.data.len());
-        self.nodes[i].kv = kv;
-        self.stats.snapshots += 1;
-        // A write this node was to answer may now be inside the snapshot: let the
-        // client retry; the session answers the retry with the original result.
-        for c in &mut self.clients {
-            if let Some(p) = &mut c.pending {
-                if let Some(Attempt { node, kind: AttemptKind::Write { index }, .. }) = p.attempt {
-                    if node == i && index <= s.meta.index {
-                        p.attempt = None;
-                        p.next_try_tick = self.tick;
+        let n = self.nodes.len() as u64;
+        let tick = self.tick;
+        match response {
+            Response::Ok(reply) => {
+                let outcome = match (a.kind, &reply) {
+                    (AttemptKind::Read, Reply::Value(v)) => {
+                        Outcome::Value(v.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()))
                     }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, i: usize, e: Entry) -> Result<(), Violation> {
-        let node = &mut self.nodes[i];
-        let id = node.id;
-        if e.index != node.kv.applied() + 1 {
-            return self.checker.fail(
-                Kind::Contract,
-                format!("n{id} applies {e} right after {}: committed entries must be contiguous", node.kv.applied()),
-            );
-        }
-        match node.disk.entry(e.index) {
-            Some(d) if *d == e => {}
-            Some(d) => {
-                return self.checker.fail(Kind::Contract, format!("n{id} applies {e} but its log has {d} there"));
-            }
-            None => {
-                return self.checker.fail(Kind::Contract, format!("n{id} applies {e} which is not in its log"));
-            }
-        }
-        self.checker.applied(id, e.index, e.term, entry_digest(&e), node.term)?;
-        match &e.data {
-            EntryData::Noop => node.kv.apply_noop(e.index),
-            EntryData::Command(bytes) => match node.kv.apply(e.index, bytes) {
-                Some(a) => self.write_applied(i, e.index, a),
-                None => {
-                    return self.checker.fail(Kind::Contract, format!("n{id} applies {e}, which is no sim command"));
-                }
-            },
-        }
-        Ok(())
-    }
-
-    /// A node applied a client's write: answer the client if it was waiting on this
-    /// node; tell a client whose proposal slot was taken by another entry to retry.
-    fn write_applied(&mut self, i: usize, index: Index, a: Applied) {
-        if let Some(result) = a.result {
-            self.effects.entry((a.client, a.seq)).or_insert((self.now, result));
-        }
-        for c in 0..self.clients.len() {
-            let client = &self.clients[c];
-            let Some(p) = &client.pending else { continue };
-            let Some(Attempt { node, kind: AttemptKind::Write { index: at }, .. }) = p.attempt else { continue };
-            if node != i {
-                continue;
-            }
-            if client.id == a.client && p.seq == a.seq {
-                let result = a.result.expect("the latest seq of a session always has a result");
-                let outcome = match result {
-                    KvResult::Done => Outcome::Done,
-                    KvResult::Cas(ok) => Outcome::Cas(ok),
+                    (AttemptKind::Write, r) => match kv_result(r) {
+                        Some(KvResult::Done) => Outcome::Done,
+                        Some(KvResult::Cas(ok)) => Outcome::Cas(ok),
+                        None => {
+                            return self.checker.fail(Kind::Contract, format!("n{} answered a write with {r:?}", i + 1))
+                        }
+                    },
+                    (AttemptKind::Read, r) => {
+                        return self.checker.fail(Kind::Contract, format!("n{} answered a read with {r:?}", i + 1))
+                    }
                 };
                 self.complete(c, outcome);
-            } else if at == index {
+            }
+            Response::NotLeader { leader } => {
+                let hint = leader.filter(|&l| l != i as NodeId + 1 && l >= 1 && l <= n);
+                let client = &mut self.clients[c];
+                let p = client.pending.as_mut().expect("checked above");
+                p.attempt = None;
+                // Follow a hint on the next tick (one hop per tick, so no ping-pong
+                // within a tick); without one, wait a little for an election.
+                p.next_try_tick = tick + if hint.is_some() { 1 } else { 3 };
+                client.target = match hint {
+                    Some(l) => l as usize - 1,
+                    None => self.rng.below(n) as usize,
+                };
+            }
+            Response::Unavailable { .. } | Response::Unknown { .. } => {
+                // Surely not applied, or maybe: either way the same (session, seq) is safe
+                // to retry, and the session answers a retry with the first outcome.
                 let p = self.clients[c].pending.as_mut().expect("checked above");
                 p.attempt = None;
-                p.next_try_tick = self.tick;
+                p.next_try_tick = tick + 2;
             }
-        }
-    }
-
-    fn serve_read(&mut self, i: usize, r: ReadState) -> Result<(), Violation> {
-        let node = &self.nodes[i];
-        if r.index > node.kv.applied() {
-            return self.checker.fail(
-                Kind::ReadSafety,
-                format!(
-                    "n{} released read {} at index {} with only {} applied",
-                    node.id,
-                    r.id,
-                    r.index,
-                    node.kv.applied()
-                ),
-            );
-        }
-        let waiting = self.clients.iter().position(|c| {
-            c.pending
-                .as_ref()
-                .and_then(|p| p.attempt)
-                .is_some_and(|a| a.node == i && matches!(a.kind, AttemptKind::Read { id } if id == r.id))
-        });
-        if let Some(c) = waiting {
-            let key = self.clients[c].pending.as_ref().expect("waiting").op.key().to_string();
-            let value = self.nodes[i].kv.get(&key).cloned();
-            self.complete(c, Outcome::Value(value));
+            other => {
+                return self.checker.fail(Kind::Contract, format!("n{} answered a client with {other:?}", i + 1));
+            }
         }
         Ok(())
-    }
-
-    fn read_dropped(&mut self, i: usize, read_id: u64) {
-        let n = self.nodes.len() as u64;
-        for c in &mut self.clients {
-            if let Some(p) = &mut c.pending {
-                if let Some(Attempt { node, kind: AttemptKind::Read { id }, .. }) = p.attempt {
-                    if node == i && id == read_id {
-                        p.attempt = None;
-                        p.next_try_tick = self.tick + 1;
-                        c.target = self.rng.below(n) as usize;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Compacts a node's log once it has applied enough past its snapshot.
-    fn maybe_compact(&mut self, i: usize) -> Result<(), Violation> {
-        let node = &self.nodes[i];
-        let applied = node.kv.applied();
-        let snap = node.disk.snapshot_index();
-        if node.raw.is_none() || applied <= snap || applied - snap < self.profile.compact_entries {
-            return Ok(());
-        }
-        let voters: Vec<NodeId> = (1..=self.nodes.len() as NodeId).collect();
-        let node = &mut self.nodes[i];
-        let term = node.disk.term_at(applied).expect("applied entries are in the log");
-        let data = node.kv.snapshot();
-        let id = node.id;
-        // The application persists its snapshot, then tells the core (compact's contract).
-        node.disk.log.drain(..(applied - snap) as usize);
-        node.disk.snapshot = Some(Snapshot { meta: SnapshotMeta { index: applied, term, voters }, data: data.clone() });
-        self.checker.snapshot(id, applied, digest(&data))?;
-        self.stats.compactions += 1;
-        trace!(self, "n{id}: compacts its log up to {applied}@{term}");
-        self.nodes[i].raw.as_mut().expect("running").compact(applied, data);
-        self.turn(i)
     }
 
     // ---------------------------------------------------------------- checks
@@ -826,19 +671,22 @@ impl Sim {
     /// The per-step checks that need the node's own report of its state.
     fn check_node(&mut self, i: usize) -> Result<(), Violation> {
         let node = &mut self.nodes[i];
-        let Some(raw) = node.raw.as_ref() else { return Ok(()) };
-        let st = raw.status();
+        let Some(replica) = node.replica.as_ref() else { return Ok(()) };
+        let st = replica.raft().status();
+        let applied = replica.kv().applied();
         let id = node.id;
+        let disk = node.disk.borrow();
+        let disk = &disk.image;
         if st.id != id {
             return self.checker.fail(Kind::Contract, format!("n{id} reports id {}", st.id));
         }
-        if st.last_index != node.disk.last_index() {
+        if st.last_index != disk.last_index() {
             return self.checker.fail(
                 Kind::Contract,
                 format!(
                     "n{id} reports last index {} but the entries it handed out for its disk end at {}",
                     st.last_index,
-                    node.disk.last_index()
+                    disk.last_index()
                 ),
             );
         }
@@ -855,27 +703,25 @@ impl Sim {
         if st.term < node.term {
             return self.checker.fail(Kind::Regression, format!("n{id} term moved back {} -> {}", node.term, st.term));
         }
-        if st.applied != node.kv.applied() {
+        if st.applied != applied {
             return self.checker.fail(
                 Kind::Contract,
-                format!("n{id} reports applied {} but handed out entries up to {}", st.applied, node.kv.applied()),
+                format!("n{id} reports applied {} but its state machine is at {applied}", st.applied),
             );
         }
-        if node.kv.applied() > st.commit {
-            return self.checker.fail(
-                Kind::Contract,
-                format!("n{id} applied {} beyond its commit index {}", node.kv.applied(), st.commit),
-            );
+        if applied > st.commit {
+            return self
+                .checker
+                .fail(Kind::Contract, format!("n{id} applied {applied} beyond its commit index {}", st.commit));
         }
         for index in node.commit + 1..=st.commit {
-            if let Some(e) = node.disk.entry(index) {
+            if let Some(e) = disk.entry(index) {
                 self.checker.committed(id, index, e.term, entry_digest(e), st.term)?;
             }
         }
         if st.role == RoleKind::Leader {
             self.checker.leader(st.term, id, "status")?;
             if !(node.role == RoleKind::Leader && node.term == st.term) {
-                let disk = &node.disk;
                 self.checker
                     .leader_completeness(id, st.term, disk.snapshot_index(), disk.last_index(), |x| disk.term_at(x))?;
             }
@@ -887,23 +733,21 @@ impl Sim {
         Ok(())
     }
 
-    /// True once the cluster has settled: everyone up, one leader everyone follows,
-    /// every entry committed and applied everywhere, every client answered.
     fn settled(&self) -> bool {
         if self.clients.iter().any(|c| c.pending.is_some()) {
             return false;
         }
-        let Some(l) = self.nodes.iter().find(|n| n.raw.is_some() && n.role == RoleKind::Leader) else {
+        let Some(l) = self.nodes.iter().find(|n| n.replica.is_some() && n.role == RoleKind::Leader) else {
             return false;
         };
-        let last = l.disk.last_index();
+        let last = l.last_index();
         self.nodes.iter().all(|n| {
-            n.raw.is_some()
+            n.replica.is_some()
                 && n.term == l.term
                 && n.leader == Some(l.id)
-                && n.disk.last_index() == last
+                && n.last_index() == last
                 && n.commit == last
-                && n.kv.applied() == last
+                && n.applied() == last
         })
     }
 
@@ -912,7 +756,7 @@ impl Sim {
             .nodes
             .iter()
             .map(|n| {
-                if n.raw.is_none() {
+                if n.replica.is_none() {
                     return format!("n{} down", n.id);
                 }
                 format!(
@@ -921,9 +765,9 @@ impl Sim {
                     n.role,
                     n.term,
                     n.leader.map_or("-".to_string(), |l| format!("n{l}")),
-                    n.disk.last_index(),
+                    n.last_index(),
                     n.commit,
-                    n.kv.applied()
+                    n.applied()
                 )
             })
             .collect();
@@ -1008,46 +852,65 @@ impl Sim {
         c
     }
 
-    /// Starts (or restarts) node `i` from its disk.
+    fn replica_options(&self) -> ReplicaOptions {
+        #[allow(unused_mut)]
+        let mut opts = ReplicaOptions {
+            snapshot_entries: self.profile.compact_entries,
+            snapshot_bytes: u64::MAX,
+            ..ReplicaOptions::default()
+        };
+        #[cfg(feature = "bugs")]
+        if let Some(bug) = self.bug {
+            opts.bugs = bug.driver_bugs();
+        }
+        opts
+    }
+
+    /// Starts (or restarts) node `i` from its disk, as `raft-node` does: recovery, then
+    /// the replica, then a first turn that replays the log up to the commit index.
     fn start(&mut self, i: usize) -> Result<(), Violation> {
         let id = i as NodeId + 1;
         let config = self.config(id);
-        let node = &mut self.nodes[i];
-        let disk = &node.disk;
-        let restored =
-            Restored { hard_state: disk.hard_state, snapshot: disk.snapshot.clone(), entries: disk.log.clone() };
-        let kv = match &disk.snapshot {
-            Some(s) => Kv::restore(&s.data).expect("the sim wrote this snapshot"),
-            None => Kv::default(),
+        let opts = self.replica_options();
+        let disk = self.nodes[i].disk.clone();
+        disk.borrow_mut().reboot();
+        let restored = match disk.borrow_mut().image.recover() {
+            Ok(r) => r,
+            Err(e) => return self.checker.fail(Kind::Contract, format!("n{id} cannot recover its disk: {e}")),
         };
-        let raw = match RawNode::new(config, restored) {
-            Ok(raw) => raw,
-            Err(e) => return self.checker.fail(Kind::Contract, format!("n{id} refused to start: {e}")),
-        };
-        node.raw = Some(raw);
-        node.kv = kv;
-        node.role = RoleKind::Follower;
-        node.term = disk.hard_state.term;
-        node.leader = None;
-        // The commit index on disk must not be forgotten (checked on the first status).
-        node.commit = disk.hard_state.commit;
         trace!(
             self,
             "start n{id}: term={} vote={} commit={} snapshot={} last={}",
-            self.nodes[i].disk.hard_state.term,
-            self.nodes[i].disk.hard_state.vote.map_or("-".to_string(), |v| format!("n{v}")),
-            self.nodes[i].disk.hard_state.commit,
-            self.nodes[i].disk.snapshot_index(),
-            self.nodes[i].disk.last_index()
+            restored.hard_state.term,
+            restored.hard_state.vote.map_or("-".to_string(), |v| format!("n{v}")),
+            restored.hard_state.commit,
+            restored.snapshot.as_ref().map_or(0, |s| s.meta.index),
+            restored.entries.last().map_or(0, |e| e.index)
         );
-        self.turn(i)
+        let commit = restored.hard_state.commit;
+        let term = restored.hard_state.term;
+        let mut fx = SimFx::new(disk.clone(), self.trace.is_some());
+        let replica = Replica::recover(config, SimDisk(disk), restored, opts, &mut fx);
+        let outputs = fx.take();
+        self.drain(i, outputs)?;
+        let replica = match replica {
+            Ok(r) => r,
+            Err(e) => return self.checker.fail(Kind::Contract, format!("n{id} refused to start: {e}")),
+        };
+        let node = &mut self.nodes[i];
+        node.replica = Some(replica);
+        node.role = RoleKind::Follower;
+        node.term = term;
+        node.leader = None;
+        // The commit index on disk must not be forgotten (checked on the first status).
+        node.commit = commit;
+        self.turn(i, |_, _| Ok(()))
     }
 
     fn crash(&mut self, i: usize, why: &str) {
         let node = &mut self.nodes[i];
-        node.raw = None;
+        node.replica = None;
         node.paused_until = 0;
-        node.kv = Kv::default();
         node.role = RoleKind::Follower;
         node.leader = None;
         self.stats.crashes += 1;
@@ -1068,14 +931,14 @@ impl Sim {
     fn inject_faults(&mut self) -> Result<(), Violation> {
         let p = self.profile.clone();
         if self.rng.per_mille(p.crash_per_mille) {
-            let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].raw.is_some()).collect();
+            let up: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].replica.is_some()).collect();
             if !up.is_empty() {
                 let i = self.rng.pick(&up);
                 self.crash(i, "crash");
             }
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].raw.is_none() && self.rng.per_mille(p.restart_per_mille) {
+            if self.nodes[i].replica.is_none() && self.rng.per_mille(p.restart_per_mille) {
                 self.start(i)?;
             }
         }
@@ -1102,11 +965,11 @@ impl Sim {
                 let i = self.rng.pick(&leaders);
                 let n = self.nodes.len() as u64;
                 let to = (i as u64 + self.rng.range(1, n)) % n + 1;
-                let raw = self.nodes[i].raw.as_mut().expect("running");
-                let r = raw.transfer_leadership(to);
+                let replica = self.nodes[i].replica.as_mut().expect("running");
+                let r = replica.raft_mut().transfer_leadership(to);
                 trace!(self, "n{}: transfer leadership to n{to}: {r:?}", i + 1);
                 self.stats.transfers += 1;
-                self.turn(i)?;
+                self.turn(i, |_, _| Ok(()))?;
             }
         }
         Ok(())
@@ -1128,7 +991,7 @@ impl Sim {
         self.net.conditions = NetConditions::reliable();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.tick + 1);
-            if self.nodes[i].raw.is_none() {
+            if self.nodes[i].replica.is_none() {
                 self.start(i)?;
             }
         }
@@ -1261,55 +1124,31 @@ impl Sim {
             self.clients[c].pending.as_mut().expect("pending").next_try_tick = tick + 1;
             return Ok(());
         }
-        #[cfg(feature = "bugs")]
-        if self.bug == Some(crate::profile::Bug::StaleRead) {
-            if let ClientOp::Read { key } = &self.clients[c].pending.as_ref().expect("pending").op {
-                let value = self.nodes[node].kv.get(key).cloned();
-                trace!(self, "client {} reads locally at n{} (planted bug: no ReadIndex)", c + 1, node + 1);
-                self.complete(c, Outcome::Value(value));
-                return Ok(());
-            }
-        }
-        let client = &self.clients[c];
-        let p = client.pending.as_ref().expect("pending");
-        let raw = self.nodes[node].raw.as_mut().expect("running");
-        let (result, kind) = match &p.op {
-            ClientOp::Write(op) => {
-                let cmd = KvCommand { client: client.id, seq: p.seq, op: op.clone() }.encode();
-                match raw.propose(cmd) {
-                    Ok(index) => (Ok(()), AttemptKind::Write { index }),
-                    Err(e) => (Err(e), AttemptKind::Write { index: 0 }),
-                }
-            }
-            ClientOp::Read { .. } => {
-                let id = self.next_read_id;
-                self.next_read_id += 1;
-                (raw.read_index(id), AttemptKind::Read { id })
-            }
-        };
-        let deadline_tick = tick + self.profile.attempt_timeout_ticks;
+        let request = self.next_request;
+        self.next_request += 1;
         let client = &mut self.clients[c];
+        let session = client.id;
         let p = client.pending.as_mut().expect("pending");
-        match result {
-            Ok(()) => {
-                p.attempt = Some(Attempt { node, kind, deadline_tick });
-                trace!(self, "client {} seq {} submitted to n{}: {:?}", c + 1, self.clients[c].seq, node + 1, kind);
+        let kind = match p.op {
+            ClientOp::Write(_) => AttemptKind::Write,
+            ClientOp::Read { .. } => AttemptKind::Read,
+        };
+        p.attempt = Some(Attempt { node, kind, request, deadline_tick: tick + self.profile.attempt_timeout_ticks });
+        let (seq, op) = (p.seq, p.op.clone());
+        trace!(self, "client {} seq {seq} submitted to n{}: {:?}", c + 1, node + 1, op);
+        #[cfg(feature = "bugs")]
+        let stale = self.bug == Some(crate::profile::Bug::StaleRead);
+        #[cfg(not(feature = "bugs"))]
+        let stale = false;
+        let from = Waiter { conn: c as u64, request_id: request };
+        self.turn(node, move |replica, fx| {
+            match op {
+                ClientOp::Write(op) => replica.write(from, session, seq, op.to_write(), fx),
+                // Planted bug (simulator-side): reads served locally, without ReadIndex.
+                ClientOp::Read { key } => replica.read(from, ReadOp::Get { key }, stale, fx),
             }
-            Err(ProposeError::NotLeader(nl)) => {
-                let hint = nl.leader.filter(|&l| l != node as NodeId + 1 && l >= 1 && l <= n);
-                // Follow a hint on the next tick (one hop per tick, so no ping-pong
-                // within a tick); without one, wait a little for an election.
-                p.next_try_tick = tick + if hint.is_some() { 1 } else { 3 };
-                client.target = match hint {
-                    Some(l) => l as usize - 1,
-                    None => self.rng.below(n) as usize,
-                };
-            }
-            Err(ProposeError::Busy) => {
-                p.next_try_tick = tick + 2;
-            }
-        }
-        self.turn(node)
+            Ok(())
+        })
     }
 }
 

@@ -1,5 +1,6 @@
-//! The checkers bite: with one of raft-core's planted bugs on every node (or one of
-//! the simulator's own: stale reads, a partition never healed), the simulator finds a
+//! The checkers bite: with one of raft-core's planted bugs on every node, one in the
+//! shipped driver (raft-replica) or its disk order, or one of the simulator's own (stale
+//! reads, a partition never healed), the simulator finds a
 //! violation within a bounded number of seeds, and the very same schedules against the
 //! correct core find none. Run with `cargo test -p raft-sim --features bugs`.
 #![cfg(feature = "bugs")]
@@ -65,4 +66,25 @@ fn a_partition_left_in_place_is_found() {
 #[test]
 fn no_truncate_is_found() {
     finds(Bug::NoTruncate, &[Kind::LogMatching, Kind::StateMachineSafety, Kind::Contract]);
+}
+
+/// A driver bug (raft-replica): a write is answered when appended, not when committed.
+/// A leader that loses its uncommitted tail has then confirmed writes that never happen.
+#[test]
+fn answering_on_append_is_found() {
+    finds(Bug::AnswerOnAppend, &[Kind::Linearizability]);
+}
+
+/// A driver bug (raft-replica): votes and acks leave before the batch is persisted.
+#[test]
+fn acking_before_persisting_is_found() {
+    finds(Bug::AckBeforePersist, &[Kind::Contract, Kind::VoteSafety, Kind::ElectionSafety]);
+}
+
+/// A storage-order bug the new crash points found: an install that writes the snapshot's
+/// commit index before the snapshot file. A crash in between, and the restarted node
+/// counts its old log's uncommitted tail as committed.
+#[test]
+fn a_commit_index_written_before_its_snapshot_is_found() {
+    finds(Bug::CommitBeforeSnapshot, &[Kind::StateMachineSafety, Kind::LogMatching, Kind::Linearizability]);
 }

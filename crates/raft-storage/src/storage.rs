@@ -409,9 +409,10 @@ impl Storage {
     }
 
     /// Installs a snapshot received from the leader together with the hard state of the
-    /// batch that carried it: first the hard state (one WAL record, synced), then the
+    /// batch that carried it: first its term and vote (one WAL record, synced), then the
     /// snapshot (temp name, fsync, rename, fsync the directory), then the log is
-    /// discarded: it continues at `meta.index + 1`. Older snapshots are removed.
+    /// discarded: it continues at `meta.index + 1`, after a record of the whole hard
+    /// state. Older snapshots are removed.
     ///
     /// The order matters for a crash part-way. The snapshot's term is at most the
     /// batch's term, so with the hard state durable first, every state a crash can leave
@@ -422,9 +423,15 @@ impl Storage {
     pub fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
         self.check_poisoned()?;
         self.check_snapshot_order(&snap.meta);
-        if *hard_state != self.hard_state {
-            self.persist(Some(hard_state), &[])?;
+        // The term and vote first, but not the snapshot's commit index: until the
+        // snapshot is durable, that index would point past the old log, and recovery
+        // (which clamps a commit index to the log's end) would count the old log's
+        // uncommitted tail as committed. (The simulator found this crash window.)
+        let first = HardState { commit: hard_state.commit.min(self.hard_state.commit), ..*hard_state };
+        if first != self.hard_state {
+            self.persist(Some(&first), &[])?;
         }
+        self.hard_state = HardState { commit: self.hard_state.commit.max(hard_state.commit), ..*hard_state };
         self.guard(|st| {
             let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
             st.snapshot_written(&snap.meta, path)?;

@@ -1,0 +1,295 @@
+//! The simulated disk: a [`Store`] that keeps what `raft-storage` would keep, step by
+//! step, and loses what a real disk loses when the machine dies.
+//!
+//! Each storage call is carried out as the durable steps `raft-storage` takes, in its
+//! order (see `Storage::persist`, `install_snapshot`, `compact`):
+//!
+//! * `persist`: on a conflict, the suffix is cut first (one step); then ONE write of the
+//!   hard-state record followed by the entries, and one fsync (one step). A crash during
+//!   that write keeps any prefix of its records, as a WAL whose tail was torn;
+//! * `install_snapshot`: the batch's term and vote (one step; its commit index only
+//!   later, with the reset), the snapshot file (one step), the log reset (one step);
+//! * `compact`: the snapshot file (one step), then the covered log prefix is dropped
+//!   (one step).
+//!
+//! The simulator arms a crash before a turn ([`SimDisk::arm_crash`]): after that many
+//! steps the next one is cut short and every later call fails, as the storage of a dead
+//! process would. The node is then thrown away and restarted from [`DiskImage::recover`],
+//! which mirrors `Storage::open`: the newest snapshot, the log after it (discarded if it
+//! continues another history: an interrupted install), the hard state, the commit index
+//! clamped into the log.
+//!
+//! Everything written is also noted in a journal that the simulator drains after every
+//! turn to feed its checkers (log matching, vote safety, snapshots).
+
+use crate::rng::digest;
+use raft_core::{Entry, EntryData, HardState, Index, Restored, Snapshot, Term};
+use raft_replica::Store;
+use raft_storage::StorageError;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct DiskImage {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// Contiguous entries; normally starting right after the snapshot, lower after an
+    /// install that a crash interrupted before the log was reset.
+    pub log: Vec<Entry>,
+}
+
+impl DiskImage {
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.index)
+    }
+
+    pub fn snapshot_term(&self) -> Term {
+        self.snapshot.as_ref().map_or(0, |s| s.meta.term)
+    }
+
+    fn first_log_index(&self) -> Index {
+        self.log.first().map_or(self.snapshot_index() + 1, |e| e.index)
+    }
+
+    /// The last index a restart would see (the log past the snapshot, or the snapshot).
+    pub fn last_index(&self) -> Index {
+        self.log.last().map_or(0, |e| e.index).max(self.snapshot_index())
+    }
+
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        let first = self.first_log_index();
+        if index < first || index <= self.snapshot_index() {
+            return None;
+        }
+        self.log.get((index - first) as usize)
+    }
+
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.snapshot_index() {
+            return Some(self.snapshot_term());
+        }
+        self.entry(index).map(|e| e.term)
+    }
+
+    /// What a restart reads back: `Storage::open`'s rules. Like `Storage::open`, it
+    /// also tidies the disk to what it returns (discarded entries are gone for good).
+    pub fn recover(&mut self) -> Result<Restored, String> {
+        let s = self.snapshot_index();
+        let first = self.first_log_index();
+        if first > s + 1 {
+            return Err(format!("the log starts at {first}, after the snapshot at {s}: a gap"));
+        }
+        let at_snapshot = self.log.iter().find(|e| e.index == s).map(|e| e.term);
+        let continues = match at_snapshot {
+            Some(t) => t == self.snapshot_term(),
+            // No entry at the snapshot's index: the log either starts right after it or
+            // ends before it (an install interrupted before the reset).
+            None => s == 0 || first == s + 1,
+        };
+        let entries: Vec<Entry> =
+            if continues { self.log.iter().filter(|e| e.index > s).cloned().collect() } else { Vec::new() };
+        let last = entries.last().map_or(s, |e| e.index);
+        let mut hard_state = self.hard_state;
+        hard_state.commit = hard_state.commit.min(last).max(s);
+        self.log = entries.clone();
+        self.hard_state = hard_state;
+        Ok(Restored { hard_state, snapshot: self.snapshot.clone(), entries })
+    }
+
+    fn write_entry(&mut self, e: &Entry) {
+        let first = self.first_log_index();
+        assert!(e.index >= first && e.index <= self.last_index() + 1, "the store was handed entry {e} out of place");
+        self.log.truncate((e.index - first) as usize);
+        self.log.push(e.clone());
+    }
+}
+
+/// One thing written, for the checkers.
+#[derive(Clone, Debug)]
+pub enum DiskWrite {
+    HardState { old: HardState, new: HardState },
+    Entry { index: Index, term: Term, prev_term: Option<Term>, digest: u64 },
+    Snapshot { index: Index, term: Term, digest: u64, installed: bool },
+}
+
+pub fn entry_digest(e: &Entry) -> u64 {
+    match &e.data {
+        EntryData::Noop => 0x6e6f_6f70,
+        EntryData::Command(c) => digest(c),
+    }
+}
+
+/// The state behind a disk: shared by the simulator (which keeps it across crashes and
+/// reads it in its checkers) and the [`SimDisk`] handle the running replica owns.
+#[derive(Debug, Default)]
+pub struct DiskState {
+    pub image: DiskImage,
+    pub journal: Vec<DiskWrite>,
+    /// Steps still allowed before the armed crash, and which prefix a torn write keeps.
+    crash_in: Option<u32>,
+    torn_seed: u64,
+    crashed: bool,
+    /// Planted bug: an install writes the batch's commit index before the snapshot.
+    #[cfg(feature = "bugs")]
+    pub commit_before_snapshot: bool,
+}
+
+impl DiskState {
+    /// A crash after `steps` more durable steps; `torn_seed` picks what a torn write keeps.
+    pub fn arm_crash(&mut self, steps: u32, torn_seed: u64) {
+        self.crash_in = Some(steps);
+        self.torn_seed = torn_seed;
+    }
+
+    pub fn disarm(&mut self) {
+        self.crash_in = None;
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.crashed
+    }
+
+    /// The machine restarted: the disk works again.
+    pub fn reboot(&mut self) {
+        self.crashed = false;
+        self.crash_in = None;
+    }
+
+    /// Starts a durable step: `false` means the crash strikes now.
+    fn step(&mut self) -> bool {
+        match &mut self.crash_in {
+            Some(0) => {
+                self.crash_in = None;
+                self.crashed = true;
+                false
+            }
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn dead() -> StorageError {
+        StorageError::Poisoned { reason: "simulated crash".into() }
+    }
+
+    fn write_hard_state(&mut self, hs: HardState) {
+        let old = self.image.hard_state;
+        self.image.hard_state = hs;
+        self.journal.push(DiskWrite::HardState { old, new: hs });
+    }
+
+    fn write_entry(&mut self, e: &Entry) {
+        let prev_term = self.image.term_at(e.index - 1);
+        self.image.write_entry(e);
+        self.journal.push(DiskWrite::Entry { index: e.index, term: e.term, prev_term, digest: entry_digest(e) });
+    }
+
+    fn write_snapshot(&mut self, snap: &Snapshot, installed: bool) {
+        self.image.snapshot = Some(snap.clone());
+        let (index, term, digest) = (snap.meta.index, snap.meta.term, digest(&snap.data));
+        self.journal.push(DiskWrite::Snapshot { index, term, digest, installed });
+    }
+
+    /// One WAL write: the hard state record (if any), then the entries; torn if the
+    /// crash strikes.
+    fn write_records(&mut self, hs: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+        let records = usize::from(hs.is_some()) + entries.len();
+        let keep = if self.step() { records } else { (self.torn_seed % (records as u64 + 1)) as usize };
+        let mut left = keep;
+        if let Some(hs) = hs {
+            if left == 0 {
+                return Err(Self::dead());
+            }
+            left -= 1;
+            self.write_hard_state(*hs);
+        }
+        for e in entries.iter().take(left) {
+            self.write_entry(e);
+        }
+        if self.crashed {
+            return Err(Self::dead());
+        }
+        Ok(())
+    }
+
+    fn reset_log(&mut self) {
+        let s = self.image.snapshot_index();
+        self.image.log.clear();
+        let hs = self.image.hard_state;
+        self.write_hard_state(HardState { commit: hs.commit.max(s), ..hs });
+    }
+}
+
+/// The handle a replica owns; the simulator keeps another to the same [`DiskState`].
+pub struct SimDisk(pub Rc<RefCell<DiskState>>);
+
+impl Store for SimDisk {
+    fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+        let mut d = self.0.borrow_mut();
+        if d.crashed {
+            return Err(DiskState::dead());
+        }
+        if hard_state.is_none() && entries.is_empty() {
+            return Ok(());
+        }
+        if let Some(first) = entries.first().map(|e| e.index) {
+            if first <= d.image.last_index() {
+                // The conflicting suffix is cut (and the hard state file written) first.
+                if !d.step() {
+                    return Err(DiskState::dead());
+                }
+                let start = d.image.first_log_index();
+                d.image.log.truncate(first.saturating_sub(start) as usize);
+            }
+        }
+        d.write_records(hard_state, entries)
+    }
+
+    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
+        let mut d = self.0.borrow_mut();
+        if d.crashed {
+            return Err(DiskState::dead());
+        }
+        let cur = d.image.hard_state;
+        #[allow(unused_mut)]
+        let mut first = HardState { commit: hard_state.commit.min(cur.commit), ..*hard_state };
+        #[cfg(feature = "bugs")]
+        if d.commit_before_snapshot {
+            first = *hard_state;
+        }
+        if first != cur {
+            d.write_records(Some(&first), &[])?;
+        }
+        if !d.step() {
+            return Err(DiskState::dead());
+        }
+        d.write_snapshot(snap, true);
+        if !d.step() {
+            return Err(DiskState::dead());
+        }
+        d.image.hard_state.commit = d.image.hard_state.commit.max(hard_state.commit);
+        d.reset_log();
+        Ok(())
+    }
+
+    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        let mut d = self.0.borrow_mut();
+        if d.crashed {
+            return Err(DiskState::dead());
+        }
+        if !d.step() {
+            return Err(DiskState::dead());
+        }
+        d.write_snapshot(snap, false);
+        if !d.step() {
+            return Err(DiskState::dead());
+        }
+        let s = snap.meta.index;
+        d.image.log.retain(|e| e.index > s);
+        Ok(())
+    }
+}
