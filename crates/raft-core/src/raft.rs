@@ -544,119 +544,201 @@ impl RawNode {
     }
 
     /// Handles a message from a peer. Asserts `msg.to == self.id`.
+    ///
+    /// Three steps: check the message's shape (nothing changes if it is refused), apply
+    /// the term rules every role shares ([`RawNode::step_term`]), then hand what is left
+    /// to the step function of the current role.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
         assert_eq!(msg.to, self.id, "n{} was handed a message for another node: {msg}", self.id);
         if msg.from == self.id || !self.peers.contains(&msg.from) {
             return Err(StepError::UnknownPeer(msg.from));
         }
         validate(&msg, !self.bugs_on())?;
+        if !self.step_term(&msg) {
+            return Ok(());
+        }
+        match self.role {
+            Role::Follower(_) => self.step_follower(msg),
+            Role::PreCandidate(_) | Role::Candidate(_) => self.step_candidate(msg),
+            Role::Leader(_) => self.step_leader(msg),
+        }
+        Ok(())
+    }
+
+    /// The term prelude (Figure 2 "Rules for Servers: all servers", §5.1; PreVote §9.6;
+    /// the leader lease §4.2.3). A newer term is adopted (or, for pre-votes, only looked
+    /// at); a stale sender is answered where that helps it catch up and otherwise
+    /// ignored. Returns true when the message still has to be handled in the (possibly
+    /// new) role at `self.term`, or at `msg.term` for a pre-vote.
+    fn step_term(&mut self, msg: &Message) -> bool {
         if msg.term > self.term {
-            match &msg.body {
-                // A pre-vote asks about a future term without anyone adopting it.
-                MessageBody::PreVote { .. } => {}
-                MessageBody::PreVoteResponse { granted } => {
-                    if *granted {
-                        // A grant echoes the term we asked about: nobody adopted it.
-                        if msg.term == self.term + 1 {
-                            self.record_vote(msg.from, true, true);
-                        }
-                    } else {
-                        // A refusal carries the voter's own term: it is ahead of us, so
-                        // catch up (and ask for the term after it next time).
-                        self.become_follower(msg.term, None);
+            self.step_higher_term(msg)
+        } else if msg.term < self.term {
+            self.step_lower_term(msg);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// A message from a newer term (§5.1: adopt it and become a follower), except for
+    /// pre-votes, which ask about a future term without anyone adopting it, and vote
+    /// requests within the leader lease, which are ignored.
+    fn step_higher_term(&mut self, msg: &Message) -> bool {
+        match &msg.body {
+            MessageBody::PreVote { .. } => {}
+            MessageBody::PreVoteResponse { granted } => {
+                if *granted {
+                    // A grant echoes the term we asked about: nobody adopted it.
+                    if msg.term == self.term + 1 {
+                        self.record_vote(msg.from, true, true);
                     }
-                    return Ok(());
-                }
-                MessageBody::Vote { transfer, .. } => {
-                    if *transfer {
-                        // Our own transfer succeeding: not an abort.
-                        if let Role::Leader(l) = &mut self.role {
-                            l.transfer.take_if(|t| t.to == msg.from);
-                        }
-                    } else if self.in_lease() {
-                        self.event(Event::VoteDenied {
-                            to: msg.from,
-                            term: msg.term,
-                            pre_vote: false,
-                            reason: "heard from the leader within the election timeout (lease)",
-                        });
-                        return Ok(());
-                    }
+                } else {
+                    // A refusal carries the voter's own term: it is ahead of us, so
+                    // catch up (and ask for the term after it next time).
                     self.become_follower(msg.term, None);
                 }
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
-                    self.become_follower(msg.term, Some(msg.from));
-                }
-                _ => self.become_follower(msg.term, None),
+                return false;
             }
-        } else if msg.term < self.term {
-            match msg.body {
-                // A stale leader (e.g. back from a partition) learns our term and steps
-                // down; without this, PreVote/CheckQuorum could leave it stuck (etcd).
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
-                    if self.config.check_quorum || self.config.pre_vote =>
-                {
-                    self.send_persisted(
-                        msg.from,
-                        MessageBody::AppendResponse {
-                            success: false,
-                            match_index: 0,
-                            reject_hint_index: 0,
-                            reject_hint_term: 0,
-                        },
-                    );
-                }
-                MessageBody::PreVote { .. } => {
+            MessageBody::Vote { transfer, .. } => {
+                if *transfer {
+                    // Our own transfer succeeding: not an abort.
+                    if let Role::Leader(l) = &mut self.role {
+                        l.transfer.take_if(|t| t.to == msg.from);
+                    }
+                } else if self.in_lease() {
                     self.event(Event::VoteDenied {
                         to: msg.from,
                         term: msg.term,
-                        pre_vote: true,
-                        reason: "its term is behind ours",
+                        pre_vote: false,
+                        reason: "heard from the leader within the election timeout (lease)",
                     });
-                    self.send(msg.from, MessageBody::PreVoteResponse { granted: false });
+                    return false;
                 }
-                _ => {}
+                self.become_follower(msg.term, None);
             }
-            return Ok(());
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                self.become_follower(msg.term, Some(msg.from));
+            }
+            _ => self.become_follower(msg.term, None),
         }
+        true
+    }
 
-        let from = msg.from;
+    /// A message from an older term: its sender is stale. Most such messages are
+    /// dropped; a stale leader and a stale pre-candidate are told our term.
+    fn step_lower_term(&mut self, msg: &Message) {
+        match msg.body {
+            // A stale leader (e.g. back from a partition) learns our term and steps
+            // down; without this, PreVote/CheckQuorum could leave it stuck (etcd).
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+                if self.config.check_quorum || self.config.pre_vote =>
+            {
+                self.send_persisted(
+                    msg.from,
+                    MessageBody::AppendResponse {
+                        success: false,
+                        match_index: 0,
+                        reject_hint_index: 0,
+                        reject_hint_term: 0,
+                    },
+                );
+            }
+            MessageBody::PreVote { .. } => {
+                self.event(Event::VoteDenied {
+                    to: msg.from,
+                    term: msg.term,
+                    pre_vote: true,
+                    reason: "its term is behind ours",
+                });
+                self.send(msg.from, MessageBody::PreVoteResponse { granted: false });
+            }
+            _ => {}
+        }
+    }
+
+    /// A vote or pre-vote request that passed the term prelude: every role answers it
+    /// the same way (a leader or candidate has voted for itself and refuses).
+    fn step_vote_request(&mut self, msg: Message) {
         match msg.body {
             MessageBody::PreVote { last_index, last_term } => {
-                self.handle_vote_request(from, msg.term, last_index, last_term, true)
+                self.handle_vote_request(msg.from, msg.term, last_index, last_term, true)
             }
             MessageBody::Vote { last_index, last_term, .. } => {
-                self.handle_vote_request(from, msg.term, last_index, last_term, false)
+                self.handle_vote_request(msg.from, msg.term, last_index, last_term, false)
             }
+            _ => unreachable!("not a vote request: {msg}"),
+        }
+    }
+
+    /// A follower in `self.term`: answers vote requests, follows the leader's appends,
+    /// heartbeats and snapshot chunks, and campaigns at once on the leader's TimeoutNow.
+    /// Vote and replication responses are late answers to a former role: ignored.
+    fn step_follower(&mut self, msg: Message) {
+        let from = msg.from;
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.step_vote_request(msg),
+            MessageBody::Append { base_index, base_term, entries, commit } => {
+                self.follow(from);
+                self.handle_append(from, base_index, base_term, entries, commit);
+            }
+            MessageBody::Heartbeat { commit, read_seq } => {
+                self.follow(from);
+                let commit = commit.min(self.log.last_index());
+                self.log.commit_to(commit);
+                self.send(from, MessageBody::HeartbeatResponse { read_seq });
+            }
+            MessageBody::InstallSnapshot { meta, offset, data, done } => {
+                self.follow(from);
+                self.handle_snapshot_chunk(from, meta, offset, data, done);
+            }
+            MessageBody::TimeoutNow => {
+                if self.leader == Some(from) {
+                    self.campaign_kind(CampaignKind::Transfer);
+                }
+            }
+            MessageBody::PreVoteResponse { .. }
+            | MessageBody::VoteResponse { .. }
+            | MessageBody::AppendResponse { .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. } => {}
+        }
+    }
+
+    /// A pre-candidate or candidate in `self.term`: counts answers to its own
+    /// (pre-)election and steps down for the leader of its term (§5.2: "if
+    /// AppendEntries RPC received from new leader: convert to follower").
+    fn step_candidate(&mut self, msg: Message) {
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.step_vote_request(msg),
             // A refusal from a voter in our term; a grant in our term is stale (grants
             // carry the asked term, one above ours).
             MessageBody::PreVoteResponse { granted } => {
                 if !granted {
-                    self.record_vote(from, false, true);
+                    self.record_vote(msg.from, false, true);
                 }
             }
-            MessageBody::VoteResponse { granted } => self.record_vote(from, granted, false),
-            MessageBody::Append { base_index, base_term, entries, commit } => {
-                if self.follow(from) {
-                    self.handle_append(from, base_index, base_term, entries, commit);
-                }
+            MessageBody::VoteResponse { granted } => self.record_vote(msg.from, granted, false),
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                self.become_follower(self.term, Some(msg.from));
+                self.step_follower(msg);
             }
-            MessageBody::Heartbeat { commit, read_seq } => {
-                if self.follow(from) {
-                    let commit = commit.min(self.log.last_index());
-                    self.log.commit_to(commit);
-                    self.send(from, MessageBody::HeartbeatResponse { read_seq });
-                }
-            }
-            MessageBody::InstallSnapshot { meta, offset, data, done } => {
-                if self.follow(from) {
-                    self.handle_snapshot_chunk(from, meta, offset, data, done);
-                }
-            }
-            MessageBody::TimeoutNow => {
-                if matches!(self.role, Role::Follower(_)) && self.leader == Some(from) {
-                    self.campaign_kind(CampaignKind::Transfer);
-                }
+            MessageBody::TimeoutNow
+            | MessageBody::AppendResponse { .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. } => {}
+        }
+    }
+
+    /// The leader of `self.term`: answers vote requests (refusing them: it voted for
+    /// itself) and takes its followers' replication and heartbeat answers.
+    fn step_leader(&mut self, msg: Message) {
+        let from = msg.from;
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.step_vote_request(msg),
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                // Two leaders in one term: only possible with a planted bug.
+                assert!(self.bugs_on(), "n{}: two leaders in term {}: n{from} and us", self.id, self.term);
             }
             MessageBody::AppendResponse { success, match_index, reject_hint_index, reject_hint_term } => {
                 self.handle_append_response(from, success, match_index, reject_hint_index, reject_hint_term)
@@ -665,28 +747,19 @@ impl RawNode {
             MessageBody::InstallSnapshotResponse { next_offset, installed } => {
                 self.handle_snapshot_response(from, next_offset, installed)
             }
+            MessageBody::PreVoteResponse { .. } | MessageBody::VoteResponse { .. } | MessageBody::TimeoutNow => {}
         }
-        Ok(())
     }
 
-    /// A message from the leader of our term: follow it. Returns false if we are the
-    /// leader ourselves (two leaders in one term: only possible with a planted bug).
-    fn follow(&mut self, from: NodeId) -> bool {
-        match self.role {
-            Role::Leader(_) => {
-                assert!(self.bugs_on(), "n{}: two leaders in term {}: n{from} and us", self.id, self.term);
-                return false;
-            }
-            Role::Follower(_) => {
-                if self.leader != Some(from) {
-                    self.leader = Some(from);
-                    self.event(Event::LeaderElected { leader: from, term: self.term });
-                }
-            }
-            Role::PreCandidate(_) | Role::Candidate(_) => self.become_follower(self.term, Some(from)),
+    /// A message from the leader of our term, received as a follower: note the leader
+    /// and restart the election timer.
+    fn follow(&mut self, from: NodeId) {
+        assert!(matches!(self.role, Role::Follower(_)), "only a follower follows");
+        if self.leader != Some(from) {
+            self.leader = Some(from);
+            self.event(Event::LeaderElected { leader: from, term: self.term });
         }
         self.election_elapsed = 0;
-        true
     }
 
     fn handle_vote_request(&mut self, from: NodeId, term: Term, last_index: Index, last_term: Term, pre: bool) {
