@@ -581,7 +581,7 @@ impl RawNode {
     ///
     /// Three steps: check every field of the message (this is the trust boundary: a
     /// refused message changes nothing and returns a [`StepError`] naming what is
-    /// wrong), apply the term rules every role shares ([`RawNode::step_term`]), then
+    /// wrong), apply the term rules every role shares (`step_term`), then
     /// hand what is left to the step function of the current role.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
         if msg.to != self.id {
