@@ -39,6 +39,21 @@
 //! [`Ready::messages`]. A leader may ship appends before its own fsync completes, but it
 //! counts itself toward a commit quorum only up to what [`RawNode::persisted`] reported.
 //!
+//! ## The trust boundary
+//!
+//! [`RawNode::step`] checks every field of a peer's message before anything changes, and
+//! refuses what no correct peer can send with a [`StepError`] (the node is then exactly
+//! as before; the driver logs it and may drop the connection): a message for another
+//! node or from a node that is not a voter; a term above [`MAX_TERM`] or more than
+//! [`MAX_TERM_JUMP`] ahead of the node's own; an index above [`MAX_INDEX`] or an append
+//! whose entries would pass it; a second leader in a term; a vote for a term in which
+//! the node did not campaign; an acknowledgement (match, installed snapshot) beyond the
+//! leader's log; an answer to a heartbeat round never sent. Messages from older terms
+//! are not looked into, so stale, duplicated and reordered traffic stays accepted. What
+//! the checks cannot catch is a voter lying within the rules (a forged grant, a forged
+//! leader in a term whose leader is not yet known): that needs authenticated peers,
+//! which is the transport's job.
+//!
 //! ## Restarting
 //!
 //! A node restarts from what it persisted: [`Restored`] carries the hard state, the

@@ -19,13 +19,33 @@ pub enum StepError {
     /// The message breaks the protocol's shape (e.g. an append whose entries do not
     /// follow its base): bad input from the network, refused without effect.
     Malformed(&'static str),
+    /// A field holds a value no correct peer can send at this point (a term far ahead,
+    /// an index beyond what the sender can know, an answer to a question never asked):
+    /// refused before it changes anything. `reason` names the value.
+    Invalid { from: NodeId, field: &'static str, reason: String },
 }
+
+/// The furthest ahead of its own term a node follows a message. A partitioned node
+/// without PreVote raises its term once per election timeout (at least 15 ticks of
+/// 10 ms), so 2^24 terms is a month of failed elections: a bigger jump is forged or
+/// corrupt, and refusing it keeps a hostile term from being adopted and persisted.
+pub const MAX_TERM_JUMP: Term = 1 << 24;
+
+/// The highest term a message may carry. It leaves 2^63 terms of headroom for a node's
+/// own elections (one per election timeout), so `term + 1` never overflows.
+pub const MAX_TERM: Term = u64::MAX >> 1;
+
+/// The highest index a message may carry (a log position, a match, a snapshot): 2^62
+/// entries take 146,000 years at a million entries a second, and it leaves room for
+/// `index + entry count + 1` without overflow.
+pub const MAX_INDEX: Index = u64::MAX >> 2;
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepError::UnknownPeer(id) => write!(f, "message from unknown node {id}"),
             StepError::Malformed(why) => write!(f, "malformed message: {why}"),
+            StepError::Invalid { from, field, reason } => write!(f, "invalid message from n{from}: {field}: {reason}"),
         }
     }
 }
@@ -209,6 +229,12 @@ impl RawNode {
                 hard_state.term
             )));
         }
+        if hard_state.term > MAX_TERM {
+            return Err(ConfigError(format!(
+                "restored term {} is above MAX_TERM {MAX_TERM}: a hostile or corrupt term was persisted",
+                hard_state.term
+            )));
+        }
         // A snapshot only ever holds committed state.
         let commit = hard_state.commit.max(snap_index);
         let log = RaftLog::restore_from(snap_index, snap_term, entries, commit);
@@ -327,6 +353,14 @@ impl RawNode {
         self.config.check_quorum && self.leader.is_some() && self.election_elapsed < self.config.election_ticks_min
     }
 
+    /// The term after ours, for an election or a pre-vote.
+    fn next_term(&self) -> Term {
+        // Cannot overflow: a term is adopted only from a message, which `step` refuses
+        // above MAX_TERM (and `new` refuses to restore), and a node's own elections add
+        // one each, once per election timeout: 2^63 of them is beyond any run.
+        self.term.checked_add(1).expect("term below u64::MAX: messages are capped at MAX_TERM")
+    }
+
     fn send(&mut self, to: NodeId, body: MessageBody) {
         self.out.messages.push(Message { from: self.id, to, term: self.term, body });
     }
@@ -380,7 +414,7 @@ impl RawNode {
                 self.leader = None;
                 self.reset_election_timeout();
                 self.event(Event::RoleChanged { role: RoleKind::PreCandidate, term: self.term, leader: None });
-                let asked = self.term + 1;
+                let asked = self.next_term();
                 for i in 0..self.peers.len() {
                     let to = self.peers[i];
                     self.out.messages.push(Message {
@@ -393,7 +427,7 @@ impl RawNode {
                 self.check_tally();
             }
             CampaignKind::Election | CampaignKind::Transfer => {
-                self.term += 1;
+                self.term = self.next_term();
                 self.vote = Some(self.id);
                 self.leader = None;
                 self.role = Role::Candidate(Candidate { votes: vec![(self.id, true)] });
@@ -543,120 +577,293 @@ impl RawNode {
         }
     }
 
-    /// Handles a message from a peer. Asserts `msg.to == self.id`.
+    /// Handles a message from a peer.
+    ///
+    /// Three steps: check every field of the message (this is the trust boundary: a
+    /// refused message changes nothing and returns a [`StepError`] naming what is
+    /// wrong), apply the term rules every role shares (`step_term`), then
+    /// hand what is left to the step function of the current role.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
-        assert_eq!(msg.to, self.id, "n{} was handed a message for another node: {msg}", self.id);
+        if msg.to != self.id {
+            let reason = format!("addressed to n{}, but this is n{}", msg.to, self.id);
+            return Err(StepError::Invalid { from: msg.from, field: "to", reason });
+        }
         if msg.from == self.id || !self.peers.contains(&msg.from) {
             return Err(StepError::UnknownPeer(msg.from));
         }
+        check_bounds(&msg)?;
         validate(&msg, !self.bugs_on())?;
+        self.check_against_state(&msg)?;
+        if !self.step_term(&msg) {
+            return Ok(());
+        }
+        match self.role {
+            Role::Follower(_) => self.step_follower(msg),
+            Role::PreCandidate(_) | Role::Candidate(_) => self.step_candidate(msg),
+            Role::Leader(_) => self.step_leader(msg),
+        }
+        Ok(())
+    }
+
+    /// The checks of a message against this node's state (the message's shape and
+    /// bounds passed already). Nothing here changes state. A message from an older term
+    /// is only ever answered with our term, so its fields are not looked at: a stale
+    /// answer stays a legitimate, ignored message.
+    fn check_against_state(&self, msg: &Message) -> Result<(), StepError> {
+        let invalid = |field: &'static str, reason: String| Err(StepError::Invalid { from: msg.from, field, reason });
         if msg.term > self.term {
-            match &msg.body {
-                // A pre-vote asks about a future term without anyone adopting it.
-                MessageBody::PreVote { .. } => {}
-                MessageBody::PreVoteResponse { granted } => {
-                    if *granted {
-                        // A grant echoes the term we asked about: nobody adopted it.
-                        if msg.term == self.term + 1 {
-                            self.record_vote(msg.from, true, true);
-                        }
-                    } else {
-                        // A refusal carries the voter's own term: it is ahead of us, so
-                        // catch up (and ask for the term after it next time).
-                        self.become_follower(msg.term, None);
-                    }
-                    return Ok(());
-                }
-                MessageBody::Vote { transfer, .. } => {
-                    if *transfer {
-                        // Our own transfer succeeding: not an abort.
-                        if let Role::Leader(l) = &mut self.role {
-                            l.transfer.take_if(|t| t.to == msg.from);
-                        }
-                    } else if self.in_lease() {
-                        self.event(Event::VoteDenied {
-                            to: msg.from,
-                            term: msg.term,
-                            pre_vote: false,
-                            reason: "heard from the leader within the election timeout (lease)",
-                        });
-                        return Ok(());
-                    }
-                    self.become_follower(msg.term, None);
-                }
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
-                    self.become_follower(msg.term, Some(msg.from));
-                }
-                _ => self.become_follower(msg.term, None),
-            }
-        } else if msg.term < self.term {
-            match msg.body {
-                // A stale leader (e.g. back from a partition) learns our term and steps
-                // down; without this, PreVote/CheckQuorum could leave it stuck (etcd).
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
-                    if self.config.check_quorum || self.config.pre_vote =>
-                {
-                    self.send_persisted(
-                        msg.from,
-                        MessageBody::AppendResponse {
-                            success: false,
-                            match_index: 0,
-                            reject_hint_index: 0,
-                            reject_hint_term: 0,
-                        },
-                    );
-                }
-                MessageBody::PreVote { .. } => {
-                    self.event(Event::VoteDenied {
-                        to: msg.from,
-                        term: msg.term,
-                        pre_vote: true,
-                        reason: "its term is behind ours",
-                    });
-                    self.send(msg.from, MessageBody::PreVoteResponse { granted: false });
-                }
-                _ => {}
+            let jump = msg.term - self.term;
+            if jump > MAX_TERM_JUMP {
+                return invalid(
+                    "term",
+                    format!(
+                        "term {} is {jump} ahead of ours ({}), beyond MAX_TERM_JUMP {MAX_TERM_JUMP}",
+                        msg.term, self.term
+                    ),
+                );
             }
             return Ok(());
         }
+        if msg.term < self.term {
+            return Ok(());
+        }
+        let strict = !self.bugs_on();
+        let term = msg.term;
+        match &msg.body {
+            // §5.2: one leader per term. A leader hears no other leader in its term, and a
+            // follower that knows the leader of its term hears no second one.
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. }
+                if strict =>
+            {
+                if matches!(self.role, Role::Leader(_)) {
+                    return invalid(
+                        "term",
+                        format!("n{} claims term {term}, in which this node is the leader", msg.from),
+                    );
+                }
+                if let Some(l) = self.leader.filter(|&l| l != msg.from) {
+                    return invalid("term", format!("n{} claims term {term}, whose leader is n{l}", msg.from));
+                }
+            }
+            // A vote answers a request made in its term: only a node that voted for itself
+            // in this term (it campaigned) asked anyone.
+            MessageBody::VoteResponse { .. } if self.vote != Some(self.id) => {
+                return invalid("term", format!("a vote for term {term}, in which this node never asked for votes"));
+            }
+            _ => {}
+        }
+        let Role::Leader(l) = &self.role else { return Ok(()) };
+        let last_index = self.log.last_index();
+        match &msg.body {
+            MessageBody::AppendResponse { success, match_index, reject_hint_index, reject_hint_term } => {
+                // A follower acknowledges or rejects only what this leader sent it.
+                if *match_index > last_index {
+                    return invalid(
+                        "match_index",
+                        format!("{match_index} is beyond this leader's last index {last_index}"),
+                    );
+                }
+                if !success && reject_hint_index > match_index {
+                    return invalid(
+                        "reject_hint_index",
+                        format!("{reject_hint_index} is beyond the rejected base {match_index}"),
+                    );
+                }
+                if !success && *reject_hint_term > term {
+                    return invalid(
+                        "reject_hint_term",
+                        format!("{reject_hint_term} is beyond the follower's term {term}"),
+                    );
+                }
+            }
+            MessageBody::HeartbeatResponse { read_seq } if *read_seq > l.read_seq => {
+                return invalid("read_seq", format!("{read_seq} was never sent: the last round is {}", l.read_seq));
+            }
+            // A follower reports its commit index or the snapshot it installed: both are
+            // in this leader's log (Leader Completeness).
+            MessageBody::InstallSnapshotResponse { installed: Some(i), .. } if *i > last_index => {
+                return invalid("installed", format!("{i} is beyond this leader's last index {last_index}"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 
-        let from = msg.from;
+    /// The term prelude (Figure 2 "Rules for Servers: all servers", §5.1; PreVote §9.6;
+    /// the leader lease §4.2.3). A newer term is adopted (or, for pre-votes, only looked
+    /// at); a stale sender is answered where that helps it catch up and otherwise
+    /// ignored. Returns true when the message still has to be handled in the (possibly
+    /// new) role at `self.term`, or at `msg.term` for a pre-vote.
+    fn step_term(&mut self, msg: &Message) -> bool {
+        if msg.term > self.term {
+            self.step_higher_term(msg)
+        } else if msg.term < self.term {
+            self.step_lower_term(msg);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// A message from a newer term (§5.1: adopt it and become a follower), except for
+    /// pre-votes, which ask about a future term without anyone adopting it, and vote
+    /// requests within the leader lease, which are ignored.
+    fn step_higher_term(&mut self, msg: &Message) -> bool {
+        match &msg.body {
+            MessageBody::PreVote { .. } => {}
+            MessageBody::PreVoteResponse { granted } => {
+                if *granted {
+                    // A grant echoes the term we asked about: nobody adopted it.
+                    if msg.term == self.next_term() {
+                        self.record_vote(msg.from, true, true);
+                    }
+                } else {
+                    // A refusal carries the voter's own term: it is ahead of us, so
+                    // catch up (and ask for the term after it next time).
+                    self.become_follower(msg.term, None);
+                }
+                return false;
+            }
+            MessageBody::Vote { transfer, .. } => {
+                if *transfer {
+                    // Our own transfer succeeding: not an abort.
+                    if let Role::Leader(l) = &mut self.role {
+                        l.transfer.take_if(|t| t.to == msg.from);
+                    }
+                } else if self.in_lease() {
+                    self.event(Event::VoteDenied {
+                        to: msg.from,
+                        term: msg.term,
+                        pre_vote: false,
+                        reason: "heard from the leader within the election timeout (lease)",
+                    });
+                    return false;
+                }
+                self.become_follower(msg.term, None);
+            }
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                self.become_follower(msg.term, Some(msg.from));
+            }
+            _ => self.become_follower(msg.term, None),
+        }
+        true
+    }
+
+    /// A message from an older term: its sender is stale. Most such messages are
+    /// dropped; a stale leader and a stale pre-candidate are told our term.
+    fn step_lower_term(&mut self, msg: &Message) {
+        match msg.body {
+            // A stale leader (e.g. back from a partition) learns our term and steps
+            // down; without this, PreVote/CheckQuorum could leave it stuck (etcd).
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+                if self.config.check_quorum || self.config.pre_vote =>
+            {
+                self.send_persisted(
+                    msg.from,
+                    MessageBody::AppendResponse {
+                        success: false,
+                        match_index: 0,
+                        reject_hint_index: 0,
+                        reject_hint_term: 0,
+                    },
+                );
+            }
+            MessageBody::PreVote { .. } => {
+                self.event(Event::VoteDenied {
+                    to: msg.from,
+                    term: msg.term,
+                    pre_vote: true,
+                    reason: "its term is behind ours",
+                });
+                self.send(msg.from, MessageBody::PreVoteResponse { granted: false });
+            }
+            _ => {}
+        }
+    }
+
+    /// A vote or pre-vote request that passed the term prelude: every role answers it
+    /// the same way (a leader or candidate has voted for itself and refuses).
+    fn step_vote_request(&mut self, msg: Message) {
         match msg.body {
             MessageBody::PreVote { last_index, last_term } => {
-                self.handle_vote_request(from, msg.term, last_index, last_term, true)
+                self.handle_vote_request(msg.from, msg.term, last_index, last_term, true)
             }
             MessageBody::Vote { last_index, last_term, .. } => {
-                self.handle_vote_request(from, msg.term, last_index, last_term, false)
+                self.handle_vote_request(msg.from, msg.term, last_index, last_term, false)
             }
+            _ => unreachable!("not a vote request: {msg}"),
+        }
+    }
+
+    /// A follower in `self.term`: answers vote requests, follows the leader's appends,
+    /// heartbeats and snapshot chunks, and campaigns at once on the leader's TimeoutNow.
+    /// Vote and replication responses are late answers to a former role: ignored.
+    fn step_follower(&mut self, msg: Message) {
+        let from = msg.from;
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.step_vote_request(msg),
+            MessageBody::Append { base_index, base_term, entries, commit } => {
+                self.follow(from);
+                self.handle_append(from, base_index, base_term, entries, commit);
+            }
+            MessageBody::Heartbeat { commit, read_seq } => {
+                self.follow(from);
+                let commit = commit.min(self.log.last_index());
+                self.log.commit_to(commit);
+                self.send(from, MessageBody::HeartbeatResponse { read_seq });
+            }
+            MessageBody::InstallSnapshot { meta, offset, data, done } => {
+                self.follow(from);
+                self.handle_snapshot_chunk(from, meta, offset, data, done);
+            }
+            MessageBody::TimeoutNow => {
+                if self.leader == Some(from) {
+                    self.campaign_kind(CampaignKind::Transfer);
+                }
+            }
+            MessageBody::PreVoteResponse { .. }
+            | MessageBody::VoteResponse { .. }
+            | MessageBody::AppendResponse { .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. } => {}
+        }
+    }
+
+    /// A pre-candidate or candidate in `self.term`: counts answers to its own
+    /// (pre-)election and steps down for the leader of its term (§5.2: "if
+    /// AppendEntries RPC received from new leader: convert to follower").
+    fn step_candidate(&mut self, msg: Message) {
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.step_vote_request(msg),
             // A refusal from a voter in our term; a grant in our term is stale (grants
             // carry the asked term, one above ours).
             MessageBody::PreVoteResponse { granted } => {
                 if !granted {
-                    self.record_vote(from, false, true);
+                    self.record_vote(msg.from, false, true);
                 }
             }
-            MessageBody::VoteResponse { granted } => self.record_vote(from, granted, false),
-            MessageBody::Append { base_index, base_term, entries, commit } => {
-                if self.follow(from) {
-                    self.handle_append(from, base_index, base_term, entries, commit);
-                }
+            MessageBody::VoteResponse { granted } => self.record_vote(msg.from, granted, false),
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                self.become_follower(self.term, Some(msg.from));
+                self.step_follower(msg);
             }
-            MessageBody::Heartbeat { commit, read_seq } => {
-                if self.follow(from) {
-                    let commit = commit.min(self.log.last_index());
-                    self.log.commit_to(commit);
-                    self.send(from, MessageBody::HeartbeatResponse { read_seq });
-                }
-            }
-            MessageBody::InstallSnapshot { meta, offset, data, done } => {
-                if self.follow(from) {
-                    self.handle_snapshot_chunk(from, meta, offset, data, done);
-                }
-            }
-            MessageBody::TimeoutNow => {
-                if matches!(self.role, Role::Follower(_)) && self.leader == Some(from) {
-                    self.campaign_kind(CampaignKind::Transfer);
-                }
+            MessageBody::TimeoutNow
+            | MessageBody::AppendResponse { .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. } => {}
+        }
+    }
+
+    /// The leader of `self.term`: answers vote requests (refusing them: it voted for
+    /// itself) and takes its followers' replication and heartbeat answers.
+    fn step_leader(&mut self, msg: Message) {
+        let from = msg.from;
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.step_vote_request(msg),
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                // Two leaders in one term: refused in check_against_state, so only
+                // reachable with a planted bug (then ignored, for the checkers to find).
+                assert!(self.bugs_on(), "n{}: two leaders in term {}: n{from} and us", self.id, self.term);
             }
             MessageBody::AppendResponse { success, match_index, reject_hint_index, reject_hint_term } => {
                 self.handle_append_response(from, success, match_index, reject_hint_index, reject_hint_term)
@@ -665,28 +872,19 @@ impl RawNode {
             MessageBody::InstallSnapshotResponse { next_offset, installed } => {
                 self.handle_snapshot_response(from, next_offset, installed)
             }
+            MessageBody::PreVoteResponse { .. } | MessageBody::VoteResponse { .. } | MessageBody::TimeoutNow => {}
         }
-        Ok(())
     }
 
-    /// A message from the leader of our term: follow it. Returns false if we are the
-    /// leader ourselves (two leaders in one term: only possible with a planted bug).
-    fn follow(&mut self, from: NodeId) -> bool {
-        match self.role {
-            Role::Leader(_) => {
-                assert!(self.bugs_on(), "n{}: two leaders in term {}: n{from} and us", self.id, self.term);
-                return false;
-            }
-            Role::Follower(_) => {
-                if self.leader != Some(from) {
-                    self.leader = Some(from);
-                    self.event(Event::LeaderElected { leader: from, term: self.term });
-                }
-            }
-            Role::PreCandidate(_) | Role::Candidate(_) => self.become_follower(self.term, Some(from)),
+    /// A message from the leader of our term, received as a follower: note the leader
+    /// and restart the election timer.
+    fn follow(&mut self, from: NodeId) {
+        assert!(matches!(self.role, Role::Follower(_)), "only a follower follows");
+        if self.leader != Some(from) {
+            self.leader = Some(from);
+            self.event(Event::LeaderElected { leader: from, term: self.term });
         }
         self.election_elapsed = 0;
-        true
     }
 
     fn handle_vote_request(&mut self, from: NodeId, term: Term, last_index: Index, last_term: Term, pre: bool) {
@@ -1162,6 +1360,67 @@ impl RawNode {
             snapshot_index: self.log.snap_index(),
             progress,
         }
+    }
+}
+
+/// Bounds every message obeys whatever the receiver's state: a term at most
+/// [`MAX_TERM`], indexes at most [`MAX_INDEX`] (so that no arithmetic on them can
+/// overflow), and no term 0 where only a candidate or a leader could have sent it.
+fn check_bounds(msg: &Message) -> Result<(), StepError> {
+    let invalid = |field: &'static str, reason: String| Err(StepError::Invalid { from: msg.from, field, reason });
+    let index = |field: &'static str, i: Index| {
+        if i > MAX_INDEX {
+            invalid(field, format!("{i} is above MAX_INDEX {MAX_INDEX}"))
+        } else {
+            Ok(())
+        }
+    };
+    if msg.term > MAX_TERM {
+        return invalid("term", format!("{} is above MAX_TERM {MAX_TERM}", msg.term));
+    }
+    let from_candidate_or_leader = matches!(
+        msg.body,
+        MessageBody::PreVote { .. }
+            | MessageBody::Vote { .. }
+            | MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
+            | MessageBody::TimeoutNow
+    );
+    if msg.term == 0 && from_candidate_or_leader {
+        return invalid("term", "0: no candidate or leader exists in term 0".to_string());
+    }
+    match &msg.body {
+        MessageBody::PreVote { last_index, .. } | MessageBody::Vote { last_index, .. } => {
+            index("last_index", *last_index)
+        }
+        MessageBody::Append { base_index, entries, commit, .. } => {
+            index("base_index", *base_index)?;
+            index("commit", *commit)?;
+            let end = base_index.checked_add(entries.len() as Index).filter(|&end| end <= MAX_INDEX);
+            if end.is_none() {
+                return invalid(
+                    "entries",
+                    format!("base_index {base_index} + {} entries is above MAX_INDEX {MAX_INDEX}", entries.len()),
+                );
+            }
+            if let Some(e) = entries.iter().find(|e| e.term == 0) {
+                return invalid("entries", format!("entry {} has term 0, which has no leader", e.index));
+            }
+            Ok(())
+        }
+        MessageBody::AppendResponse { match_index, reject_hint_index, .. } => {
+            index("match_index", *match_index)?;
+            index("reject_hint_index", *reject_hint_index)
+        }
+        MessageBody::Heartbeat { commit, .. } => index("commit", *commit),
+        MessageBody::InstallSnapshot { meta, .. } => index("meta.index", meta.index),
+        MessageBody::InstallSnapshotResponse { installed: Some(i), .. } => index("installed", *i),
+        MessageBody::PreVoteResponse { .. }
+        | MessageBody::VoteResponse { .. }
+        | MessageBody::HeartbeatResponse { .. }
+        | MessageBody::InstallSnapshotResponse { installed: None, .. }
+        | MessageBody::TimeoutNow => Ok(()),
     }
 }
 

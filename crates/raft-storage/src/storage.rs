@@ -110,27 +110,17 @@ impl Storage {
     /// Opens (creating if needed) `node_dir/wal` and `node_dir/snap`, takes an exclusive
     /// `flock` on `node_dir` (a second process gets [`StorageError::Locked`]), and
     /// recovers. See the crate docs for what recovery accepts and what it refuses.
+    ///
+    /// Recovery checks everything before it deletes anything (beyond crash leftovers that
+    /// are never data: temporaries and older snapshots), so a damaged directory is
+    /// refused intact. Each numbered step is one function below.
     pub fn open(node_dir: &Path, opts: StorageOptions) -> Result<(Storage, Recovery), StorageError> {
         assert!(
             opts.segment_bytes >= MIN_SEGMENT_BYTES,
             "segment_bytes {} is below the minimum {MIN_SEGMENT_BYTES}",
             opts.segment_bytes
         );
-        create_dir(node_dir)?;
-        let dir_file = File::open(node_dir).at(node_dir)?;
-        let lock = Flock::lock(dir_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-            if errno == Errno::EWOULDBLOCK {
-                StorageError::Locked { path: node_dir.to_path_buf() }
-            } else {
-                StorageError::io(node_dir, errno.into())
-            }
-        })?;
-        let wal_path = node_dir.join("wal");
-        let snap_dir = node_dir.join("snap");
-        create_dir(&wal_path)?;
-        create_dir(&snap_dir)?;
-        let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path, syncs: Default::default() };
-        let snap_dir_file = File::open(&snap_dir).at(&snap_dir)?;
+        let Dirs { lock, wal, snap_dir, snap_dir_file } = lock_and_create_dirs(node_dir)?;
         let rel = |p: &Path| p.strip_prefix(node_dir).unwrap_or(p).display().to_string();
         let mut notes = Vec::new();
 
@@ -140,211 +130,37 @@ impl Storage {
         let s = snap_meta.index;
 
         // 2. The hard-state file and the segment list.
-        let mut hard_state = wal.read_hard_state_file()?.unwrap_or_default();
-        let listing = wal::list(&wal.path)?;
-        for t in &listing.temps {
-            notes.push(format!("removed temporary file {} left by a crash", rel(t)));
-        }
-        wal.remove_files(listing.temps.iter().map(PathBuf::as_path))?;
-        for u in &listing.unknown {
-            notes.push(format!("ignored unexpected file {}", rel(u)));
-        }
+        let (hard_state, listed) = read_hard_state_and_list(&wal, &mut notes, &rel)?;
 
         // 3. Segments wholly covered by the snapshot are leftovers of a compaction.
-        let mut segs = listing.segments;
-        let covered = (0..segs.len()).take_while(|&k| k + 1 < segs.len() && segs[k + 1].0 <= s + 1).count();
-        // They are removed only once the rest has been checked: nothing is deleted on the
-        // way to refusing a damaged directory.
-        let covered: Vec<PathBuf> = segs.drain(..covered).map(|(_, p)| p).collect();
-        if let Some((first, path)) = segs.first() {
-            if *first > s + 1 {
-                return Err(StorageError::Gap { file: path.clone(), snapshot_index: s, first_index: *first });
-            }
-        }
+        let (covered, segs) = split_covered_segments(listed, s)?;
 
         // 4. Parse the segments in order, checking every link of the chain.
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut entries = Vec::new();
-        let mut prev_term: Term = 0;
-        let mut term_at_snapshot = None;
-        let mut tail = None;
-        for (k, (first, path)) in segs.iter().enumerate() {
-            let is_last = k + 1 == segs.len();
-            let bytes = fs::read(path).at(path)?;
-            let scanned = record::scan(&bytes, path, is_last)?;
-            // A segment's name must be its first entry: a copy under another name is caught
-            // here, before it can pass for a missing or overlapping segment.
-            let first_entry = scanned.records.iter().find_map(|(off, r)| match r {
-                Record::Entry(e) => Some((*off, e.index)),
-                Record::HardState(_) => None,
-            });
-            if let Some((offset, index)) = first_entry {
-                if index != *first {
-                    return Err(StorageError::corrupt(
-                        path,
-                        offset,
-                        format!(
-                            "segment named for index {first} begins with entry {index}: a copied or renamed segment"
-                        ),
-                    ));
-                }
-            }
-            if let Some(prev) = segments.last() {
-                let expected = prev.last() + 1;
-                if *first > expected {
-                    return Err(StorageError::MissingSegment {
-                        file: path.clone(),
-                        previous: prev.path.clone(),
-                        expected,
-                        found: *first,
-                    });
-                }
-                if *first < expected {
-                    return Err(StorageError::corrupt(
-                        path,
-                        0,
-                        format!(
-                            "segment starts at index {first}, but {} already holds entries up to {}: \
-                             a duplicated or overlapping segment",
-                            rel(&prev.path),
-                            expected - 1
-                        ),
-                    ));
-                }
-            }
-            let mut seg = Segment { first: *first, path: path.clone(), entries: Vec::new() };
-            for (offset, rec) in scanned.records {
-                match rec {
-                    Record::HardState(hs) => {
-                        hard_state =
-                            newer_hard_state(hard_state, hs).map_err(|why| StorageError::corrupt(path, offset, why))?;
-                    }
-                    Record::Entry(e) => {
-                        let expected = seg.last() + 1;
-                        if e.index != expected {
-                            let why = if seg.entries.is_empty() {
-                                format!("segment named for index {first} begins with entry {}", e.index)
-                            } else {
-                                format!("entry {} follows entry {}", e.index, expected - 1)
-                            };
-                            return Err(StorageError::corrupt(path, offset, why));
-                        }
-                        if e.term < prev_term {
-                            return Err(StorageError::corrupt(
-                                path,
-                                offset,
-                                format!(
-                                    "entry {} has term {} after term {prev_term}: terms go backwards",
-                                    e.index, e.term
-                                ),
-                            ));
-                        }
-                        prev_term = e.term;
-                        seg.entries.push(Pos { offset, term: e.term });
-                        if e.index == s {
-                            term_at_snapshot = Some(e.term);
-                        }
-                        if e.index > s {
-                            entries.push(e);
-                        }
-                    }
-                }
-            }
-            if is_last {
-                tail = Some((scanned.end, scanned.torn));
-            }
-            segments.push(seg);
-        }
+        let Parsed { segments, mut entries, hard_state, term_at_snapshot, tail } =
+            parse_segments(&segs, s, hard_state, &rel)?;
 
-        // 5. Does the log continue the snapshot? An entry at the snapshot's index with
-        // another term means a snapshot install was interrupted before it discarded the
-        // log: what follows belongs to another history (Raft Figure 13, step 7).
-        let mut need_reset = segments.is_empty();
-        if s > 0 && !entries.is_empty() {
-            let continues = match term_at_snapshot {
-                Some(t) => t == snap_meta.term,
-                None => entries[0].term >= snap_meta.term,
-            };
-            if !continues {
-                notes.push(format!(
-                    "discarded {} entries after the snapshot at {s} (term {}): they continue a different \
-                     history (an interrupted snapshot install)",
-                    entries.len(),
-                    snap_meta.term
-                ));
-                entries.clear();
-                need_reset = true;
-            }
-        }
-        if let Some(last) = segments.last() {
-            if last.last() < s {
-                notes.push(format!(
-                    "the log ends at index {}, before the snapshot at {s} (an interrupted snapshot install): \
-                     starting a fresh segment at {}",
-                    last.last(),
-                    s + 1
-                ));
-                need_reset = true;
-            }
-        }
+        // 5. Does the log continue the snapshot?
+        let need_reset =
+            check_log_continues_snapshot(&snap_meta, &segments, &mut entries, term_at_snapshot, &mut notes);
 
         // 6. A torn final record: note it and cut it away (unless the log is reset anyway).
-        let mut active_end = 0;
-        let mut torn_tail = false;
-        if let Some((end, torn)) = tail {
-            active_end = end;
-            if let Some(t) = torn {
-                torn_tail = true;
-                let last = segments.last().expect("a tail comes from a segment");
-                notes.push(format!(
-                    "truncated torn record at {} offset {} ({} bytes): {}",
-                    rel(&last.path),
-                    t.offset,
-                    t.bytes,
-                    t.reason
-                ));
-            }
-        }
+        let (active_end, torn_tail) = note_torn_tail(tail, &segments, &mut notes, &rel);
 
-        let last_entry = entries.last().map(|e| e.index);
-        let last_index = last_entry.unwrap_or(s).max(s);
-        if hard_state.commit > last_index {
-            notes.push(format!(
-                "hard state commit {} is past the last index {last_index} (a torn write): clamped",
-                hard_state.commit
-            ));
-            hard_state.commit = last_index;
-        }
-        hard_state.commit = hard_state.commit.max(s);
+        // 7. The commit index lies within the recovered log and at or after the snapshot.
+        let (hard_state, last_index) = clamp_commit(hard_state, &entries, s, &mut notes);
 
+        // 8. Only now that the rest checked out: remove the segments the snapshot covers.
         for p in &covered {
             notes.push(format!("removed {} (covered by the snapshot at {s})", rel(p)));
         }
         wal.remove_files(covered.iter().map(PathBuf::as_path))?;
 
+        // 9. The segment to append to: a fresh one after a reset, else the last one.
+        let mut segments = segments;
         let (active, end) = if need_reset {
-            wal.write_hard_state_file(&hard_state)?;
-            wal.remove_files(segments.iter().rev().map(|seg| seg.path.as_path()))?;
-            segments.clear();
-            let (path, file) = wal.create_segment(s + 1, opts.segment_bytes)?;
-            segments.push(Segment { first: s + 1, path, entries: Vec::new() });
-            (file, 0)
+            reset_segments(&wal, &mut segments, s, &hard_state, opts.segment_bytes)?
         } else {
-            let last = segments.last().expect("not reset, so there are segments");
-            let file = OpenOptions::new().read(true).write(true).open(&last.path).at(&last.path)?;
-            let len = file.metadata().at(&last.path)?.len();
-            let torn = torn_tail;
-            if torn {
-                // Zeros after the end, so the next write leaves no stale bytes behind it.
-                file.set_len(active_end).at(&last.path)?;
-            }
-            if torn || len < opts.segment_bytes {
-                wal::preallocate(&file, opts.segment_bytes);
-            }
-            if torn {
-                file.sync_all().at(&last.path)?;
-            }
-            (file, active_end)
+            reopen_last_segment(&segments, active_end, torn_tail, opts.segment_bytes)?
         };
 
         let mut storage = Storage {
@@ -708,7 +524,322 @@ impl Storage {
     }
 }
 
-/// Loads the newest snapshot; removes older ones and temporaries.
+/// The directories of one node, opened and locked by [`lock_and_create_dirs`].
+struct Dirs {
+    lock: Flock<File>,
+    wal: WalDir,
+    snap_dir: PathBuf,
+    snap_dir_file: File,
+}
+
+/// Creates `node_dir`, `wal/` and `snap/` (mode 0700) if missing and takes the exclusive
+/// `flock` on `node_dir` that keeps a second process out ([`StorageError::Locked`]).
+fn lock_and_create_dirs(node_dir: &Path) -> Result<Dirs, StorageError> {
+    create_dir(node_dir)?;
+    let dir_file = File::open(node_dir).at(node_dir)?;
+    let lock = Flock::lock(dir_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == Errno::EWOULDBLOCK {
+            StorageError::Locked { path: node_dir.to_path_buf() }
+        } else {
+            StorageError::io(node_dir, errno.into())
+        }
+    })?;
+    let wal_path = node_dir.join("wal");
+    let snap_dir = node_dir.join("snap");
+    create_dir(&wal_path)?;
+    create_dir(&snap_dir)?;
+    let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path, syncs: Default::default() };
+    let snap_dir_file = File::open(&snap_dir).at(&snap_dir)?;
+    Ok(Dirs { lock, wal, snap_dir, snap_dir_file })
+}
+
+/// Segment files as listed in `wal/`: `(first index, path)`, in index order.
+type SegmentList = Vec<(Index, PathBuf)>;
+
+/// Step 2: reads the hard-state file (default when absent) and lists `wal/`, removing
+/// temporaries a crash left behind and noting files that do not belong there. Returns
+/// the hard state and the segments, `(first index, path)` in index order.
+fn read_hard_state_and_list(
+    wal: &WalDir,
+    notes: &mut Vec<String>,
+    rel: &dyn Fn(&Path) -> String,
+) -> Result<(HardState, SegmentList), StorageError> {
+    let hard_state = wal.read_hard_state_file()?.unwrap_or_default();
+    let listing = wal::list(&wal.path)?;
+    for t in &listing.temps {
+        notes.push(format!("removed temporary file {} left by a crash", rel(t)));
+    }
+    wal.remove_files(listing.temps.iter().map(PathBuf::as_path))?;
+    for u in &listing.unknown {
+        notes.push(format!("ignored unexpected file {}", rel(u)));
+    }
+    Ok((hard_state, listing.segments))
+}
+
+/// Step 3: splits off the segments wholly covered by the snapshot at `s` (every one
+/// whose successor starts at or before `s + 1`; the last segment is always kept).
+/// Returns `(covered paths, remaining segments)`. Nothing is removed here: that waits
+/// until the rest has been checked, so a damaged directory is refused intact. The first
+/// remaining segment must start at or before `s + 1`, else entries are missing
+/// ([`StorageError::Gap`]).
+fn split_covered_segments(mut segs: SegmentList, s: Index) -> Result<(Vec<PathBuf>, SegmentList), StorageError> {
+    let covered = (0..segs.len()).take_while(|&k| k + 1 < segs.len() && segs[k + 1].0 <= s + 1).count();
+    let covered: Vec<PathBuf> = segs.drain(..covered).map(|(_, p)| p).collect();
+    if let Some((first, path)) = segs.first() {
+        if *first > s + 1 {
+            return Err(StorageError::Gap { file: path.clone(), snapshot_index: s, first_index: *first });
+        }
+    }
+    Ok((covered, segs))
+}
+
+/// What [`parse_segments`] found.
+struct Parsed {
+    segments: Vec<Segment>,
+    /// The entries after the snapshot, contiguous.
+    entries: Vec<Entry>,
+    /// The newest hard state among the file's and the WAL's records.
+    hard_state: HardState,
+    /// The term of the entry at the snapshot's index, if the log still holds it.
+    term_at_snapshot: Option<Term>,
+    /// The last segment's end of valid records, and its torn final record if any.
+    tail: Option<(u64, Option<record::Torn>)>,
+}
+
+/// Step 4: reads and scans every segment in order, checking each link of the chain: a
+/// segment's name is its first entry, segments neither skip nor overlap, entries are
+/// contiguous and never go back in term. Hard-state records are merged into
+/// `hard_state` (two different votes in one term is damage). Only the last segment may
+/// end in a torn record; a checksum failure anywhere else is an error naming file and
+/// offset.
+fn parse_segments(
+    segs: &SegmentList,
+    s: Index,
+    mut hard_state: HardState,
+    rel: &dyn Fn(&Path) -> String,
+) -> Result<Parsed, StorageError> {
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut entries = Vec::new();
+    let mut prev_term: Term = 0;
+    let mut term_at_snapshot = None;
+    let mut tail = None;
+    for (k, (first, path)) in segs.iter().enumerate() {
+        let is_last = k + 1 == segs.len();
+        let bytes = fs::read(path).at(path)?;
+        let scanned = record::scan(&bytes, path, is_last)?;
+        // A segment's name must be its first entry: a copy under another name is caught
+        // here, before it can pass for a missing or overlapping segment.
+        let first_entry = scanned.records.iter().find_map(|(off, r)| match r {
+            Record::Entry(e) => Some((*off, e.index)),
+            Record::HardState(_) => None,
+        });
+        if let Some((offset, index)) = first_entry {
+            if index != *first {
+                return Err(StorageError::corrupt(
+                    path,
+                    offset,
+                    format!("segment named for index {first} begins with entry {index}: a copied or renamed segment"),
+                ));
+            }
+        }
+        if let Some(prev) = segments.last() {
+            let expected = prev.last() + 1;
+            if *first > expected {
+                return Err(StorageError::MissingSegment {
+                    file: path.clone(),
+                    previous: prev.path.clone(),
+                    expected,
+                    found: *first,
+                });
+            }
+            if *first < expected {
+                return Err(StorageError::corrupt(
+                    path,
+                    0,
+                    format!(
+                        "segment starts at index {first}, but {} already holds entries up to {}: \
+                         a duplicated or overlapping segment",
+                        rel(&prev.path),
+                        expected - 1
+                    ),
+                ));
+            }
+        }
+        let mut seg = Segment { first: *first, path: path.clone(), entries: Vec::new() };
+        for (offset, rec) in scanned.records {
+            match rec {
+                Record::HardState(hs) => {
+                    hard_state =
+                        newer_hard_state(hard_state, hs).map_err(|why| StorageError::corrupt(path, offset, why))?;
+                }
+                Record::Entry(e) => {
+                    let expected = seg.last() + 1;
+                    if e.index != expected {
+                        let why = if seg.entries.is_empty() {
+                            format!("segment named for index {first} begins with entry {}", e.index)
+                        } else {
+                            format!("entry {} follows entry {}", e.index, expected - 1)
+                        };
+                        return Err(StorageError::corrupt(path, offset, why));
+                    }
+                    if e.term < prev_term {
+                        return Err(StorageError::corrupt(
+                            path,
+                            offset,
+                            format!("entry {} has term {} after term {prev_term}: terms go backwards", e.index, e.term),
+                        ));
+                    }
+                    prev_term = e.term;
+                    seg.entries.push(Pos { offset, term: e.term });
+                    if e.index == s {
+                        term_at_snapshot = Some(e.term);
+                    }
+                    if e.index > s {
+                        entries.push(e);
+                    }
+                }
+            }
+        }
+        if is_last {
+            tail = Some((scanned.end, scanned.torn));
+        }
+        segments.push(seg);
+    }
+    Ok(Parsed { segments, entries, hard_state, term_at_snapshot, tail })
+}
+
+/// Step 5: does the log continue the snapshot `snap`? An entry at the snapshot's index
+/// with another term means a snapshot install was interrupted before it discarded the
+/// log: what follows belongs to another history (Raft Figure 13, step 7), so `entries`
+/// is cleared. A log that ends before the snapshot, or no segment at all, also needs a
+/// fresh segment. Returns whether the log must be reset to start after the snapshot.
+fn check_log_continues_snapshot(
+    snap: &SnapshotMeta,
+    segments: &[Segment],
+    entries: &mut Vec<Entry>,
+    term_at_snapshot: Option<Term>,
+    notes: &mut Vec<String>,
+) -> bool {
+    let s = snap.index;
+    let mut need_reset = segments.is_empty();
+    if s > 0 && !entries.is_empty() {
+        let continues = match term_at_snapshot {
+            Some(t) => t == snap.term,
+            None => entries[0].term >= snap.term,
+        };
+        if !continues {
+            notes.push(format!(
+                "discarded {} entries after the snapshot at {s} (term {}): they continue a different \
+                 history (an interrupted snapshot install)",
+                entries.len(),
+                snap.term
+            ));
+            entries.clear();
+            need_reset = true;
+        }
+    }
+    if let Some(last) = segments.last() {
+        if last.last() < s {
+            notes.push(format!(
+                "the log ends at index {}, before the snapshot at {s} (an interrupted snapshot install): \
+                 starting a fresh segment at {}",
+                last.last(),
+                s + 1
+            ));
+            need_reset = true;
+        }
+    }
+    need_reset
+}
+
+/// Step 6: notes a torn final record in the last segment. Returns the offset just past
+/// the last valid record (where appending resumes; 0 without segments) and whether a
+/// torn record follows it (to be cut away when the segment is reopened).
+fn note_torn_tail(
+    tail: Option<(u64, Option<record::Torn>)>,
+    segments: &[Segment],
+    notes: &mut Vec<String>,
+    rel: &dyn Fn(&Path) -> String,
+) -> (u64, bool) {
+    let mut active_end = 0;
+    let mut torn_tail = false;
+    if let Some((end, torn)) = tail {
+        active_end = end;
+        if let Some(t) = torn {
+            torn_tail = true;
+            let last = segments.last().expect("a tail comes from a segment");
+            notes.push(format!(
+                "truncated torn record at {} offset {} ({} bytes): {}",
+                rel(&last.path),
+                t.offset,
+                t.bytes,
+                t.reason
+            ));
+        }
+    }
+    (active_end, torn_tail)
+}
+
+/// Step 7: a commit index past the recovered log (its entries were torn away) is
+/// clamped to the last index; one below the snapshot is raised to it (a snapshot holds
+/// only committed state). Returns the hard state and the last index of the log.
+fn clamp_commit(mut hard_state: HardState, entries: &[Entry], s: Index, notes: &mut Vec<String>) -> (HardState, Index) {
+    let last_entry = entries.last().map(|e| e.index);
+    let last_index = last_entry.unwrap_or(s).max(s);
+    if hard_state.commit > last_index {
+        notes.push(format!(
+            "hard state commit {} is past the last index {last_index} (a torn write): clamped",
+            hard_state.commit
+        ));
+        hard_state.commit = last_index;
+    }
+    hard_state.commit = hard_state.commit.max(s);
+    (hard_state, last_index)
+}
+
+/// Step 9, after a reset: writes the hard-state file, removes every segment and creates
+/// a fresh one starting after the snapshot at `s`. Returns it, open, with its end at 0.
+fn reset_segments(
+    wal: &WalDir,
+    segments: &mut Vec<Segment>,
+    s: Index,
+    hard_state: &HardState,
+    segment_bytes: u64,
+) -> Result<(File, u64), StorageError> {
+    wal.write_hard_state_file(hard_state)?;
+    wal.remove_files(segments.iter().rev().map(|seg| seg.path.as_path()))?;
+    segments.clear();
+    let (path, file) = wal.create_segment(s + 1, segment_bytes)?;
+    segments.push(Segment { first: s + 1, path, entries: Vec::new() });
+    Ok((file, 0))
+}
+
+/// Step 9, otherwise: opens the last segment for appending at `active_end`. A torn tail
+/// is cut off (zeros after the end, so the next write leaves no stale bytes behind it)
+/// and synced; a short or cut file is preallocated to `segment_bytes` again.
+fn reopen_last_segment(
+    segments: &[Segment],
+    active_end: u64,
+    torn: bool,
+    segment_bytes: u64,
+) -> Result<(File, u64), StorageError> {
+    let last = segments.last().expect("not reset, so there are segments");
+    let file = OpenOptions::new().read(true).write(true).open(&last.path).at(&last.path)?;
+    let len = file.metadata().at(&last.path)?.len();
+    if torn {
+        file.set_len(active_end).at(&last.path)?;
+    }
+    if torn || len < segment_bytes {
+        wal::preallocate(&file, segment_bytes);
+    }
+    if torn {
+        file.sync_all().at(&last.path)?;
+    }
+    Ok((file, active_end))
+}
+
+/// Step 1: loads the newest snapshot; removes older ones and temporaries (leftovers of a
+/// crash). The newest is checked before anything is removed.
 fn recover_snapshot(
     dir: &Path,
     dir_file: &File,
