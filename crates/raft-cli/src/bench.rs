@@ -176,8 +176,8 @@ struct Conn {
 }
 
 /// Writes queued bytes until the socket would block, dropping what was written. False
-/// when the connection failed. Shared by both load generators (ours and `--etcd`).
-pub(crate) fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
+/// when the connection failed. Shared by both load generators (ours and raft-perf's etcd one).
+pub fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
     let mut written = 0;
     let mut ok = true;
     while written < out.len() {
@@ -201,7 +201,7 @@ pub(crate) fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
 
 /// Reads until the socket would block, handing each chunk to `sink`. True when the
 /// connection closed or failed (mio is edge-triggered: everything available is read).
-pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
+pub fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
     loop {
         match stream.read(buf) {
             Ok(0) => return true,
@@ -213,16 +213,16 @@ pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl F
     }
 }
 
-/// What a run counted, for either load generator (ours or `--etcd`).
-pub(crate) struct Tally {
-    pub(crate) latencies_us: Vec<u64>,
-    pub(crate) errors: ErrorCounts,
-    pub(crate) reads: u64,
-    pub(crate) writes: u64,
+/// What a run counted, for either load generator (ours or raft-perf's `bench-etcd`).
+pub struct Tally {
+    pub latencies_us: Vec<u64>,
+    pub errors: ErrorCounts,
+    pub reads: u64,
+    pub writes: u64,
 }
 
 impl Tally {
-    pub(crate) fn new(args: &BenchArgs) -> Tally {
+    pub fn new(args: &BenchArgs) -> Tally {
         Tally {
             latencies_us: Vec::with_capacity(args.requests.min(10_000_000) as usize),
             errors: ErrorCounts::default(),
@@ -232,7 +232,7 @@ impl Tally {
     }
 
     /// The report of a run that took `elapsed`.
-    pub(crate) fn report(&mut self, args: &BenchArgs, elapsed: Duration, leader: Option<u64>) -> BenchReport {
+    pub fn report(&mut self, args: &BenchArgs, elapsed: Duration, leader: Option<u64>) -> BenchReport {
         let ok = self.latencies_us.len() as u64;
         let e = &self.errors;
         BenchReport {
@@ -276,13 +276,15 @@ pub fn bench_key(n: u64) -> String {
 }
 
 pub fn run(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Output {
-    let report = match &args.etcd {
-        Some(endpoints) => crate::etcd::run_report(endpoints, args, timeout),
-        None => run_report(cluster, args, timeout),
-    };
+    output(run_report(cluster, args, timeout), args.json)
+}
+
+/// The output of a run (also raft-perf's `bench-etcd`): the report as text or one JSON
+/// object; exit 3 when no request succeeded.
+pub fn output(report: Result<BenchReport, Output>, json: bool) -> Output {
     match report {
         Ok(report) => {
-            let mut out = if args.json {
+            let mut out = if json {
                 Output::ok(format!("{}\n", serde_json::to_string(&report).expect("report serialises")))
             } else {
                 Output::ok(report.render_text())
