@@ -4,6 +4,7 @@
 //! term (Election Safety, Figure 3), and no acknowledged write is ever lost.
 
 use raft_e2e::*;
+use raft_wire::{ReadOp, Reply, WriteOp};
 use std::time::Duration;
 
 /// Client timeout for a write that should succeed (an election may be under way).
@@ -115,7 +116,7 @@ fn kill_three_writes_fail_then_succeed_after_start() {
 fn pause_the_leader_new_leader_then_old_one_steps_down() {
     let c = Cluster::start(Opts::default());
     let (old, old_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    let load = Load::start(c.sockets(), "p", 3, Duration::from_secs(3));
+    let load = Load::start(c.client_cluster(), "p", 3, Duration::from_secs(3));
     c.wait("writes before the pause", LEADER_TIMEOUT, || (load.acked() >= 30).then_some(()));
 
     c.pause(old);
@@ -158,15 +159,15 @@ fn partition_the_leader_into_the_minority() {
     assert_eq!(st.partitions.len(), 2, "status shows the partition: {:?}", st.partitions);
 
     // A write sent to the minority at once, while the old leader may still believe it leads.
-    let mut minority_kv = Kv::new(c.sockets()).only(&minority);
+    let mut minority_client = c.client_only(&minority, Duration::from_secs(2));
     let mut minority_writes = Vec::new();
-    let mut write_to_minority = |kv: &mut Kv, n: usize| {
+    let mut write_to_minority = |client: &mut Client, n: usize| {
         let key = format!("minority{n}");
-        let r = kv.set(&key, "lost", Duration::from_secs(2));
-        assert!(!matches!(r, WriteOutcome::Ok(_)), "a write sent to the minority succeeded: {key}: {r:?}");
+        let r = client.write(WriteOp::Set { key: key.clone(), value: b"lost".to_vec() });
+        assert!(r.is_err(), "a write sent to the minority succeeded: {key}: {r:?}");
         minority_writes.push(key);
     };
-    write_to_minority(&mut minority_kv, 0);
+    write_to_minority(&mut minority_client, 0);
 
     let (new, new_term) = c.wait_leader(&majority, LEADER_TIMEOUT);
     assert!(new_term > old_term, "majority leader {new} in term {new_term} after {old_term}");
@@ -174,10 +175,11 @@ fn partition_the_leader_into_the_minority() {
         assert_eq!(cli_ok(&c, &["set", &format!("majority{i}"), "kept"]), "OK\n");
     }
     for n in 1..4 {
-        write_to_minority(&mut minority_kv, n);
+        write_to_minority(&mut minority_client, n);
     }
     // The minority nodes cannot serve a linearizable read either.
-    let read = minority_kv.get("before", Duration::from_secs(1));
+    minority_client.set_timeout(Duration::from_secs(1));
+    let read = minority_client.read(ReadOp::Get { key: "before".into() }, false);
     assert!(read.is_err(), "the minority served a linearizable read: {read:?}");
 
     c.heal();
@@ -197,7 +199,7 @@ fn partition_the_leader_into_the_minority() {
 fn kill_all_five_with_writes_in_flight_then_start() {
     let c = Cluster::start(Opts::default());
     c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    let load = Load::start(c.sockets(), "crash", 4, Duration::from_secs(2));
+    let load = Load::start(c.client_cluster(), "crash", 4, Duration::from_secs(2));
     c.wait("writes under way", LEADER_TIMEOUT, || (load.acked() >= 100).then_some(()));
 
     // As close to "at once" as the control socket allows: five requests back to back.
@@ -216,9 +218,10 @@ fn kill_all_five_with_writes_in_flight_then_start() {
     assert!(report.acked.len() >= 100);
     report.check(&data, "after the restart of all five");
     // And through the client, linearizably, a sample of them.
-    let mut kv = c.kv();
+    let mut client = c.client(Duration::from_secs(10));
     for (k, v) in report.acked.iter().step_by(10) {
-        assert_eq!(kv.get(k, Duration::from_secs(10)), Ok(Some(v.clone())), "acknowledged {k:?}");
+        let got = client.read(ReadOp::Get { key: k.clone() }, false);
+        assert_eq!(got, Ok(Reply::Value(Some(v.clone()))), "acknowledged {k:?}");
     }
     c.assert_one_leader_per_term();
 }
