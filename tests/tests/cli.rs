@@ -1,5 +1,6 @@
 //! A fresh cluster elects a leader, and every client command works from the real
-//! `raft-cli` binary, with the exit codes of DESIGN.md.
+//! `raft-cli` binary, with the exit codes of DESIGN.md. (`status` of both binaries on a
+//! fresh cluster is checked with the supervisor's tests: `up_elects_a_leader_and_status_reports_it`.)
 
 use raft_e2e::*;
 
@@ -54,41 +55,4 @@ fn leader_elected_and_set_get_del_cas_keys_work() {
         assert_eq!(c.node_data(id), want, "node {id} holds the leader's data");
     }
     assert_eq!(stdout_of(&c.cli(&["get", "--stale", "spurs"])), "lilywhites\n");
-}
-
-#[test]
-fn status_shows_every_node_and_one_leader() {
-    let c = Cluster::start(Opts::default());
-    let (leader, term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    c.wait_converged(&c.ids(), CONVERGE_TIMEOUT);
-
-    // `raft-supervisor status --json`: the object DESIGN.md describes.
-    let out = c.sup_ok(&["status", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
-    let nodes = v["nodes"].as_array().expect("nodes array");
-    assert_eq!(nodes.len(), 5);
-    assert!(v["partitions"].as_array().expect("partitions array").is_empty());
-    for (i, n) in nodes.iter().enumerate() {
-        for field in
-            ["id", "pid", "process", "role", "term", "leader", "commit", "applied", "last_index", "snapshot_index"]
-        {
-            assert!(n.get(field).is_some(), "node row {i} lacks `{field}`: {n}");
-        }
-        assert_eq!(n["process"], "running", "{n}");
-        assert!(n["pid"].as_u64().is_some(), "{n}");
-    }
-    // The supervisor polls the nodes, so its view of the leader may lag a little.
-    c.wait("the supervisor to show the leader", LEADER_TIMEOUT, || {
-        let st = c.sup_status().ok()?;
-        let leaders: Vec<_> = st.nodes.iter().filter(|n| n.role == "leader").collect();
-        (leaders.len() == 1 && leaders[0].id == leader && leaders[0].term == Some(term)).then_some(())
-    });
-
-    // The human tables of both binaries.
-    let table = c.sup_ok(&["status"]).stdout;
-    assert!(table.contains("leader"), "{table}");
-    assert_eq!(table.lines().filter(|l| l.contains("running")).count(), 5, "{table}");
-    let cli = c.cli(&["status"]);
-    assert_eq!(cli.code, Some(0), "{}", cli.describe());
-    assert!(cli.stdout.contains("leader"), "{}", cli.describe());
 }

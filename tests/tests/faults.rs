@@ -32,24 +32,45 @@ fn converged_data(c: &Cluster) -> std::collections::BTreeMap<String, Vec<u8>> {
     first
 }
 
+/// Merged with the supervisor's former `kill_stays_down_and_start_brings_it_back` and
+/// raft-cli's former `survives_a_leader_kill`: one leader kill, seen from all three.
 #[test]
 fn kill_the_leader_a_new_leader_takes_writes() {
     let c = Cluster::start(Opts::default());
     let (old, old_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
+    // Through the leader, which the client now remembers in <dir>/cli-leader.
     assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
 
-    c.kill(old);
-    assert_eq!(process_of(&c, old), "stopped");
+    let _ = c.sup_status(); // remember the pids before they change
+    let out = c.sup_ok(&["kill", &old.to_string()]).stdout;
+    assert!(out.contains("stays down"), "{out}");
+    c.wait(&format!("node {old} stopped"), START_TIMEOUT, || (process_of(&c, old) == "stopped").then_some(()));
     let others: Vec<NodeId> = c.ids().into_iter().filter(|&i| i != old).collect();
     let (new, new_term) = c.wait_leader(&others, LEADER_TIMEOUT);
     assert!(new_term > old_term, "the new leader {new} is in a later term ({new_term} > {old_term})");
+    // `status --json` shows the dead node as stopped, with nothing to say about Raft.
+    c.wait("the killed node's pid to be reaped", LEADER_TIMEOUT, || {
+        let st: serde_json::Value = serde_json::from_str(&c.sup_ok(&["status", "--json"]).stdout).ok()?;
+        let dead = st["nodes"].as_array()?.iter().find(|n| n["id"] == old)?.clone();
+        assert_eq!(dead["process"], "stopped", "{dead}");
+        assert_eq!(dead["role"], "unknown", "{dead}");
+        assert!(dead["term"].is_null(), "{dead}");
+        dead["pid"].is_null().then_some(())
+    });
+    let out = c.supervisor_output();
+    assert!(out.contains(&format!("node {old} (pid")), "{out}");
 
+    // The cached leader is dead: the client finds the new one within its timeout.
     assert_eq!(cli_ok(&c, &["set", "after", "2"]), "OK\n");
     assert_eq!(cli_ok(&c, &["get", "before"]), "1\n");
     assert_eq!(cli_ok(&c, &["get", "after"]), "2\n");
+    let status = cli_ok(&c, &["status"]);
+    assert!(status.contains("unreachable"), "{status}");
     // The killed node stays down until `start` (DESIGN.md), then catches up.
     assert_eq!(process_of(&c, old), "stopped");
-    c.start_node(old);
+    let out = c.sup_ok(&["start", &old.to_string()]).stdout;
+    assert!(out.contains("started (pid"), "{out}");
+    c.wait(&format!("node {old} running"), START_TIMEOUT, || (process_of(&c, old) == "running").then_some(()));
     let data = converged_data(&c);
     assert_eq!(data.get("after").map(Vec::as_slice), Some(&b"2"[..]));
     c.assert_one_leader_per_term();
@@ -145,6 +166,8 @@ fn pause_the_leader_new_leader_then_old_one_steps_down() {
     c.assert_one_leader_per_term();
 }
 
+/// Merged with the supervisor's former `partition_isolates_the_leader_and_heal_reunites`
+/// (its `partition` output, the groups in status, CheckQuorum, the heal).
 #[test]
 fn partition_the_leader_into_the_minority() {
     let c = Cluster::start(Opts::default());
@@ -154,9 +177,17 @@ fn partition_the_leader_into_the_minority() {
     let majority: Vec<NodeId> = c.ids().into_iter().filter(|i| !minority.contains(i)).collect();
     assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
 
-    c.partition(&[&minority, &majority]);
+    let group = |ids: &[NodeId]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let out = c.sup_ok(&["partition", &group(&minority), &group(&majority)]).stdout;
+    assert!(out.starts_with("partitioned: {"), "{out}");
     let st = c.sup_status().expect("status");
-    assert_eq!(st.partitions.len(), 2, "status shows the partition: {:?}", st.partitions);
+    let mut got = st.partitions.clone();
+    got.iter_mut().for_each(|g| g.sort());
+    got.sort();
+    let mut want = vec![minority.clone(), majority.clone()];
+    want.iter_mut().for_each(|g| g.sort());
+    want.sort();
+    assert_eq!(got, want, "status shows the partition");
 
     // A write sent to the minority at once, while the old leader may still believe it leads.
     let mut minority_client = c.client_only(&minority, Duration::from_secs(2));
@@ -181,9 +212,15 @@ fn partition_the_leader_into_the_minority() {
     minority_client.set_timeout(Duration::from_secs(1));
     let read = minority_client.read(ReadOp::Get { key: "before".into() }, false);
     assert!(read.is_err(), "the minority served a linearizable read: {read:?}");
+    // CheckQuorum: the cut-off leader steps down on its own.
+    c.wait("the old leader to step down", LEADER_TIMEOUT, || {
+        c.node_status(old).filter(|s| s.role != RoleKind::Leader).map(|_| ())
+    });
 
     c.heal();
     assert!(c.sup_status().expect("status").partitions.is_empty());
+    let (_, healed_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
+    assert!(healed_term >= new_term, "no term goes back after the heal");
     let data = converged_data(&c);
     for i in 0..10 {
         assert_eq!(data.get(&format!("majority{i}")).map(Vec::as_slice), Some(&b"kept"[..]));
