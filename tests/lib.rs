@@ -3,7 +3,11 @@
 //! The tests in `tests/tests/*.rs` start a real `raft-supervisor` (which forks five real
 //! `raft-node`s) in a fresh directory under `/tmp`, drive it with the real `raft-cli` and
 //! with the supervisor's control socket, and look at what the nodes say on their own
-//! sockets and in their `node.log`s. Nothing is mocked.
+//! sockets and in their `node.log`s. Nothing is mocked. In-process clients ([`Client`],
+//! [`Load`]) are raft-cli's own library, so tests drive what users run.
+//!
+//! The supervisor's and raft-cli's end-to-end tests use this harness too (as a
+//! dev-dependency), so there is one way to start, wait on and clean up a real cluster.
 //!
 //! ## How a test uses it
 //!
