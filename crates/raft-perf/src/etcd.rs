@@ -19,7 +19,7 @@
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use raft_cli::args::BenchArgs;
-use raft_cli::bench::{bench_key, read_some, write_some, BenchReport, Tally};
+use raft_cli::bench::{bench_key, BenchReport, Tally};
 use raft_cli::commands::Output;
 use raft_cli::rng::Rng;
 use raft_cli::{EXIT_UNAVAILABLE, EXIT_USAGE};
@@ -229,6 +229,45 @@ pub fn find_leader(endpoints: &[SocketAddr], timeout: Duration) -> Option<usize>
     let statuses: Vec<Option<EtcdStatus>> =
         endpoints.iter().map(|&a| BlockingConn::connect(a, timeout).and_then(|mut c| c.status()).ok()).collect();
     statuses.iter().position(|s| s.is_some_and(|s| s.leader != 0 && s.leader == s.member_id))
+}
+
+/// Writes queued bytes until the socket would block, dropping what was written. False
+/// when the connection failed. (HTTP is not framed, so raft-wire's `FramedConn`, which
+/// the other load generator uses, does not fit here.)
+fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
+    let mut written = 0;
+    let mut ok = true;
+    while written < out.len() {
+        match stream.write(&out[written..]) {
+            Ok(0) => {
+                ok = false;
+                break;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    out.drain(..written);
+    ok
+}
+
+/// Reads until the socket would block, handing each chunk to `sink`. True when the
+/// connection closed or failed (mio is edge-triggered: everything available is read).
+fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => sink(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
 }
 
 struct InFlight {
