@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/bench-vs-etcd.sh: our 5-node cluster against a 5-member etcd on this machine,
-# same workload, same load generator (raft-cli bench; --etcd talks to etcd's v3 JSON
-# gateway), both with fsync on and default timing. Prints one table and rewrites the
+# same workload, same load generator (raft-cli bench for ours; raft-perf bench-etcd, the
+# same generator with the same flags, talks to etcd's v3 JSON gateway), both with fsync on and default timing. Prints one table and rewrites the
 # generated part of docs/performance.md.
 #
 #   scripts/bench-vs-etcd.sh            # the full run (about 5 minutes here)
@@ -88,10 +88,12 @@ WATCHDOG=$!
 bench() { # bench SYSTEM NAME ARGS... : one run of the load generator, its JSON kept
     local sys=$1 name=$2
     shift 2
-    local target=()
-    [ "$sys" = etcd ] && target=(--etcd "$ETCD_EPS")
     local out=$RES/$sys-$name.json
-    "$BIN/raft-cli" --timeout 10s --config "$RAFT_CFG" bench "${target[@]}" --json --value-size 100 "$@" >"$out"
+    if [ "$sys" = etcd ]; then
+        "$PERF" bench-etcd --timeout 10s --etcd "$ETCD_EPS" --json --value-size 100 "$@" >"$out"
+    else
+        "$BIN/raft-cli" --timeout 10s --config "$RAFT_CFG" bench --json --value-size 100 "$@" >"$out"
+    fi
     log "$sys $name: $(head -c 300 "$out")"
 }
 

@@ -3,7 +3,11 @@
 //! The tests in `tests/tests/*.rs` start a real `raft-supervisor` (which forks five real
 //! `raft-node`s) in a fresh directory under `/tmp`, drive it with the real `raft-cli` and
 //! with the supervisor's control socket, and look at what the nodes say on their own
-//! sockets and in their `node.log`s. Nothing is mocked.
+//! sockets and in their `node.log`s. Nothing is mocked. In-process clients ([`Client`],
+//! [`Load`]) are raft-cli's own library, so tests drive what users run.
+//!
+//! The supervisor's and raft-cli's end-to-end tests use this harness too (as a
+//! dev-dependency), so there is one way to start, wait on and clean up a real cluster.
 //!
 //! ## How a test uses it
 //!
@@ -36,9 +40,11 @@
 //!   not two clusters plus a load generator without spurious elections, so clusters are
 //!   serialised by a process-wide lock (test binaries already run one after another).
 
+use raft_cli::client::ClientError;
+use raft_cli::conn::NodeConn;
 use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::supervisor::{ClusterStatus, SupervisorRequest, SupervisorResponse};
-use raft_wire::{ClientRequest, ClientResponse, FrameReader, Hello, ReadOp, Reply, Request, Response, WriteOp};
+use raft_wire::{ReadOp, Reply, Request, Response, WriteOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -49,6 +55,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The clients are raft-cli's own library: what the tests drive is what users run.
+pub use raft_cli::client::{random_u64, Client};
 pub use raft_core::{Index, NodeId, RoleKind, Term};
 pub use raft_wire::NodeStatus;
 
@@ -401,14 +409,23 @@ impl Cluster {
         self.layout().supervisor_socket()
     }
 
-    /// `(id, socket path)` of every node, for [`Kv`] clients.
-    pub fn sockets(&self) -> Vec<(NodeId, PathBuf)> {
-        self.ids().into_iter().map(|id| (id, self.node_socket(id))).collect()
+    /// raft-cli's view of this cluster: node sockets and the supervisor's.
+    pub fn client_cluster(&self) -> raft_cli::client::Cluster {
+        raft_cli::client::Cluster::from_config(&self.layout())
     }
 
-    /// A leader-finding client with a fresh session over all nodes.
-    pub fn kv(&self) -> Kv {
-        Kv::new(self.sockets())
+    /// raft-cli's client (leader discovery, retries, exactly-once writes) with a fresh
+    /// session over every node, giving up after `timeout`.
+    pub fn client(&self, timeout: Duration) -> Client {
+        Client::new(self.client_cluster(), timeout).without_leader_file()
+    }
+
+    /// The same client restricted to `ids`: it never talks to the other nodes, not even
+    /// when one of `ids` names another as leader.
+    pub fn client_only(&self, ids: &[NodeId], timeout: Duration) -> Client {
+        let mut cluster = self.client_cluster();
+        cluster.nodes.retain(|(id, _)| ids.contains(id));
+        Client::new(cluster, timeout).without_leader_file()
     }
 
     /// The supervisor's pid (it is this test's child).
@@ -419,6 +436,34 @@ impl Cluster {
     /// Pids of the running nodes, as the supervisor reports them.
     pub fn node_pids(&self) -> Vec<u32> {
         self.sup_status().expect("supervisor status").nodes.iter().filter_map(|n| n.pid).collect()
+    }
+
+    /// What the supervisor started by [`Cluster::up`] printed (stdout and stderr).
+    pub fn supervisor_output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("supervisor.out")).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for the supervisor started by [`Cluster::up`] to exit (after
+    /// `down` or a signal); its exit status, or `None` if it is still running.
+    pub fn wait_supervisor_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.supervisor.as_mut().expect("the supervisor was started");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILL to the supervisor (it gets no chance to stop its nodes), then reaps it.
+    pub fn kill_supervisor(&mut self) {
+        let child = self.supervisor.as_mut().expect("the supervisor was started");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Panics (with the supervisor's output) if the supervisor exited.
@@ -527,14 +572,9 @@ impl Cluster {
 
     /// One node's status on a fresh connection, or `None` if it does not answer in time.
     pub fn node_status(&self, id: NodeId) -> Option<NodeStatus> {
-        let mut c = NodeClient::connect(&self.node_socket(id), STATUS_TIMEOUT).ok()?;
-        match c.call(Request::Status, STATUS_TIMEOUT) {
-            Ok(Response::Status(s)) => {
-                self.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(s.pid);
-                Some(s)
-            }
-            _ => None,
-        }
+        let s = self.client_cluster().node_status(id, STATUS_TIMEOUT).ok()?;
+        self.pids.lock().unwrap_or_else(|e| e.into_inner()).insert(s.pid);
+        Some(s)
     }
 
     /// Status of each of `ids` (None: not answering).
@@ -619,14 +659,15 @@ impl Cluster {
 
     /// Every key and value a node holds, by stale reads from that node alone.
     pub fn node_data(&self, id: NodeId) -> BTreeMap<String, Vec<u8>> {
-        let mut c = NodeClient::connect(&self.node_socket(id), Duration::from_secs(5))
+        let mut c = NodeConn::connect(id, &self.node_socket(id), Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect to node {id}: {e}"));
+        let in_secs = |s| Instant::now() + Duration::from_secs(s);
         let keys = match c.call(
             Request::Read {
                 op: ReadOp::Keys { prefix: String::new(), limit: raft_wire::MAX_KEYS_PER_LISTING },
                 stale: true,
             },
-            Duration::from_secs(10),
+            in_secs(10),
         ) {
             Ok(Response::Ok(Reply::Keys(k))) => k,
             other => panic!("keys from node {id}: {other:?}"),
@@ -634,9 +675,7 @@ impl Cluster {
         assert!((keys.len() as u64) < raft_wire::MAX_KEYS_PER_LISTING as u64, "too many keys to compare");
         let mut data = BTreeMap::new();
         for key in keys {
-            let v = match c
-                .call(Request::Read { op: ReadOp::Get { key: key.clone() }, stale: true }, Duration::from_secs(5))
-            {
+            let v = match c.call(Request::Read { op: ReadOp::Get { key: key.clone() }, stale: true }, in_secs(5)) {
                 Ok(Response::Ok(Reply::Value(Some(v)))) => v,
                 other => panic!("get {key:?} from node {id}: {other:?}"),
             };
@@ -773,207 +812,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// Clients speaking the wire protocol directly
-
-/// One client connection to one node (hello sent).
-pub struct NodeClient {
-    stream: UnixStream,
-    reader: FrameReader,
-    next_id: u64,
-}
-
-impl NodeClient {
-    pub fn connect(path: &Path, timeout: Duration) -> io::Result<NodeClient> {
-        let mut stream = UnixStream::connect(path)?;
-        stream.set_write_timeout(Some(timeout))?;
-        write_frame(&mut stream, &Hello::Client)?;
-        Ok(NodeClient { stream, reader: FrameReader::new(), next_id: 1 })
-    }
-
-    /// Sends one request and waits up to `timeout` for its response.
-    pub fn call(&mut self, body: Request, timeout: Duration) -> io::Result<Response> {
-        let deadline = Instant::now() + timeout;
-        let id = self.next_id;
-        self.next_id += 1;
-        self.stream.set_write_timeout(Some(timeout))?;
-        write_frame(&mut self.stream, &ClientRequest { id, body })?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            while let Some(resp) =
-                self.reader.next_frame::<ClientResponse>().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-            {
-                if resp.id == id {
-                    return Ok(resp.body);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer in time"));
-            }
-            self.stream.set_read_timeout(Some(left))?;
-            match self.stream.read(&mut buf) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed")),
-                Ok(n) => self.reader.extend(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// The raw stream, for sending bytes that are not frames.
-    pub fn stream(&mut self) -> &mut UnixStream {
-        &mut self.stream
-    }
-}
-
-/// How a write ended, in the terms of DESIGN.md's exit codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Acknowledged: committed and applied.
-    Ok(Reply),
-    /// Surely not applied (exit 3).
-    Failed(String),
-    /// May or may not have been applied (exit 4).
-    Unknown(String),
-}
-
-/// A client with one session that finds the leader itself (hints, then every node), and
-/// retries a write with the same session and sequence number until its deadline.
-/// Restricted to some nodes with [`Kv::only`] (then it never talks to the others).
-pub struct Kv {
-    nodes: Vec<(NodeId, PathBuf)>,
-    session: u64,
-    seq: u64,
-    conn: Option<(NodeId, NodeClient)>,
-    hint: Option<NodeId>,
-    cursor: usize,
-}
-
-impl Kv {
-    pub fn new(nodes: Vec<(NodeId, PathBuf)>) -> Kv {
-        Kv { nodes, session: random_u64(), seq: 0, conn: None, hint: None, cursor: 0 }
-    }
-
-    /// A client that only ever talks to `ids`.
-    pub fn only(mut self, ids: &[NodeId]) -> Kv {
-        self.nodes.retain(|(id, _)| ids.contains(id));
-        self
-    }
-
-    fn pick(&mut self) -> NodeId {
-        if let Some(h) = self.hint.take() {
-            if self.nodes.iter().any(|(id, _)| *id == h) {
-                return h;
-            }
-        }
-        if let Some((id, _)) = &self.conn {
-            return *id;
-        }
-        self.cursor = (self.cursor + 1) % self.nodes.len();
-        self.nodes[self.cursor].0
-    }
-
-    /// One request to whichever node [`Kv::pick`] chose. Errors: (sent?, why).
-    fn attempt(&mut self, body: Request, timeout: Duration) -> (NodeId, Result<Response, (bool, String)>) {
-        let id = self.pick();
-        if !matches!(&self.conn, Some((c, _)) if *c == id) {
-            let path = self.nodes.iter().find(|(n, _)| *n == id).expect("picked from nodes").1.clone();
-            match NodeClient::connect(&path, timeout) {
-                Ok(c) => self.conn = Some((id, c)),
-                Err(e) => {
-                    self.conn = None;
-                    return (id, Err((false, format!("connect to node {id}: {e}"))));
-                }
-            }
-        }
-        let (_, conn) = self.conn.as_mut().expect("connected");
-        match conn.call(body, timeout) {
-            Ok(r) => (id, Ok(r)),
-            Err(e) => {
-                self.conn = None;
-                (id, Err((true, format!("node {id}: {e}"))))
-            }
-        }
-    }
-
-    fn request(&mut self, body: Request, timeout: Duration) -> WriteOutcome {
-        let deadline = Instant::now() + timeout;
-        let attempt_max = Duration::from_millis(1000);
-        let mut in_doubt: Option<String> = None;
-        let mut last = String::from("no attempt");
-        let mut misses = 0usize;
-        // Bounded: each turn takes at least a few ms and the loop ends at the deadline.
-        while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (node, r) = self.attempt(body.clone(), left.min(attempt_max).max(Duration::from_millis(1)));
-            match r {
-                Ok(Response::Ok(reply)) => return WriteOutcome::Ok(reply),
-                Ok(Response::NotLeader { leader }) => {
-                    last = format!("node {node}: not leader (hint {leader:?})");
-                    self.conn = None;
-                    self.hint = leader.filter(|l| *l != node);
-                }
-                Ok(Response::Unavailable { reason }) => {
-                    last = format!("node {node}: unavailable: {reason}");
-                    self.conn = None;
-                }
-                Ok(Response::Unknown { reason }) => {
-                    last = format!("node {node}: unknown: {reason}");
-                    in_doubt = Some(last.clone());
-                    self.conn = None;
-                }
-                Ok(Response::Invalid { reason }) => return WriteOutcome::Failed(format!("invalid: {reason}")),
-                Ok(other) => return WriteOutcome::Failed(format!("unexpected answer {other:?}")),
-                Err((sent, why)) => {
-                    last = why.clone();
-                    if sent && matches!(body, Request::Write { .. }) {
-                        in_doubt = Some(why);
-                    }
-                }
-            }
-            // After a whole round of nodes without a leader, give an election a moment.
-            misses += 1;
-            if self.hint.is_none() && misses >= self.nodes.len() {
-                misses = 0;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        match in_doubt {
-            Some(why) => WriteOutcome::Unknown(format!("{why}; last: {last}")),
-            None => WriteOutcome::Failed(last),
-        }
-    }
-
-    /// A write with the next sequence number of this session.
-    pub fn write(&mut self, op: WriteOp, timeout: Duration) -> WriteOutcome {
-        self.seq += 1;
-        let body = Request::Write { session: self.session, seq: self.seq, op };
-        self.request(body, timeout)
-    }
-
-    pub fn set(&mut self, key: &str, value: &str, timeout: Duration) -> WriteOutcome {
-        self.write(WriteOp::Set { key: key.into(), value: value.as_bytes().to_vec() }, timeout)
-    }
-
-    /// A linearizable read of `key` (on the leader): `Ok(None)` if absent.
-    pub fn get(&mut self, key: &str, timeout: Duration) -> Result<Option<Vec<u8>>, String> {
-        match self.request(Request::Read { op: ReadOp::Get { key: key.into() }, stale: false }, timeout) {
-            WriteOutcome::Ok(Reply::Value(v)) => Ok(v),
-            WriteOutcome::Ok(other) => Err(format!("unexpected reply {other:?}")),
-            WriteOutcome::Failed(e) | WriteOutcome::Unknown(e) => Err(e),
-        }
-    }
-}
-
-/// A random nonzero u64 (session ids).
-pub fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        b = ((t as u64) ^ u64::from(std::process::id())).to_le_bytes();
-    }
-    u64::from_le_bytes(b).max(1)
-}
+// Raw bytes on a node's socket
 
 /// Sends raw bytes on a fresh connection to `path` and reports whether the node closed
 /// the connection within `timeout` (reads EOF or a reset).
@@ -1031,8 +870,8 @@ impl LoadReport {
     }
 }
 
-/// Client threads writing unique keys (`<prefix>-<thread>-<n>`) one at a time through a
-/// leader-finding [`Kv`], until stopped, recording every outcome.
+/// Client threads writing unique keys (`<prefix>-<thread>-<n>`) one at a time, each
+/// through its own raft-cli [`Client`], until stopped, recording every outcome.
 pub struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     acked: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -1045,17 +884,19 @@ const LOAD_MAX_OPS_PER_THREAD: u64 = 200_000;
 const LOAD_MAX_TIME: Duration = Duration::from_secs(300);
 
 impl Load {
-    pub fn start(nodes: Vec<(NodeId, PathBuf)>, prefix: &str, threads: usize, op_timeout: Duration) -> Load {
+    /// `threads` writers over `cluster` (see [`Cluster::client_cluster`]); a write not
+    /// acknowledged within `op_timeout` is recorded as failed or unknown, as the client says.
+    pub fn start(cluster: raft_cli::client::Cluster, prefix: &str, threads: usize, op_timeout: Duration) -> Load {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::Arc;
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicU64::new(0));
         let handles = (0..threads)
             .map(|t| {
-                let (stop, acked, nodes) = (stop.clone(), acked.clone(), nodes.clone());
+                let (stop, acked, cluster) = (stop.clone(), acked.clone(), cluster.clone());
                 let prefix = format!("{prefix}-{t}");
                 std::thread::spawn(move || {
-                    let mut kv = Kv::new(nodes);
+                    let mut client = Client::new(cluster, op_timeout).without_leader_file();
                     let mut report = LoadReport::default();
                     let started = Instant::now();
                     for n in 0..LOAD_MAX_OPS_PER_THREAD {
@@ -1064,13 +905,15 @@ impl Load {
                         }
                         let key = format!("{prefix}-{n:06}");
                         let value = format!("{key}={}", random_u64()).into_bytes();
-                        match kv.write(WriteOp::Set { key: key.clone(), value: value.clone() }, op_timeout) {
-                            WriteOutcome::Ok(_) => {
+                        match client.write(WriteOp::Set { key: key.clone(), value: value.clone() }) {
+                            Ok(_) => {
                                 report.acked.push((key, value));
                                 acked.fetch_add(1, Ordering::Relaxed);
                             }
-                            WriteOutcome::Unknown(_) => report.unknown.push((key, value)),
-                            WriteOutcome::Failed(_) => report.failed.push((key, value)),
+                            Err(ClientError::Unknown(_)) => report.unknown.push((key, value)),
+                            Err(ClientError::Unavailable(_) | ClientError::Invalid(_)) => {
+                                report.failed.push((key, value))
+                            }
                         }
                     }
                     report

@@ -1,5 +1,6 @@
 //! `raft-cli chaos`: concurrent clients while the supervisor kills, pauses and partitions
-//! nodes; the recorded history must be linearizable and every node must catch up.
+//! nodes; the recorded history must be linearizable, read back, and every node must catch
+//! up. (Merged with raft-cli's former `short_chaos_run_is_linearizable`.)
 //!
 //! The run takes 20 s by default to keep `cargo test` quick; `E2E_FULL=1` runs the full
 //! 60 s of issue 7.
@@ -33,7 +34,9 @@ fn chaos(secs: u64, args: &[&str]) {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no fault count: {}", out.describe()));
     assert!(faults > 0, "chaos injected faults: {}", out.describe());
-    assert!(history.is_file(), "the history was written");
+    let ops = raft_lincheck::history_from_json(&std::fs::read_to_string(&history).expect("the history was written"))
+        .expect("the history reads back");
+    assert!(!ops.is_empty(), "the history records operations");
     c.wait_converged(&c.ids(), CONVERGE_TIMEOUT);
     c.assert_one_leader_per_term();
 }

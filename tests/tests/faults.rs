@@ -4,6 +4,7 @@
 //! term (Election Safety, Figure 3), and no acknowledged write is ever lost.
 
 use raft_e2e::*;
+use raft_wire::{ReadOp, Reply, WriteOp};
 use std::time::Duration;
 
 /// Client timeout for a write that should succeed (an election may be under way).
@@ -31,24 +32,45 @@ fn converged_data(c: &Cluster) -> std::collections::BTreeMap<String, Vec<u8>> {
     first
 }
 
+/// Merged with the supervisor's former `kill_stays_down_and_start_brings_it_back` and
+/// raft-cli's former `survives_a_leader_kill`: one leader kill, seen from all three.
 #[test]
 fn kill_the_leader_a_new_leader_takes_writes() {
     let c = Cluster::start(Opts::default());
     let (old, old_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
+    // Through the leader, which the client now remembers in <dir>/cli-leader.
     assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
 
-    c.kill(old);
-    assert_eq!(process_of(&c, old), "stopped");
+    let _ = c.sup_status(); // remember the pids before they change
+    let out = c.sup_ok(&["kill", &old.to_string()]).stdout;
+    assert!(out.contains("stays down"), "{out}");
+    c.wait(&format!("node {old} stopped"), START_TIMEOUT, || (process_of(&c, old) == "stopped").then_some(()));
     let others: Vec<NodeId> = c.ids().into_iter().filter(|&i| i != old).collect();
     let (new, new_term) = c.wait_leader(&others, LEADER_TIMEOUT);
     assert!(new_term > old_term, "the new leader {new} is in a later term ({new_term} > {old_term})");
+    // `status --json` shows the dead node as stopped, with nothing to say about Raft.
+    c.wait("the killed node's pid to be reaped", LEADER_TIMEOUT, || {
+        let st: serde_json::Value = serde_json::from_str(&c.sup_ok(&["status", "--json"]).stdout).ok()?;
+        let dead = st["nodes"].as_array()?.iter().find(|n| n["id"] == old)?.clone();
+        assert_eq!(dead["process"], "stopped", "{dead}");
+        assert_eq!(dead["role"], "unknown", "{dead}");
+        assert!(dead["term"].is_null(), "{dead}");
+        dead["pid"].is_null().then_some(())
+    });
+    let out = c.supervisor_output();
+    assert!(out.contains(&format!("node {old} (pid")), "{out}");
 
+    // The cached leader is dead: the client finds the new one within its timeout.
     assert_eq!(cli_ok(&c, &["set", "after", "2"]), "OK\n");
     assert_eq!(cli_ok(&c, &["get", "before"]), "1\n");
     assert_eq!(cli_ok(&c, &["get", "after"]), "2\n");
+    let status = cli_ok(&c, &["status"]);
+    assert!(status.contains("unreachable"), "{status}");
     // The killed node stays down until `start` (DESIGN.md), then catches up.
     assert_eq!(process_of(&c, old), "stopped");
-    c.start_node(old);
+    let out = c.sup_ok(&["start", &old.to_string()]).stdout;
+    assert!(out.contains("started (pid"), "{out}");
+    c.wait(&format!("node {old} running"), START_TIMEOUT, || (process_of(&c, old) == "running").then_some(()));
     let data = converged_data(&c);
     assert_eq!(data.get("after").map(Vec::as_slice), Some(&b"2"[..]));
     c.assert_one_leader_per_term();
@@ -115,7 +137,7 @@ fn kill_three_writes_fail_then_succeed_after_start() {
 fn pause_the_leader_new_leader_then_old_one_steps_down() {
     let c = Cluster::start(Opts::default());
     let (old, old_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    let load = Load::start(c.sockets(), "p", 3, Duration::from_secs(3));
+    let load = Load::start(c.client_cluster(), "p", 3, Duration::from_secs(3));
     c.wait("writes before the pause", LEADER_TIMEOUT, || (load.acked() >= 30).then_some(()));
 
     c.pause(old);
@@ -144,6 +166,8 @@ fn pause_the_leader_new_leader_then_old_one_steps_down() {
     c.assert_one_leader_per_term();
 }
 
+/// Merged with the supervisor's former `partition_isolates_the_leader_and_heal_reunites`
+/// (its `partition` output, the groups in status, CheckQuorum, the heal).
 #[test]
 fn partition_the_leader_into_the_minority() {
     let c = Cluster::start(Opts::default());
@@ -153,20 +177,28 @@ fn partition_the_leader_into_the_minority() {
     let majority: Vec<NodeId> = c.ids().into_iter().filter(|i| !minority.contains(i)).collect();
     assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
 
-    c.partition(&[&minority, &majority]);
+    let group = |ids: &[NodeId]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let out = c.sup_ok(&["partition", &group(&minority), &group(&majority)]).stdout;
+    assert!(out.starts_with("partitioned: {"), "{out}");
     let st = c.sup_status().expect("status");
-    assert_eq!(st.partitions.len(), 2, "status shows the partition: {:?}", st.partitions);
+    let mut got = st.partitions.clone();
+    got.iter_mut().for_each(|g| g.sort());
+    got.sort();
+    let mut want = vec![minority.clone(), majority.clone()];
+    want.iter_mut().for_each(|g| g.sort());
+    want.sort();
+    assert_eq!(got, want, "status shows the partition");
 
     // A write sent to the minority at once, while the old leader may still believe it leads.
-    let mut minority_kv = Kv::new(c.sockets()).only(&minority);
+    let mut minority_client = c.client_only(&minority, Duration::from_secs(2));
     let mut minority_writes = Vec::new();
-    let mut write_to_minority = |kv: &mut Kv, n: usize| {
+    let mut write_to_minority = |client: &mut Client, n: usize| {
         let key = format!("minority{n}");
-        let r = kv.set(&key, "lost", Duration::from_secs(2));
-        assert!(!matches!(r, WriteOutcome::Ok(_)), "a write sent to the minority succeeded: {key}: {r:?}");
+        let r = client.write(WriteOp::Set { key: key.clone(), value: b"lost".to_vec() });
+        assert!(r.is_err(), "a write sent to the minority succeeded: {key}: {r:?}");
         minority_writes.push(key);
     };
-    write_to_minority(&mut minority_kv, 0);
+    write_to_minority(&mut minority_client, 0);
 
     let (new, new_term) = c.wait_leader(&majority, LEADER_TIMEOUT);
     assert!(new_term > old_term, "majority leader {new} in term {new_term} after {old_term}");
@@ -174,14 +206,21 @@ fn partition_the_leader_into_the_minority() {
         assert_eq!(cli_ok(&c, &["set", &format!("majority{i}"), "kept"]), "OK\n");
     }
     for n in 1..4 {
-        write_to_minority(&mut minority_kv, n);
+        write_to_minority(&mut minority_client, n);
     }
     // The minority nodes cannot serve a linearizable read either.
-    let read = minority_kv.get("before", Duration::from_secs(1));
+    minority_client.set_timeout(Duration::from_secs(1));
+    let read = minority_client.read(ReadOp::Get { key: "before".into() }, false);
     assert!(read.is_err(), "the minority served a linearizable read: {read:?}");
+    // CheckQuorum: the cut-off leader steps down on its own.
+    c.wait("the old leader to step down", LEADER_TIMEOUT, || {
+        c.node_status(old).filter(|s| s.role != RoleKind::Leader).map(|_| ())
+    });
 
     c.heal();
     assert!(c.sup_status().expect("status").partitions.is_empty());
+    let (_, healed_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
+    assert!(healed_term >= new_term, "no term goes back after the heal");
     let data = converged_data(&c);
     for i in 0..10 {
         assert_eq!(data.get(&format!("majority{i}")).map(Vec::as_slice), Some(&b"kept"[..]));
@@ -197,7 +236,7 @@ fn partition_the_leader_into_the_minority() {
 fn kill_all_five_with_writes_in_flight_then_start() {
     let c = Cluster::start(Opts::default());
     c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    let load = Load::start(c.sockets(), "crash", 4, Duration::from_secs(2));
+    let load = Load::start(c.client_cluster(), "crash", 4, Duration::from_secs(2));
     c.wait("writes under way", LEADER_TIMEOUT, || (load.acked() >= 100).then_some(()));
 
     // As close to "at once" as the control socket allows: five requests back to back.
@@ -216,9 +255,10 @@ fn kill_all_five_with_writes_in_flight_then_start() {
     assert!(report.acked.len() >= 100);
     report.check(&data, "after the restart of all five");
     // And through the client, linearizably, a sample of them.
-    let mut kv = c.kv();
+    let mut client = c.client(Duration::from_secs(10));
     for (k, v) in report.acked.iter().step_by(10) {
-        assert_eq!(kv.get(k, Duration::from_secs(10)), Ok(Some(v.clone())), "acknowledged {k:?}");
+        let got = client.read(ReadOp::Get { key: k.clone() }, false);
+        assert_eq!(got, Ok(Reply::Value(Some(v.clone()))), "acknowledged {k:?}");
     }
     c.assert_one_leader_per_term();
 }

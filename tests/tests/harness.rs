@@ -1,5 +1,6 @@
 //! The harness keeps its promise: nothing a test started outlives it, also when the test
-//! fails; and the cluster keeps DESIGN.md's: nodes die with the supervisor (no orphans).
+//! fails. (That nodes die with a SIGKILLed supervisor, DESIGN.md's "no orphans", is
+//! checked with the supervisor's tests: `nodes_die_with_a_killed_supervisor`.)
 
 use raft_e2e::*;
 use std::time::Duration;
@@ -35,17 +36,4 @@ fn a_failing_test_leaves_nothing_behind() {
     // A failing test keeps its directory for a post-mortem; this one was on purpose.
     assert!(dir.join("supervisor.out").is_file(), "the directory is kept for reading");
     std::fs::remove_dir_all(&dir).expect("remove the kept directory");
-}
-
-#[test]
-fn nodes_die_with_the_supervisor() {
-    let c = Cluster::start(Opts::default());
-    let nodes = c.node_pids();
-    assert_eq!(nodes.len(), 5);
-    // SIGKILL gives the supervisor no chance to stop its nodes: PR_SET_PDEATHSIG must.
-    // SAFETY: kill(2) of our own child.
-    unsafe {
-        libc::kill(c.supervisor_pid() as libc::pid_t, libc::SIGKILL);
-    }
-    wait_for("the nodes to die with their supervisor", Duration::from_secs(10), || all_gone(&nodes).then_some(()));
 }

@@ -81,9 +81,6 @@ pub struct BenchArgs {
     /// Take keys in order (0, 1, 2, ... wrapping at --keys) instead of at random: fills the key space.
     #[arg(long)]
     pub sequential_keys: bool,
-    /// Load an etcd cluster instead, through its v3 JSON gateway: host:port,host:port,...
-    #[arg(long, value_name = "ENDPOINTS")]
-    pub etcd: Option<String>,
     /// Bytes per written value.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=raft_wire::MAX_VALUE_BYTES as i64))]
     pub value_size: u32,

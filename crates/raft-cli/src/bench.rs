@@ -20,10 +20,11 @@ use crate::{EXIT_OK, EXIT_UNAVAILABLE};
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use raft_core::NodeId;
-use raft_wire::{encode_into, ClientRequest, ClientResponse, FrameReader, Hello, ReadOp, Request, Response, WriteOp};
+use raft_wire::conn::{FramedConn, ReadOutcome};
+use raft_wire::{ClientRequest, ClientResponse, Hello, ReadOp, Request, Response, WriteOp};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Most connections: each is one file descriptor, well under the usual limit of 1024+.
@@ -40,6 +41,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes read per read call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Output bound of one connection: the hello and a whole window of the largest frames,
+/// all sent again after a reconnect, so the bench never has a request refused.
+const MAX_OUT_BYTES: usize = (MAX_WINDOW as usize + 1) * raft_wire::MAX_FRAME_BYTES;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct ErrorCounts {
@@ -163,9 +167,8 @@ struct InFlight {
 
 struct Conn {
     node: NodeId,
-    stream: Option<UnixStream>,
-    reader: FrameReader,
-    out: Vec<u8>,
+    /// The connection to `node`, while there is one.
+    framed: Option<FramedConn<UnixStream>>,
     reconnect_at: Option<Instant>,
     inflight: BTreeMap<u64, InFlight>,
     remaining: u64,
@@ -175,54 +178,16 @@ struct Conn {
     rng: Rng,
 }
 
-/// Writes queued bytes until the socket would block, dropping what was written. False
-/// when the connection failed. Shared by both load generators (ours and `--etcd`).
-pub(crate) fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
-    let mut written = 0;
-    let mut ok = true;
-    while written < out.len() {
-        match stream.write(&out[written..]) {
-            Ok(0) => {
-                ok = false;
-                break;
-            }
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                ok = false;
-                break;
-            }
-        }
-    }
-    out.drain(..written);
-    ok
-}
-
-/// Reads until the socket would block, handing each chunk to `sink`. True when the
-/// connection closed or failed (mio is edge-triggered: everything available is read).
-pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
-    loop {
-        match stream.read(buf) {
-            Ok(0) => return true,
-            Ok(n) => sink(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return true,
-        }
-    }
-}
-
-/// What a run counted, for either load generator (ours or `--etcd`).
-pub(crate) struct Tally {
-    pub(crate) latencies_us: Vec<u64>,
-    pub(crate) errors: ErrorCounts,
-    pub(crate) reads: u64,
-    pub(crate) writes: u64,
+/// What a run counted, for either load generator (ours or raft-perf's `bench-etcd`).
+pub struct Tally {
+    pub latencies_us: Vec<u64>,
+    pub errors: ErrorCounts,
+    pub reads: u64,
+    pub writes: u64,
 }
 
 impl Tally {
-    pub(crate) fn new(args: &BenchArgs) -> Tally {
+    pub fn new(args: &BenchArgs) -> Tally {
         Tally {
             latencies_us: Vec::with_capacity(args.requests.min(10_000_000) as usize),
             errors: ErrorCounts::default(),
@@ -232,7 +197,7 @@ impl Tally {
     }
 
     /// The report of a run that took `elapsed`.
-    pub(crate) fn report(&mut self, args: &BenchArgs, elapsed: Duration, leader: Option<u64>) -> BenchReport {
+    pub fn report(&mut self, args: &BenchArgs, elapsed: Duration, leader: Option<u64>) -> BenchReport {
         let ok = self.latencies_us.len() as u64;
         let e = &self.errors;
         BenchReport {
@@ -276,13 +241,15 @@ pub fn bench_key(n: u64) -> String {
 }
 
 pub fn run(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Output {
-    let report = match &args.etcd {
-        Some(endpoints) => crate::etcd::run_report(endpoints, args, timeout),
-        None => run_report(cluster, args, timeout),
-    };
+    output(run_report(cluster, args, timeout), args.json)
+}
+
+/// The output of a run (also raft-perf's `bench-etcd`): the report as text or one JSON
+/// object; exit 3 when no request succeeded.
+pub fn output(report: Result<BenchReport, Output>, json: bool) -> Output {
     match report {
         Ok(report) => {
-            let mut out = if args.json {
+            let mut out = if json {
                 Output::ok(format!("{}\n", serde_json::to_string(&report).expect("report serialises")))
             } else {
                 Output::ok(report.render_text())
@@ -322,9 +289,7 @@ pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Res
         let share = args.requests / args.clients as u64 + u64::from(i < args.requests % args.clients as u64);
         bench.conns.push(Conn {
             node: leader,
-            stream: None,
-            reader: FrameReader::new(),
-            out: Vec::new(),
+            framed: None,
             reconnect_at: Some(Instant::now()),
             inflight: BTreeMap::new(),
             remaining: share,
@@ -384,18 +349,17 @@ impl Bench<'_> {
         let before = c.inflight.len();
         c.inflight.retain(|_, f| now.duration_since(f.first_sent) <= self.timeout);
         self.tally.errors.timeouts += (before - c.inflight.len()) as u64;
-        if c.stream.is_none() {
+        let Some(framed) = c.framed.as_mut() else {
             if c.reconnect_at.is_some_and(|t| t <= now) {
                 self.connect(i, now);
             }
             return;
-        }
+        };
         // Resend what is due.
-        let c = &mut self.conns[i];
         for (&id, f) in c.inflight.iter_mut() {
             if f.resend_at.is_some_and(|t| t <= now) {
                 f.resend_at = None;
-                encode_into(&ClientRequest { id, body: f.body.clone() }, &mut c.out).expect("requests encode");
+                framed.queue(&ClientRequest { id, body: f.body.clone() }).expect("requests fit the bound");
             }
         }
         // Top up the window.
@@ -413,7 +377,7 @@ impl Bench<'_> {
             };
             let id = c.next_id;
             c.next_id += 1;
-            encode_into(&ClientRequest { id, body: body.clone() }, &mut c.out).expect("requests encode");
+            framed.queue(&ClientRequest { id, body: body.clone() }).expect("requests fit the bound");
             c.inflight.insert(id, InFlight { body, first_sent: now, resend_at: None });
         }
         self.flush(i);
@@ -429,16 +393,15 @@ impl Bench<'_> {
                 {
                     panic!("cannot register a connection with the poll: {e}");
                 }
-                c.stream = Some(stream);
-                c.reader = FrameReader::new();
-                c.out.clear();
+                let mut framed = FramedConn::new(stream, MAX_OUT_BYTES);
                 c.reconnect_at = None;
-                encode_into(&Hello::Client, &mut c.out).expect("hello encodes");
+                framed.queue(&Hello::Client).expect("hello encodes");
                 // Everything in flight goes again on the new connection.
                 for (&id, f) in c.inflight.iter_mut() {
                     f.resend_at = None;
-                    encode_into(&ClientRequest { id, body: f.body.clone() }, &mut c.out).expect("requests encode");
+                    framed.queue(&ClientRequest { id, body: f.body.clone() }).expect("requests fit the bound");
                 }
+                c.framed = Some(framed);
             }
             Err(_) => {
                 self.tally.errors.reconnects += 1;
@@ -451,35 +414,30 @@ impl Bench<'_> {
     /// Drops the connection; reconnects to `to` (or the next node) after `pause`.
     fn disconnect(&mut self, i: usize, to: Option<NodeId>, pause: Duration) {
         let c = &mut self.conns[i];
-        if let Some(mut s) = c.stream.take() {
-            let _ = self.poll.registry().deregister(&mut s);
+        if let Some(mut framed) = c.framed.take() {
+            let _ = self.poll.registry().deregister(&mut framed.stream);
         }
-        c.out.clear();
         c.node = to.unwrap_or_else(|| next_node(self.cluster, c.node));
         c.reconnect_at = Some(Instant::now() + pause);
     }
 
     fn flush(&mut self, i: usize) {
         let c = &mut self.conns[i];
-        let Some(stream) = c.stream.as_mut() else { return };
-        if !write_some(stream, &mut c.out) {
+        let Some(framed) = c.framed.as_mut() else { return };
+        if framed.flush().is_err() {
             self.tally.errors.reconnects += 1;
             self.disconnect(i, None, RETRY_PAUSE);
         }
     }
 
     fn read_from(&mut self, i: usize, buf: &mut [u8]) {
-        let mut closed = {
-            let c = &mut self.conns[i];
-            let Some(stream) = c.stream.as_mut() else { return };
-            read_some(stream, buf, |bytes| c.reader.extend(bytes))
-        };
+        let Some(framed) = self.conns[i].framed.as_mut() else { return };
+        // mio is edge-triggered: everything available is read (no budget).
+        let mut closed = !matches!(framed.read_available(buf, usize::MAX), Ok(ReadOutcome::Open));
         loop {
-            let c = &mut self.conns[i];
-            if c.stream.is_none() {
-                return;
-            }
-            match c.reader.next_frame::<ClientResponse>() {
+            // A response may have moved the connection (NotLeader): then stop.
+            let Some(framed) = self.conns[i].framed.as_mut() else { return };
+            match framed.next_frame::<ClientResponse>() {
                 Ok(Some(resp)) => self.on_response(i, resp),
                 Ok(None) => break,
                 Err(_) => {
@@ -488,7 +446,7 @@ impl Bench<'_> {
                 }
             }
         }
-        if closed && self.conns[i].stream.is_some() {
+        if closed && self.conns[i].framed.is_some() {
             self.tally.errors.reconnects += 1;
             self.disconnect(i, None, RETRY_PAUSE);
         }

@@ -252,152 +252,222 @@ impl Client {
         Ok(self.conn.as_mut().expect("just set"))
     }
 
+    /// Sends `body` until one node gives a definite answer or the timeout runs out: choose
+    /// a node ([`Client::choose_node`]), send the request, whose session and seq are fixed
+    /// inside `body` ([`Client::send`]), then read the answer ([`Client::on_response`],
+    /// [`Client::on_call_error`]): done, follow a hint, or try elsewhere.
     fn execute(&mut self, body: Request, kind: Kind) -> Result<Reply, ClientError> {
-        let start = Instant::now();
-        let deadline = start + self.timeout;
-        // Why the outcome of a write is in doubt, if it is.
-        let mut in_doubt: Option<String> = None;
-        // The most recent reason an attempt failed, for the message.
-        let mut last_problem: Option<String> = None;
-        let mut answered_by_any = false;
-        let mut backoff = BACKOFF_MIN;
-        let mut hops = 0;
-        let first = match kind {
+        let first = self.first_node(kind);
+        let mut p = Progress::new(Instant::now() + self.timeout, self.round_from(first));
+        while let Some((target, attempt_deadline)) = self.choose_node(&mut p) {
+            match self.send(target, &body, attempt_deadline) {
+                Ok(response) => {
+                    if let Some(done) = self.on_response(&mut p, kind, target, response) {
+                        return done;
+                    }
+                }
+                Err(e) => self.on_call_error(&mut p, kind, target, e),
+            }
+        }
+        Err(self.give_up(kind, p))
+    }
+
+    /// The node to try first: the known leader, or for a stale read the next node in turn
+    /// (spreads stale reads over the cluster).
+    fn first_node(&mut self, kind: Kind) -> Option<NodeId> {
+        match kind {
             Kind::StaleRead => {
                 self.stale_cursor += 1;
                 let ids = &self.cluster.nodes;
                 Some(ids[self.stale_cursor % ids.len()].0)
             }
             _ => self.leader,
-        };
-        let mut queue = self.round_from(first);
-        // Every node in the current round failed to connect.
-        let mut round_all_unreachable = true;
+        }
+    }
+
+    /// The next node to try and the deadline of that attempt (a slice of the timeout), or
+    /// `None` to give up: the timeout ran out, or a whole round found nothing running. At
+    /// the end of a round without success it backs off, then starts a new round from the
+    /// leader as now known.
+    fn choose_node(&self, p: &mut Progress) -> Option<(NodeId, Instant)> {
         loop {
             let now = Instant::now();
-            if now >= deadline {
-                break;
+            if now >= p.deadline {
+                return None;
             }
-            let Some(target) = queue.pop_front() else {
-                // A whole round without success.
-                if round_all_unreachable && !answered_by_any && !self.cluster.supervisor_reachable() {
-                    // Nothing is running: no point waiting for the timeout.
-                    break;
-                }
-                let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
-                std::thread::sleep(pause);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                hops = 0;
-                round_all_unreachable = true;
-                queue = self.round_from(self.leader);
-                continue;
-            };
-            let attempt_deadline = deadline.min(now + self.attempt_timeout);
-            let result = match self.connection(target) {
-                Ok(conn) => conn.call(body.clone(), attempt_deadline),
-                Err(e) => Err(e),
-            };
-            let response = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    self.conn = None;
-                    match &e {
-                        CallError::Connect(_) => {}
-                        CallError::Send(_) => round_all_unreachable = false,
-                        CallError::NoAnswer(why) => {
-                            round_all_unreachable = false;
-                            if kind == Kind::Write {
-                                in_doubt =
-                                    Some(format!("the write was sent to node {target}, which did not answer ({why})"));
-                            }
-                        }
-                    }
-                    last_problem = Some(format!("node {target}: {e}"));
-                    if self.leader == Some(target) {
-                        self.leader = None;
-                    }
-                    continue;
-                }
-            };
-            answered_by_any = true;
-            round_all_unreachable = false;
-            match response {
-                Response::Ok(reply) => {
-                    if kind != Kind::StaleRead {
-                        self.leader = Some(target);
-                        if self.persist_leader && self.leader_on_file != Some(target) {
-                            self.cluster.remember_leader(target);
-                            self.leader_on_file = Some(target);
-                        }
-                    }
-                    return Ok(reply);
-                }
-                Response::NotLeader { leader } => {
-                    last_problem = Some(match leader {
-                        Some(l) => format!("node {target} is not the leader (it says node {l} is)"),
-                        None => format!("node {target} is not the leader and knows none"),
-                    });
-                    if self.leader == Some(target) {
-                        self.leader = leader;
-                    }
-                    if let Some(l) = leader.filter(|&l| l != target && self.cluster.socket(l).is_some()) {
-                        if hops < MAX_HINT_HOPS {
-                            hops += 1;
-                            queue.retain(|&n| n != l);
-                            queue.push_front(l);
-                        }
-                    }
-                }
-                Response::Unavailable { reason } => {
-                    last_problem = Some(format!("node {target}: unavailable: {reason}"));
-                }
-                Response::Unknown { reason } => {
-                    // The same session and seq make a retry safe; it may well get the answer.
-                    in_doubt = Some(format!("node {target}: {reason}"));
-                    last_problem = in_doubt.clone();
-                    std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                    self.leader = None;
-                    queue = self.round_from(Some(target));
-                }
-                Response::Invalid { reason } => {
-                    return Err(ClientError::Invalid(format!("the cluster refused the request: {reason}")));
-                }
-                other => {
-                    last_problem = Some(format!("node {target} answered {other:?}"));
+            if let Some(target) = p.queue.pop_front() {
+                return Some((target, p.deadline.min(now + self.attempt_timeout)));
+            }
+            if p.round_all_unreachable && !p.answered_by_any && !self.cluster.supervisor_reachable() {
+                // Nothing is running: no point waiting for the timeout.
+                return None;
+            }
+            p.back_off();
+            p.hops = 0;
+            p.round_all_unreachable = true;
+            p.queue = self.round_from(self.leader);
+        }
+    }
+
+    /// One attempt: connects to `target` unless already connected there, sends `body` and
+    /// waits for its answer until `deadline`.
+    fn send(&mut self, target: NodeId, body: &Request, deadline: Instant) -> Result<Response, CallError> {
+        self.connection(target)?.call(body.clone(), deadline)
+    }
+
+    /// An attempt that got no answer: drop the connection, forget `target` as leader, and
+    /// note whether a write may have been applied (it went out and no answer came).
+    fn on_call_error(&mut self, p: &mut Progress, kind: Kind, target: NodeId, e: CallError) {
+        self.conn = None;
+        match &e {
+            CallError::Connect(_) => {}
+            CallError::Send(_) => p.round_all_unreachable = false,
+            CallError::NoAnswer(why) => {
+                p.round_all_unreachable = false;
+                if kind == Kind::Write {
+                    p.in_doubt = Some(format!("the write was sent to node {target}, which did not answer ({why})"));
                 }
             }
         }
-        Err(self.give_up(kind, answered_by_any, in_doubt, last_problem))
+        p.last_problem = Some(format!("node {target}: {e}"));
+        if self.leader == Some(target) {
+            self.leader = None;
+        }
     }
 
-    fn give_up(
-        &self,
+    /// Reads one answer: `Some` ends the request (success, or a refusal no retry can fix);
+    /// `None` goes on with the next node, which a `NotLeader` hint or an `Unknown` may
+    /// have changed.
+    fn on_response(
+        &mut self,
+        p: &mut Progress,
         kind: Kind,
-        answered_by_any: bool,
-        in_doubt: Option<String>,
-        last_problem: Option<String>,
-    ) -> ClientError {
+        target: NodeId,
+        response: Response,
+    ) -> Option<Result<Reply, ClientError>> {
+        p.answered_by_any = true;
+        p.round_all_unreachable = false;
+        match response {
+            Response::Ok(reply) => {
+                if kind != Kind::StaleRead {
+                    self.learn_leader(target);
+                }
+                return Some(Ok(reply));
+            }
+            Response::NotLeader { leader } => self.follow_hint(p, target, leader),
+            Response::Unavailable { reason } => {
+                p.last_problem = Some(format!("node {target}: unavailable: {reason}"));
+            }
+            Response::Unknown { reason } => {
+                // The same session and seq make a retry safe; it may well get the answer.
+                p.in_doubt = Some(format!("node {target}: {reason}"));
+                p.last_problem = p.in_doubt.clone();
+                p.back_off();
+                self.leader = None;
+                p.queue = self.round_from(Some(target));
+            }
+            Response::Invalid { reason } => {
+                return Some(Err(ClientError::Invalid(format!("the cluster refused the request: {reason}"))));
+            }
+            other => {
+                p.last_problem = Some(format!("node {target} answered {other:?}"));
+            }
+        }
+        None
+    }
+
+    /// `target` answered as leader: remember it here and, if asked to, in `<dir>/cli-leader`.
+    fn learn_leader(&mut self, target: NodeId) {
+        self.leader = Some(target);
+        if self.persist_leader && self.leader_on_file != Some(target) {
+            self.cluster.remember_leader(target);
+            self.leader_on_file = Some(target);
+        }
+    }
+
+    /// `target` is not the leader: try the node it names next (at most `MAX_HINT_HOPS`
+    /// hints in a round, so two nodes naming each other cannot loop).
+    fn follow_hint(&mut self, p: &mut Progress, target: NodeId, leader: Option<NodeId>) {
+        p.last_problem = Some(match leader {
+            Some(l) => format!("node {target} is not the leader (it says node {l} is)"),
+            None => format!("node {target} is not the leader and knows none"),
+        });
+        if self.leader == Some(target) {
+            self.leader = leader;
+        }
+        if let Some(l) = leader.filter(|&l| l != target && self.cluster.socket(l).is_some()) {
+            if p.hops < MAX_HINT_HOPS {
+                p.hops += 1;
+                p.queue.retain(|&n| n != l);
+                p.queue.push_front(l);
+            }
+        }
+    }
+
+    /// The error once no attempt succeeded: unknown if a write may have been applied,
+    /// unavailable otherwise, with the last problem seen and what to do.
+    fn give_up(&self, kind: Kind, p: Progress) -> ClientError {
         let within = crate::args::format_duration(self.timeout);
-        if let (Kind::Write, Some(why)) = (kind, in_doubt) {
+        if let (Kind::Write, Some(why)) = (kind, p.in_doubt) {
             return ClientError::Unknown(format!(
                 "outcome unknown after {within}: {why}; the write may or may not have been applied, \
                  read the key to find out"
             ));
         }
         let not_applied = if kind == Kind::Write { "; the write was not applied" } else { "" };
-        if !answered_by_any && !self.cluster.supervisor_reachable() {
+        if !p.answered_by_any && !self.cluster.supervisor_reachable() {
             return ClientError::Unavailable(format!(
                 "no node answered at {}{not_applied}; start the cluster with `raft-supervisor up`",
                 self.cluster.socket_pattern()
             ));
         }
-        let last = last_problem.unwrap_or_else(|| "no node tried".into());
+        let last = p.last_problem.unwrap_or_else(|| "no node tried".into());
         let what = if kind == Kind::StaleRead { "no node answered" } else { "no leader answered" };
         ClientError::Unavailable(format!(
             "{what} within {within} (last: {last}){not_applied}; check `raft-supervisor status`, \
              then retry or raise --timeout"
         ))
+    }
+}
+
+/// Where one request's retry loop stands.
+struct Progress {
+    /// When the request gives up (`--timeout` after it started).
+    deadline: Instant,
+    /// The nodes still to try in this round, in order.
+    queue: VecDeque<NodeId>,
+    /// Why the outcome of a write is in doubt, if it is.
+    in_doubt: Option<String>,
+    /// The most recent reason an attempt failed, for the message.
+    last_problem: Option<String>,
+    /// Some node answered at all (then the cluster is there, if without a leader).
+    answered_by_any: bool,
+    /// Every node tried in the current round failed to connect.
+    round_all_unreachable: bool,
+    /// The next pause between rounds (doubling up to `BACKOFF_MAX`).
+    backoff: Duration,
+    /// Leader hints followed in this round.
+    hops: usize,
+}
+
+impl Progress {
+    fn new(deadline: Instant, queue: VecDeque<NodeId>) -> Progress {
+        Progress {
+            deadline,
+            queue,
+            in_doubt: None,
+            last_problem: None,
+            answered_by_any: false,
+            round_all_unreachable: true,
+            backoff: BACKOFF_MIN,
+            hops: 0,
+        }
+    }
+
+    /// Pauses for the current backoff (never past the deadline) and doubles it.
+    fn back_off(&mut self) {
+        std::thread::sleep(self.backoff.min(self.deadline.saturating_duration_since(Instant::now())));
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 }
 

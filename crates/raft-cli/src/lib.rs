@@ -10,7 +10,6 @@
 //! * [`conn`]: one blocking connection to a node (hello, request, response by id).
 //! * [`commands`]: set, get, del, cas, keys, status.
 //! * [`bench`]: many pipelined connections on one mio `Poll`, latency percentiles.
-//! * [`etcd`]: the same bench against etcd's v3 JSON gateway, for side-by-side numbers.
 //! * [`chaos`]: concurrent clients plus supervisor-driven faults, then the
 //!   linearizability check of the recorded history (raft-lincheck).
 //!
@@ -33,7 +32,6 @@ pub mod chaos;
 pub mod client;
 pub mod commands;
 pub mod conn;
-pub mod etcd;
 pub mod rng;
 
 use args::{Cli, Command};

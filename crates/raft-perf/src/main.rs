@@ -11,17 +11,23 @@
 //!   short pause for both systems; prints milliseconds from the kill.
 //! * `catchup`: polls a restarted member until its applied index reaches the leader's;
 //!   prints milliseconds since the `--since` instant (when the script started it).
+//! * `bench-etcd`: `raft-cli bench`'s load generator pointed at etcd's v3 JSON gateway
+//!   (same flags plus `--etcd host:port,...` and `--timeout`, same text or JSON report):
+//!   see [`etcd`]. It lives here, not in the client a learner uses.
 //! * `rss`: resident set size of processes, from `/proc/<pid>/status`.
 //! * `report`: reads the result directory and rewrites the generated part of
 //!   `docs/performance.md` (between the BEGIN/END GENERATED markers).
 //!
 //! Every wait is bounded; a measurement that cannot finish prints an error and exits 1.
 
+mod etcd;
 mod report;
 
+use clap::Parser;
+use etcd::BlockingConn;
+use raft_cli::args::BenchArgs;
 use raft_cli::client::Cluster;
 use raft_cli::conn::NodeConn;
-use raft_cli::etcd::{self, BlockingConn};
 use raft_config::ClusterConfig;
 use raft_core::{NodeId, RoleKind};
 use raft_wire::{Request, Response, WriteOp};
@@ -52,10 +58,41 @@ fn usage() -> ExitCode {
          \x20      raft-perf catchup --etcd EP,EP,... --node N --since UNIX_NS [--deadline-ms N]\n\
          \x20      raft-perf raft-pids --raft-config PATH\n\
          \x20      raft-perf leader (--raft-config PATH | --etcd EP,EP,...) [--deadline-ms N]\n\
+         \x20      raft-perf bench-etcd --etcd EP,EP,... [--timeout DURATION] [raft-cli bench flags]\n\
          \x20      raft-perf rss PID,PID,...\n\
          \x20      raft-perf report --results DIR --out FILE"
     );
     ExitCode::from(2)
+}
+
+/// `raft-perf bench-etcd`: `raft-cli bench`'s flags, plus where etcd is.
+#[derive(Debug, Parser)]
+#[command(
+    name = "raft-perf bench-etcd",
+    about = "Load an etcd cluster through its v3 JSON gateway, as raft-cli bench loads ours"
+)]
+struct BenchEtcdCli {
+    /// etcd's v3 JSON gateway endpoints: host:port,host:port,...
+    #[arg(long, value_name = "ENDPOINTS")]
+    etcd: String,
+    /// How long to keep trying before giving up, like 500ms, 2s or 1m.
+    #[arg(long, value_name = "DURATION", value_parser = raft_cli::args::parse_duration, default_value = "5s")]
+    timeout: Duration,
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+/// Runs `bench-etcd` with the arguments after the subcommand; clap exits 2 on a usage error.
+fn bench_etcd(args: &[String]) -> ExitCode {
+    let cli = BenchEtcdCli::parse_from(std::iter::once("raft-perf bench-etcd".to_string()).chain(args.iter().cloned()));
+    let out = etcd::run(&cli.etcd, &cli.bench, cli.timeout);
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&out.stdout);
+    let _ = stdout.flush();
+    if let Some(line) = &out.stderr {
+        eprintln!("raft-perf: {line}");
+    }
+    ExitCode::from(u8::try_from(out.code).unwrap_or(1))
 }
 
 /// `--name value` pairs after the subcommand.
@@ -89,6 +126,9 @@ impl Flags {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else { return usage() };
+    if cmd == "bench-etcd" {
+        return bench_etcd(&args[1..]);
+    }
     if cmd == "rss" {
         return match args.get(1).map(|p| rss_kib(p)) {
             Some(Ok(v)) => {
@@ -426,4 +466,43 @@ fn rss_kib(pids: &str) -> Result<Vec<u64>, String> {
                 .ok_or_else(|| format!("pid {p}: no VmRSS"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_etcd_takes_raft_cli_bench_flags() {
+        let cli = BenchEtcdCli::try_parse_from([
+            "raft-perf bench-etcd",
+            "--timeout",
+            "10s",
+            "--etcd",
+            "127.0.0.1:2379",
+            "--json",
+            "--value-size",
+            "100",
+            "--clients",
+            "16",
+            "--window",
+            "1",
+            "--requests",
+            "2000",
+            "--read-ratio",
+            "0",
+            "--keys",
+            "1000",
+            "--sequential-keys",
+        ])
+        .unwrap();
+        assert_eq!(cli.etcd, "127.0.0.1:2379");
+        assert_eq!(cli.timeout, Duration::from_secs(10));
+        let b = &cli.bench;
+        assert_eq!((b.clients, b.window, b.requests, b.keys, b.value_size), (16, 1, 2000, 1000, 100));
+        assert!(b.json && b.sequential_keys && !b.stale_reads);
+        assert_eq!(b.read_ratio, 0.0);
+        let err = BenchEtcdCli::try_parse_from(["raft-perf bench-etcd", "--clients", "4"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "--etcd is required");
+    }
 }

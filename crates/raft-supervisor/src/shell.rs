@@ -17,8 +17,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use raft_config::{ClusterConfig, ConfigSource};
 use raft_core::{RoleKind, Term};
+use raft_wire::conn::{FramedConn, ReadOutcome};
 use raft_wire::supervisor::{ClusterStatus, NodeRow, SupervisorRequest, SupervisorResponse};
-use raft_wire::{encode_into, ClientRequest, ClientResponse, FrameReader, Hello, NodeStatus, Request, Response};
+use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, Request, Response};
 use serde::Serialize;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -264,54 +265,32 @@ fn say_raw(line: &str) {
     let _ = out.flush();
 }
 
-/// A non-blocking framed connection.
-struct Conn {
-    stream: UnixStream,
-    reader: FrameReader,
-    out: Vec<u8>,
+/// A control client's or a node link's connection: raft-wire's framed one, its output
+/// bounded by [`MAX_QUEUED_BYTES`].
+type Conn = FramedConn<UnixStream>;
+
+fn new_conn(stream: UnixStream) -> Conn {
+    FramedConn::new(stream, MAX_QUEUED_BYTES)
 }
 
-impl Conn {
-    fn new(stream: UnixStream) -> Conn {
-        Conn { stream, reader: FrameReader::new(), out: Vec::new() }
-    }
+/// Queues one frame and writes what the socket takes. An error (the other end does not
+/// read, or the socket failed) means: drop the connection.
+fn send<T: Serialize>(conn: &mut Conn, msg: &T) -> io::Result<()> {
+    conn.queue(msg).map_err(io::Error::other)?;
+    conn.flush()
+}
 
-    fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
-        encode_into(msg, &mut self.out).map_err(io::Error::other)?;
-        if self.out.len() > MAX_QUEUED_BYTES {
-            return Err(io::Error::other("peer does not read"));
-        }
-        self.flush()
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
-            match self.stream.write(&self.out) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out.drain(..n);
+/// Reads what is available. Returns false once the other end has closed.
+fn fill(conn: &mut Conn) -> io::Result<bool> {
+    let mut scratch = [0u8; 8192];
+    loop {
+        match conn.read_available(&mut scratch, READ_CHUNK_BYTES)? {
+            ReadOutcome::Open => return Ok(true),
+            ReadOutcome::Closed => return Ok(false),
+            ReadOutcome::More => {
+                if conn.reader.buffered() > READ_CHUNK_BYTES + raft_wire::MAX_FRAME_BYTES {
+                    return Err(io::Error::other("too much unread input"));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads what is available. Returns false once the peer has closed.
-    fn fill(&mut self) -> io::Result<bool> {
-        let mut buf = [0u8; 8192];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return Ok(false),
-                Ok(n) => self.reader.extend(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            if self.reader.buffered() > READ_CHUNK_BYTES + raft_wire::MAX_FRAME_BYTES {
-                return Err(io::Error::other("too much unread input"));
             }
         }
     }
@@ -646,14 +625,14 @@ impl Shell {
             if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
                 return false;
             }
-            let mut conn = Conn::new(stream);
-            if conn.send(&Hello::Client).is_err() {
+            let mut conn = new_conn(stream);
+            if send(&mut conn, &Hello::Client).is_err() {
                 return false;
             }
             self.links.get_mut(&id).expect("link").conn = Some(conn);
         }
         let conn = self.links.get_mut(&id).expect("link").conn.as_mut().expect("connected above");
-        if conn.send(req).is_err() {
+        if send(conn, req).is_err() {
             self.drop_conn(id);
             return false;
         }
@@ -693,7 +672,7 @@ impl Shell {
     fn node_ready(&mut self, id: NodeId) {
         let Some(link) = self.links.get_mut(&id) else { return };
         let Some(conn) = link.conn.as_mut() else { return };
-        let alive = conn.flush().and_then(|_| conn.fill());
+        let alive = conn.flush().and_then(|_| fill(conn));
         let mut responses = Vec::new();
         let mut broken = !matches!(alive, Ok(true));
         loop {
@@ -780,8 +759,9 @@ impl Shell {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     if self.controls.len() >= MAX_CONTROL_CONNECTIONS {
-                        let mut c = Conn::new(stream);
-                        let _ = c.send(&SupervisorResponse::Error("too many control connections; try again".into()));
+                        let mut c = new_conn(stream);
+                        let _ =
+                            send(&mut c, &SupervisorResponse::Error("too many control connections; try again".into()));
                         continue;
                     }
                     let token = CONTROL_TOKEN_BASE + self.next_control;
@@ -792,7 +772,7 @@ impl Shell {
                         .register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
                         .is_ok()
                     {
-                        self.controls.insert(token, Conn::new(stream));
+                        self.controls.insert(token, new_conn(stream));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -807,7 +787,7 @@ impl Shell {
 
     fn control_ready(&mut self, token: usize) {
         let Some(conn) = self.controls.get_mut(&token) else { return };
-        let alive = conn.flush().and_then(|_| conn.fill());
+        let alive = conn.flush().and_then(|_| fill(conn));
         let mut requests = Vec::new();
         let mut bad = None;
         loop {
@@ -839,7 +819,7 @@ impl Shell {
 
     fn respond(&mut self, token: usize, resp: SupervisorResponse) {
         let failed = match self.controls.get_mut(&token) {
-            Some(c) => c.send(&resp).is_err(),
+            Some(c) => send(c, &resp).is_err(),
             None => false,
         };
         if failed {

@@ -13,8 +13,12 @@
 //! out of order (a read may overtake a write), so match them by `id`.
 //!
 //! Decoding never panics: every malformed input is a [`WireError`].
+//!
+//! [`conn::FramedConn`] is the one non-blocking framed connection of the workspace (the
+//! node, the supervisor and `raft-cli bench` drive their sockets with it).
 
 mod codec;
+pub mod conn;
 mod proto;
 pub mod supervisor;
 pub use codec::*;

@@ -1,10 +1,11 @@
-//! `raft-cli bench --etcd host:port,...`: the same workload against etcd, for side-by-side
-//! numbers (scripts/bench-vs-etcd.sh).
+//! `raft-perf bench-etcd --etcd host:port,...`: `raft-cli bench`'s workload against etcd,
+//! for side-by-side numbers (scripts/bench-vs-etcd.sh). The flags, the counting ([`Tally`])
+//! and the report are raft-cli's, so both systems are measured and reported alike.
 //!
 //! etcd is reached through its v3 JSON gateway (grpc-gateway) over HTTP/1.1 on loopback
 //! TCP: `POST /v3/kv/put {"key","value"}` and `POST /v3/kv/range {"key"}` (linearizable
 //! by default), keys and values in base64. Each bench client is one keep-alive connection
-//! on one mio `Poll`, as in [`crate::bench`], with the same window of pipelined requests
+//! on one mio `Poll`, as in `raft_cli::bench`, with the same window of pipelined requests
 //! (HTTP/1.1 answers in order, so the oldest request in flight is the one answered).
 //! Every request goes to the leader, found once through `POST /v3/maintenance/status`
 //! (`leader` against `header.member_id`); a connection that fails moves to the next
@@ -15,13 +16,13 @@
 //! reads responses framed by `Content-Length`, which is what the gateway sends for unary
 //! calls. Anything else (chunked bodies, oversize heads or bodies) closes the connection.
 
-use crate::args::BenchArgs;
-use crate::bench::{bench_key, read_some, write_some, BenchReport, Tally};
-use crate::commands::Output;
-use crate::rng::Rng;
-use crate::EXIT_UNAVAILABLE;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use raft_cli::args::BenchArgs;
+use raft_cli::bench::{bench_key, BenchReport, Tally};
+use raft_cli::commands::Output;
+use raft_cli::rng::Rng;
+use raft_cli::{EXIT_UNAVAILABLE, EXIT_USAGE};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Largest response body: a range answer for one key with a value of at most 1 MiB in base64.
 const MAX_BODY_BYTES: usize = 4 << 20;
-/// Pause before reconnecting or resending after a failure (as in [`crate::bench`]).
+/// Pause before reconnecting or resending after a failure (as in `raft_cli::bench`).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Longest poll wait: timeouts and resends are checked at least this often.
 const POLL_MAX: Duration = Duration::from_millis(20);
@@ -230,6 +231,45 @@ pub fn find_leader(endpoints: &[SocketAddr], timeout: Duration) -> Option<usize>
     statuses.iter().position(|s| s.is_some_and(|s| s.leader != 0 && s.leader == s.member_id))
 }
 
+/// Writes queued bytes until the socket would block, dropping what was written. False
+/// when the connection failed. (HTTP is not framed, so raft-wire's `FramedConn`, which
+/// the other load generator uses, does not fit here.)
+fn write_some(stream: &mut impl Write, out: &mut Vec<u8>) -> bool {
+    let mut written = 0;
+    let mut ok = true;
+    while written < out.len() {
+        match stream.write(&out[written..]) {
+            Ok(0) => {
+                ok = false;
+                break;
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    out.drain(..written);
+    ok
+}
+
+/// Reads until the socket would block, handing each chunk to `sink`. True when the
+/// connection closed or failed (mio is edge-triggered: everything available is read).
+fn read_some(stream: &mut impl Read, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => sink(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
 struct InFlight {
     is_read: bool,
     request: Vec<u8>,
@@ -265,9 +305,14 @@ struct Bench<'a> {
     next_key: u64,
 }
 
+/// `raft-perf bench-etcd`: runs the bench against etcd and renders it as `raft-cli bench` does.
+pub fn run(endpoints: &str, args: &BenchArgs, timeout: Duration) -> Output {
+    raft_cli::bench::output(run_report(endpoints, args, timeout), args.json)
+}
+
 /// Runs the bench against etcd; `Err` is the output for endpoints that could not be used.
 pub fn run_report(endpoints: &str, args: &BenchArgs, timeout: Duration) -> Result<BenchReport, Output> {
-    let endpoints = parse_endpoints(endpoints).map_err(|e| Output::fail(crate::EXIT_USAGE, e))?;
+    let endpoints = parse_endpoints(endpoints).map_err(|e| Output::fail(EXIT_USAGE, e))?;
     let deadline = Instant::now() + timeout;
     let leader = loop {
         if let Some(l) = find_leader(&endpoints, Duration::from_millis(500)) {
@@ -289,7 +334,7 @@ pub fn run_report(endpoints: &str, args: &BenchArgs, timeout: Duration) -> Resul
         last_success: Instant::now(),
         next_key: 0,
     };
-    let seed = crate::client::random_u64();
+    let seed = raft_cli::client::random_u64();
     for i in 0..args.clients as u64 {
         let share = args.requests / args.clients as u64 + u64::from(i < args.requests % args.clients as u64);
         bench.conns.push(Conn {
