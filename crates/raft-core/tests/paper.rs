@@ -411,13 +411,17 @@ fn restart_from_snapshot_and_log() {
     }
     c.stabilize();
     let kv = c.nodes[&2].kv.clone();
-    let hs = c.node(2).hard_state();
+    // What the restart sees is the disk's hard state (a commit-only change may not be
+    // synced yet: the replica syncs it with the next entries).
+    let hs = c.nodes[&2].disk().hard_state;
     c.crash(2);
     c.restart(2);
     let s = c.node(2).status();
     assert_eq!((s.applied, s.snapshot_index, s.commit, s.term), (5, 5, hs.commit, hs.term));
     assert_eq!(s.role, RoleKind::Follower);
     c.process_all();
+    // Replayed up to the disk's commit index; the leader's next heartbeat tells the rest.
+    c.tick_all_stabilize(HEARTBEAT_TICKS as usize);
     assert_eq!(c.nodes[&2].kv, kv, "snapshot + re-applied entries rebuild the same state");
     c.put(1, "c", "3").unwrap();
     c.stabilize();

@@ -207,6 +207,11 @@ impl KvStore {
         self.map.is_empty()
     }
 
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+        self.map.iter()
+    }
+
     /// Number of live client sessions.
     pub fn sessions(&self) -> usize {
         self.sessions.len()

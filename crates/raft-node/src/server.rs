@@ -159,11 +159,7 @@ impl Server {
         config.election_ticks_max = s.election_ticks_max;
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
-        let replica_opts = ReplicaOptions {
-            snapshot_entries: s.snapshot_entries,
-            snapshot_bytes: s.snapshot_bytes,
-            ..ReplicaOptions::default()
-        };
+        let replica_opts = ReplicaOptions::new(s.snapshot_entries, s.snapshot_bytes);
 
         let path = s.sockets.get(&id).ok_or_else(|| NodeError::Config(format!("node {id} has no socket")))?.clone();
         // A socket file left by a dead incarnation would make bind fail; the storage lock
@@ -638,7 +634,7 @@ impl Net {
     /// `Some(closed)` when bytes were read (frames may wait in its buffer), `None` when
     /// there is nothing to decode (or the connection is gone).
     fn service(&mut self, token: Token, readable: bool, writable: bool) -> Option<bool> {
-        let Some(conn) = self.conns.get_mut(&token) else { return None };
+        let conn = self.conns.get_mut(&token)?;
         if writable && conn.connecting {
             // A non-blocking connect finished: success unless the socket holds an error.
             match conn.stream.take_error() {

@@ -121,6 +121,14 @@ pub trait Effects {
     fn respond(&mut self, to: Waiter, response: Response);
     /// One line for the node's event log.
     fn log(&mut self, term: Term, line: std::fmt::Arguments<'_>);
+    /// One of the core's events; by default a log line.
+    fn event(&mut self, term: Term, event: &Event) {
+        self.log(term, format_args!("{event}"));
+    }
+    /// A ReadIndex read is safe to serve now (observers; the replica answers its own).
+    fn read_served(&mut self, _read: &ReadState) {}
+    /// A ReadIndex read can no longer be confirmed (observers).
+    fn read_dropped(&mut self, _id: u64) {}
     /// An entry was applied (observers: the simulator's checkers).
     fn applied(&mut self, _entry: &Entry, _result: &Applied) {}
     /// The state machine was replaced by a snapshot's image (observers).
@@ -141,6 +149,13 @@ pub struct ReplicaOptions {
     pub snapshot_bytes: u64,
     #[cfg(feature = "bugs")]
     pub bugs: Bugs,
+}
+
+#[allow(clippy::needless_update)] // `bugs` exists only with the feature
+impl ReplicaOptions {
+    pub fn new(snapshot_entries: u64, snapshot_bytes: u64) -> ReplicaOptions {
+        ReplicaOptions { snapshot_entries, snapshot_bytes, ..ReplicaOptions::default() }
+    }
 }
 
 /// Bugs that can be planted in the driver, to prove the simulator catches them.
@@ -365,13 +380,22 @@ impl<S: Store> Replica<S> {
     /// Carries out `Ready` batches until the core has nothing more to say.
     pub fn process_ready(&mut self, fx: &mut impl Effects) -> Result<(), ReplicaError> {
         for _ in 0..MAX_READY_ROUNDS {
-            let rd = self.raft.ready();
-            if rd.is_empty() {
+            if !self.advance(fx)? {
                 return Ok(());
             }
-            self.handle_ready(rd, fx)?;
         }
         Ok(())
+    }
+
+    /// Carries out one `Ready` batch, if the core has one; returns whether it had.
+    /// (Step-by-step drivers, like raft-core's golden-script harness, use this.)
+    pub fn advance(&mut self, fx: &mut impl Effects) -> Result<bool, ReplicaError> {
+        let rd = self.raft.ready();
+        if rd.is_empty() {
+            return Ok(false);
+        }
+        self.handle_ready(rd, fx)?;
+        Ok(true)
     }
 
     fn handle_ready(&mut self, rd: Ready, fx: &mut impl Effects) -> Result<(), ReplicaError> {
@@ -451,7 +475,7 @@ impl<S: Store> Replica<S> {
     }
 
     fn log_event(&self, ev: &Event, fx: &mut impl Effects) {
-        fx.log(self.soft.term, format_args!("{ev}"));
+        fx.event(self.soft.term, ev);
     }
 
     /// Checks that a received snapshot decodes into a state machine, then writes it with
@@ -498,12 +522,14 @@ impl<S: Store> Replica<S> {
             self.apply(entry, fx);
         }
         for read in reads {
+            fx.read_served(&read);
             if let Some(p) = self.pending_reads.remove(&read.id) {
                 assert!(self.kv.applied() >= read.index, "read {} served before its index was applied", read.id);
                 fx.respond(p.waiter, Response::Ok(self.kv.read(&p.op)));
             }
         }
         for id in dropped_reads {
+            fx.read_dropped(id);
             if let Some(p) = self.pending_reads.remove(&id) {
                 fx.respond(p.waiter, self.not_leader());
             }
@@ -581,6 +607,16 @@ impl<S: Store> Replica<S> {
             && (applied - self.snapshot_index >= self.opts.snapshot_entries
                 || self.bytes_since_snapshot >= self.opts.snapshot_bytes);
         if !due {
+            return Ok(());
+        }
+        self.compact(voters, fx)
+    }
+
+    /// Snapshots the state machine at the applied index, writes it and compacts the log
+    /// up to there, now (if anything was applied since the last snapshot).
+    pub fn compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        let applied = self.kv.applied();
+        if applied <= self.snapshot_index {
             return Ok(());
         }
         let t0 = fx.now();

@@ -1,17 +1,24 @@
 //! A small deterministic in-memory cluster for the tests: nodes with in-memory
-//! "disks", a message queue as the network, partitions, crashes and restarts, and a tiny
-//! key-value state machine (`K=V` commands). Every batch is handled in the documented
-//! order, and safety is checked after every delivery: one leader per term, applied
-//! entries agree across nodes, commit and applied never move back.
+//! "disks", a message queue as the network, partitions, crashes and restarts. Each node
+//! is the shipped driver, a [`raft_replica::Replica`] with the real `raft-kv` state
+//! machine, over an in-memory [`Store`]: the batches are carried out by the same code
+//! the node runs, one `Ready` per `process` call so golden scripts see every round.
+//! Safety is checked after every delivery: one leader per term, applied entries agree
+//! across nodes, commit and applied never move back.
 
 #![allow(dead_code)]
 
 use raft_core::*;
+use raft_kv::{Applied, Command, WriteOp};
+use raft_replica::{Effects, Replica, ReplicaOptions, Store, Waiter};
+use raft_storage::StorageError;
+use raft_wire::Response;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 
 /// What one node keeps on its "disk".
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Disk {
     pub hard_state: HardState,
     pub snapshot: Option<Snapshot>,
@@ -37,12 +44,71 @@ impl Disk {
     }
 }
 
+/// Every call is durable at once: these tests are about the protocol; the crash windows
+/// of a real disk are raft-sim's.
+impl Store for Disk {
+    fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
+        if let Some(hs) = hard_state {
+            self.hard_state = *hs;
+        }
+        self.write_entries(entries);
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
+        self.hard_state = HardState { commit: hard_state.commit.max(snap.meta.index), ..*hard_state };
+        self.snapshot = Some(snap.clone());
+        self.entries.clear();
+        Ok(())
+    }
+
+    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        let first = self.snap_index() + 1;
+        self.entries.drain(..(snap.meta.index + 1 - first) as usize);
+        self.snapshot = Some(snap.clone());
+        Ok(())
+    }
+}
+
+/// What one node's replica did in one `process` call.
+#[derive(Default)]
+struct Fx {
+    id: NodeId,
+    verbose: bool,
+    out: String,
+    sent: Vec<Message>,
+    applied: Vec<Entry>,
+    reads: Vec<ReadState>,
+    dropped_reads: Vec<u64>,
+}
+
+impl Effects for Fx {
+    fn send(&mut self, msg: Message) {
+        self.sent.push(msg);
+    }
+    fn respond(&mut self, _to: Waiter, _response: Response) {}
+    fn log(&mut self, _term: Term, _line: std::fmt::Arguments<'_>) {}
+    fn event(&mut self, _term: Term, event: &Event) {
+        if self.verbose {
+            writeln!(self.out, "n{}: {event}", self.id).unwrap();
+        }
+    }
+    fn applied(&mut self, entry: &Entry, _result: &Applied) {
+        self.applied.push(entry.clone());
+    }
+    fn read_served(&mut self, read: &ReadState) {
+        self.reads.push(*read);
+    }
+    fn read_dropped(&mut self, id: u64) {
+        self.dropped_reads.push(id);
+    }
+}
+
 pub struct TestNode {
-    pub raw: RawNode,
+    pub replica: Replica<Disk>,
     pub config: Config,
-    pub disk: Disk,
     pub up: bool,
-    /// The state machine.
+    /// A view of the state machine (raft-kv), refreshed after every batch.
     pub kv: BTreeMap<String, String>,
     pub applied: Index,
     /// Every entry this node applied since it started, by index (for the safety check).
@@ -67,22 +133,26 @@ pub struct Cluster {
     applied: HashMap<Index, Entry>,
 }
 
+thread_local! {
+    /// Each test runs on its own thread, so sessions count from 1 in every test and
+    /// the commands (and their sizes) are the same on every run.
+    static NEXT_SESSION: Cell<u64> = const { Cell::new(1) };
+}
+
+/// A raft-kv write `k = v`, on a session of its own.
 pub fn encode_put(k: &str, v: &str) -> Vec<u8> {
-    format!("{k}={v}").into_bytes()
+    let session = NEXT_SESSION.with(|n| n.replace(n.get() + 1));
+    let op = WriteOp::Set { key: k.into(), value: v.as_bytes().to_vec() };
+    Command { session, seq: 1, op }.encode()
 }
 
-fn snapshot_bytes(kv: &BTreeMap<String, String>) -> Vec<u8> {
-    kv.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>().into_bytes()
-}
-
-fn parse_snapshot(data: &[u8]) -> BTreeMap<String, String> {
-    let s = String::from_utf8(data.to_vec()).expect("utf8 snapshot");
-    s.lines()
-        .map(|l| {
-            let (k, v) = l.split_once('=').expect("k=v");
-            (k.to_string(), v.to_string())
-        })
-        .collect()
+/// `k=v` for a raft-kv write, the raw bytes (lossy) for anything else.
+fn show_command(bytes: &[u8]) -> String {
+    match Command::decode(bytes) {
+        Ok(Command { op: WriteOp::Set { key, value }, .. }) => format!("{key}={}", String::from_utf8_lossy(&value)),
+        Ok(Command { op, .. }) => format!("{op:?}"),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 impl Cluster {
@@ -124,11 +194,11 @@ impl Cluster {
     }
 
     pub fn node(&self, id: NodeId) -> &RawNode {
-        &self.nodes[&id].raw
+        self.nodes[&id].replica.raft()
     }
 
     pub fn node_mut(&mut self, id: NodeId) -> &mut RawNode {
-        &mut self.nodes.get_mut(&id).expect("node exists").raw
+        self.nodes.get_mut(&id).expect("node exists").replica.raft_mut()
     }
 
     pub fn take_output(&mut self) -> String {
@@ -143,51 +213,19 @@ impl Cluster {
         self.check_safety();
     }
 
-    /// Handles one node's Ready in the documented order.
+    /// Handles one node's Ready, through the replica (one batch: golden scripts show
+    /// every round).
     pub fn process(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("node exists");
         if !node.up {
             return;
         }
-        let rd = node.raw.ready();
-        for e in &rd.events {
-            if self.verbose {
-                writeln!(self.out, "n{id}: {e}").unwrap();
-            }
-        }
-        // 1. Messages that promise nothing durable.
-        self.network.extend(rd.messages);
-        // 2. Persist snapshot, hard state, entries.
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        if let Some(s) = &rd.snapshot {
-            node.disk.snapshot = Some(s.clone());
-            node.disk.entries.clear();
-        }
-        if let Some(hs) = rd.hard_state {
-            node.disk.hard_state = hs;
-        }
-        node.disk.write_entries(&rd.entries);
-        // 3. Report durability.
-        if let Some(last) = rd.entries.last() {
-            node.raw.persisted(last.index, last.term);
-        }
-        // 4. Messages that promise durable state.
-        self.network.extend(rd.persisted_messages);
-        // 5. Install the snapshot, apply committed entries.
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        if let Some(s) = rd.snapshot {
-            node.kv = parse_snapshot(&s.data);
-            assert!(s.meta.index >= node.applied, "snapshot moves applied back");
-            node.applied = s.meta.index;
-        }
-        for e in rd.committed {
-            assert_eq!(e.index, node.applied + 1, "n{id}: committed entries out of order");
-            node.applied = e.index;
-            if let EntryData::Command(c) = &e.data {
-                let s = String::from_utf8(c.clone()).expect("utf8");
-                let (k, v) = s.split_once('=').expect("k=v");
-                node.kv.insert(k.to_string(), v.to_string());
-            }
+        let mut fx = Fx { id, verbose: self.verbose, ..Fx::default() };
+        node.replica.advance(&mut fx).expect("in-memory storage never fails");
+        node.refresh();
+        self.out.push_str(&fx.out);
+        self.network.extend(fx.sent);
+        for e in fx.applied {
             if let Some(prev) = self.applied.get(&e.index) {
                 assert_eq!(prev, &e, "State Machine Safety: n{id} applied a different entry at {}", e.index);
             } else {
@@ -195,28 +233,27 @@ impl Cluster {
             }
             node.applied_log.insert(e.index, e);
         }
-        // 6. Reads.
-        for r in &rd.reads {
+        for r in &fx.reads {
             assert!(r.index <= node.applied, "read {} served before applied reached {}", r.id, r.index);
             if self.verbose {
                 writeln!(self.out, "n{id}: read id={} ready at index={} (applied={})", r.id, r.index, node.applied)
                     .unwrap();
             }
         }
-        for r in &rd.dropped_reads {
+        for r in &fx.dropped_reads {
             if self.verbose {
                 writeln!(self.out, "n{id}: read id={r} dropped").unwrap();
             }
         }
-        node.reads.extend(rd.reads);
-        node.dropped_reads.extend(rd.dropped_reads);
+        node.reads.extend(fx.reads);
+        node.dropped_reads.extend(fx.dropped_reads);
     }
 
     fn check_safety(&mut self) {
         for (&id, n) in &self.nodes {
-            if n.up && n.raw.role() == RoleKind::Leader {
-                let prev = self.leaders.insert(n.raw.term(), id);
-                assert!(prev.is_none() || prev == Some(id), "two leaders in term {}", n.raw.term());
+            if n.up && n.replica.raft().role() == RoleKind::Leader {
+                let prev = self.leaders.insert(n.replica.raft().term(), id);
+                assert!(prev.is_none() || prev == Some(id), "two leaders in term {}", n.replica.raft().term());
             }
         }
     }
@@ -288,7 +325,7 @@ impl Cluster {
     }
 
     pub fn leader(&self) -> Option<NodeId> {
-        self.nodes.iter().find(|(_, n)| n.up && n.raw.role() == RoleKind::Leader).map(|(&id, _)| id)
+        self.nodes.iter().find(|(_, n)| n.up && n.replica.raft().role() == RoleKind::Leader).map(|(&id, _)| id)
     }
 
     pub fn put(&mut self, id: NodeId, k: &str, v: &str) -> Result<Index, ProposeError> {
@@ -319,23 +356,20 @@ impl Cluster {
 
     pub fn restart(&mut self, id: NodeId) {
         let n = self.nodes.remove(&id).expect("node exists");
-        let restarted = TestNode::start(n.config.clone(), n.disk.clone());
+        let restarted = TestNode::start(n.config.clone(), n.replica.store().clone());
         self.nodes.insert(id, restarted);
     }
 
     /// The node snapshots its state machine at its applied index and compacts.
     pub fn compact(&mut self, id: NodeId) -> Index {
-        let n = self.nodes.get_mut(&id).expect("node exists");
-        let index = n.applied;
-        let data = snapshot_bytes(&n.kv);
-        let term = n.disk.entries.iter().find(|e| e.index == index).map(|e| e.term).expect("applied entry on disk");
-        n.raw.compact(index, data.clone());
-        // The driver writes its snapshot file and drops the covered WAL prefix.
-        let first = n.disk.snap_index() + 1;
-        n.disk.entries.drain(..(index + 1 - first) as usize);
         let voters = self.ids.clone();
         let n = self.nodes.get_mut(&id).expect("node exists");
-        n.disk.snapshot = Some(Snapshot { meta: SnapshotMeta { index, term, voters }, data });
+        let index = n.applied;
+        let mut fx = Fx { id, verbose: self.verbose, ..Fx::default() };
+        n.replica.compact(&voters, &mut fx).expect("in-memory storage never fails");
+        n.refresh();
+        self.out.push_str(&fx.out);
+        self.network.extend(fx.sent);
         self.process_all();
         index
     }
@@ -345,7 +379,7 @@ impl Cluster {
         if !n.up {
             return format!("n{id}: down");
         }
-        let s = n.raw.status();
+        let s = n.replica.raft().status();
         let mut line = format!(
             "n{id}: {} term={} leader={} last={} commit={} applied={} snap={}",
             s.role,
@@ -365,13 +399,14 @@ impl Cluster {
     pub fn log_line(&self, id: NodeId) -> String {
         let n = &self.nodes[&id];
         let mut line = format!("n{id}:");
-        if n.raw.status().snapshot_index > 0 {
-            write!(line, " snap={}", n.raw.status().snapshot_index).unwrap();
+        let raft = n.replica.raft();
+        if raft.status().snapshot_index > 0 {
+            write!(line, " snap={}", raft.status().snapshot_index).unwrap();
         }
-        for e in n.raw.log_entries() {
+        for e in raft.log_entries() {
             match &e.data {
                 EntryData::Noop => write!(line, " {e}").unwrap(),
-                EntryData::Command(c) => write!(line, " {e}:{}", String::from_utf8_lossy(c)).unwrap(),
+                EntryData::Command(c) => write!(line, " {e}:{}", show_command(c)).unwrap(),
             }
         }
         line
@@ -383,8 +418,8 @@ impl Cluster {
         let up: Vec<&TestNode> = self.nodes.values().filter(|n| n.up).collect();
         for a in &up {
             for b in &up {
-                for e in a.raw.log_entries() {
-                    if let Some(f) = b.raw.entry(e.index) {
+                for e in a.replica.raft().log_entries() {
+                    if let Some(f) = b.replica.raft().entry(e.index) {
                         if f.term == e.term {
                             assert_eq!(e, f, "Log Matching broken at {}", e.index);
                         }
@@ -397,20 +432,33 @@ impl Cluster {
 
 impl TestNode {
     pub fn start(config: Config, disk: Disk) -> TestNode {
-        let raw = RawNode::new(config.clone(), disk.restored()).expect("valid node");
-        let kv = disk.snapshot.as_ref().map(|s| parse_snapshot(&s.data)).unwrap_or_default();
-        let applied = disk.snapshot.as_ref().map_or(0, |s| s.meta.index);
-        TestNode {
-            raw,
+        let restored = disk.restored();
+        let opts = ReplicaOptions::new(u64::MAX, u64::MAX);
+        let mut fx = Fx::default();
+        let replica = Replica::recover(config.clone(), disk, restored, opts, &mut fx).expect("valid node");
+        let mut node = TestNode {
+            replica,
             config,
-            disk,
             up: true,
-            kv,
-            applied,
+            kv: BTreeMap::new(),
+            applied: 0,
             applied_log: BTreeMap::new(),
             reads: Vec::new(),
             dropped_reads: Vec::new(),
-        }
+        };
+        node.refresh();
+        node
+    }
+
+    /// What this node has on its "disk".
+    pub fn disk(&self) -> &Disk {
+        self.replica.store()
+    }
+
+    fn refresh(&mut self) {
+        let kv = self.replica.kv();
+        self.applied = kv.applied();
+        self.kv = kv.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
     }
 }
 
