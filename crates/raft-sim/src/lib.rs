@@ -27,15 +27,16 @@
 //!    skips a share of its ticks);
 //! 4. every message due this tick is delivered (`step()`), in random order.
 //!
-//! After every input the node's output is drained in the order raft-core documents:
-//! send [`raft_core::Ready::messages`]; persist snapshot, entries and hard state to the
-//! simulated disk as one fsync; `persisted()`; send the `persisted_messages`; install
-//! the snapshot and apply the committed entries to the node's [`kv::Kv`]; answer the
-//! ReadIndex reads. A crash can strike in the middle of that turn: before the fsync (the
-//! batch is lost whole, or a torn prefix of its entries survives) or after it but
-//! before the acknowledgements left. A restarted node gets exactly its disk back as
-//! [`raft_core::Restored`]. Once a node has applied enough past its snapshot, the
-//! simulator snapshots its state machine, writes it to the disk and calls `compact()`.
+//! Each node is the shipped driver, a [`raft_replica::Replica`] with the real `raft-kv`
+//! state machine, over a [`disk::SimDisk`]: after every input the replica carries out
+//! its `Ready` batches exactly as `raft-node` does (send, apply and answer what is
+//! committed, persist with one fsync, `persisted()`, send acks, install a snapshot,
+//! compact). Clients speak the node's request types (`Request::Write` with a session and
+//! sequence number, `Request::Read`) and get the node's answers. Before a turn the
+//! simulator may arm a crash that lands between any two durable steps of the storage
+//! (a conflict cut, a WAL write that keeps a torn prefix of its records, the steps of a
+//! snapshot install or a compaction); the node is then thrown away and restarted from
+//! what `raft-storage`'s recovery would read back ([`disk::DiskImage::recover`]).
 //!
 //! After the fault phase, faults stop: partitions heal, the network turns reliable and
 //! every node restarts. The cluster then has [`profile::LIVENESS_BOUND_TICKS`] ticks to
