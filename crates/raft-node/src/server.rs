@@ -277,7 +277,7 @@ impl Server {
     }
 
     fn process_ready(&mut self) -> Result<(), NodeError> {
-        self.replica.process_ready(&mut self.net)?;
+        let _any = self.replica.process_ready(&mut self.net)?;
         self.net.term = self.replica.term();
         Ok(())
     }

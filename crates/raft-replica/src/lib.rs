@@ -81,9 +81,11 @@ pub trait Store {
     /// ONE sync. `entries[0].index <= last index` replaces the stored suffix from there.
     fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError>;
     /// A snapshot received from the leader, with the hard state of the batch that
-    /// carried it: after this call the store holds the snapshot, that hard state, and
-    /// an empty log after the snapshot. A crash part-way must leave a store that
-    /// recovery accepts (see `raft-storage`'s crate docs for the order).
+    /// carried it: after this call the store holds the snapshot, that hard state's term
+    /// and vote with the snapshot's index as commit index, and an empty log after the
+    /// snapshot. A crash part-way must leave a store that recovery accepts, whose term is
+    /// at least the snapshot's and whose commit index never covers entries of the old
+    /// log that the snapshot replaces (see `Storage::install_snapshot` for the order).
     fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError>;
     /// Local compaction: writes `snap` (taken of the state machine at `snap.meta.index`)
     /// and drops the log up to its index.
@@ -173,8 +175,10 @@ pub struct Bugs {
 pub enum ReplicaError {
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
-    #[error("cannot start: {0}")]
+    #[error("{0}")]
     Start(String),
+    #[error("snapshot on disk does not load: {0}")]
+    DiskSnapshot(String),
     #[error("snapshot does not load: {0}")]
     Snapshot(String),
 }
@@ -234,7 +238,7 @@ impl<S: Store> Replica<S> {
         }
         let (kv, applied_term) = match &restored.snapshot {
             Some(snap) => (
-                KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::Snapshot(e.to_string()))?,
+                KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::DiskSnapshot(e.to_string()))?,
                 snap.meta.term,
             ),
             None => (KvStore::new(), 0),
@@ -311,7 +315,7 @@ impl<S: Store> Replica<S> {
     }
 
     fn not_leader(&self) -> Response {
-        Response::NotLeader { leader: self.soft.leader.filter(|&l| l != self.raft.id()) }
+        Response::NotLeader { leader: self.raft.leader() }
     }
 
     // ----- client requests ---------------------------------------------------------------
@@ -377,14 +381,17 @@ impl<S: Store> Replica<S> {
 
     // ----- the core's output -------------------------------------------------------------
 
-    /// Carries out `Ready` batches until the core has nothing more to say.
-    pub fn process_ready(&mut self, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+    /// Carries out `Ready` batches until the core has nothing more to say. Returns
+    /// whether there was anything (no batch: no term, vote, commit, role or log changed).
+    pub fn process_ready(&mut self, fx: &mut impl Effects) -> Result<bool, ReplicaError> {
+        let mut any = false;
         for _ in 0..MAX_READY_ROUNDS {
             if !self.advance(fx)? {
-                return Ok(());
+                break;
             }
+            any = true;
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Carries out one `Ready` batch, if the core has one; returns whether it had.
@@ -485,7 +492,11 @@ impl<S: Store> Replica<S> {
         let kv = KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::Snapshot(e.to_string()))?;
         let hs = self.unsynced_hard_state.take().unwrap_or(self.synced_hard_state);
         self.store.install_snapshot(snap, &hs)?;
-        self.synced_hard_state = HardState { commit: hs.commit.max(snap.meta.index), ..hs };
+        // The store keeps the snapshot's commit index; a higher one goes with the entries.
+        self.synced_hard_state = HardState { commit: snap.meta.index, ..hs };
+        if hs.commit > snap.meta.index {
+            self.unsynced_hard_state = Some(hs);
+        }
         Ok(kv)
     }
 
@@ -641,7 +652,7 @@ impl<S: Store> Replica<S> {
         }
         self.snapshot_index = applied;
         self.bytes_since_snapshot = 0;
-        self.process_ready(fx)
+        self.process_ready(fx).map(|_| ())
     }
 }
 

@@ -4,11 +4,14 @@
 //! Each storage call is carried out as the durable steps `raft-storage` takes, in its
 //! order (see `Storage::persist`, `install_snapshot`, `compact`):
 //!
-//! * `persist`: on a conflict, the suffix is cut first (one step); then ONE write of the
-//!   hard-state record followed by the entries, and one fsync (one step). A crash during
-//!   that write keeps any prefix of its records, as a WAL whose tail was torn;
-//! * `install_snapshot`: the batch's term and vote (one step; its commit index only
-//!   later, with the reset), the snapshot file (one step), the log reset (one step);
+//! * `persist`: on a conflict, the hard-state file with a commit index below the cut
+//!   (one step), then the cut (one step); then ONE write of the hard-state record
+//!   followed by the entries, and one fsync (one step). A crash during that write keeps
+//!   any prefix of its records, as a WAL whose tail was torn;
+//! * `install_snapshot`: the batch's term and vote (one step; its commit index never
+//!   before the snapshot), the snapshot file (one step), the old log removed newest
+//!   first (one step: a crash keeps a prefix of it), a fresh segment whose hard-state
+//!   record has the snapshot's index as commit index (one step);
 //! * `compact`: the snapshot file (one step), then the covered log prefix is dropped
 //!   (one step).
 //!
@@ -80,15 +83,16 @@ impl DiskImage {
         if first > s + 1 {
             return Err(format!("the log starts at {first}, after the snapshot at {s}: a gap"));
         }
+        // Storage::open's continuity rule, as it is: an entry at the snapshot's index must
+        // have its term; without one, the first entry after it must not go back in term.
         let at_snapshot = self.log.iter().find(|e| e.index == s).map(|e| e.term);
-        let continues = match at_snapshot {
-            Some(t) => t == self.snapshot_term(),
-            // No entry at the snapshot's index: the log either starts right after it or
-            // ends before it (an install interrupted before the reset).
-            None => s == 0 || first == s + 1,
-        };
-        let entries: Vec<Entry> =
-            if continues { self.log.iter().filter(|e| e.index > s).cloned().collect() } else { Vec::new() };
+        let after: Vec<Entry> = self.log.iter().filter(|e| e.index > s).cloned().collect();
+        let continues = s == 0
+            || match at_snapshot {
+                Some(t) => t == self.snapshot_term(),
+                None => after.first().is_none_or(|e| e.term >= self.snapshot_term()),
+            };
+        let entries = if continues { after } else { Vec::new() };
         let last = entries.last().map_or(s, |e| e.index);
         let mut hard_state = self.hard_state;
         hard_state.commit = hard_state.commit.min(last).max(s);
@@ -216,11 +220,23 @@ impl DiskState {
         Ok(())
     }
 
-    fn reset_log(&mut self) {
+    /// `reset_log`: the old segments go newest first (a crash part-way keeps a prefix of
+    /// the old log), then a fresh segment starts with the hard state, its commit index
+    /// the snapshot's.
+    fn reset_log(&mut self) -> Result<(), StorageError> {
+        if !self.step() {
+            let keep = (self.torn_seed % (self.image.log.len() as u64 + 1)) as usize;
+            self.image.log.truncate(keep);
+            return Err(Self::dead());
+        }
         let s = self.image.snapshot_index();
         self.image.log.clear();
+        if !self.step() {
+            return Err(Self::dead());
+        }
         let hs = self.image.hard_state;
         self.write_hard_state(HardState { commit: hs.commit.max(s), ..hs });
+        Ok(())
     }
 }
 
@@ -238,7 +254,16 @@ impl Store for SimDisk {
         }
         if let Some(first) = entries.first().map(|e| e.index) {
             if first <= d.image.last_index() {
-                // The conflicting suffix is cut (and the hard state file written) first.
+                // The hard state file, with a commit index below the cut, then the cut:
+                // two steps, like `truncate_suffix`.
+                let hs = *hard_state.unwrap_or(&d.image.hard_state);
+                let capped = HardState { commit: hs.commit.min(first - 1), ..hs };
+                if !d.step() {
+                    return Err(DiskState::dead());
+                }
+                if capped != d.image.hard_state {
+                    d.write_hard_state(capped);
+                }
                 if !d.step() {
                     return Err(DiskState::dead());
                 }
@@ -271,9 +296,7 @@ impl Store for SimDisk {
         if !d.step() {
             return Err(DiskState::dead());
         }
-        d.image.hard_state.commit = d.image.hard_state.commit.max(hard_state.commit);
-        d.reset_log();
-        Ok(())
+        d.reset_log()
     }
 
     fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {

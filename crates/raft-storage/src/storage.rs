@@ -227,8 +227,10 @@ impl Storage {
     /// Installs a snapshot received from the leader together with the hard state of the
     /// batch that carried it: first its term and vote (one WAL record, synced), then the
     /// snapshot (temp name, fsync, rename, fsync the directory), then the log is
-    /// discarded: it continues at `meta.index + 1`, after a record of the whole hard
-    /// state. Older snapshots are removed.
+    /// discarded: it continues at `meta.index + 1`, after a hard-state record whose
+    /// commit index is the snapshot's. A higher commit index in `hard_state` (the batch
+    /// also carried entries after the snapshot) is stored with those entries, by the
+    /// caller's next [`Storage::persist`]. Older snapshots are removed.
     ///
     /// The order matters for a crash part-way. The snapshot's term is at most the
     /// batch's term, so with the hard state durable first, every state a crash can leave
@@ -247,7 +249,6 @@ impl Storage {
         if first != self.hard_state {
             self.persist(Some(&first), &[])?;
         }
-        self.hard_state = HardState { commit: self.hard_state.commit.max(hard_state.commit), ..*hard_state };
         self.guard(|st| {
             let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
             st.snapshot_written(&snap.meta, path)?;
@@ -460,7 +461,11 @@ impl Storage {
     /// entries are written. The newest hard state goes to the hard-state file first, since
     /// the records cut away may hold it.
     fn truncate_suffix(&mut self, index: Index, hs: &HardState) -> Result<(), StorageError> {
-        self.wal.write_hard_state_file(hs)?;
+        // Not the batch's commit index: it may cover the new entries at `index..`, and
+        // until the cut below is durable the old, never committed ones are still there;
+        // recovery would count them as committed. The batch's record carries the rest.
+        let hs = HardState { commit: hs.commit.min(index - 1), ..*hs };
+        self.wal.write_hard_state_file(&hs)?;
         let k = self.segments.partition_point(|s| s.first <= index) - 1;
         if k + 1 < self.segments.len() {
             self.wal.remove_files(self.segments[k + 1..].iter().rev().map(|s| s.path.as_path()))?;

@@ -18,6 +18,12 @@ impl Sim {
                             format!("n{id} term on disk moved back {} -> {}", old.term, new.term),
                         );
                     }
+                    if new.commit < old.commit {
+                        return self.checker.fail(
+                            Kind::Regression,
+                            format!("n{id} commit on disk moved back {} -> {}", old.commit, new.commit),
+                        );
+                    }
                     if new.term == old.term && old.vote.is_some() && new.vote != old.vote {
                         return self.checker.fail(
                             Kind::VoteSafety,
