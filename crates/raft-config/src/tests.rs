@@ -163,10 +163,39 @@ fn boundary_values_are_accepted() {
     ClusterConfig::from_toml("nodes = 1").unwrap();
     ClusterConfig::from_toml("nodes = 9").unwrap();
     ClusterConfig::from_toml("tick_ms = 1").unwrap();
-    ClusterConfig::from_toml("heartbeat_ticks = 1\nelection_ticks_min = 2\nelection_ticks_max = 3").unwrap();
+    // The smallest timing the catch-up guard allows.
+    let h = MAX_CATCH_UP_TICKS + 1;
+    ClusterConfig::from_toml(&format!(
+        "heartbeat_ticks = {h}\nelection_ticks_min = {}\nelection_ticks_max = {}",
+        h + 1,
+        h + 2
+    ))
+    .unwrap();
     ClusterConfig::from_toml("restart_intensity = 0").unwrap();
     ClusterConfig::from_toml("shutdown_grace_ms = 0").unwrap();
     ClusterConfig::from_toml("restart_backoff_min_ms = 7\nrestart_backoff_max_ms = 7").unwrap();
+}
+
+/// A late node replays at most MAX_CATCH_UP_TICKS ticks at once; a config whose heartbeat
+/// or election timeout is that short would let the replay fire a round before the node
+/// has read what its peers sent. Such a config is refused, naming the keys.
+#[test]
+fn timeouts_at_or_below_the_catch_up_guard_are_refused_naming_the_keys() {
+    let m = MAX_CATCH_UP_TICKS;
+    for hb in 1..=m {
+        let text = format!("heartbeat_ticks = {hb}\nelection_ticks_min = 20\nelection_ticks_max = 30");
+        let e = err(&text);
+        assert_eq!(e.key(), Some("heartbeat_ticks"), "{text}: {e}");
+        let msg = e.to_string();
+        assert!(msg.contains("`heartbeat_ticks`") && msg.contains("MAX_CATCH_UP_TICKS"), "{msg}");
+        assert!(msg.contains("election_ticks_min"), "names the other key too: {msg}");
+    }
+    let e = err(&format!("heartbeat_ticks = {}\nelection_ticks_min = {m}\nelection_ticks_max = 30", m + 1));
+    assert_eq!(e.key(), Some("election_ticks_min"), "{e}");
+    assert!(e.to_string().contains("MAX_CATCH_UP_TICKS") && e.to_string().contains("heartbeat_ticks"), "{e}");
+    // The defaults keep their margin.
+    let d = ClusterConfig::default();
+    assert!(MAX_CATCH_UP_TICKS < d.heartbeat_ticks && d.heartbeat_ticks < d.election_ticks_min);
 }
 
 #[test]

@@ -57,12 +57,12 @@ pub const HELLO_TIMEOUT_MS: u64 = 2_000;
 pub const MAX_CLIENT_OUT_BYTES: usize = 32 << 20;
 /// Bytes queued on one peer stream before it is dropped and reconnected (Raft resends).
 pub const MAX_PEER_OUT_BYTES: usize = 64 << 20;
+/// Ticks replayed at most after the loop was late: raft-config's, so that a config whose
+/// heartbeat or election timeout is not above it is refused at load.
+pub use raft_config::MAX_CATCH_UP_TICKS;
 pub use raft_replica::MAX_PENDING_REQUESTS;
-/// Ticks replayed at most after the loop was late. Enough to absorb a slow fsync without
-/// losing time, and below any election timeout: a node resumed after SIGSTOP first hears
-/// what its peers sent meanwhile instead of firing election rounds in one burst.
-pub const MAX_CATCH_UP_TICKS: u32 = 4;
 const _: () = assert!(MAX_CATCH_UP_TICKS < raft_core::HEARTBEAT_TICKS);
+const _: () = assert!(MAX_CATCH_UP_TICKS < raft_core::ELECTION_TICKS_MIN);
 /// Reconnect backoff to a peer: start, doubling up to the cap.
 pub const PEER_RECONNECT_MIN_MS: u64 = 20;
 pub const PEER_RECONNECT_MAX_MS: u64 = 500;
