@@ -14,6 +14,9 @@
 //!
 //! A relative `dir` in a file is taken relative to that file's directory; `load` always
 //! returns an absolute, lexically normalised `dir` (no `.` or `..`, symlinks untouched).
+//! Every path of the cluster's layout comes from one method here ([`ClusterConfig::node_dir`],
+//! [`ClusterConfig::cluster_key_path`], ...).
+//!
 //! The supervisor writes the effective config ([`ClusterConfig::to_toml`]) to
 //! `<dir>/cluster.toml` and starts every node with that path, so all processes of one
 //! cluster agree on every value, including [`ClusterConfig::cluster_id`].
@@ -97,6 +100,9 @@ pub struct ClusterConfig {
     pub shutdown_grace_ms: u64,
     /// How often the supervisor asks each node for its status (to report leader changes).
     pub status_poll_ms: u64,
+    /// Uids, besides the nodes' own uid and root, whose processes may connect to a node as
+    /// clients (checked with `SO_PEERCRED`). Peers must always be the same uid or root.
+    pub allowed_uids: Vec<u32>,
 }
 
 impl Default for ClusterConfig {
@@ -119,6 +125,7 @@ impl Default for ClusterConfig {
             restart_backoff_max_ms: 5_000,
             shutdown_grace_ms: 3_000,
             status_poll_ms: 200,
+            allowed_uids: Vec::new(),
         }
     }
 }
@@ -252,6 +259,12 @@ impl ClusterConfig {
     /// `<dir>/node-<id>/snap`: snapshot files.
     pub fn node_snap_dir(&self, id: u64) -> PathBuf {
         self.node_dir(id).join("snap")
+    }
+
+    /// `<dir>/cluster.key`: the per-cluster peer secret (mode 0600), made by
+    /// `raft-supervisor up` when missing and read by every node at start.
+    pub fn cluster_key_path(&self) -> PathBuf {
+        self.dir.join("cluster.key")
     }
 
     /// `<dir>/supervisor.sock`: the running supervisor's control socket.

@@ -46,6 +46,17 @@ fn default_dir_follows_tmpdir_and_uid() {
 }
 
 #[test]
+fn allowed_uids_is_a_list_of_uids() {
+    assert!(ClusterConfig::default().allowed_uids.is_empty());
+    let c = ClusterConfig::from_toml("allowed_uids = [65534, 1000]").unwrap();
+    assert_eq!(c.allowed_uids, vec![65534, 1000]);
+    assert_eq!(ClusterConfig::from_toml(&c.to_toml()).unwrap(), c);
+    for bad in ["allowed_uids = 1000", "allowed_uids = [-1]", "allowed_uids = [\"nobody\"]"] {
+        assert_eq!(key_of(bad), "allowed_uids", "{bad}");
+    }
+}
+
+#[test]
 fn to_toml_roundtrips() {
     let c = ClusterConfig {
         dir: "/tmp/some \"quoted\" dir".into(),
@@ -68,6 +79,7 @@ fn paths() {
     assert_eq!(c.node_snap_dir(1), PathBuf::from("/x/c/node-1/snap"));
     assert_eq!(c.supervisor_socket(), PathBuf::from("/x/c/supervisor.sock"));
     assert_eq!(c.supervisor_log(), PathBuf::from("/x/c/supervisor.log"));
+    assert_eq!(c.cluster_key_path(), PathBuf::from("/x/c/cluster.key"));
     assert_eq!(c.effective_config_path(), PathBuf::from("/x/c/cluster.toml"));
     assert!(c.is_node(3) && !c.is_node(0) && !c.is_node(4));
 }

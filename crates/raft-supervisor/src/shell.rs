@@ -71,6 +71,9 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     raft_storage::create_dir_durable(&cfg.dir)
         .map_err(fail(format!("cannot create the cluster directory {}", cfg.dir.display())))?;
     let lock = acquire_lock(&cfg)?;
+    // The peer secret: made once per cluster directory, kept across `up`s and restarts.
+    let key_path = cfg.cluster_key_path();
+    raft_wire::auth::ClusterKey::create_if_missing(&key_path).map_err(|e| CliError::failed(e.to_string()))?;
     write_effective_config(&cfg).map_err(fail(format!("cannot write {}", cfg.effective_config_path().display())))?;
     let mut plans = BTreeMap::new();
     let config_arg = cfg.effective_config_path();
