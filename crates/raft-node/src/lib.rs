@@ -23,10 +23,15 @@
 //! ## Connections
 //!
 //! The first frame on an accepted connection says who speaks ([`raft_wire::Hello`]).
+//! Who may speak is decided by what the other end has, not by what it says: its uid from
+//! the kernel (`SO_PEERCRED`: a client must be our uid, root or in `allowed_uids`, a
+//! peer our uid or root) and, for a peer, proof that it holds the cluster key (the
+//! challenge-response of [`raft_wire::auth`], both ways: we check a dialling peer's
+//! proof, and check the challenge of every peer we dial before sending it anything).
 //! A peer's inbound stream only carries messages to us; we send to each peer over our
 //! own outbound stream, reconnected with backoff. Garbage, an oversize length, a wrong
-//! cluster id, an unknown node id or a message that claims another sender closes that
-//! connection with one log line; the node keeps serving everyone else. Output queues are
+//! cluster id, an unknown node id, a refused uid or key, or a message that claims another
+//! sender closes that connection with one log line; the node keeps serving everyone else. Output queues are
 //! bounded: a slow client is disconnected, a stuck peer stream is dropped and
 //! reconnected (Raft retransmits).
 //!
