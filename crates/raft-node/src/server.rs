@@ -360,7 +360,9 @@ impl Server {
                 }
                 (Kind::PeerOutAuth(peer), Frame::Challenge(challenge)) => {
                     if let Err(why) = self.net.on_challenge(token, peer, &challenge) {
-                        return self.net.close(token, Some(format!("refused peer n{peer}: {why}")));
+                        // Said here: closing a stream that never connected logs nothing.
+                        event!(self.net.log, self.net.term, "refused peer n{peer}: {why}");
+                        return self.net.close(token, Some(format!("refused: {why}")));
                     }
                 }
                 (Kind::PeerIn(peer), Frame::Message(msg)) => {
@@ -578,13 +580,9 @@ impl Net {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         match conn.kind {
             Kind::PeerOut(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
-            Kind::PeerOutAuth(peer) => {
-                // Not connected yet, so `peer_failed` says nothing: a refusal is said here.
-                if let Some(why) = &why {
-                    event!(self.log, self.term, "connection to n{peer} closed: {why}");
-                }
-                self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed"));
-            }
+            // Not connected yet, so quiet like a failed connect (a peer that is down is
+            // redialled every PEER_RECONNECT_MAX_MS); a refused challenge was logged.
+            Kind::PeerOutAuth(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
             Kind::PeerInAuth(peer) => {
                 self.unidentified -= 1;
                 let why =

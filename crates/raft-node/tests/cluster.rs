@@ -27,6 +27,11 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: u64, snapshot_entries: u64) -> Cluster {
+        Cluster::new_with(n, snapshot_entries, |_| {})
+    }
+
+    /// A cluster whose settings `tweak` may change before any node starts.
+    fn new_with(n: u64, snapshot_entries: u64, tweak: impl Fn(&mut NodeSettings)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let sockets: BTreeMap<u64, PathBuf> =
             (1..=n).map(|id| (id, dir.path().join(format!("node-{id}")).join("node.sock"))).collect();
@@ -55,6 +60,8 @@ impl Cluster {
                     seed: id * 7919,
                     handle_signals: false,
                 };
+                let mut s = s;
+                tweak(&mut s);
                 (id, s)
             })
             .collect();
@@ -330,6 +337,33 @@ fn a_peer_must_prove_it_holds_the_cluster_key() {
     assert_eq!(refusals, 3, "one line per refused hello, naming the peer:\n{log}");
     assert!(log.contains("does not match the cluster key"), "{log}");
     drop(good);
+}
+
+/// A node with another key takes part in nothing: the two with the cluster's key refuse
+/// the challenges it sends and it refuses theirs, so it never gets a peer stream either
+/// way; they elect a leader between them and take writes.
+#[test]
+fn a_node_with_another_key_is_kept_out_both_ways() {
+    let c = Cluster::new_with(3, 1000, |s| {
+        if s.id == 3 {
+            s.cluster_key = raft_wire::auth::ClusterKey::generate().unwrap();
+        }
+    });
+    c.wait_until("nodes 1 and 2 agree on a leader", || {
+        let (Some(a), Some(b)) = (c.status(1), c.status(2)) else { return false };
+        a.leader.is_some() && a.leader == b.leader && a.term == b.term
+    });
+    c.set(1, 1, "k", "v");
+    for (node, peer) in [(3, 1), (3, 2), (1, 3), (2, 3)] {
+        let line = format!("refused peer n{peer}: its challenge does not match the cluster key");
+        c.wait_until(&format!("n{node} to refuse n{peer}'s challenge"), || c.log(node).contains(&line));
+    }
+    let s3 = c.status(3).expect("node 3 still answers clients");
+    assert!(s3.connected.is_empty(), "no authenticated stream from node 3: {s3:?}");
+    assert_eq!(s3.leader, None, "node 3 never heard a leader: {s3:?}");
+    for id in [1, 2] {
+        assert!(!c.status(id).unwrap().connected.contains(&3), "n{id} has no stream to n3");
+    }
 }
 
 /// The nonce a dialer handshake sent (what a replay would send again).
