@@ -104,7 +104,7 @@ pub struct NodeStatus {
     pub snapshot_index: Index,
     /// On the leader: each peer's replication progress.
     pub progress: Vec<PeerProgress>,
-    /// Peers with an established outbound connection.
+    /// Peers with an established outbound connection whose handshake proved the key.
     pub connected: Vec<NodeId>,
     /// Peers cut off by [`Request::Isolate`].
     pub isolated: Vec<NodeId>,
