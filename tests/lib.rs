@@ -243,6 +243,8 @@ pub struct Opts {
     pub restart_backoff_max_ms: u64,
     pub shutdown_grace_ms: u64,
     pub status_poll_ms: u64,
+    /// Extra uids that may connect as clients.
+    pub allowed_uids: Vec<u32>,
 }
 
 impl Default for Opts {
@@ -259,6 +261,7 @@ impl Default for Opts {
             restart_backoff_max_ms: 1_000,
             shutdown_grace_ms: 1_000,
             status_poll_ms: 100,
+            allowed_uids: Vec::new(),
         }
     }
 }
@@ -278,7 +281,8 @@ impl Opts {
              restart_backoff_min_ms = {}\n\
              restart_backoff_max_ms = {}\n\
              shutdown_grace_ms = {}\n\
-             status_poll_ms = {}\n",
+             status_poll_ms = {}\n\
+             allowed_uids = {:?}\n",
             self.nodes,
             self.tick_ms,
             self.fsync,
@@ -290,6 +294,7 @@ impl Opts {
             self.restart_backoff_max_ms,
             self.shutdown_grace_ms,
             self.status_poll_ms,
+            self.allowed_uids,
             dir = dir.display().to_string(),
         )
     }

@@ -42,7 +42,7 @@ fn garbage_and_oversize_frames_close_the_connection_and_the_node_keeps_serving()
     for id in [leader, follower] {
         let pid = c.node_status(id).expect("node answers").pid;
         let other = if id == 1 { 2 } else { 1 };
-        let peer = |cluster_id, node| encode(&Hello::Peer { cluster_id, node }).expect("hello encodes");
+        let peer = |cluster_id, node| encode(&Hello::Peer { cluster_id, node, nonce: [7; 32] }).expect("hello encodes");
         let mut cases = cases.clone();
         cases.push(("a peer hello from another cluster", peer(cluster_id ^ 1, other)));
         cases.push(("a peer hello claiming the node's own id", peer(cluster_id, id)));

@@ -14,13 +14,17 @@
 //!
 //! A relative `dir` in a file is taken relative to that file's directory; `load` always
 //! returns an absolute, lexically normalised `dir` (no `.` or `..`, symlinks untouched).
+//! Every path of the cluster's layout comes from one method here ([`ClusterConfig::node_dir`],
+//! [`ClusterConfig::cluster_key_path`], ...).
+//!
 //! The supervisor writes the effective config ([`ClusterConfig::to_toml`]) to
 //! `<dir>/cluster.toml` and starts every node with that path, so all processes of one
 //! cluster agree on every value, including [`ClusterConfig::cluster_id`].
 //!
 //! ## Invariants after validation
 //!
-//! `1 <= nodes <= MAX_NODES`; `heartbeat_ticks < election_ticks_min < election_ticks_max`;
+//! `1 <= nodes <= MAX_NODES`; `MAX_CATCH_UP_TICKS < heartbeat_ticks < election_ticks_min <
+//! election_ticks_max`;
 //! every Unix socket path fits in [`MAX_SOCKET_PATH_BYTES`]; `dir` is UTF-8 and non-empty;
 //! `restart_backoff_min_ms <= restart_backoff_max_ms`.
 
@@ -42,6 +46,13 @@ pub const MAX_DURATION_MS: u64 = 3_600_000;
 pub const MAX_RESTART_INTENSITY: u32 = 1_000;
 /// Largest config file read: a flat file of a few dozen keys is a few KiB.
 pub const MAX_CONFIG_FILE_BYTES: u64 = 64 * 1024;
+/// Ticks a node replays at most after its event loop was late (a slow fsync, SIGSTOP).
+/// Enough to absorb a slow fsync without losing time, and below every timeout the config
+/// allows ([`ClusterConfig::validate`] refuses `heartbeat_ticks` or `election_ticks_min`
+/// at or below it): a node resumed after a stall first hears what its peers sent
+/// meanwhile instead of firing heartbeat or election rounds in one burst. raft-node
+/// re-exports it; it lives here so the config can be checked against it.
+pub const MAX_CATCH_UP_TICKS: u32 = 4;
 /// The file name looked up in the current directory, and the name of the effective config
 /// inside the cluster directory.
 pub const CONFIG_FILE_NAME: &str = "cluster.toml";
@@ -89,6 +100,9 @@ pub struct ClusterConfig {
     pub shutdown_grace_ms: u64,
     /// How often the supervisor asks each node for its status (to report leader changes).
     pub status_poll_ms: u64,
+    /// Uids, besides the nodes' own uid and root, whose processes may connect to a node as
+    /// clients (checked with `SO_PEERCRED`). Peers must always be the same uid or root.
+    pub allowed_uids: Vec<u32>,
 }
 
 impl Default for ClusterConfig {
@@ -111,6 +125,7 @@ impl Default for ClusterConfig {
             restart_backoff_max_ms: 5_000,
             shutdown_grace_ms: 3_000,
             status_poll_ms: 200,
+            allowed_uids: Vec::new(),
         }
     }
 }
@@ -246,6 +261,12 @@ impl ClusterConfig {
         self.node_dir(id).join("snap")
     }
 
+    /// `<dir>/cluster.key`: the per-cluster peer secret (mode 0600), made by
+    /// `raft-supervisor up` when missing and read by every node at start.
+    pub fn cluster_key_path(&self) -> PathBuf {
+        self.dir.join("cluster.key")
+    }
+
     /// `<dir>/supervisor.sock`: the running supervisor's control socket.
     pub fn supervisor_socket(&self) -> PathBuf {
         self.dir.join("supervisor.sock")
@@ -291,6 +312,26 @@ impl ClusterConfig {
         }
         if self.heartbeat_ticks == 0 {
             return invalid("heartbeat_ticks", "must be at least 1".into());
+        }
+        if self.heartbeat_ticks <= MAX_CATCH_UP_TICKS {
+            return invalid(
+                "heartbeat_ticks",
+                format!(
+                    "{} must be greater than MAX_CATCH_UP_TICKS ({MAX_CATCH_UP_TICKS}), the ticks a late node replays \
+                     at once (election_ticks_min, at {}, must be greater still)",
+                    self.heartbeat_ticks, self.election_ticks_min
+                ),
+            );
+        }
+        if self.election_ticks_min <= MAX_CATCH_UP_TICKS {
+            return invalid(
+                "election_ticks_min",
+                format!(
+                    "{} must be greater than MAX_CATCH_UP_TICKS ({MAX_CATCH_UP_TICKS}) and heartbeat_ticks ({}), or a late \
+                     node replaying ticks starts an election before it hears its peers",
+                    self.election_ticks_min, self.heartbeat_ticks
+                ),
+            );
         }
         if self.election_ticks_min <= self.heartbeat_ticks {
             return invalid(

@@ -46,6 +46,17 @@ fn default_dir_follows_tmpdir_and_uid() {
 }
 
 #[test]
+fn allowed_uids_is_a_list_of_uids() {
+    assert!(ClusterConfig::default().allowed_uids.is_empty());
+    let c = ClusterConfig::from_toml("allowed_uids = [65534, 1000]").unwrap();
+    assert_eq!(c.allowed_uids, vec![65534, 1000]);
+    assert_eq!(ClusterConfig::from_toml(&c.to_toml()).unwrap(), c);
+    for bad in ["allowed_uids = 1000", "allowed_uids = [-1]", "allowed_uids = [\"nobody\"]"] {
+        assert_eq!(key_of(bad), "allowed_uids", "{bad}");
+    }
+}
+
+#[test]
 fn to_toml_roundtrips() {
     let c = ClusterConfig {
         dir: "/tmp/some \"quoted\" dir".into(),
@@ -68,6 +79,7 @@ fn paths() {
     assert_eq!(c.node_snap_dir(1), PathBuf::from("/x/c/node-1/snap"));
     assert_eq!(c.supervisor_socket(), PathBuf::from("/x/c/supervisor.sock"));
     assert_eq!(c.supervisor_log(), PathBuf::from("/x/c/supervisor.log"));
+    assert_eq!(c.cluster_key_path(), PathBuf::from("/x/c/cluster.key"));
     assert_eq!(c.effective_config_path(), PathBuf::from("/x/c/cluster.toml"));
     assert!(c.is_node(3) && !c.is_node(0) && !c.is_node(4));
 }
@@ -163,10 +175,39 @@ fn boundary_values_are_accepted() {
     ClusterConfig::from_toml("nodes = 1").unwrap();
     ClusterConfig::from_toml("nodes = 9").unwrap();
     ClusterConfig::from_toml("tick_ms = 1").unwrap();
-    ClusterConfig::from_toml("heartbeat_ticks = 1\nelection_ticks_min = 2\nelection_ticks_max = 3").unwrap();
+    // The smallest timing the catch-up guard allows.
+    let h = MAX_CATCH_UP_TICKS + 1;
+    ClusterConfig::from_toml(&format!(
+        "heartbeat_ticks = {h}\nelection_ticks_min = {}\nelection_ticks_max = {}",
+        h + 1,
+        h + 2
+    ))
+    .unwrap();
     ClusterConfig::from_toml("restart_intensity = 0").unwrap();
     ClusterConfig::from_toml("shutdown_grace_ms = 0").unwrap();
     ClusterConfig::from_toml("restart_backoff_min_ms = 7\nrestart_backoff_max_ms = 7").unwrap();
+}
+
+/// A late node replays at most MAX_CATCH_UP_TICKS ticks at once; a config whose heartbeat
+/// or election timeout is that short would let the replay fire a round before the node
+/// has read what its peers sent. Such a config is refused, naming the keys.
+#[test]
+fn timeouts_at_or_below_the_catch_up_guard_are_refused_naming_the_keys() {
+    let m = MAX_CATCH_UP_TICKS;
+    for hb in 1..=m {
+        let text = format!("heartbeat_ticks = {hb}\nelection_ticks_min = 20\nelection_ticks_max = 30");
+        let e = err(&text);
+        assert_eq!(e.key(), Some("heartbeat_ticks"), "{text}: {e}");
+        let msg = e.to_string();
+        assert!(msg.contains("`heartbeat_ticks`") && msg.contains("MAX_CATCH_UP_TICKS"), "{msg}");
+        assert!(msg.contains("election_ticks_min"), "names the other key too: {msg}");
+    }
+    let e = err(&format!("heartbeat_ticks = {}\nelection_ticks_min = {m}\nelection_ticks_max = 30", m + 1));
+    assert_eq!(e.key(), Some("election_ticks_min"), "{e}");
+    assert!(e.to_string().contains("MAX_CATCH_UP_TICKS") && e.to_string().contains("heartbeat_ticks"), "{e}");
+    // The defaults keep their margin.
+    let d = ClusterConfig::default();
+    assert!(MAX_CATCH_UP_TICKS < d.heartbeat_ticks && d.heartbeat_ticks < d.election_ticks_min);
 }
 
 #[test]

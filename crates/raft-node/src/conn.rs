@@ -24,16 +24,31 @@ const NO_OUTPUT_BOUND: usize = usize::MAX;
 pub enum Kind {
     /// Accepted; waiting for its hello.
     Unidentified,
-    /// A peer's stream to us (we only read from it).
+    /// Said hello as this peer; we sent our challenge and wait for its proof that it holds
+    /// the cluster key. Still counted and timed out as unidentified.
+    PeerInAuth(NodeId),
+    /// An authenticated peer's stream to us (we only read Raft messages from it).
     PeerIn(NodeId),
-    /// Our stream to a peer (we only write to it).
+    /// Our stream to a peer: hello sent, waiting for its challenge. Nothing else is sent.
+    PeerOutAuth(NodeId),
+    /// Our authenticated stream to a peer (we only write Raft messages to it).
     PeerOut(NodeId),
     Client,
+}
+
+/// The half-done peer handshake of a connection in `PeerInAuth` or `PeerOutAuth`.
+pub enum Handshake {
+    Acceptor(raft_wire::auth::AcceptorHandshake),
+    Dialer(raft_wire::auth::DialerHandshake),
 }
 
 pub struct Conn {
     framed: FramedConn<UnixStream>,
     pub kind: Kind,
+    /// The handshake under way, if the connection is in a `*Auth` kind.
+    pub handshake: Option<Handshake>,
+    /// The uid of the process at the other end (`SO_PEERCRED`), `None` if unknown.
+    pub peer_uid: Option<u32>,
     /// An outbound connect in progress: the first writable event completes it.
     pub connecting: bool,
     /// When the connection was accepted or dialled (for the hello timeout).
@@ -42,7 +57,15 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: UnixStream, kind: Kind) -> Conn {
-        Conn { framed: FramedConn::new(stream, NO_OUTPUT_BOUND), kind, connecting: false, opened: Instant::now() }
+        let peer_uid = peer_uid(&stream);
+        Conn {
+            framed: FramedConn::new(stream, NO_OUTPUT_BOUND),
+            kind,
+            handshake: None,
+            peer_uid,
+            connecting: false,
+            opened: Instant::now(),
+        }
     }
 
     /// Writes as much queued output as the socket takes; nothing while the connect is
@@ -53,6 +76,13 @@ impl Conn {
         }
         self.framed.flush()
     }
+}
+
+/// The uid of the process at the other end of a Unix stream, from the kernel
+/// (`SO_PEERCRED`: the connecting process's credentials at `connect`, or the listener's
+/// at `listen`), so it cannot be claimed, only had.
+pub fn peer_uid(stream: &UnixStream) -> Option<u32> {
+    nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok().map(|c| c.uid())
 }
 
 impl Deref for Conn {

@@ -23,10 +23,15 @@
 //! ## Connections
 //!
 //! The first frame on an accepted connection says who speaks ([`raft_wire::Hello`]).
+//! Who may speak is decided by what the other end has, not by what it says: its uid from
+//! the kernel (`SO_PEERCRED`: a client must be our uid, root or in `allowed_uids`, a
+//! peer our uid or root) and, for a peer, proof that it holds the cluster key (the
+//! challenge-response of [`raft_wire::auth`], both ways: we check a dialling peer's
+//! proof, and check the challenge of every peer we dial before sending it anything).
 //! A peer's inbound stream only carries messages to us; we send to each peer over our
 //! own outbound stream, reconnected with backoff. Garbage, an oversize length, a wrong
-//! cluster id, an unknown node id or a message that claims another sender closes that
-//! connection with one log line; the node keeps serving everyone else. Output queues are
+//! cluster id, an unknown node id, a refused uid or key, or a message that claims another
+//! sender closes that connection with one log line; the node keeps serving everyone else. Output queues are
 //! bounded: a slow client is disconnected, a stuck peer stream is dropped and
 //! reconnected (Raft retransmits).
 //!
@@ -57,12 +62,12 @@ pub const HELLO_TIMEOUT_MS: u64 = 2_000;
 pub const MAX_CLIENT_OUT_BYTES: usize = 32 << 20;
 /// Bytes queued on one peer stream before it is dropped and reconnected (Raft resends).
 pub const MAX_PEER_OUT_BYTES: usize = 64 << 20;
+/// Ticks replayed at most after the loop was late: raft-config's, so that a config whose
+/// heartbeat or election timeout is not above it is refused at load.
+pub use raft_config::MAX_CATCH_UP_TICKS;
 pub use raft_replica::MAX_PENDING_REQUESTS;
-/// Ticks replayed at most after the loop was late. Enough to absorb a slow fsync without
-/// losing time, and below any election timeout: a node resumed after SIGSTOP first hears
-/// what its peers sent meanwhile instead of firing election rounds in one burst.
-pub const MAX_CATCH_UP_TICKS: u32 = 4;
 const _: () = assert!(MAX_CATCH_UP_TICKS < raft_core::HEARTBEAT_TICKS);
+const _: () = assert!(MAX_CATCH_UP_TICKS < raft_core::ELECTION_TICKS_MIN);
 /// Reconnect backoff to a peer: start, doubling up to the cap.
 pub const PEER_RECONNECT_MIN_MS: u64 = 20;
 pub const PEER_RECONNECT_MAX_MS: u64 = 500;

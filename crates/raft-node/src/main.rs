@@ -33,11 +33,21 @@ fn main() -> ExitCode {
         eprintln!("raft-node: --id {} is not a node of this cluster (ids 1..={})", args.id, cfg.nodes);
         return ExitCode::from(2);
     }
+    // Peers prove they hold the cluster key; a node without it cannot take part.
+    let cluster_key = match raft_wire::auth::ClusterKey::load(&cfg.cluster_key_path()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("raft-node {}: cannot start: {e}", args.id);
+            return ExitCode::from(1);
+        }
+    };
     let settings = NodeSettings {
         id: args.id,
         sockets: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
         node_dir: cfg.node_dir(args.id),
         cluster_id: cfg.cluster_id(),
+        cluster_key,
+        allowed_uids: cfg.allowed_uids.clone(),
         tick: Duration::from_millis(cfg.tick_ms),
         heartbeat_ticks: cfg.heartbeat_ticks,
         election_ticks_min: cfg.election_ticks_min,

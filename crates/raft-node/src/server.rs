@@ -1,7 +1,7 @@
 //! The event loop: sockets in, the replica (core, storage, state machine) in the middle,
 //! answers and messages out.
 
-use crate::conn::{Conn, Kind, ReadOutcome};
+use crate::conn::{Conn, Handshake, Kind, ReadOutcome};
 use crate::event;
 use crate::eventlog::{EventLog, LogTarget};
 use crate::*;
@@ -10,7 +10,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use raft_core::{Config, Message, NodeId, Term};
 use raft_replica::{Effects, Replica, ReplicaError, ReplicaOptions, Waiter};
 use raft_storage::{Storage, StorageOptions};
-use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, Request, Response};
+use raft_wire::auth::{AcceptorHandshake, ClusterKey, DialerHandshake};
+use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, PeerChallenge, PeerProof, Request, Response};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,10 @@ pub struct NodeSettings {
     /// `<dir>/node-<id>`: holds `wal/` and `snap/`.
     pub node_dir: PathBuf,
     pub cluster_id: u64,
+    /// The cluster's peer secret (`<dir>/cluster.key`): peers prove they hold it.
+    pub cluster_key: ClusterKey,
+    /// Uids besides ours and root that may connect as clients (`allowed_uids`).
+    pub allowed_uids: Vec<u32>,
     pub tick: Duration,
     pub heartbeat_ticks: u32,
     pub election_ticks_min: u32,
@@ -119,6 +124,9 @@ struct Net {
     /// The replica's term, for the transport's own log lines.
     term: Term,
     scratch: Vec<u8>,
+    /// The uid this node runs as: peers must have it (or be root); clients too, unless
+    /// `allowed_uids` names theirs.
+    uid: u32,
 }
 
 impl Effects for Net {
@@ -145,6 +153,14 @@ impl Server {
     /// on a locked directory, a corrupt log or a socket that cannot be bound.
     pub fn open(s: NodeSettings) -> Result<Server, NodeError> {
         let id = s.id;
+        // raft-config refuses such timings; settings built in code are checked here too.
+        if s.heartbeat_ticks <= MAX_CATCH_UP_TICKS || s.election_ticks_min <= s.heartbeat_ticks {
+            return Err(NodeError::Config(format!(
+                "heartbeat_ticks ({}) must be greater than MAX_CATCH_UP_TICKS ({MAX_CATCH_UP_TICKS}) and \
+                 election_ticks_min ({}) greater than heartbeat_ticks",
+                s.heartbeat_ticks, s.election_ticks_min
+            )));
+        }
         let mut log = EventLog::open(id, &s.log)?;
         let opts = StorageOptions { fsync: s.fsync, ..StorageOptions::default() };
         let (storage, recovery) = Storage::open(&s.node_dir, opts)?;
@@ -211,6 +227,7 @@ impl Server {
             unread: Vec::new(),
             term,
             scratch: vec![0; READ_CHUNK_BYTES],
+            uid: nix::unistd::geteuid().as_raw(),
         };
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
@@ -261,7 +278,7 @@ impl Server {
             if self.net.accept_retry {
                 self.net.accept();
             }
-            if self.net.unidentified > 0 {
+            if self.net.unidentified > 0 || self.net.peers.values().any(|l| l.token.is_some() && !l.connected) {
                 self.net.close_silent_connections();
             }
             self.tick_if_due();
@@ -312,9 +329,11 @@ impl Server {
             let kind = conn.kind;
             let res = match kind {
                 Kind::Unidentified => conn.reader.next_frame::<Hello>().map(|h| h.map(Frame::Hello)),
+                Kind::PeerInAuth(_) => conn.reader.next_frame::<PeerProof>().map(|p| p.map(Frame::Proof)),
                 Kind::PeerIn(_) => conn.reader.next_frame::<Message>().map(|m| m.map(Frame::Message)),
                 Kind::Client => conn.reader.next_frame::<ClientRequest>().map(|r| r.map(Frame::Request)),
-                // We never expect frames on our outbound peer streams.
+                Kind::PeerOutAuth(_) => conn.reader.next_frame::<PeerChallenge>().map(|c| c.map(Frame::Challenge)),
+                // We never expect frames on our outbound peer streams after the handshake.
                 Kind::PeerOut(_) => conn.reader.next_frame::<Message>().map(|m| m.map(Frame::Message)),
             };
             let frame = match res {
@@ -326,6 +345,18 @@ impl Server {
                 (Kind::Unidentified, Frame::Hello(hello)) => {
                     if let Err(why) = self.net.identify(token, hello) {
                         return self.net.close(token, Some(why));
+                    }
+                }
+                (Kind::PeerInAuth(peer), Frame::Proof(proof)) => {
+                    if let Err(why) = self.net.on_proof(token, peer, &proof) {
+                        return self.net.close(token, Some(format!("refused peer n{peer}: {why}")));
+                    }
+                }
+                (Kind::PeerOutAuth(peer), Frame::Challenge(challenge)) => {
+                    if let Err(why) = self.net.on_challenge(token, peer, &challenge) {
+                        // Said here: closing a stream that never connected logs nothing.
+                        event!(self.net.log, self.net.term, "refused peer n{peer}: {why}");
+                        return self.net.close(token, Some(format!("refused: {why}")));
                     }
                 }
                 (Kind::PeerIn(peer), Frame::Message(msg)) => {
@@ -470,17 +501,25 @@ impl Net {
         }
     }
 
-    /// Closes connections that did not say hello within [`HELLO_TIMEOUT_MS`].
+    /// Closes connections that did not say hello, or did not finish the peer handshake,
+    /// within [`HELLO_TIMEOUT_MS`] (a dialled peer that never answers included).
     fn close_silent_connections(&mut self) {
         let limit = Duration::from_millis(HELLO_TIMEOUT_MS);
-        let silent: Vec<Token> = self
+        let silent: Vec<(Token, Kind)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.kind == Kind::Unidentified && c.opened.elapsed() > limit)
-            .map(|(&t, _)| t)
+            .filter(|(_, c)| {
+                matches!(c.kind, Kind::Unidentified | Kind::PeerInAuth(_) | Kind::PeerOutAuth(_))
+                    && c.opened.elapsed() > limit
+            })
+            .map(|(&t, c)| (t, c.kind))
             .collect();
-        for token in silent {
-            self.close(token, Some(format!("no hello within {HELLO_TIMEOUT_MS} ms")));
+        for (token, kind) in silent {
+            let why = match kind {
+                Kind::Unidentified => format!("no hello within {HELLO_TIMEOUT_MS} ms"),
+                _ => format!("peer handshake not finished within {HELLO_TIMEOUT_MS} ms"),
+            };
+            self.close(token, Some(why));
         }
     }
 
@@ -498,10 +537,18 @@ impl Net {
                         self.peer_failed(peer, now, &e.to_string());
                         continue;
                     }
-                    let mut conn = Conn::new(stream, Kind::PeerOut(peer));
+                    let nonce = match raft_wire::auth::random_nonce() {
+                        Ok(n) => n,
+                        Err(e) => {
+                            self.peer_failed(peer, now, &format!("no random nonce: {e}"));
+                            continue;
+                        }
+                    };
+                    let mut conn = Conn::new(stream, Kind::PeerOutAuth(peer));
                     conn.connecting = true;
-                    let hello = Hello::Peer { cluster_id: self.s.cluster_id, node: self.s.id };
-                    conn.queue(&hello).expect("hello encodes");
+                    let handshake = DialerHandshake::new(self.s.cluster_id, self.s.id, peer, nonce);
+                    conn.queue(&handshake.hello()).expect("hello encodes");
+                    conn.handshake = Some(Handshake::Dialer(handshake));
                     self.conns.insert(token, conn);
                     let link = self.peers.get_mut(&peer).expect("known peer");
                     link.token = Some(token);
@@ -527,6 +574,15 @@ impl Net {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         match conn.kind {
             Kind::PeerOut(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
+            // Not connected yet, so quiet like a failed connect (a peer that is down is
+            // redialled every PEER_RECONNECT_MAX_MS); a refused challenge was logged.
+            Kind::PeerOutAuth(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
+            Kind::PeerInAuth(peer) => {
+                self.unidentified -= 1;
+                let why =
+                    why.unwrap_or_else(|| format!("refused peer n{peer}: closed before proving it holds the key"));
+                event!(self.log, self.term, "connection from n{peer} closed: {why}");
+            }
             Kind::Client => {
                 self.clients -= 1;
                 if let Some(why) = why {
@@ -547,12 +603,21 @@ impl Net {
         }
     }
 
-    /// Gives the connection its kind. On error it stays unidentified and is closed.
+    /// Gives the connection its kind (a peer's is `PeerInAuth` until its proof). On error
+    /// it stays unidentified and is closed.
     fn identify(&mut self, token: Token, hello: Hello) -> Result<(), String> {
         let conn = self.conns.get_mut(&token).expect("live connection");
         assert_eq!(conn.kind, Kind::Unidentified, "a connection says hello once");
         match hello {
             Hello::Client => {
+                let uid = conn.peer_uid;
+                if !uid.is_some_and(|u| u == self.uid || u == 0 || self.s.allowed_uids.contains(&u)) {
+                    return Err(format!(
+                        "refused client uid {}: not the node's uid {}, root, or in allowed_uids",
+                        uid.map_or("unknown".into(), |u| u.to_string()),
+                        self.uid
+                    ));
+                }
                 if self.clients >= MAX_CLIENT_CONNECTIONS {
                     return Err(format!("too many clients ({MAX_CLIENT_CONNECTIONS})"));
                 }
@@ -560,28 +625,77 @@ impl Net {
                 self.clients += 1;
                 self.unidentified -= 1;
             }
-            Hello::Peer { cluster_id, node } => {
+            Hello::Peer { cluster_id, node, nonce } => {
                 if cluster_id != self.s.cluster_id {
                     return Err(format!(
-                        "peer n{node} is from cluster {cluster_id:#x}, we are {:#x}",
+                        "refused peer n{node}: from cluster {cluster_id:#x}, we are {:#x}",
                         self.s.cluster_id
                     ));
                 }
                 if node == self.s.id || !self.s.sockets.contains_key(&node) {
-                    return Err(format!("unknown node id {node}"));
+                    return Err(format!("refused peer: unknown node id {node}"));
                 }
-                conn.kind = Kind::PeerIn(node);
-                self.unidentified -= 1;
-                // The peer is back (it just connected to us): stop waiting out the
-                // reconnect backoff to it, or a restarted node would hear nothing from us
-                // for up to PEER_RECONNECT_MAX_MS and start its catch-up that much later.
-                let link = self.peers.get_mut(&node).expect("checked above");
-                if link.token.is_none() {
-                    link.retry_at = Instant::now();
-                    link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
+                if !conn.peer_uid.is_some_and(|u| u == self.uid || u == 0) {
+                    return Err(format!(
+                        "refused peer n{node}: uid {} is neither the node's ({}) nor root",
+                        conn.peer_uid.map_or("unknown".into(), |u| u.to_string()),
+                        self.uid
+                    ));
                 }
+                let ours = raft_wire::auth::random_nonce().map_err(|e| format!("no random nonce: {e}"))?;
+                let (handshake, challenge) =
+                    AcceptorHandshake::new(&self.s.cluster_key, cluster_id, self.s.id, node, nonce, ours);
+                conn.queue(&challenge).expect("a challenge encodes");
+                conn.handshake = Some(Handshake::Acceptor(handshake));
+                conn.kind = Kind::PeerInAuth(node);
             }
         }
+        Ok(())
+    }
+
+    /// The dialer's proof on an inbound peer stream: only a valid one makes it `PeerIn`.
+    fn on_proof(&mut self, token: Token, peer: NodeId, proof: &PeerProof) -> Result<(), String> {
+        let conn = self.conns.get_mut(&token).expect("live connection");
+        let Some(Handshake::Acceptor(handshake)) = conn.handshake.take() else {
+            panic!("a PeerInAuth connection holds an acceptor handshake (bug)");
+        };
+        assert_eq!(handshake.dialer(), peer, "the handshake is with the peer of the hello");
+        handshake.on_proof(&self.s.cluster_key, proof).map_err(|e| e.to_string())?;
+        conn.kind = Kind::PeerIn(peer);
+        self.unidentified -= 1;
+        // The peer is back (it just connected to us): stop waiting out the reconnect
+        // backoff to it, or a restarted node would hear nothing from us for up to
+        // PEER_RECONNECT_MAX_MS and start its catch-up that much later.
+        let link = self.peers.get_mut(&peer).expect("checked at hello");
+        if link.token.is_none() {
+            link.retry_at = Instant::now();
+            link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
+        }
+        Ok(())
+    }
+
+    /// The acceptor's challenge on our outbound stream: if it proves the key (and the
+    /// listener runs as our uid or root), answer with our proof; the stream is then ours
+    /// to send Raft messages on.
+    fn on_challenge(&mut self, token: Token, peer: NodeId, challenge: &PeerChallenge) -> Result<(), String> {
+        let conn = self.conns.get_mut(&token).expect("live connection");
+        let Some(Handshake::Dialer(handshake)) = conn.handshake.take() else {
+            panic!("a PeerOutAuth connection holds a dialer handshake (bug)");
+        };
+        if !conn.peer_uid.is_some_and(|u| u == self.uid || u == 0) {
+            return Err(format!(
+                "its socket is served by uid {}, neither ours ({}) nor root",
+                conn.peer_uid.map_or("unknown".into(), |u| u.to_string()),
+                self.uid
+            ));
+        }
+        let proof = handshake.on_challenge(&self.s.cluster_key, challenge).map_err(|e| e.to_string())?;
+        conn.queue(&proof).expect("a proof encodes");
+        conn.kind = Kind::PeerOut(peer);
+        let link = self.peers.get_mut(&peer).expect("known peer");
+        link.connected = true;
+        link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
+        event!(self.log, self.term, "peer n{peer} connected");
         Ok(())
     }
 
@@ -607,6 +721,9 @@ impl Net {
         };
         let Some(token) = link.token else { return };
         let Some(conn) = self.conns.get_mut(&token) else { return };
+        if conn.kind != Kind::PeerOut(msg.to) {
+            return; // Not authenticated yet: dropped, Raft resends.
+        }
         if let Err(e) = conn.queue(&msg) {
             event!(self.log, self.term, "message to n{} does not encode: {e}", msg.to);
             return;
@@ -639,13 +756,8 @@ impl Net {
             // A non-blocking connect finished: success unless the socket holds an error.
             match conn.stream.take_error() {
                 Ok(None) => {
+                    // Connected; the peer counts as connected once it proved the key.
                     conn.connecting = false;
-                    if let Kind::PeerOut(peer) = conn.kind {
-                        let link = self.peers.get_mut(&peer).expect("known peer");
-                        link.connected = true;
-                        link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
-                        event!(self.log, self.term, "peer n{peer} connected");
-                    }
                 }
                 Ok(Some(e)) | Err(e) => {
                     self.close(token, Some(format!("connect failed: {e}")));
@@ -683,6 +795,8 @@ impl Net {
 
 enum Frame {
     Hello(Hello),
+    Proof(PeerProof),
+    Challenge(PeerChallenge),
     Message(Message),
     Request(ClientRequest),
 }

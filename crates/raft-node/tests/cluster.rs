@@ -27,9 +27,15 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: u64, snapshot_entries: u64) -> Cluster {
+        Cluster::new_with(n, snapshot_entries, |_| {})
+    }
+
+    /// A cluster whose settings `tweak` may change before any node starts.
+    fn new_with(n: u64, snapshot_entries: u64, tweak: impl Fn(&mut NodeSettings)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let sockets: BTreeMap<u64, PathBuf> =
             (1..=n).map(|id| (id, dir.path().join(format!("node-{id}")).join("node.sock"))).collect();
+        let key = raft_wire::auth::ClusterKey::generate().unwrap();
         let settings = (1..=n)
             .map(|id| {
                 let node_dir = dir.path().join(format!("node-{id}"));
@@ -40,6 +46,8 @@ impl Cluster {
                     log: LogTarget::File(node_dir.join("node.log")),
                     node_dir,
                     cluster_id: 0xC0FFEE,
+                    cluster_key: key.clone(),
+                    allowed_uids: Vec::new(),
                     tick: Duration::from_millis(10),
                     heartbeat_ticks: 5,
                     election_ticks_min: 15,
@@ -52,6 +60,8 @@ impl Cluster {
                     seed: id * 7919,
                     handle_signals: false,
                 };
+                let mut s = s;
+                tweak(&mut s);
                 (id, s)
             })
             .collect();
@@ -243,7 +253,10 @@ fn garbage_and_oversize_frames_close_only_that_connection() {
     s.write_all(&body).unwrap();
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
     // A peer hello with an unknown node id, and one from another cluster.
-    for hello in [Hello::Peer { cluster_id: 0xC0FFEE, node: 42 }, Hello::Peer { cluster_id: 1, node: 2 }] {
+    for hello in [
+        Hello::Peer { cluster_id: 0xC0FFEE, node: 42, nonce: [0; 32] },
+        Hello::Peer { cluster_id: 1, node: 2, nonce: [0; 32] },
+    ] {
         let mut s = UnixStream::connect(c.socket(leader)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write_frame(&mut s, &hello).unwrap();
@@ -255,6 +268,110 @@ fn garbage_and_oversize_frames_close_only_that_connection() {
     let log = c.log(leader);
     assert!(log.contains("bad frame"), "{log}");
     assert!(log.contains("unknown node id 42"), "{log}");
+}
+
+/// A peer hello is a challenge-response over the cluster key (raft_wire::auth): the
+/// right key makes the stream a peer's, a guessed MAC or a replayed exchange is refused
+/// with one log line naming the peer, and the cluster keeps serving.
+#[test]
+fn a_peer_must_prove_it_holds_the_cluster_key() {
+    use raft_wire::auth::{random_nonce, ClusterKey, DialerHandshake, Transcript};
+    use std::io::Read;
+    let c = Cluster::new(3, 1000);
+    let leader = c.wait_leader();
+    let claim = if leader == 1 { 2 } else { 1 };
+    let key = c.settings[&1].cluster_key.clone();
+    // Says hello as `claim`, reads the node's challenge.
+    let dial = |nonce| {
+        let mut s = UnixStream::connect(c.socket(leader)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let d = DialerHandshake::new(0xC0FFEE, claim, leader, nonce);
+        write_frame(&mut s, &d.hello()).unwrap();
+        let challenge: PeerChallenge = read_frame(&mut s).unwrap();
+        assert_eq!(challenge.node, leader);
+        (s, d, challenge)
+    };
+    let closed = |s: &mut UnixStream| s.read(&mut [0u8; 64]).unwrap_or(0) == 0;
+
+    // The right key: the node's challenge checks out and our proof is taken; the stream
+    // stays open (a refused one is closed at once).
+    let (mut good, d, challenge) = dial(random_nonce().unwrap());
+    let proof = d.on_challenge(&key, &challenge).expect("the node proves the key");
+    write_frame(&mut good, &proof).unwrap();
+    good.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let err = good.read(&mut [0u8; 64]).expect_err("an accepted peer stream stays open and silent");
+    assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{err}");
+
+    // A process with another key: the node's challenge does not check out for it, and
+    // the MAC it can make is refused.
+    let other = ClusterKey::generate().unwrap();
+    let nonce = random_nonce().unwrap();
+    let (mut s, d, challenge) = dial(nonce);
+    assert!(d.on_challenge(&other, &challenge).is_err(), "a wrong key cannot check the node's challenge");
+    let t = Transcript {
+        cluster_id: 0xC0FFEE,
+        dialer: claim,
+        acceptor: leader,
+        dialer_nonce: nonce,
+        acceptor_nonce: challenge.nonce,
+    };
+    write_frame(&mut s, &PeerProof { mac: other.dialer_mac(&t) }).unwrap();
+    assert!(closed(&mut s), "a proof made with the wrong key is refused");
+
+    // Replaying the good exchange (same hello, same proof) on a new connection: the
+    // node's nonce is new, so the old proof is refused.
+    let (mut s, _, challenge2) = dial(d_nonce(&d));
+    assert_ne!(challenge2.nonce, challenge.nonce);
+    write_frame(&mut s, &proof).unwrap();
+    assert!(closed(&mut s), "a replayed proof is refused");
+
+    // No proof at all: the hello is abandoned.
+    let (mut s, _, _) = dial(random_nonce().unwrap());
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed(&mut s));
+
+    c.set(1, 1, "after", "refusals");
+    assert_eq!(c.get(leader, "after", false), Some(Response::Ok(Reply::Value(Some(b"refusals".to_vec())))));
+    let log = c.log(leader);
+    let refusals = log.lines().filter(|l| l.contains(&format!("refused peer n{claim}:"))).count();
+    assert_eq!(refusals, 3, "one line per refused hello, naming the peer:\n{log}");
+    assert!(log.contains("does not match the cluster key"), "{log}");
+    drop(good);
+}
+
+/// A node with another key takes part in nothing: the two with the cluster's key refuse
+/// the challenges it sends and it refuses theirs, so it never gets a peer stream either
+/// way; they elect a leader between them and take writes.
+#[test]
+fn a_node_with_another_key_is_kept_out_both_ways() {
+    let c = Cluster::new_with(3, 1000, |s| {
+        if s.id == 3 {
+            s.cluster_key = raft_wire::auth::ClusterKey::generate().unwrap();
+        }
+    });
+    c.wait_until("nodes 1 and 2 agree on a leader", || {
+        let (Some(a), Some(b)) = (c.status(1), c.status(2)) else { return false };
+        a.leader.is_some() && a.leader == b.leader && a.term == b.term
+    });
+    c.set(1, 1, "k", "v");
+    for (node, peer) in [(3, 1), (3, 2), (1, 3), (2, 3)] {
+        let line = format!("refused peer n{peer}: its challenge does not match the cluster key");
+        c.wait_until(&format!("n{node} to refuse n{peer}'s challenge"), || c.log(node).contains(&line));
+    }
+    let s3 = c.status(3).expect("node 3 still answers clients");
+    assert!(s3.connected.is_empty(), "no authenticated stream from node 3: {s3:?}");
+    assert_eq!(s3.leader, None, "node 3 never heard a leader: {s3:?}");
+    for id in [1, 2] {
+        assert!(!c.status(id).unwrap().connected.contains(&3), "n{id} has no stream to n3");
+    }
+}
+
+/// The nonce a dialer handshake sent (what a replay would send again).
+fn d_nonce(d: &raft_wire::auth::DialerHandshake) -> raft_wire::auth::Nonce {
+    match d.hello() {
+        Hello::Peer { nonce, .. } => nonce,
+        Hello::Client => unreachable!("a dialer says hello as a peer"),
+    }
 }
 
 #[test]

@@ -116,7 +116,7 @@ pub use storage::{SnapshotWriter, Storage, StorageStats, MIN_SEGMENT_BYTES};
 
 use error::IoContext;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Default size of a WAL segment: large enough that starting segments is rare, small
 /// enough that compaction frees space in useful steps.
@@ -148,6 +148,43 @@ pub struct Recovery {
     /// "truncated torn record at wal/00000000000000000001.log offset 4096 (37 bytes)",
     /// "recovered 1234 entries, snapshot at 1000".
     pub notes: Vec<String>,
+}
+
+/// Creates `path` and every missing parent (mode 0700), fsyncing each new directory's
+/// parent right after the `mkdir`, so the new entry survives a power cut: a node that
+/// voted and acknowledged entries must not come back to a missing `node-N/` or `wal/`.
+/// Returns the parents that were fsynced, outermost first (empty when `path` existed).
+/// raft-supervisor uses it for `<dir>` and `node-N/`; [`Storage::open`] for the node's
+/// directories.
+pub fn create_dir_durable(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut synced = Vec::new();
+    create_dir_durable_into(path, &mut synced)?;
+    Ok(synced)
+}
+
+fn create_dir_durable_into(path: &Path, synced: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => return Err(Error::new(ErrorKind::AlreadyExists, format!("{} is not a directory", path.display()))),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    create_dir_durable_into(parent, synced)?;
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        // Made by someone else meanwhile; its creator syncs it.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    File::open(parent)?.sync_all()?;
+    synced.push(parent.to_path_buf());
+    Ok(())
 }
 
 /// Makes a directory's entries (creations, renames, removals) durable.

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use raft_core::{Entry, HardState, Index, Restored, Snapshot, SnapshotMeta, Term};
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Smallest accepted `segment_bytes`: room for a hard state and a few entries. Tests use
@@ -92,8 +92,16 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-fn create_dir(path: &Path) -> Result<(), StorageError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).at(path)
+/// Creates `path` (and missing parents), each fsynced into its parent; notes what it made.
+fn create_dir(path: &Path, created: &mut Vec<PathBuf>) -> Result<(), StorageError> {
+    let synced = crate::create_dir_durable(path).at(path)?;
+    // Each fsynced parent had exactly one new child: the next one down the path.
+    created.extend(
+        synced.iter().map(|parent| {
+            path.ancestors().find(|a| a.parent() == Some(parent.as_path())).unwrap_or(path).to_path_buf()
+        }),
+    );
+    Ok(())
 }
 
 /// Orders hard states by recency: a node's term never falls, a vote once cast in a term
@@ -120,9 +128,14 @@ impl Storage {
             "segment_bytes {} is below the minimum {MIN_SEGMENT_BYTES}",
             opts.segment_bytes
         );
-        let Dirs { lock, wal, snap_dir, snap_dir_file } = lock_and_create_dirs(node_dir)?;
+        let mut created = Vec::new();
+        let Dirs { lock, wal, snap_dir, snap_dir_file } = lock_and_create_dirs(node_dir, &mut created)?;
         let rel = |p: &Path| p.strip_prefix(node_dir).unwrap_or(p).display().to_string();
         let mut notes = Vec::new();
+        if !created.is_empty() {
+            let names: Vec<String> = created.iter().map(|p| p.display().to_string()).collect();
+            notes.push(format!("created {} (each fsynced into its parent)", names.join(", ")));
+        }
 
         // 1. The newest snapshot; older ones and temporaries are leftovers of a crash.
         let (snapshot, snapshot_path) = recover_snapshot(&snap_dir, &snap_dir_file, &mut notes, &rel)?;
@@ -539,9 +552,12 @@ struct Dirs {
 
 /// Creates `node_dir`, `wal/` and `snap/` (mode 0700) if missing and takes the exclusive
 /// `flock` on `node_dir` that keeps a second process out ([`StorageError::Locked`]).
-fn lock_and_create_dirs(node_dir: &Path) -> Result<Dirs, StorageError> {
-    create_dir(node_dir)?;
+fn lock_and_create_dirs(node_dir: &Path, created: &mut Vec<PathBuf>) -> Result<Dirs, StorageError> {
+    create_dir(node_dir, created)?;
     let dir_file = File::open(node_dir).at(node_dir)?;
+    // `wal/` and `snap/` may have been made by an incarnation that died between its
+    // mkdir and the fsync: one sync at start-up makes them durable whatever happened.
+    fsync_dir(&dir_file, node_dir)?;
     let lock = Flock::lock(dir_file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         if errno == Errno::EWOULDBLOCK {
             StorageError::Locked { path: node_dir.to_path_buf() }
@@ -551,8 +567,8 @@ fn lock_and_create_dirs(node_dir: &Path) -> Result<Dirs, StorageError> {
     })?;
     let wal_path = node_dir.join("wal");
     let snap_dir = node_dir.join("snap");
-    create_dir(&wal_path)?;
-    create_dir(&snap_dir)?;
+    create_dir(&wal_path, created)?;
+    create_dir(&snap_dir, created)?;
     let wal = WalDir { file: File::open(&wal_path).at(&wal_path)?, path: wal_path, syncs: Default::default() };
     let snap_dir_file = File::open(&snap_dir).at(&snap_dir)?;
     Ok(Dirs { lock, wal, snap_dir, snap_dir_file })

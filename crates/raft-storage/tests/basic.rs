@@ -14,6 +14,34 @@ fn fresh_directory_is_empty() {
     assert!(dir.join("wal").is_dir() && dir.join("snap").is_dir());
 }
 
+/// A power cut after the first vote must not drop the node's directories: each one
+/// created is fsynced into its parent, and only the ones created.
+#[test]
+fn created_directories_are_fsynced_into_their_parents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let deep = root.join("a/b/c");
+    let synced = raft_storage::create_dir_durable(&deep).unwrap();
+    assert_eq!(synced, vec![root.to_path_buf(), root.join("a"), root.join("a/b")]);
+    assert!(deep.is_dir());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&deep).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(raft_storage::create_dir_durable(&deep).unwrap(), Vec::<std::path::PathBuf>::new(), "nothing new");
+    std::fs::write(root.join("file"), b"x").unwrap();
+    assert!(raft_storage::create_dir_durable(&root.join("file")).is_err(), "a file is not a directory");
+
+    // Storage::open goes through it for the node directory, wal/ and snap/.
+    let node = root.join("node-1");
+    let (_st, rec) = open(&node, SMALL_SEGMENTS);
+    let note = rec.notes.iter().find(|n| n.starts_with("created ")).unwrap_or_else(|| panic!("{:?}", rec.notes));
+    for d in [node.clone(), node.join("wal"), node.join("snap")] {
+        assert!(note.contains(&d.display().to_string()), "{note}");
+    }
+    drop(_st);
+    let (_st, rec) = open(&node, SMALL_SEGMENTS);
+    assert!(!rec.notes.iter().any(|n| n.starts_with("created ")), "a reopen creates nothing: {:?}", rec.notes);
+}
+
 #[test]
 fn persist_and_restart() {
     let tmp = tempfile::tempdir().unwrap();

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 /// Control connections open at once: a few concurrent commands; more is a runaway script.
@@ -67,20 +67,18 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
         )));
     }
     let fail = |what: String| move |e: io::Error| CliError::failed(format!("{what}: {e}"));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&cfg.dir)
+    // Each directory made is fsynced into its parent (a power cut must not drop them).
+    raft_storage::create_dir_durable(&cfg.dir)
         .map_err(fail(format!("cannot create the cluster directory {}", cfg.dir.display())))?;
     let lock = acquire_lock(&cfg)?;
+    // The peer secret: made once per cluster directory, kept across `up`s and restarts.
+    let key_path = cfg.cluster_key_path();
+    raft_wire::auth::ClusterKey::create_if_missing(&key_path).map_err(|e| CliError::failed(e.to_string()))?;
     write_effective_config(&cfg).map_err(fail(format!("cannot write {}", cfg.effective_config_path().display())))?;
     let mut plans = BTreeMap::new();
     let config_arg = cfg.effective_config_path();
     for id in cfg.node_ids() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(cfg.node_dir(id))
+        raft_storage::create_dir_durable(&cfg.node_dir(id))
             .map_err(fail(format!("cannot create {}", cfg.node_dir(id).display())))?;
         let id_arg = id.to_string();
         let args = ["--config".as_ref(), config_arg.as_os_str(), "--id".as_ref(), id_arg.as_ref()];

@@ -1,5 +1,6 @@
 //! Protocol types: hello, client requests and responses, status and admin.
 
+use crate::auth::{MacBytes, Nonce};
 use raft_core::{Index, NodeId, PeerProgress, RoleKind, Term};
 use raft_kv::{ReadOp, Reply, WriteOp};
 use serde::{Deserialize, Serialize};
@@ -7,10 +8,28 @@ use serde::{Deserialize, Serialize};
 /// The first frame on every connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hello {
-    /// A cluster member opening its outbound stream to us. `cluster_id` must match ours.
-    Peer { cluster_id: u64, node: NodeId },
+    /// A cluster member opening its outbound stream to us. `cluster_id` must match ours;
+    /// `nonce` is the dialer's fresh challenge (see [`crate::auth`]): we answer with a
+    /// [`PeerChallenge`] and accept the stream only after its [`PeerProof`].
+    Peer { cluster_id: u64, node: NodeId, nonce: Nonce },
     /// A client (raft-cli, the supervisor, tests).
     Client,
+}
+
+/// The acceptor's answer to [`Hello::Peer`]: who it is, its own fresh nonce, and its MAC
+/// over both nonces, which proves to the dialer that it holds the cluster key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerChallenge {
+    pub node: NodeId,
+    pub nonce: Nonce,
+    pub mac: MacBytes,
+}
+
+/// The dialer's MAC over both nonces: proves it holds the cluster key. Raft messages
+/// follow it on the same stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProof {
+    pub mac: MacBytes,
 }
 
 /// One request from a client. `id` is chosen by the client and echoed in the response.
@@ -85,7 +104,7 @@ pub struct NodeStatus {
     pub snapshot_index: Index,
     /// On the leader: each peer's replication progress.
     pub progress: Vec<PeerProgress>,
-    /// Peers with an established outbound connection.
+    /// Peers with an established outbound connection whose handshake proved the key.
     pub connected: Vec<NodeId>,
     /// Peers cut off by [`Request::Isolate`].
     pub isolated: Vec<NodeId>,
