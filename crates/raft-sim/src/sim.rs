@@ -511,28 +511,26 @@ impl Sim {
                     );
                 }
             }
-            MessageBody::AppendResponse { success: true, match_index, .. } => {
-                if disk.hard_state.term < m.term || disk.last_index < *match_index {
-                    return self.checker.fail(
-                        Kind::Contract,
-                        format!(
-                            "n{from} acknowledged entries before persisting them (disk: term {} last {}): {m}",
-                            disk.hard_state.term, disk.last_index
-                        ),
-                    );
-                }
+            MessageBody::AppendResponse { success: true, match_index, .. }
+                if disk.hard_state.term < m.term || disk.last_index < *match_index =>
+            {
+                return self.checker.fail(
+                    Kind::Contract,
+                    format!(
+                        "n{from} acknowledged entries before persisting them (disk: term {} last {}): {m}",
+                        disk.hard_state.term, disk.last_index
+                    ),
+                );
             }
-            MessageBody::InstallSnapshotResponse { installed: Some(index), .. } => {
-                // Covered by a snapshot on disk, or by a log that already reaches it.
-                if disk.last_index < *index {
-                    return self.checker.fail(
-                        Kind::Contract,
-                        format!(
-                            "n{from} acknowledged a snapshot before persisting it (disk: snapshot {} last {}): {m}",
-                            disk.snapshot_index, disk.last_index
-                        ),
-                    );
-                }
+            // Covered by a snapshot on disk, or by a log that already reaches it.
+            MessageBody::InstallSnapshotResponse { installed: Some(index), .. } if disk.last_index < *index => {
+                return self.checker.fail(
+                    Kind::Contract,
+                    format!(
+                        "n{from} acknowledged a snapshot before persisting it (disk: snapshot {} last {}): {m}",
+                        disk.snapshot_index, disk.last_index
+                    ),
+                );
             }
             _ => {}
         }
@@ -853,7 +851,7 @@ impl Sim {
     }
 
     fn replica_options(&self) -> ReplicaOptions {
-        #[allow(unused_mut)]
+        #[allow(unused_mut, clippy::needless_update)] // `bugs` exists only with the feature
         let mut opts = ReplicaOptions {
             snapshot_entries: self.profile.compact_entries,
             snapshot_bytes: u64::MAX,
