@@ -19,6 +19,7 @@
 
 mod codec;
 pub mod conn;
+pub mod fuzz;
 mod proto;
 pub mod supervisor;
 pub use codec::*;
