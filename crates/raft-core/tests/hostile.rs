@@ -471,3 +471,45 @@ fn uncommitted_bytes_are_bounded() {
     c.stabilize();
     assert!(c.put(1, "k", "v").is_ok());
 }
+
+/// A follower that refuses the leader's snapshot (here: every snapshot) is asked for
+/// again and again, never installs it, and holds nobody up: the leader starts over from
+/// offset 0 after each refusal and the other follower keeps committing. Once the check
+/// accepts, the same leader's snapshot goes through.
+#[test]
+fn a_refused_snapshot_is_sent_again_and_holds_nobody_up() {
+    fn refuse_all(_: &Snapshot) -> Result<(), String> {
+        Err("refuse_all".into())
+    }
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.snapshot_chunk_bytes = 8;
+        if cfg.id == 3 {
+            cfg.snapshot_check = Some(refuse_all);
+        }
+    });
+    c.campaign(1);
+    c.crash(3);
+    for i in 0..10 {
+        c.put(1, &format!("k{i}"), "v").unwrap();
+        c.stabilize();
+    }
+    let index = c.compact(1);
+    c.restart(3);
+    c.verbose = true;
+    c.tick_all_stabilize(60);
+    let out = c.take_output();
+    let refusals = out.matches("n3: snapshot from n1").count();
+    assert!(refusals >= 2, "the leader sent the snapshot again after a refusal:\n{out}");
+    assert_eq!(c.node(3).status().snapshot_index, 0, "n3 never installed it");
+    assert_eq!(c.leader(), Some(1));
+    let put = c.put(1, "after", "refusals").unwrap();
+    c.tick_all_stabilize(5);
+    assert!(c.node(2).commit_index() >= put, "n2 still commits");
+    // n3 restarts with a check that accepts: the leader's snapshot installs.
+    c.verbose = false;
+    c.nodes.get_mut(&3).unwrap().config.snapshot_check = None;
+    c.restart(3);
+    c.tick_all_stabilize(40);
+    assert_eq!(c.node(3).status().snapshot_index, index);
+    assert_eq!(c.node(3).commit_index(), c.node(1).commit_index());
+}
