@@ -137,3 +137,16 @@ fn regression_inconsistent_images_are_refused() {
     let image = Image { applied: 5, map: vec![], sessions: vec![(1, Session { last_index: 2, replies })] };
     assert!(KvStore::restore(&enc(&image), 5).is_err(), "more replies than the window");
 }
+
+/// With `FUZZ_SEED_DIR` set, writes a genuine snapshot and a command as seed inputs for
+/// the cargo-fuzz targets `kv_snapshot` and `kv_command`.
+#[test]
+fn seed_corpus() {
+    let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let cmd = Command { session: 1, seq: 2, op: WriteOp::Cas { key: "k".into(), expected: None, new: vec![1] } };
+    for (target, bytes) in [("kv_snapshot", genuine()), ("kv_command", cmd.encode())] {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        std::fs::write(dir.join(target).join("seed-0"), bytes).unwrap();
+    }
+}

@@ -150,3 +150,26 @@ fn storage_open_on_an_arbitrary_snapshot_never_panics() {
         })
         .unwrap();
 }
+
+/// With `FUZZ_SEED_DIR` set, writes a valid segment and a valid snapshot file as seed
+/// inputs for the cargo-fuzz targets that read them.
+#[test]
+fn seed_corpus() {
+    let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = std::fs::read(fuzz::valid_snapshot_file(tmp.path(), b"the state machine image")).unwrap();
+    let mut padded = fuzz::valid_segment(5);
+    padded.resize(padded.len() + 64, 0);
+    for (target, inputs) in [
+        ("wal_segment", vec![fuzz::valid_segment(5), padded.clone()]),
+        ("wal_open", vec![fuzz::valid_segment(5), padded]),
+        ("snapshot_file", vec![snap.clone()]),
+        ("snapshot_open", vec![snap]),
+    ] {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        for (i, b) in inputs.into_iter().enumerate() {
+            std::fs::write(dir.join(target).join(format!("seed-{i}")), b).unwrap();
+        }
+    }
+}

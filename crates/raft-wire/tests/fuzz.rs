@@ -174,3 +174,17 @@ fn valid_frames_pass_the_targets() {
         }
     }
 }
+
+/// With `FUZZ_SEED_DIR` set, writes the valid frames as seed inputs for the cargo-fuzz
+/// targets `frames` and `frame_body` (`$FUZZ_SEED_DIR/<target>/seed-N`).
+#[test]
+fn seed_corpus() {
+    let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    for (target, strip) in [("frames", 0), ("frame_body", LEN_BYTES)] {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        for (i, f) in valid_frames().into_iter().enumerate() {
+            std::fs::write(dir.join(target).join(format!("seed-{i}")), &f[strip..]).unwrap();
+        }
+    }
+}
