@@ -328,7 +328,9 @@ impl KvStore {
         bincode::serde::encode_to_vec(&image, bincode::config::standard()).expect("snapshots always encode")
     }
 
-    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`.
+    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`. Bytes that
+    /// `snapshot` cannot have written (damaged, cut, trailing bytes, another index, or
+    /// session bookkeeping that does not add up) are a [`KvError::BadSnapshot`].
     pub fn restore(bytes: &[u8], index: Index) -> Result<KvStore, KvError> {
         let (image, used): (SnapshotImage, usize) = bincode::serde::decode_from_slice(bytes, snapshot_config())
             .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
