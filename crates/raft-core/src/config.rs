@@ -1,6 +1,6 @@
 //! Configuration of one Raft node. Every limit is named and says why it exists.
 
-use crate::NodeId;
+use crate::{NodeId, Snapshot};
 
 /// Default ticks between heartbeats (DESIGN.md: heartbeat every 5 ticks).
 pub const HEARTBEAT_TICKS: u32 = 5;
@@ -25,13 +25,28 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 512 * 1024;
 pub const MAX_UNCOMMITTED_ENTRIES: usize = 100_000;
 /// ReadIndex requests waiting for confirmation: bounds memory under a read storm.
 pub const MAX_PENDING_READS: usize = 100_000;
+/// Bytes of uncommitted entries (as [`crate::Entry::size_bytes`] counts them) the leader
+/// holds before it refuses proposals: the count limit alone allows 100,000 commands of
+/// up to a frame each; 64 MiB is eight frames, ample for batching, small for memory.
+pub const MAX_UNCOMMITTED_BYTES: usize = 64 << 20;
+/// Bytes of a snapshot a follower assembles in memory before it gives up on it: the
+/// state machine refuses larger images anyway (raft-kv's `MAX_SNAPSHOT_BYTES`, 1 GiB).
+pub const MAX_INCOMING_SNAPSHOT_BYTES: usize = 1 << 30;
+
+/// Verifies a snapshot received from the leader before it replaces anything: `Ok` when
+/// the bytes load into the state machine at `meta.index`, else why not. Pure: no I/O.
+pub type SnapshotCheck = fn(&Snapshot) -> Result<(), String>;
 
 const _: () = assert!(HEARTBEAT_TICKS < ELECTION_TICKS_MIN);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);
 const _: () = assert!(MAX_APPEND_BYTES <= MAX_INFLIGHT_BYTES);
+const _: () = assert!(MAX_APPEND_BYTES <= MAX_UNCOMMITTED_BYTES);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= MAX_INCOMING_SNAPSHOT_BYTES);
 
 /// Everything a [`crate::RawNode`] needs to know that is not persisted state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Not `PartialEq`: [`Config::snapshot_check`] is a function pointer, and those do not
+/// compare meaningfully.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// This node. Never 0.
     pub id: NodeId,
@@ -53,7 +68,18 @@ pub struct Config {
     pub max_inflight_bytes: usize,
     pub snapshot_chunk_bytes: usize,
     pub max_uncommitted_entries: usize,
+    /// A proposal that would take the uncommitted entries past this many bytes is
+    /// refused with `Busy` (unless nothing is uncommitted: one big command still passes).
+    pub max_uncommitted_bytes: usize,
     pub max_pending_reads: usize,
+    /// A half-received snapshot that grows past this is dropped and the leader told to
+    /// start over.
+    pub max_incoming_snapshot_bytes: usize,
+    /// Run on a snapshot received from the leader once its last chunk arrived, before it
+    /// replaces the log: a snapshot that fails is dropped (nothing changes, an
+    /// [`crate::Event::SnapshotRefused`] says why) and the leader is told to start over.
+    /// `None` accepts any bytes (tests whose state machine has no format).
+    pub snapshot_check: Option<SnapshotCheck>,
     /// Deliberate bugs, so tests can prove the simulator's checkers bite.
     #[cfg(feature = "bugs")]
     pub bugs: Bugs,
@@ -89,7 +115,10 @@ impl Config {
             max_inflight_bytes: MAX_INFLIGHT_BYTES,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             max_uncommitted_entries: MAX_UNCOMMITTED_ENTRIES,
+            max_uncommitted_bytes: MAX_UNCOMMITTED_BYTES,
             max_pending_reads: MAX_PENDING_READS,
+            max_incoming_snapshot_bytes: MAX_INCOMING_SNAPSHOT_BYTES,
+            snapshot_check: None,
             #[cfg(feature = "bugs")]
             bugs: Bugs::default(),
         }
@@ -122,6 +151,8 @@ impl Config {
             || self.snapshot_chunk_bytes == 0
             || self.max_uncommitted_entries == 0
             || self.max_pending_reads == 0
+            || self.max_uncommitted_bytes == 0
+            || self.max_incoming_snapshot_bytes == 0
         {
             return Err(ConfigError("limits must be at least 1".into()));
         }

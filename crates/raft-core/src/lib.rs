@@ -48,7 +48,12 @@
 //! [`MAX_TERM_JUMP`] ahead of the node's own; an index above [`MAX_INDEX`] or an append
 //! whose entries would pass it; a second leader in a term; a vote for a term in which
 //! the node did not campaign; an acknowledgement (match, installed snapshot) beyond the
-//! leader's log; an answer to a heartbeat round never sent. Messages from older terms
+//! leader's log; an answer to a heartbeat round never sent. A snapshot from the leader
+//! is verified by [`Config::snapshot_check`] once its last chunk arrived and before it
+//! replaces the log; one that fails, or grows past
+//! [`Config::max_incoming_snapshot_bytes`] while arriving, is dropped without effect
+//! ([`Event::SnapshotRefused`]) and the leader is asked to start over from offset 0.
+//! Messages from older terms
 //! are not looked into, so stale, duplicated and reordered traffic stays accepted. What
 //! the checks cannot catch is a voter lying within the rules (a forged grant, a forged
 //! leader in a term whose leader is not yet known): that needs authenticated peers,

@@ -137,6 +137,9 @@ struct Leader {
     /// Reads that arrived before this leader committed an entry of its term (§6.4 step 1).
     reads_awaiting_commit: Vec<u64>,
     transfer: Option<Transfer>,
+    /// Bytes ([`Entry::size_bytes`]) of the entries after the commit index: the byte
+    /// bound on proposals. Counted on election, grown by proposals, shrunk by commits.
+    uncommitted_bytes: usize,
     /// Scratch space for the commit quorum computation (no allocation per message).
     scratch: Vec<Index>,
 }
@@ -490,6 +493,7 @@ impl RawNode {
             pending_reads: VecDeque::new(),
             reads_awaiting_commit: Vec::new(),
             transfer: None,
+            uncommitted_bytes: 0,
             scratch: Vec::with_capacity(self.config.voters.len()),
         }));
         self.leader = Some(self.id);
@@ -499,6 +503,11 @@ impl RawNode {
         // §5.4.2/§8: a no-op of the new term lets the leader commit what earlier terms left.
         let e = Entry { index: next, term: self.term, data: EntryData::Noop };
         self.log.append(e);
+        let uncommitted: usize =
+            self.log.entries().filter(|e| e.index > self.log.committed).map(Entry::size_bytes).sum();
+        if let Role::Leader(l) = &mut self.role {
+            l.uncommitted_bytes = uncommitted;
+        }
         // A single voter commits as soon as its own disk has the entry.
         self.maybe_commit();
     }
@@ -1003,12 +1012,18 @@ impl RawNode {
             );
             return;
         }
+        let max_bytes = self.config.max_incoming_snapshot_bytes;
         let Role::Follower(f) = &mut self.role else { unreachable!("follow() made us a follower") };
         if offset == 0 {
             f.incoming = Some(Snapshot { meta: meta.clone(), data: Vec::new() });
         }
         let expected = match &mut f.incoming {
             Some(s) if s.meta == meta && s.data.len() as u64 == offset => {
+                if s.data.len().saturating_add(data.len()) > max_bytes {
+                    f.incoming = None;
+                    let reason = format!("larger than max_incoming_snapshot_bytes={max_bytes}");
+                    return self.refuse_snapshot(from, &meta, reason);
+                }
                 s.data.extend_from_slice(&data);
                 None
             }
@@ -1031,6 +1046,13 @@ impl RawNode {
             // Our log already holds the snapshot's last entry: keep the log, just commit.
             self.log.commit_to(index);
         } else {
+            // The snapshot is about to replace the log and be persisted as current: it
+            // must load, or the node would be left with a state it cannot restart from.
+            if let Some(check) = self.config.snapshot_check {
+                if let Err(reason) = check(&snapshot) {
+                    return self.refuse_snapshot(from, &snapshot.meta, format!("does not verify: {reason}"));
+                }
+            }
             self.log.restore(index, term);
             // Confirmed reads below the snapshot are covered by it too.
             self.pending_install = Some(snapshot.clone());
@@ -1038,6 +1060,13 @@ impl RawNode {
             self.event(Event::SnapshotInstalled { index, term });
         }
         self.send_persisted(from, MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(index) });
+    }
+
+    /// Drops an incoming snapshot (already taken out of the follower's state) without
+    /// changing anything else, says why, and asks the leader to start over from offset 0.
+    fn refuse_snapshot(&mut self, from: NodeId, meta: &SnapshotMeta, reason: String) {
+        self.event(Event::SnapshotRefused { from, index: meta.index, term: meta.term, reason });
+        self.send(from, MessageBody::InstallSnapshotResponse { next_offset: 0, installed: None });
     }
 
     fn progress_mut(&mut self, from: NodeId) -> Option<&mut Progress> {
@@ -1156,6 +1185,9 @@ impl RawNode {
         if self.log.term(index) != Some(self.term) && !allow_old {
             return;
         }
+        let newly: usize =
+            (self.log.committed + 1..=index).filter_map(|i| self.log.entry(i)).map(Entry::size_bytes).sum();
+        l.uncommitted_bytes = l.uncommitted_bytes.saturating_sub(newly);
         self.log.commit_to(index);
         if self.log.term(index) == Some(self.term) && !l.reads_awaiting_commit.is_empty() {
             let seq = l.read_seq + 1;
@@ -1195,7 +1227,16 @@ impl RawNode {
             return Err(ProposeError::Busy);
         }
         let index = self.log.last_index() + 1;
-        self.log.append(Entry { index, term: self.term, data: EntryData::Command(command) });
+        let entry = Entry { index, term: self.term, data: EntryData::Command(command) };
+        let size = entry.size_bytes();
+        // One command bigger than the bound still passes when nothing is waiting, so the
+        // bound never refuses a command for ever.
+        if l.uncommitted_bytes > 0 && l.uncommitted_bytes.saturating_add(size) > self.config.max_uncommitted_bytes {
+            return Err(ProposeError::Busy);
+        }
+        let Role::Leader(l) = &mut self.role else { unreachable!("checked above") };
+        l.uncommitted_bytes += size;
+        self.log.append(entry);
         if self.peers.is_empty() {
             self.maybe_commit();
         }

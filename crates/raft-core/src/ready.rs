@@ -71,6 +71,10 @@ pub enum Event {
     SnapshotSent { to: NodeId, index: Index, term: Term },
     /// This node installed a snapshot received from the leader.
     SnapshotInstalled { index: Index, term: Term },
+    /// This node dropped a snapshot `from` the leader without changing anything: it did
+    /// not verify ([`crate::Config::snapshot_check`]) or grew past
+    /// [`crate::Config::max_incoming_snapshot_bytes`]. The leader is told to start over.
+    SnapshotRefused { from: NodeId, index: Index, term: Term, reason: String },
     /// The log up to `index` was compacted into a local snapshot.
     Compacted { index: Index, term: Term },
     /// A leadership transfer to `to` began (§3.10).
@@ -103,6 +107,9 @@ impl fmt::Display for Event {
             }
             Event::SnapshotSent { to, index, term } => write!(f, "snapshot sent to n{to} index={index} term={term}"),
             Event::SnapshotInstalled { index, term } => write!(f, "snapshot installed index={index} term={term}"),
+            Event::SnapshotRefused { from, index, term, reason } => {
+                write!(f, "snapshot from n{from} index={index} term={term} refused: {reason}")
+            }
             Event::Compacted { index, term } => write!(f, "log compacted up to index={index} term={term}"),
             Event::TransferStarted { to, term } => write!(f, "leadership transfer to n{to} started term={term}"),
             Event::TransferAborted { to, term } => write!(f, "leadership transfer to n{to} aborted term={term}"),

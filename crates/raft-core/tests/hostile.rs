@@ -322,3 +322,194 @@ fn stale_duplicate_and_late_messages_are_still_accepted() {
     assert_eq!(c.node(other).commit_index(), c.node(leader).commit_index());
     still_works(&mut c);
 }
+
+// ------------------------------------------------------------------ snapshots and bounds
+
+/// The test cluster's snapshot format (`k=v` lines), as a [`Config::snapshot_check`].
+fn kv_lines(s: &Snapshot) -> Result<(), String> {
+    let text = std::str::from_utf8(&s.data).map_err(|e| e.to_string())?;
+    match text.lines().find(|l| !l.contains('=')) {
+        Some(l) => Err(format!("line {l:?} is not k=v")),
+        None => Ok(()),
+    }
+}
+
+fn chunk(index: Index, term: Term, offset: u64, data: &[u8], done: bool) -> MessageBody {
+    let meta = SnapshotMeta { index, term, voters: vec![1, 2, 3] };
+    MessageBody::InstallSnapshot { meta, offset, data: data.to_vec(), done }
+}
+
+/// The one message a follower sends after dropping a snapshot: "start over from 0".
+#[track_caller]
+fn asked_to_start_over(rd: &Ready, to: NodeId) {
+    let want = MessageBody::InstallSnapshotResponse { next_offset: 0, installed: None };
+    assert!(rd.persisted_messages.is_empty(), "{rd:?}");
+    assert_eq!(rd.messages.len(), 1, "{rd:?}");
+    assert_eq!((rd.messages[0].to, &rd.messages[0].body), (to, &want), "{rd:?}");
+}
+
+/// An InstallSnapshot chunk with `done = true` and garbage data used to be adopted: the
+/// core replaced its log and handed it out for the driver to persist, which could not
+/// load it. Now the check runs before anything changes: the snapshot is dropped with an
+/// event naming the leader, the leader is asked to start over, and the node still works.
+#[test]
+fn a_snapshot_that_does_not_verify_is_refused_and_changes_nothing() {
+    let mut c = Cluster::new(3, |cfg| cfg.snapshot_check = Some(kv_lines));
+    c.campaign(1);
+    c.put(1, "a", "1").unwrap();
+    c.stabilize();
+    let before = (c.node(2).status(), c.node(2).hard_state());
+    let garbage = chunk(50, 1, 0, b"\xff\x00 not a k=v snapshot", true);
+    c.node_mut(2).step(msg(1, 2, 1, garbage)).expect("a well-formed chunk is stepped");
+    assert_eq!((c.node(2).status(), c.node(2).hard_state()), before, "the garbage snapshot changed the node");
+    let rd = c.node_mut(2).ready();
+    assert!(rd.snapshot.is_none() && rd.hard_state.is_none() && rd.entries.is_empty(), "{rd:?}");
+    assert!(rd.committed.is_empty() && rd.soft_state.is_none(), "{rd:?}");
+    match rd.events.as_slice() {
+        [Event::SnapshotRefused { from: 1, index: 50, term: 1, reason }] => {
+            assert!(reason.contains("does not verify"), "{reason}");
+            let line = rd.events[0].to_string();
+            assert!(line.starts_with("snapshot from n1 index=50 term=1 refused: does not verify"), "{line}");
+        }
+        other => panic!("expected one SnapshotRefused event, got {other:?}"),
+    }
+    asked_to_start_over(&rd, 1);
+    still_works(&mut c);
+}
+
+/// The check does not get in the way of a genuine snapshot: a follower far behind a
+/// compacted leader still catches up through InstallSnapshot.
+#[test]
+fn a_snapshot_that_verifies_is_installed() {
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.snapshot_check = Some(kv_lines);
+        cfg.snapshot_chunk_bytes = 16;
+    });
+    c.campaign(1);
+    c.crash(3);
+    for i in 0..20 {
+        c.put(1, &format!("k{i}"), &i.to_string()).unwrap();
+        c.stabilize();
+    }
+    let index = c.compact(1);
+    c.restart(3);
+    c.tick_all_stabilize(20);
+    assert_eq!(c.node(3).status().snapshot_index, index, "n3 installed the leader's snapshot");
+    assert_eq!(c.node(3).commit_index(), c.node(1).commit_index());
+    assert_eq!(c.nodes[&3].kv, c.nodes[&1].kv);
+}
+
+/// A half-received snapshot is bounded in bytes: the chunk that would take it past
+/// `max_incoming_snapshot_bytes` drops it (an event says so) and the leader is asked to
+/// start over; a chunk that continues the dropped snapshot is not accepted.
+#[test]
+fn a_half_received_snapshot_past_the_byte_bound_is_dropped() {
+    let mut c = Cluster::new(3, |cfg| cfg.max_incoming_snapshot_bytes = 10);
+    c.campaign(1);
+    c.stabilize();
+    let before = (c.node(2).status(), c.node(2).hard_state());
+    c.node_mut(2).step(msg(1, 2, 1, chunk(50, 1, 0, b"a=1\nb=2\n", false))).unwrap();
+    let rd = c.node_mut(2).ready();
+    assert!(rd.events.is_empty(), "{rd:?}");
+    let want = MessageBody::InstallSnapshotResponse { next_offset: 8, installed: None };
+    assert_eq!(rd.messages.iter().map(|m| &m.body).collect::<Vec<_>>(), vec![&want]);
+    c.node_mut(2).step(msg(1, 2, 1, chunk(50, 1, 8, b"c=3\n", true))).unwrap();
+    let rd = c.node_mut(2).ready();
+    assert!(rd.snapshot.is_none(), "{rd:?}");
+    match rd.events.as_slice() {
+        [Event::SnapshotRefused { from: 1, index: 50, reason, .. }] => {
+            assert!(reason.contains("max_incoming_snapshot_bytes=10"), "{reason}")
+        }
+        other => panic!("expected one SnapshotRefused event, got {other:?}"),
+    }
+    asked_to_start_over(&rd, 1);
+    // The dropped snapshot is gone: its next chunk is answered with "from 0".
+    c.node_mut(2).step(msg(1, 2, 1, chunk(50, 1, 12, b"d", true))).unwrap();
+    let rd = c.node_mut(2).ready();
+    assert!(rd.snapshot.is_none() && rd.events.is_empty(), "{rd:?}");
+    asked_to_start_over(&rd, 1);
+    assert_eq!((c.node(2).status(), c.node(2).hard_state()), before);
+    still_works(&mut c);
+}
+
+/// A snapshot exactly at the byte bound still installs.
+#[test]
+fn a_snapshot_at_the_byte_bound_is_installed() {
+    let mut c = Cluster::new(3, |cfg| cfg.max_incoming_snapshot_bytes = 8);
+    c.campaign(1);
+    c.stabilize();
+    c.node_mut(2).step(msg(1, 2, 1, chunk(50, 1, 0, b"a=1\n", false))).unwrap();
+    c.node_mut(2).step(msg(1, 2, 1, chunk(50, 1, 4, b"b=2\n", true))).unwrap();
+    let rd = c.node_mut(2).ready();
+    assert_eq!(rd.snapshot.map(|s| s.data), Some(b"a=1\nb=2\n".to_vec()));
+}
+
+/// The uncommitted log is bounded in bytes, not only in entries: a leader that cannot
+/// commit refuses proposals past `max_uncommitted_bytes` with `Busy`, and takes them
+/// again once its entries commit. A single command bigger than the bound passes when
+/// nothing else is uncommitted, so no command is refused for ever.
+#[test]
+fn uncommitted_bytes_are_bounded() {
+    let mut c = Cluster::new(3, |cfg| cfg.max_uncommitted_bytes = 200);
+    c.campaign(1);
+    c.stabilize();
+    let value = "v".repeat(48); // "k=" + 48 bytes + 24 bytes of overhead = 74 bytes an entry
+    c.partition(&[1]);
+    assert!(c.put(1, "k", &value).is_ok());
+    assert!(c.put(1, "k", &value).is_ok());
+    assert_eq!(c.put(1, "k", &value), Err(ProposeError::Busy), "222 bytes > 200");
+    assert_eq!(c.put(1, "k", "v"), Ok(4), "a smaller one still fits");
+    assert_eq!(c.put(1, "k", "v"), Err(ProposeError::Busy), "26 more bytes would pass 200");
+    c.heal();
+    c.tick_all_stabilize(10);
+    assert_eq!(c.node(1).commit_index(), c.node(1).last_index(), "the backlog committed");
+    assert!(c.put(1, "k", &value).is_ok(), "room again after the commit");
+    c.stabilize();
+    let big = "x".repeat(1000);
+    assert!(c.put(1, "big", &big).is_ok(), "nothing uncommitted: one big command passes");
+    assert_eq!(c.put(1, "k", "v"), Err(ProposeError::Busy));
+    c.stabilize();
+    assert!(c.put(1, "k", "v").is_ok());
+}
+
+/// A follower that refuses the leader's snapshot (here: every snapshot) is asked for
+/// again and again, never installs it, and holds nobody up: the leader starts over from
+/// offset 0 after each refusal and the other follower keeps committing. Once the check
+/// accepts, the same leader's snapshot goes through.
+#[test]
+fn a_refused_snapshot_is_sent_again_and_holds_nobody_up() {
+    fn refuse_all(_: &Snapshot) -> Result<(), String> {
+        Err("refuse_all".into())
+    }
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.snapshot_chunk_bytes = 8;
+        if cfg.id == 3 {
+            cfg.snapshot_check = Some(refuse_all);
+        }
+    });
+    c.campaign(1);
+    c.crash(3);
+    for i in 0..10 {
+        c.put(1, &format!("k{i}"), "v").unwrap();
+        c.stabilize();
+    }
+    let index = c.compact(1);
+    c.restart(3);
+    c.verbose = true;
+    c.tick_all_stabilize(60);
+    let out = c.take_output();
+    let refusals = out.matches("n3: snapshot from n1").count();
+    assert!(refusals >= 2, "the leader sent the snapshot again after a refusal:\n{out}");
+    assert_eq!(c.node(3).status().snapshot_index, 0, "n3 never installed it");
+    assert_eq!(c.leader(), Some(1));
+    let put = c.put(1, "after", "refusals").unwrap();
+    c.tick_all_stabilize(5);
+    assert!(c.node(2).commit_index() >= put, "n2 still commits");
+    // n3 restarts with a check that accepts: the leader's snapshot installs.
+    c.verbose = false;
+    c.nodes.get_mut(&3).unwrap().config.snapshot_check = None;
+    c.restart(3);
+    c.tick_all_stabilize(40);
+    assert_eq!(c.node(3).status().snapshot_index, index);
+    assert_eq!(c.node(3).commit_index(), c.node(1).commit_index());
+}

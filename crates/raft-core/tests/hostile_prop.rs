@@ -6,7 +6,8 @@
 //! * the term in `Ready::hard_state` never decreases;
 //! * the vote never changes within a term (none -> some is a vote cast);
 //! * the commit index never decreases and never passes the last index on disk;
-//! * committed entries come out contiguous, and what was persisted restores.
+//! * committed entries come out contiguous, and what was persisted restores;
+//! * a snapshot handed out passed `Config::snapshot_check` and the byte bound.
 //!
 //! Proptest draws the schedule (an action kind and a seed per step); the message of a
 //! step is built from its seed and the node's current state, so that its fields are
@@ -170,11 +171,26 @@ struct Driven {
     applied: Index,
 }
 
+/// The byte bound on a half-received snapshot in these runs.
+const MAX_SNAPSHOT_BYTES: usize = 12;
+
+/// The snapshot check of these runs: a snapshot verifies when its first byte is odd.
+fn odd_first_byte(s: &Snapshot) -> Result<(), String> {
+    match s.data.first() {
+        Some(b) if b % 2 == 1 => Ok(()),
+        _ => Err("first byte is not odd".into()),
+    }
+}
+
 impl Driven {
     fn new(id: NodeId, seed: u64) -> Driven {
         let mut config = Config::new(id, VOTERS.to_vec(), seed);
         config.max_entries_per_append = 4;
         config.snapshot_chunk_bytes = 4;
+        // Chunks carry up to 8 bytes: snapshots past 12 are dropped half-way, and about
+        // half of the others do not verify.
+        config.max_incoming_snapshot_bytes = MAX_SNAPSHOT_BYTES;
+        config.snapshot_check = Some(odd_first_byte);
         let raw = RawNode::new(config.clone(), Restored::default()).expect("valid config");
         Driven { config, raw, hard_state: HardState::default(), snapshot: None, entries: Vec::new(), applied: 0 }
     }
@@ -194,6 +210,8 @@ impl Driven {
         let rd = self.raw.ready();
         let mut out = rd.messages;
         if let Some(s) = &rd.snapshot {
+            prop_assert!(odd_first_byte(s).is_ok(), "n{id}: adopted a snapshot that does not verify");
+            prop_assert!(s.data.len() <= MAX_SNAPSHOT_BYTES, "n{id}: assembled a snapshot past the bound");
             prop_assert!(s.meta.index > self.snap_index() || self.snapshot.is_none(), "n{id}: snapshot goes back");
             self.snapshot = Some(s.clone());
             self.entries.clear();

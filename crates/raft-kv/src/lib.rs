@@ -24,6 +24,7 @@
 //! is skipped identically on every node (it is answered as invalid).
 
 use raft_core::{Entry, EntryData, Index};
+pub mod fuzz;
 mod ops;
 pub use ops::*;
 use serde::{Deserialize, Serialize};
@@ -332,7 +333,9 @@ impl KvStore {
         bincode::serde::encode_to_vec(&image, bincode::config::standard()).expect("snapshots always encode")
     }
 
-    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`.
+    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`. Bytes that
+    /// `snapshot` cannot have written (damaged, cut, trailing bytes, another index, or
+    /// session bookkeeping that does not add up) are a [`KvError::BadSnapshot`].
     pub fn restore(bytes: &[u8], index: Index) -> Result<KvStore, KvError> {
         let (image, used): (SnapshotImage, usize) = bincode::serde::decode_from_slice(bytes, snapshot_config())
             .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
@@ -345,11 +348,33 @@ impl KvStore {
                 image.applied
             )));
         }
+        // What `snapshot` writes holds by construction; a damaged or hostile image that
+        // breaks it would make later entries misbehave (an expiry sum overflowing, a
+        // session in the use order twice): refuse it here instead.
+        let bad = |why: String| Err(KvError::BadSnapshot(why));
+        if image.applied > raft_core::MAX_INDEX {
+            return bad(format!("applied index {} is beyond any log", image.applied));
+        }
+        if image.sessions.len() > MAX_SESSIONS {
+            return bad(format!("{} sessions, more than {MAX_SESSIONS}", image.sessions.len()));
+        }
         let mut store = KvStore { applied: image.applied, ..KvStore::default() };
+        let keys = image.map.len();
         store.map = image.map.into_iter().map(|(k, v)| (k, v.0)).collect();
+        if store.map.len() != keys {
+            return bad("a key appears twice".into());
+        }
         for (id, s) in image.sessions {
+            if s.last_index == 0 || s.last_index > image.applied {
+                return bad(format!("session {id} last used at {}, outside 1..={}", s.last_index, image.applied));
+            }
+            if s.replies.len() > MAX_REPLIES_PER_SESSION {
+                return bad(format!("session {id} caches {} replies", s.replies.len()));
+            }
             store.lru.insert((s.last_index, id));
-            store.sessions.insert(id, s);
+            if store.sessions.insert(id, s).is_some() {
+                return bad(format!("session {id} appears twice"));
+            }
         }
         Ok(store)
     }

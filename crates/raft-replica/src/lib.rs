@@ -32,8 +32,10 @@
 //!    `reads`: committed entries are durable on a majority already, so their answers
 //!    need not wait for this node's fsync; then [`Effects::flush`], so all of that
 //!    leaves before the fsync below;
-//! 4. persist: a received snapshot is first checked to decode into a state machine,
-//!    then written *with the batch's hard state* ([`Store::install_snapshot`]); then the
+//! 4. persist: a received snapshot was verified by the core before it adopted it
+//!    ([`snapshot_check`], installed into the [`Config`] by [`Replica::recover`]: a
+//!    snapshot that does not load never gets this far); it is decoded into a state
+//!    machine and written *with the batch's hard state* ([`Store::install_snapshot`]); then the
 //!    hard state and entries in ONE write and ONE fsync ([`Store::persist`]). A hard
 //!    state whose only change is the commit index is not synced on its own: it rides
 //!    with the next entries (a restarted node relearns its commit index);
@@ -72,6 +74,18 @@ pub const MAX_PENDING_REQUESTS: usize = 100_000;
 /// progress (persisted -> commit -> apply), so a few suffice; the bound keeps a bug from
 /// spinning the event loop.
 pub const MAX_READY_ROUNDS: usize = 16;
+
+// The core never assembles a snapshot the state machine would refuse for its size.
+const _: () = assert!(raft_core::MAX_INCOMING_SNAPSHOT_BYTES <= raft_kv::MAX_SNAPSHOT_BYTES);
+
+/// The [`Config::snapshot_check`] of every replica (node and simulator): a snapshot
+/// received from the leader is adopted only if its bytes decode into a [`KvStore`] at its
+/// own index (bincode with its length limit, no trailing bytes, the image's applied
+/// index equal to `meta.index`). [`Replica::recover`] installs it when the config has
+/// none, so the node's and the simulator's configs need not know about it.
+pub fn snapshot_check(snap: &Snapshot) -> Result<(), String> {
+    KvStore::restore(&snap.data, snap.meta.index).map(drop).map_err(|e| e.to_string())
+}
 
 /// The durable half of a node: log, hard state and snapshots. Every call is durable when
 /// it returns `Ok` (when the store syncs at all). An `Err` leaves the store unusable: the
@@ -217,9 +231,10 @@ pub struct Replica<S: Store> {
 impl<S: Store> Replica<S> {
     /// Builds a replica from what its store recovered. The state machine is restored
     /// from the snapshot; the entries up to the persisted commit index are applied again
-    /// by the first [`Replica::process_ready`].
+    /// by the first [`Replica::process_ready`]. A config without a
+    /// [`Config::snapshot_check`] gets [`snapshot_check`].
     pub fn recover(
-        config: Config,
+        mut config: Config,
         store: S,
         mut restored: Restored,
         opts: ReplicaOptions,
@@ -252,6 +267,7 @@ impl<S: Store> Replica<S> {
             ),
         );
         let synced_hard_state = restored.hard_state;
+        config.snapshot_check.get_or_insert(snapshot_check);
         let raft = RawNode::new(config, restored).map_err(|e| ReplicaError::Start(e.to_string()))?;
         Ok(Replica {
             soft: SoftState { role: RoleKind::Follower, term, leader: None },
@@ -485,9 +501,10 @@ impl<S: Store> Replica<S> {
         fx.event(self.soft.term, ev);
     }
 
-    /// Checks that a received snapshot decodes into a state machine, then writes it with
-    /// the batch's hard state. Returns the decoded state machine, installed after the
-    /// batch's acknowledgements left.
+    /// Decodes a received snapshot into a state machine, then writes it with the batch's
+    /// hard state. Returns the decoded state machine, installed after the batch's
+    /// acknowledgements left. The core verified it with the same decode before adopting
+    /// it, so an error here means a config whose check differs from this state machine.
     fn persist_snapshot(&mut self, snap: &Snapshot) -> Result<KvStore, ReplicaError> {
         let kv = KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::Snapshot(e.to_string()))?;
         let hs = self.unsynced_hard_state.take().unwrap_or(self.synced_hard_state);

@@ -105,6 +105,7 @@
 //!   compaction never passes the log's end; snapshots never go backwards.
 
 mod error;
+pub mod fuzz;
 mod record;
 mod snapshot;
 mod storage;

@@ -125,6 +125,11 @@ pub(crate) fn write(dir: &File, dir_path: &Path, snap: &Snapshot) -> Result<Path
 /// Reads and checks a snapshot file whose name said `(index, term)`.
 pub(crate) fn read(path: &Path, index: Index, term: Term) -> Result<Snapshot, StorageError> {
     let bytes = fs::read(path).at(path)?;
+    parse(bytes, path, index, term)
+}
+
+/// Checks and splits the bytes of a snapshot file read from `path` (named for errors).
+pub(crate) fn parse(bytes: Vec<u8>, path: &Path, index: Index, term: Term) -> Result<Snapshot, StorageError> {
     let corrupt = |offset: usize, why: String| StorageError::corrupt(path, offset as u64, why);
     let header = MAGIC.len() + 4;
     if bytes.len() < header + TRAILER_BYTES {

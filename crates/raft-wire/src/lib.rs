@@ -25,6 +25,7 @@
 pub mod auth;
 mod codec;
 pub mod conn;
+pub mod fuzz;
 mod proto;
 pub mod supervisor;
 pub use codec::*;
