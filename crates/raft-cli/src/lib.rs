@@ -8,7 +8,12 @@
 //!   per client, a sequence number per write, both kept on retry), and the difference
 //!   between "surely not applied" (exit 3) and "may have been applied" (exit 4).
 //! * [`conn`]: one blocking connection to a node (hello, request, response by id).
-//! * [`commands`]: set, get, del, cas, keys, status.
+//! * [`commands`]: set, get, del, cas, keys, status. Values are bytes: `set KEY --file
+//!   PATH` and `set KEY -` (standard input) read them byte for byte up to
+//!   `MAX_VALUE_BYTES`; `get --raw` writes them back exactly; `get --json` prints
+//!   `{"key", "value"}` or, for a value that is not UTF-8, `{"key", "value_base64"}`;
+//!   `keys --json` one JSON array of strings.
+//! * `completions bash|zsh|fish`: a shell completion script from the same clap definitions.
 //! * [`bench`]: many pipelined connections on one mio `Poll`, latency percentiles.
 //! * [`chaos`]: concurrent clients plus supervisor-driven faults, then the
 //!   linearizability check of the recorded history (raft-lincheck).
