@@ -30,13 +30,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set KEY to VALUE (prints OK once a majority has it).
-    Set { key: String, value: String },
-    /// Print the value of KEY alone on stdout (exit 1 if not found).
+    ///
+    /// The value is VALUE, or the bytes of a file with `--file PATH`, or standard input with
+    /// `-` (so binary data and large values need no shell quoting). At most 256 KiB.
+    Set {
+        key: String,
+        /// The value; `-` reads it from standard input.
+        #[arg(required_unless_present = "file", conflicts_with = "file", allow_hyphen_values = true)]
+        value: Option<String>,
+        /// Take the value byte for byte from this file.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// Print the value of KEY alone on stdout, then a newline (exit 1 if not found).
     Get {
         key: String,
         /// Read from any node's own state at once (may be stale) instead of a linearizable read.
         #[arg(long)]
         stale: bool,
+        /// Write the value's exact bytes and nothing else (no newline).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+        /// Print {"key": K, "value": V} (V a JSON string), or {"key": K, "value_base64": B}
+        /// when the value is not UTF-8.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete KEY.
     Del { key: String },
@@ -58,6 +76,9 @@ pub enum Command {
         /// Read from any node's own state (may be stale).
         #[arg(long)]
         stale: bool,
+        /// Print one JSON array of the keys as strings (a key may hold a newline).
+        #[arg(long)]
+        json: bool,
     },
     /// Show every node's status as a table (unreachable nodes included).
     Status,
@@ -65,6 +86,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run clients against the cluster while injecting faults, then check linearizability.
     Chaos(ChaosArgs),
+    /// Print a shell completion script: `source <(raft-cli completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -256,7 +282,7 @@ mod tests {
     fn global_flags_and_defaults() {
         let cli = Cli::try_parse_from(["raft-cli", "get", "k", "--timeout", "200ms", "--stale"]).unwrap();
         assert_eq!(cli.timeout, Duration::from_millis(200));
-        assert!(matches!(cli.command, Command::Get { ref key, stale: true } if key == "k"));
+        assert!(matches!(cli.command, Command::Get { ref key, stale: true, raw: false, json: false } if key == "k"));
         let cli = Cli::try_parse_from(["raft-cli", "--config", "/x.toml", "set", "k", "v"]).unwrap();
         assert_eq!(cli.timeout, DEFAULT_TIMEOUT);
         assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/x.toml")));
@@ -280,6 +306,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn value_sources_and_output_forms() {
+        let set = |args: &[&str]| Cli::try_parse_from(["raft-cli", "set"].iter().chain(args)).map(|c| c.command);
+        assert!(matches!(set(&["k", "v"]).unwrap(), Command::Set { value: Some(v), file: None, .. } if v == "v"));
+        assert!(matches!(set(&["k", "-"]).unwrap(), Command::Set { value: Some(v), .. } if v == "-"));
+        assert!(matches!(set(&["k", "-x"]).unwrap(), Command::Set { value: Some(v), .. } if v == "-x"));
+        assert!(
+            matches!(set(&["k", "--file", "/f"]).unwrap(), Command::Set { value: None, file: Some(f), .. } if f == std::path::Path::new("/f"))
+        );
+        assert_eq!(set(&["k"]).unwrap_err().exit_code(), 2, "a value or --file is needed");
+        assert_eq!(set(&["k", "v", "--file", "/f"]).unwrap_err().exit_code(), 2, "not both");
+        let get = |args: &[&str]| Cli::try_parse_from(["raft-cli", "get"].iter().chain(args)).map(|c| c.command);
+        assert!(matches!(get(&["k", "--raw"]).unwrap(), Command::Get { raw: true, json: false, .. }));
+        assert!(matches!(get(&["k", "--json"]).unwrap(), Command::Get { raw: false, json: true, .. }));
+        assert_eq!(get(&["k", "--raw", "--json"]).unwrap_err().exit_code(), 2);
+        let cli = Cli::try_parse_from(["raft-cli", "keys", "p", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Keys { json: true, prefix: Some(ref p), .. } if p == "p"));
+        let cli = Cli::try_parse_from(["raft-cli", "completions", "zsh"]).unwrap();
+        assert!(matches!(cli.command, Command::Completions { shell: clap_complete::Shell::Zsh }));
+        assert!(Cli::try_parse_from(["raft-cli", "completions", "tcsh-ish"]).is_err());
     }
 
     #[test]

@@ -360,6 +360,9 @@ impl Client {
             }
             Response::Unknown { reason } => {
                 // The same session and seq make a retry safe; it may well get the answer.
+                // The final message says the outcome is unknown; a reason that says so too
+                // (raft-replica's "...; it may or may not apply") would say it twice.
+                let reason = without_outcome_note(&reason);
                 p.in_doubt = Some(format!("node {target}: {reason}"));
                 p.last_problem = p.in_doubt.clone();
                 p.back_off();
@@ -482,4 +485,20 @@ pub fn supervisor_call(
     stream.set_read_timeout(Some(timeout))?;
     raft_wire::blocking::write_frame(&mut stream, request)?;
     raft_wire::blocking::read_frame(&mut stream)
+}
+
+/// A node's reason for an unknown outcome without its own "it may or may not apply": the
+/// client's message ends by saying that once.
+pub fn without_outcome_note(reason: &str) -> &str {
+    reason.trim_end_matches("; it may or may not apply")
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    #[test]
+    fn unknown_is_said_once() {
+        let r = "leader stepped down before the write committed; it may or may not apply";
+        assert_eq!(super::without_outcome_note(r), "leader stepped down before the write committed");
+        assert_eq!(super::without_outcome_note("other"), "other");
+    }
 }

@@ -8,7 +8,12 @@
 //!   per client, a sequence number per write, both kept on retry), and the difference
 //!   between "surely not applied" (exit 3) and "may have been applied" (exit 4).
 //! * [`conn`]: one blocking connection to a node (hello, request, response by id).
-//! * [`commands`]: set, get, del, cas, keys, status.
+//! * [`commands`]: set, get, del, cas, keys, status. Values are bytes: `set KEY --file
+//!   PATH` and `set KEY -` (standard input) read them byte for byte up to
+//!   `MAX_VALUE_BYTES`; `get --raw` writes them back exactly; `get --json` prints
+//!   `{"key", "value"}` or, for a value that is not UTF-8, `{"key", "value_base64"}`;
+//!   `keys --json` one JSON array of strings.
+//! * `completions bash|zsh|fish`: a shell completion script from the same clap definitions.
 //! * [`bench`]: many pipelined connections on one mio `Poll`, latency percentiles.
 //! * [`chaos`]: concurrent clients plus supervisor-driven faults, then the
 //!   linearizability check of the recorded history (raft-lincheck).
@@ -87,6 +92,22 @@ pub fn run(cli: Cli) -> Output {
             Cli::command().error(clap::error::ErrorKind::WrongNumberOfValues, msg).exit();
         }
     }
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "raft-cli", &mut script);
+        return Output::ok(script);
+    }
+    // The value is read before the config, so a missing file or an oversize value is the
+    // first thing said.
+    let set_value = match &cli.command {
+        Command::Set { value, file, .. } => {
+            match commands::read_value(&commands::ValueSource::from_args(value.as_deref(), file.as_deref())) {
+                Ok(v) => Some(v),
+                Err(out) => return out,
+            }
+        }
+        _ => None,
+    };
     let cfg = match ClusterConfig::load(cli.config.as_deref()) {
         Ok((cfg, _source)) => cfg,
         Err(e) => return Output::fail(EXIT_USAGE, format!("{e}; fix the config file or pass --config PATH")),
@@ -94,8 +115,18 @@ pub fn run(cli: Cli) -> Output {
     let cluster = Cluster::from_config(&cfg);
     let timeout = cli.timeout;
     match cli.command {
-        Command::Set { key, value } => commands::set(&mut Client::new(cluster, timeout), &key, &value),
-        Command::Get { key, stale } => commands::get(&mut Client::new(cluster, timeout), &key, stale),
+        Command::Set { key, .. } => {
+            let value = set_value.expect("read above");
+            commands::set(&mut Client::new(cluster, timeout), &key, &value)
+        }
+        Command::Get { key, stale, raw, json } => {
+            let format = match (raw, json) {
+                (true, _) => commands::GetFormat::Raw,
+                (_, true) => commands::GetFormat::Json,
+                _ => commands::GetFormat::Line,
+            };
+            commands::get(&mut Client::new(cluster, timeout), &key, stale, format)
+        }
         Command::Del { key } => commands::del(&mut Client::new(cluster, timeout), &key),
         Command::Cas { key, values, expect_absent } => {
             let mut client = Client::new(cluster, timeout);
@@ -105,11 +136,12 @@ pub fn run(cli: Cli) -> Output {
                 commands::cas(&mut client, &key, Some(&values[0]), &values[1])
             }
         }
-        Command::Keys { prefix, stale } => {
-            commands::keys(&mut Client::new(cluster, timeout), prefix.as_deref().unwrap_or(""), stale)
+        Command::Keys { prefix, stale, json } => {
+            commands::keys(&mut Client::new(cluster, timeout), prefix.as_deref().unwrap_or(""), stale, json)
         }
         Command::Status => commands::status(&cluster, timeout),
         Command::Bench(a) => bench::run(&cluster, &a, timeout),
         Command::Chaos(a) => chaos::run(&cluster, &a, timeout),
+        Command::Completions { .. } => unreachable!("answered above"),
     }
 }

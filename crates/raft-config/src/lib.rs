@@ -161,8 +161,16 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is {len} bytes, over the limit of {max} bytes")]
     TooLarge { path: PathBuf, len: u64, max: u64 },
-    #[error("{origin}: unknown key `{key}`")]
-    UnknownKey { origin: String, key: String },
+    #[error("{origin}: unknown key `{key}`{}{}", line.map_or(String::new(), |l| format!(" on line {l}")),
+        suggestion.as_ref().map_or(String::new(), |s| format!("; did you mean `{s}`?")))]
+    UnknownKey {
+        origin: String,
+        key: String,
+        /// 1-based line of the key in the file, when known.
+        line: Option<usize>,
+        /// The nearest valid key, when one is close enough to be a likely misspelling.
+        suggestion: Option<String>,
+    },
     #[error("{origin}: key `{key}`: {message}")]
     BadValue { origin: String, key: String, message: String },
     #[error("{origin}: {message}")]
@@ -450,7 +458,11 @@ fn classify(e: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
     let origin = origin.to_string();
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
-            return ConfigError::UnknownKey { origin, key: rest[..end].to_string() };
+            let key = rest[..end].to_string();
+            let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let valid = backticked(rest.get(end + 1..).unwrap_or(""));
+            let suggestion = nearest_key(&key, valid.iter().map(String::as_str));
+            return ConfigError::UnknownKey { origin, key, line, suggestion };
         }
     }
     // A type or value error carries the span of the value; the key is what precedes
@@ -473,6 +485,50 @@ fn classify(e: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
         None => message,
     };
     ConfigError::Syntax { origin, message }
+}
+
+/// The names between backticks in toml's "expected one of `a`, `b`" list.
+fn backticked(s: &str) -> Vec<String> {
+    s.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// Most edits away a key may be from a valid one and still be suggested: two catches a
+/// swap (`tick_sm`) or a missing or extra letter or two, without suggesting unrelated keys.
+const MAX_SUGGESTION_DISTANCE: usize = 2;
+
+/// The valid key nearest to `key` by [`edit_distance`], if within
+/// [`MAX_SUGGESTION_DISTANCE`] (and nearer than the key is long, so `x` suggests nothing).
+pub fn nearest_key<'a>(key: &str, valid: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    valid
+        .into_iter()
+        .map(|v| (edit_distance(key, v), v))
+        .filter(|&(d, _)| d <= MAX_SUGGESTION_DISTANCE && d < key.chars().count())
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// two adjacent characters each cost one (so `tick_sm` is one edit from `tick_ms`).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Makes `p` free of `.` and `..` components without touching the file system (so the

@@ -111,6 +111,36 @@ fn unknown_key_is_named() {
 }
 
 #[test]
+fn unknown_key_gives_line_and_nearest_key() {
+    let e = err("nodes = 3\n\ntick_sm = 50\n");
+    match &e {
+        ConfigError::UnknownKey { key, line, suggestion, .. } => {
+            assert_eq!(key, "tick_sm");
+            assert_eq!(*line, Some(3));
+            assert_eq!(suggestion.as_deref(), Some("tick_ms"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().ends_with("unknown key `tick_sm` on line 3; did you mean `tick_ms`?"), "{e}");
+    // Nothing near: no guess, still the line.
+    let e = err("bananas = 1\n");
+    assert!(e.to_string().ends_with("unknown key `bananas` on line 1"), "{e}");
+}
+
+#[test]
+fn edit_distances() {
+    assert_eq!(edit_distance("tick_ms", "tick_ms"), 0);
+    assert_eq!(edit_distance("tick_sm", "tick_ms"), 1);
+    assert_eq!(edit_distance("fsycn", "fsync"), 1);
+    assert_eq!(edit_distance("node", "nodes"), 1);
+    assert_eq!(edit_distance("", "abc"), 3);
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(nearest_key("tick_sm", ["dir", "nodes", "tick_ms"]), Some("tick_ms".into()));
+    assert_eq!(nearest_key("x", ["dir"]), None, "a one-letter key is not a misspelling of a three-letter one");
+    assert_eq!(nearest_key("zzzzzz", ["nodes"]), None);
+}
+
+#[test]
 fn tables_are_not_allowed() {
     // The file is flat; a table header is an unknown key.
     assert_eq!(key_of("[raft]\ntick_ms = 3\n"), "raft");

@@ -49,33 +49,74 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// SIGKILL a node; it stays down until `start`.
-    Kill { node: NodeId },
-    /// Start a stopped, crashed or failed node.
-    Start { node: NodeId },
-    /// Stop a node (SIGTERM, SIGKILL after the grace period) and start it again.
-    Restart { node: NodeId },
-    /// Freeze a node with SIGSTOP.
-    Pause { node: NodeId },
-    /// Thaw a paused node with SIGCONT.
-    Resume { node: NodeId },
+    /// SIGKILL a node; it stays down until `start`. NODE is an id or `leader`.
+    Kill { node: NodeTarget },
+    /// Start a stopped, crashed or failed node. NODE is an id or `leader`.
+    Start { node: NodeTarget },
+    /// Stop a node (SIGTERM, SIGKILL after the grace period) and start it again. NODE is an id or `leader`.
+    Restart { node: NodeTarget },
+    /// Freeze a node with SIGSTOP. NODE is an id or `leader`.
+    Pause { node: NodeTarget },
+    /// Thaw a paused node with SIGCONT. NODE is an id or `leader`.
+    Resume { node: NodeTarget },
     /// Split the network: `partition 1,2 3,4,5`. Nodes in different groups cannot exchange
-    /// messages; a node in no group is cut off from all.
+    /// messages; the nodes named in no group form one more group together (so `partition
+    /// 1,2` is {1,2} against the rest).
     Partition {
         #[arg(required = true, value_name = "GROUP")]
         groups: Vec<String>,
     },
+    /// Cut one node (an id or `leader`) off from all others: `partition N` with the rest together.
+    Isolate { node: NodeTarget },
     /// Undo `partition`: every node can reach every other again.
     Heal,
-    /// Print a node's log (<dir>/node-N/node.log).
+    /// Print a node's log (<dir>/node-N/node.log). NODE is an id or `leader`.
     Logs {
-        node: NodeId,
+        node: NodeTarget,
         /// Keep printing what is appended, until Ctrl-C.
         #[arg(long, short)]
         follow: bool,
     },
     /// Delete the nodes' data (WALs, snapshots, logs). Refuses while the cluster runs.
     Wipe,
+    /// Print a shell completion script: `source <(raft-supervisor completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A node named on the command line: its id, or `leader`, resolved through the
+/// supervisor's status (see [`leader_of`]) when the command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeTarget {
+    Id(NodeId),
+    Leader,
+}
+
+impl std::str::FromStr for NodeTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<NodeTarget, String> {
+        if s.eq_ignore_ascii_case("leader") {
+            return Ok(NodeTarget::Leader);
+        }
+        s.parse().map(NodeTarget::Id).map_err(|_| format!("`{s}` is not a node: give a node id like 3, or `leader`"))
+    }
+}
+
+impl fmt::Display for NodeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeTarget::Id(id) => write!(f, "{id}"),
+            NodeTarget::Leader => f.write_str("leader"),
+        }
+    }
+}
+
+/// The node that reports role leader with the highest term (a deposed leader that has not
+/// heard of the new term yet may still say leader, of an older term).
+pub fn leader_of(st: &raft_wire::supervisor::ClusterStatus) -> Option<NodeId> {
+    st.nodes.iter().filter(|r| r.role == "leader").max_by_key(|r| r.term.unwrap_or(0)).map(|r| r.id)
 }
 
 /// A failure to report: one line on stderr and an exit code.
@@ -120,14 +161,21 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Cmd::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(shell, &mut Cli::command(), "raft-supervisor", &mut std::io::stdout());
+        return Ok(());
+    }
     let (cfg, source) = ClusterConfig::load(cli.config.as_deref()).map_err(|e| CliError::usage(e.to_string()))?;
     match cli.command {
         Cmd::Up { detach } => crate::shell::up(cfg, source, detach),
         Cmd::Logs { node, follow } => {
+            let node = client::resolve(&cfg, node)?;
             check_node(&client::effective_config(&cfg), node)?;
             client::logs(&cfg, node, follow)
         }
         Cmd::Wipe => client::wipe(&cfg),
+        Cmd::Completions { .. } => unreachable!("answered before the config is read"),
         cmd => client::command(&cfg, cmd),
     }
 }
@@ -165,8 +213,8 @@ pub fn parse_groups<S: AsRef<str>>(args: &[S], nodes: u64) -> Result<Vec<Vec<Nod
     normalize_groups(&groups, nodes)
 }
 
-/// Checks partition groups and puts them in canonical form: nodes named in no group become
-/// groups of their own (cut off from all), so the result covers every node exactly once;
+/// Checks partition groups and puts them in canonical form: the nodes named in no group
+/// form one more group together (last), so the result covers every node exactly once;
 /// each group is sorted. One group holding everyone is no partition.
 pub fn normalize_groups(groups: &[Vec<NodeId>], nodes: u64) -> Result<Vec<Vec<NodeId>>, String> {
     let mut seen = std::collections::BTreeSet::new();
@@ -187,10 +235,9 @@ pub fn normalize_groups(groups: &[Vec<NodeId>], nodes: u64) -> Result<Vec<Vec<No
         g.sort_unstable();
         out.push(g);
     }
-    for id in 1..=nodes {
-        if !seen.contains(&id) {
-            out.push(vec![id]);
-        }
+    let rest: Vec<NodeId> = (1..=nodes).filter(|id| !seen.contains(id)).collect();
+    if !rest.is_empty() {
+        out.push(rest);
     }
     if out.len() < 2 {
         return Err(
@@ -222,8 +269,20 @@ mod tests {
         assert_eq!(parse(&["up"]).unwrap().command, Cmd::Up { detach: false });
         assert_eq!(parse(&["up", "--detach"]).unwrap().command, Cmd::Up { detach: true });
         assert_eq!(parse(&["status", "--json"]).unwrap().command, Cmd::Status { json: true });
-        assert_eq!(parse(&["kill", "3"]).unwrap().command, Cmd::Kill { node: 3 });
-        assert_eq!(parse(&["logs", "2", "-f"]).unwrap().command, Cmd::Logs { node: 2, follow: true });
+        assert_eq!(parse(&["kill", "3"]).unwrap().command, Cmd::Kill { node: NodeTarget::Id(3) });
+        assert_eq!(parse(&["logs", "2", "-f"]).unwrap().command, Cmd::Logs { node: NodeTarget::Id(2), follow: true });
+        assert_eq!(parse(&["kill", "leader"]).unwrap().command, Cmd::Kill { node: NodeTarget::Leader });
+        assert_eq!(parse(&["start", "leader"]).unwrap().command, Cmd::Start { node: NodeTarget::Leader });
+        assert_eq!(parse(&["restart", "leader"]).unwrap().command, Cmd::Restart { node: NodeTarget::Leader });
+        assert_eq!(parse(&["pause", "leader"]).unwrap().command, Cmd::Pause { node: NodeTarget::Leader });
+        assert_eq!(parse(&["resume", "2"]).unwrap().command, Cmd::Resume { node: NodeTarget::Id(2) });
+        assert_eq!(parse(&["logs", "leader"]).unwrap().command, Cmd::Logs { node: NodeTarget::Leader, follow: false });
+        assert_eq!(parse(&["isolate", "4"]).unwrap().command, Cmd::Isolate { node: NodeTarget::Id(4) });
+        assert_eq!(parse(&["isolate", "leader"]).unwrap().command, Cmd::Isolate { node: NodeTarget::Leader });
+        assert_eq!(
+            parse(&["completions", "fish"]).unwrap().command,
+            Cmd::Completions { shell: clap_complete::Shell::Fish }
+        );
         assert_eq!(
             parse(&["partition", "1,2", "3,4,5"]).unwrap().command,
             Cmd::Partition { groups: vec!["1,2".into(), "3,4,5".into()] }
@@ -264,10 +323,39 @@ mod tests {
     #[test]
     fn groups_parse_and_cover_every_node() {
         assert_eq!(parse_groups(&["1,2", "3,4,5"], 5), Ok(vec![vec![1, 2], vec![3, 4, 5]]));
-        assert_eq!(parse_groups(&["2,1"], 5), Ok(vec![vec![1, 2], vec![3], vec![4], vec![5]]));
-        assert_eq!(parse_groups(&["3"], 3), Ok(vec![vec![3], vec![1], vec![2]]));
+        // The nodes not named form one more group together.
+        assert_eq!(parse_groups(&["2,1"], 5), Ok(vec![vec![1, 2], vec![3, 4, 5]]));
+        assert_eq!(parse_groups(&["3"], 3), Ok(vec![vec![3], vec![1, 2]]));
+        assert_eq!(parse_groups(&["1", "2"], 5), Ok(vec![vec![1], vec![2], vec![3, 4, 5]]));
         assert_eq!(parse_groups(&[" 1 , 2", "3"], 3), Ok(vec![vec![1, 2], vec![3]]));
         assert_eq!(show_groups(&[vec![1, 2], vec![3, 4, 5]]), "{1,2} {3,4,5}");
+    }
+
+    #[test]
+    fn leader_is_the_highest_term_leader() {
+        use raft_wire::supervisor::{ClusterStatus, NodeRow};
+        let row = |id, role: &str, term| NodeRow {
+            id,
+            pid: Some(100 + id as u32),
+            process: "running".into(),
+            role: role.into(),
+            term,
+            leader: None,
+            commit: None,
+            applied: None,
+            last_index: None,
+            snapshot_index: None,
+        };
+        let mut st = ClusterStatus {
+            nodes: vec![row(1, "leader", Some(2)), row(2, "leader", Some(5)), row(3, "follower", Some(5))],
+            partitions: vec![],
+        };
+        assert_eq!(leader_of(&st), Some(2), "the deposed leader of term 2 is not the leader");
+        st.nodes = vec![row(1, "follower", Some(3)), row(2, "unknown", None), row(3, "candidate", Some(4))];
+        assert_eq!(leader_of(&st), None);
+        assert_eq!("leader".parse::<NodeTarget>(), Ok(NodeTarget::Leader));
+        assert_eq!("3".parse::<NodeTarget>(), Ok(NodeTarget::Id(3)));
+        assert!("x".parse::<NodeTarget>().unwrap_err().contains("`leader`"));
     }
 
     #[test]
@@ -288,6 +376,7 @@ mod tests {
     #[test]
     fn normalize_checks_what_arrives_over_the_socket() {
         assert_eq!(normalize_groups(&[vec![2, 1]], 3), Ok(vec![vec![1, 2], vec![3]]));
+        assert_eq!(normalize_groups(&[vec![2]], 5), Ok(vec![vec![2], vec![1, 3, 4, 5]]), "isolate 2");
         assert!(normalize_groups(&[vec![]], 3).is_err());
         assert!(normalize_groups(&[vec![4]], 3).is_err());
         assert!(normalize_groups(&[vec![1], vec![1]], 3).is_err());

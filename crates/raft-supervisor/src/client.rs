@@ -1,7 +1,9 @@
 //! The commands that talk to a running supervisor over `<dir>/supervisor.sock`, plus
 //! `logs` and `wipe`, which work on the directory itself.
 
-use crate::cli::{check_node, parse_groups, show_groups, CliError, Cmd, EXIT_FAILED, EXIT_UNAVAILABLE};
+use crate::cli::{
+    check_node, leader_of, parse_groups, show_groups, CliError, Cmd, NodeTarget, EXIT_FAILED, EXIT_UNAVAILABLE,
+};
 use raft_config::ClusterConfig;
 use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::supervisor::{ClusterStatus, NodeRow, SupervisorRequest, SupervisorResponse};
@@ -62,10 +64,31 @@ pub fn supervisor_answers(cfg: &ClusterConfig) -> bool {
     request(cfg, &SupervisorRequest::Status, COMMAND_TIMEOUT).is_ok()
 }
 
+/// The node a [`NodeTarget`] names: the id itself, or the leader as the running
+/// supervisor's status shows it (exit 1 when no node leads right now).
+pub fn resolve(cfg: &ClusterConfig, target: NodeTarget) -> Result<u64, CliError> {
+    match target {
+        NodeTarget::Id(id) => Ok(id),
+        NodeTarget::Leader => match request(cfg, &SupervisorRequest::Status, COMMAND_TIMEOUT)? {
+            SupervisorResponse::Status(st) => leader_of(&st).ok_or_else(|| {
+                CliError::failed(
+                    "no node is leader right now (none reports role leader); see `raft-supervisor status`, \
+                     and name a node by its id",
+                )
+            }),
+            SupervisorResponse::Error(line) => Err(CliError::failed(line)),
+            SupervisorResponse::Ok(line) => Err(CliError::failed(format!("unexpected answer to status: {line}"))),
+        },
+    }
+}
+
 /// Runs one control command and prints its one-line answer.
 pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
     let eff = effective_config(cfg);
-    let node = |id| check_node(&eff, id).map(|_| id);
+    let node = |target| {
+        let id = resolve(cfg, target)?;
+        check_node(&eff, id).map(|_| id)
+    };
     let mut timeout = COMMAND_TIMEOUT;
     let mut json = false;
     let req = match cmd {
@@ -85,8 +108,13 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
         Cmd::Partition { groups } => {
             SupervisorRequest::Partition(parse_groups(&groups, eff.nodes).map_err(CliError::usage)?)
         }
+        Cmd::Isolate { node: n } => SupervisorRequest::Partition(
+            crate::cli::normalize_groups(&[vec![node(n)?]], eff.nodes).map_err(CliError::usage)?,
+        ),
         Cmd::Heal => SupervisorRequest::Heal,
-        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe => unreachable!("not a control command"),
+        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } => {
+            unreachable!("not a control command")
+        }
     };
     match request(cfg, &req, timeout)? {
         SupervisorResponse::Ok(line) => {

@@ -71,6 +71,13 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     raft_storage::create_dir_durable(&cfg.dir)
         .map_err(fail(format!("cannot create the cluster directory {}", cfg.dir.display())))?;
     let lock = acquire_lock(&cfg)?;
+    // Say so when this `up` resumes an old cluster rather than starting a fresh one. We
+    // hold the supervisor lock and no node runs yet, so reading the node directories
+    // here races with nobody; each store is closed (its flock released) before any
+    // node starts.
+    if let Some(line) = existing_data_line(&cfg) {
+        say_raw(&line);
+    }
     // The peer secret: made once per cluster directory, kept across `up`s and restarts.
     let key_path = cfg.cluster_key_path();
     raft_wire::auth::ClusterKey::create_if_missing(&key_path).map_err(|e| CliError::failed(e.to_string()))?;
@@ -107,6 +114,59 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
         shell.send_ready(&format!("err {e}"));
     }
     result.map_err(|e| CliError::failed(format!("supervisor failed: {e}")))
+}
+
+/// What one node directory holds, as found by opening its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeData {
+    pub term: Term,
+    pub last_index: raft_core::Index,
+    pub snapshot_index: raft_core::Index,
+}
+
+/// What each node directory with a WAL holds. Opens each store the way the node will (same
+/// options), which runs the same recovery the node would run a moment later, then closes
+/// it. A store that cannot be opened is skipped: its node will say why when it starts.
+pub fn existing_data(cfg: &ClusterConfig) -> BTreeMap<NodeId, NodeData> {
+    let mut found = BTreeMap::new();
+    for id in cfg.node_ids() {
+        if !cfg.node_wal_dir(id).is_dir() {
+            continue;
+        }
+        let opts = raft_storage::StorageOptions { fsync: cfg.fsync, ..Default::default() };
+        if let Ok((storage, _recovery)) = raft_storage::Storage::open(&cfg.node_dir(id), opts) {
+            let data = NodeData {
+                term: storage.hard_state().term,
+                last_index: storage.last_index(),
+                snapshot_index: storage.snapshot_meta().index,
+            };
+            drop(storage);
+            found.insert(id, data);
+        }
+    }
+    found
+}
+
+/// The one line `up` prints on a directory that already holds a cluster's data, or None
+/// when there is nothing (or only empty logs) to resume.
+pub fn existing_data_line(cfg: &ClusterConfig) -> Option<String> {
+    describe_existing_data(&cfg.dir.display().to_string(), &existing_data(cfg))
+}
+
+/// See [`existing_data_line`]: the highest term and the longest log over the nodes.
+pub fn describe_existing_data(dir: &str, found: &BTreeMap<NodeId, NodeData>) -> Option<String> {
+    let term = found.values().map(|d| d.term).max()?;
+    let last = found.values().map(|d| d.last_index).max()?;
+    if term == 0 && last == 0 {
+        return None;
+    }
+    let snap = found.values().map(|d| d.snapshot_index).max().unwrap_or(0);
+    let snap = if snap > 0 { format!(" (snapshot at {snap})") } else { String::new() };
+    Some(format!(
+        "resuming existing data in {dir}: term {term}, log up to index {last}{snap} on {} node(s); \
+         `raft-supervisor wipe` (with the cluster down) starts fresh",
+        found.len()
+    ))
 }
 
 /// Who holds `<dir>/supervisor.lock` (its pid as written there), if anyone does.
@@ -979,4 +1039,34 @@ fn role_name(r: RoleKind) -> &'static str {
 
 fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn existing_data_is_one_line_with_term_index_and_wipe() {
+        let d = |term, last_index, snapshot_index| NodeData { term, last_index, snapshot_index };
+        assert_eq!(describe_existing_data("/d", &BTreeMap::new()), None, "nothing there");
+        let fresh = BTreeMap::from([(1, d(0, 0, 0)), (2, d(0, 0, 0))]);
+        assert_eq!(describe_existing_data("/d", &fresh), None, "empty logs are nothing to resume");
+        let old = BTreeMap::from([(1, d(14, 130_000, 129_500)), (2, d(13, 129_990, 0))]);
+        let line = describe_existing_data("/d", &old).unwrap();
+        assert_eq!(
+            line,
+            "resuming existing data in /d: term 14, log up to index 130000 (snapshot at 129500) on 2 node(s); \
+             `raft-supervisor wipe` (with the cluster down) starts fresh"
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_fresh_directory_has_no_existing_data() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = ClusterConfig { dir: t.path().to_path_buf(), nodes: 3, ..Default::default() };
+        assert!(existing_data(&cfg).is_empty());
+        assert_eq!(existing_data_line(&cfg), None);
+        assert!(!cfg.node_dir(1).exists(), "looking creates nothing");
+    }
 }

@@ -16,7 +16,8 @@ pub enum SupervisorRequest {
     Pause(NodeId),
     /// SIGCONT.
     Resume(NodeId),
-    /// Nodes in different groups stop exchanging messages; a node in no group is cut off.
+    /// Nodes in different groups stop exchanging messages. The supervisor normalizes the
+    /// groups: the nodes named in no group form one more group together.
     Partition(Vec<Vec<NodeId>>),
     Heal,
     /// Stop every node and the supervisor.
