@@ -1,7 +1,8 @@
 //! Fuzz targets for everything a socket hands a node, the supervisor or a client:
 //! frame splitting ([`next_frame`]), the buffered reader ([`FrameReader`]), the
 //! non-blocking connection ([`FramedConn`]) and [`decode_body`] of every top-level type
-//! (the hello, client requests and responses, raft-core's peer messages, node status,
+//! (the hello and the peer handshake's challenge and proof, with the acceptor's check
+//! of any proof; client requests and responses, raft-core's peer messages, node status,
 //! the supervisor's requests and responses). Whatever the bytes, each must answer
 //! "frame", "need more" or an error, never panic; a frame that decodes must encode back
 //! to a value that decodes equal, and every strict prefix of that frame must read as
@@ -39,12 +40,24 @@ pub fn frames(data: &[u8]) {
 /// `data` as one frame body, decoded as every top-level type.
 pub fn body(data: &[u8]) {
     decode_checked::<Hello>(data);
+    decode_checked::<PeerChallenge>(data);
+    decode_checked::<PeerProof>(data);
+    peer_proof(data);
     decode_checked::<ClientRequest>(data);
     decode_checked::<ClientResponse>(data);
     decode_checked::<raft_core::Message>(data);
     decode_checked::<NodeStatus>(data);
     decode_checked::<SupervisorRequest>(data);
     decode_checked::<SupervisorResponse>(data);
+}
+
+/// The acceptor's side of the peer hello (`auth`) with whatever proof the bytes hold: it
+/// must refuse (a MAC made without the key), never panic.
+fn peer_proof(data: &[u8]) {
+    let Ok(proof) = decode_body::<PeerProof>(data) else { return };
+    let key = auth::ClusterKey::from_bytes([7; auth::KEY_BYTES]);
+    let (hs, _) = auth::AcceptorHandshake::new(&key, 1, 1, 2, [1; 32], [2; 32]);
+    assert!(hs.on_proof(&key, &proof).is_err(), "a proof from fuzzed bytes was accepted");
 }
 
 fn decode_checked<T: Serialize + DeserializeOwned + PartialEq + Debug>(data: &[u8]) {
