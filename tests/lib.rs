@@ -962,3 +962,18 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Whether the other end closed `s` (EOF or reset) within `timeout`; bytes it sends
+/// meanwhile are read and dropped. For tests of refusals: a node closes the connection.
+pub fn closed_within(s: &mut UnixStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).expect("set a read timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return false,
+            Err(_) => return true,
+        }
+    }
+}

@@ -8,7 +8,6 @@ use raft_e2e::*;
 use raft_wire::auth::{random_nonce, ClusterKey, DialerHandshake, Transcript, KEY_BYTES};
 use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::{encode, ClientRequest, Hello, PeerChallenge, PeerProof, Request};
-use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -22,20 +21,8 @@ fn cluster_id(c: &Cluster) -> u64 {
     raft_config::load_file(&c.config).expect("the test's config loads").cluster_id()
 }
 
-/// Whether the other end closed the stream (EOF or reset) within [`ANSWER_TIMEOUT`].
 fn closed(s: &mut UnixStream) -> bool {
-    s.set_read_timeout(Some(ANSWER_TIMEOUT)).expect("timeout");
-    let mut buf = [0u8; 256];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
+    closed_within(s, ANSWER_TIMEOUT)
 }
 
 /// Says hello to `node`'s socket as peer `claim`, with a fresh nonce; returns the stream,

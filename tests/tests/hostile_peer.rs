@@ -12,7 +12,6 @@ use raft_e2e::*;
 use raft_wire::auth::{random_nonce, ClusterKey, DialerHandshake};
 use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::PeerChallenge;
-use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -32,19 +31,8 @@ fn as_peer(c: &Cluster, key: &ClusterKey, node: NodeId, claim: NodeId) -> UnixSt
     s
 }
 
-/// Whether the node closed the stream within [`ANSWER_TIMEOUT`].
 fn closed(s: &mut UnixStream) -> bool {
-    let mut buf = [0u8; 256];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return false
-            }
-            Err(_) => return true,
-        }
-    }
+    closed_within(s, ANSWER_TIMEOUT)
 }
 
 #[test]
