@@ -213,14 +213,20 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<Stri
 
 /// Polls `f` until it returns `Some`, or panics after `timeout` with `what` and the last
 /// thing `describe` says.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, f).unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Checks `f` every [`POLL`] until it returns `Some` or `timeout` has passed (then
+/// `None`). The one polling loop of the harness: every wait is a condition with a deadline.
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
         std::thread::sleep(POLL);
     }
@@ -452,16 +458,7 @@ impl Cluster {
     /// `down` or a signal); its exit status, or `None` if it is still running.
     pub fn wait_supervisor_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let child = self.supervisor.as_mut().expect("the supervisor was started");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(POLL);
-        }
+        poll_until(timeout, || child.try_wait().ok().flatten())
     }
 
     /// SIGKILL to the supervisor (it gets no chance to stop its nodes), then reaps it.
@@ -620,17 +617,9 @@ impl Cluster {
     }
 
     /// `wait_for` that adds the cluster's status and log tails to the failure message.
-    pub fn wait<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.dump());
-            }
-            std::thread::sleep(POLL);
-        }
+    pub fn wait<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        poll_until(timeout, f)
+            .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}\n{}", self.dump()))
     }
 
     // ---- logs
@@ -761,13 +750,7 @@ impl Drop for Cluster {
         if let Some(mut child) = self.supervisor.take() {
             let _ = self.sup_request(&SupervisorRequest::Down);
             let grace = Duration::from_millis(self.opts.shutdown_grace_ms) + Duration::from_secs(3);
-            let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            let _ = poll_until(grace, || child.try_wait().ok().flatten());
             // 2. SIGKILL whatever is left, by pid: the supervisor (our child) ...
             if let Ok(None) = child.try_wait() {
                 let _ = child.kill();
