@@ -62,7 +62,7 @@ pub const CONFIG_ENV: &str = "RAFT_CONFIG";
 /// Everything about a cluster that all its processes must agree on.
 ///
 /// Field names are the TOML keys. Durations carry their unit in the name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Cluster directory: sockets, node data and logs live here.
@@ -87,6 +87,9 @@ pub struct ClusterConfig {
     pub snapshot_entries: u64,
     /// Take a snapshot once the log since the last one holds this many bytes.
     pub snapshot_bytes: u64,
+    /// ... and only once the log since the last snapshot is at least this many times that
+    /// snapshot's size, so snapshot work per write stays constant as the state grows.
+    pub snapshot_ratio: f64,
     /// OTP intensity: a node that crashes more than this many times within
     /// `restart_period_ms` is given up on (shown as failed). 0: never restart.
     pub restart_intensity: u32,
@@ -105,6 +108,13 @@ pub struct ClusterConfig {
     pub allowed_uids: Vec<u32>,
 }
 
+/// Default `snapshot_ratio`: see `cluster.example.toml` for the measurement behind it. A
+/// node keeps the log since its last snapshot in memory, so this is also how much
+/// memory the log may take beside the state (half as much again).
+pub const DEFAULT_SNAPSHOT_RATIO: f64 = 0.5;
+/// Largest `snapshot_ratio`: beyond this the in-memory log dwarfs the state it replays.
+pub const MAX_SNAPSHOT_RATIO: f64 = 16.0;
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
@@ -119,6 +129,7 @@ impl Default for ClusterConfig {
             check_quorum: true,
             snapshot_entries: 10_000,
             snapshot_bytes: 16 << 20,
+            snapshot_ratio: DEFAULT_SNAPSHOT_RATIO,
             restart_intensity: 5,
             restart_period_ms: 30_000,
             restart_backoff_min_ms: 100,
@@ -364,6 +375,12 @@ impl ClusterConfig {
         }
         if self.snapshot_bytes == 0 {
             return invalid("snapshot_bytes", "must be at least 1".into());
+        }
+        if !(0.0..=MAX_SNAPSHOT_RATIO).contains(&self.snapshot_ratio) {
+            return invalid(
+                "snapshot_ratio",
+                format!("{} must be between 0 and {MAX_SNAPSHOT_RATIO}", self.snapshot_ratio),
+            );
         }
         if self.restart_intensity > MAX_RESTART_INTENSITY {
             return invalid(

@@ -20,7 +20,10 @@
 //!   loop {
 //!       feed inputs: tick / step / propose / read_index ...
 //!       let rd = node.ready();
-//!       1. send rd.messages            (safe before persisting: leader appends, heartbeats)
+//!       0. append rd.snapshot_chunks to the store's incoming snapshot; if
+//!          rd.received_snapshot: verify it loads, node.snapshot_verified(meta, verdict)
+//!       1. send rd.messages            (safe before persisting: leader appends, heartbeats;
+//!          an InstallSnapshot's data and done are filled from the store's snapshot)
 //!       2. persist rd.snapshot, then rd.hard_state and rd.entries, with ONE fsync
 //!       3. node.persisted(last index, last term of rd.entries)   (leader counts itself now)
 //!       4. send rd.persisted_messages  (votes, append acks: they promise durable state)
@@ -49,8 +52,9 @@
 //! whose entries would pass it; a second leader in a term; a vote for a term in which
 //! the node did not campaign; an acknowledgement (match, installed snapshot) beyond the
 //! leader's log; an answer to a heartbeat round never sent. A snapshot from the leader
-//! is verified by [`Config::snapshot_check`] once its last chunk arrived and before it
-//! replaces the log; one that fails, or grows past
+//! is verified by the driver once its last chunk arrived ([`Ready::received_snapshot`],
+//! answered with [`RawNode::snapshot_verified`]) and before it replaces the log; one
+//! that fails, or grows past
 //! [`Config::max_incoming_snapshot_bytes`] while arriving, is dropped without effect
 //! ([`Event::SnapshotRefused`]) and the leader is asked to start over from offset 0.
 //! Messages from older terms
@@ -86,7 +90,10 @@
 //!   the state machine from it, then apply [`Ready::committed`] (which starts after it).
 //!   Local compaction goes the other way: the driver snapshots its state machine at an
 //!   applied index, persists that, drops its stored log prefix, then calls
-//!   [`RawNode::compact`]; the core keeps the data to send to laggards in chunks.
+//!   [`RawNode::compact`]. The core never holds snapshot bytes: it sends laggards
+//!   InstallSnapshot messages with empty `data`, which the driver fills from its store
+//!   (one chunk at a time), and it hands received chunks to the driver in
+//!   [`Ready::snapshot_chunks`].
 //! * **Commit.** [`Ready::committed`] hands out each committed entry exactly once, in
 //!   order. A proposal (index `i` returned by [`RawNode::propose`] in term `t`) took
 //!   effect iff the entry handed out at `i` has term `t`; otherwise another leader

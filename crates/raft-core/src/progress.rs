@@ -3,9 +3,8 @@
 //! of pipelined appends once the logs agree, or a snapshot in chunks when the entries it
 //! needs were compacted away (the etcd-io/raft progress state machine).
 
-use crate::{Index, NodeId, PeerProgress, Snapshot};
+use crate::{Index, NodeId, PeerProgress, SnapshotMeta};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 pub(crate) enum ReplState {
     /// Where the logs agree is unknown: one append in flight at a time.
@@ -18,7 +17,7 @@ pub(crate) enum ReplState {
     /// duplicate answer looks the same as a real rewind (a restarted follower), so it is
     /// only acted on at the next heartbeat, never at once: otherwise every duplicated
     /// answer would release one more chunk, and the copies multiply.
-    Snapshot { snapshot: Arc<Snapshot>, offset: u64, chunk_in_flight: bool, rewind: Option<u64> },
+    Snapshot { snapshot: SnapshotMeta, offset: u64, chunk_in_flight: bool, rewind: Option<u64> },
 }
 
 /// The unacknowledged appends to one follower: the last index and payload bytes of each,
@@ -119,7 +118,7 @@ impl Progress {
             ReplState::Probe { .. } => self.become_replicate(),
             ReplState::Replicate { inflight } => inflight.free_to(match_index),
             ReplState::Snapshot { snapshot, .. } => {
-                if self.match_index >= snapshot.meta.index {
+                if self.match_index >= snapshot.index {
                     self.become_probe();
                 }
             }

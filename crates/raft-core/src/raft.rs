@@ -9,7 +9,6 @@ use crate::log::RaftLog;
 use crate::progress::{Progress, ReplState};
 use crate::*;
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 /// Why a message was not stepped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,8 +112,12 @@ enum Role {
 
 #[derive(Default)]
 struct Follower {
-    /// A snapshot being received from the leader, chunk by chunk (§7).
-    incoming: Option<Snapshot>,
+    /// A snapshot being received from the leader, chunk by chunk (§7): which one and how
+    /// many bytes arrived. The bytes themselves went to the driver's store.
+    incoming: Option<(SnapshotMeta, u64)>,
+    /// A complete snapshot handed to the driver to verify (`Ready::received_snapshot`),
+    /// and the leader that sent it; answered by [`RawNode::snapshot_verified`].
+    verifying: Option<(NodeId, SnapshotMeta)>,
 }
 
 #[derive(Default)]
@@ -181,10 +184,11 @@ pub struct RawNode {
     election_elapsed: u32,
     /// This round's randomized election timeout, in `[election_ticks_min, election_ticks_max)`.
     election_timeout: u32,
-    /// The newest snapshot this node has (compacted or installed), kept for laggards.
-    snapshot: Option<Arc<Snapshot>>,
+    /// The newest snapshot this node has (compacted or installed), for laggards: its
+    /// bytes are in the driver's store, which fills the chunks this node sends.
+    snapshot: Option<SnapshotMeta>,
     /// A snapshot installed from the leader, to hand out in `Ready::snapshot`.
-    pending_install: Option<Snapshot>,
+    pending_install: Option<SnapshotMeta>,
     /// Confirmed reads waiting for the applied index to reach them.
     confirmed_reads: VecDeque<ReadState>,
     prev_hard_state: HardState,
@@ -199,6 +203,8 @@ struct Out {
     persisted_messages: Vec<Message>,
     events: Vec<Event>,
     dropped_reads: Vec<u64>,
+    snapshot_chunks: Vec<SnapshotChunk>,
+    received_snapshot: Option<SnapshotMeta>,
 }
 
 impl RawNode {
@@ -206,7 +212,7 @@ impl RawNode {
     pub fn new(config: Config, restored: Restored) -> Result<RawNode, ConfigError> {
         config.validate()?;
         let Restored { hard_state, snapshot, entries } = restored;
-        let (snap_index, snap_term) = snapshot.as_ref().map_or((0, 0), |s| (s.meta.index, s.meta.term));
+        let (snap_index, snap_term) = snapshot.as_ref().map_or((0, 0), |s| (s.index, s.term));
         let mut expect = snap_index + 1;
         let mut prev_term = snap_term;
         for e in &entries {
@@ -254,7 +260,7 @@ impl RawNode {
             rng: SplitMix64(config.seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407)),
             election_elapsed: 0,
             election_timeout: config.election_ticks_min,
-            snapshot: snapshot.map(Arc::new),
+            snapshot,
             pending_install: None,
             confirmed_reads: VecDeque::new(),
             prev_hard_state: HardState { term: hard_state.term, vote: hard_state.vote, commit },
@@ -268,6 +274,10 @@ impl RawNode {
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn term(&self) -> Term {
@@ -310,9 +320,9 @@ impl RawNode {
         self.log.entries()
     }
 
-    /// The newest snapshot this node holds, if any.
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_deref()
+    /// The newest snapshot this node holds, if any (its bytes are in the store).
+    pub fn snapshot(&self) -> Option<&SnapshotMeta> {
+        self.snapshot.as_ref()
     }
 
     fn quorum(&self) -> usize {
@@ -1012,22 +1022,27 @@ impl RawNode {
             );
             return;
         }
-        let max_bytes = self.config.max_incoming_snapshot_bytes;
+        let max_bytes = self.config.max_incoming_snapshot_bytes as u64;
         let Role::Follower(f) = &mut self.role else { unreachable!("follow() made us a follower") };
+        if f.verifying.is_some() {
+            // The driver has not answered yet (a step-by-step driver stepped in between):
+            // the leader resends whatever this chunk was at its next heartbeat.
+            return;
+        }
         if offset == 0 {
-            f.incoming = Some(Snapshot { meta: meta.clone(), data: Vec::new() });
+            f.incoming = Some((meta.clone(), 0));
         }
         let expected = match &mut f.incoming {
-            Some(s) if s.meta == meta && s.data.len() as u64 == offset => {
-                if s.data.len().saturating_add(data.len()) > max_bytes {
+            Some((m, received)) if *m == meta && *received == offset => {
+                if received.saturating_add(data.len() as u64) > max_bytes {
                     f.incoming = None;
                     let reason = format!("larger than max_incoming_snapshot_bytes={max_bytes}");
                     return self.refuse_snapshot(from, &meta, reason);
                 }
-                s.data.extend_from_slice(&data);
+                *received += data.len() as u64;
                 None
             }
-            Some(s) if s.meta == meta => Some(s.data.len() as u64),
+            Some((m, received)) if *m == meta => Some(*received),
             _ => Some(0),
         };
         if let Some(next_offset) = expected {
@@ -1035,30 +1050,53 @@ impl RawNode {
             self.send(from, MessageBody::InstallSnapshotResponse { next_offset, installed: None });
             return;
         }
+        let next_offset = offset + data.len() as u64;
+        self.out.snapshot_chunks.push(SnapshotChunk { meta: meta.clone(), offset, data });
         if !done {
-            let next_offset = offset + data.len() as u64;
             self.send(from, MessageBody::InstallSnapshotResponse { next_offset, installed: None });
             return;
         }
-        let snapshot = f.incoming.take().expect("assembled snapshot");
-        let (index, term) = (snapshot.meta.index, snapshot.meta.term);
+        f.incoming = None;
+        let (index, term) = (meta.index, meta.term);
         if self.log.term(index) == Some(term) {
             // Our log already holds the snapshot's last entry: keep the log, just commit.
             self.log.commit_to(index);
-        } else {
-            // The snapshot is about to replace the log and be persisted as current: it
-            // must load, or the node would be left with a state it cannot restart from.
-            if let Some(check) = self.config.snapshot_check {
-                if let Err(reason) = check(&snapshot) {
-                    return self.refuse_snapshot(from, &snapshot.meta, format!("does not verify: {reason}"));
-                }
-            }
-            self.log.restore(index, term);
-            // Confirmed reads below the snapshot are covered by it too.
-            self.pending_install = Some(snapshot.clone());
-            self.snapshot = Some(Arc::new(snapshot));
-            self.event(Event::SnapshotInstalled { index, term });
+            self.send_persisted(from, MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(index) });
+            return;
         }
+        // The snapshot is about to replace the log and be persisted as current: it must
+        // load, or the node would be left with a state it cannot restart from. Only the
+        // driver can read it back from its store.
+        f.verifying = Some((from, meta.clone()));
+        self.out.received_snapshot = Some(meta);
+    }
+
+    /// The driver's verdict on `Ready::received_snapshot`: `Ok` when the complete
+    /// snapshot in its store loads into the state machine at `meta.index` (checksum and
+    /// decode), else why not. A verified snapshot replaces the log and is handed out in
+    /// the next `Ready::snapshot`; a refused one changes nothing (an
+    /// [`Event::SnapshotRefused`] says why) and the leader is asked to start over. A
+    /// verdict for a snapshot this node no longer waits for (its role changed) is ignored.
+    pub fn snapshot_verified(&mut self, meta: &SnapshotMeta, result: Result<(), String>) {
+        let Role::Follower(f) = &mut self.role else { return };
+        if !matches!(&f.verifying, Some((_, m)) if m == meta) {
+            return;
+        }
+        let (from, meta) = f.verifying.take().expect("checked above");
+        if let Err(reason) = result {
+            return self.refuse_snapshot(from, &meta, format!("does not verify: {reason}"));
+        }
+        let (index, term) = (meta.index, meta.term);
+        if index <= self.log.committed {
+            let committed = self.log.committed;
+            let body = MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(committed) };
+            return self.send_persisted(from, body);
+        }
+        self.log.restore(index, term);
+        // Confirmed reads below the snapshot are covered by it too.
+        self.pending_install = Some(meta.clone());
+        self.snapshot = Some(meta);
+        self.event(Event::SnapshotInstalled { index, term });
         self.send_persisted(from, MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(index) });
     }
 
@@ -1129,7 +1167,7 @@ impl RawNode {
         let mut event = None;
         match (&mut pr.state, installed) {
             (ReplState::Snapshot { snapshot, .. }, Some(index)) => {
-                event = Some(Event::SnapshotSent { to: from, index, term: snapshot.meta.term });
+                event = Some(Event::SnapshotSent { to: from, index, term: snapshot.term });
                 pr.match_index = pr.match_index.max(index);
                 pr.next_index = pr.match_index + 1;
                 pr.become_probe();
@@ -1302,9 +1340,11 @@ impl RawNode {
     }
 
     /// The application took a snapshot of its state at `index` (<= applied) and has
-    /// persisted it: drop the log up to `index` and keep `data` to send to laggards.
-    /// A stale request (at or below the current snapshot) is ignored.
-    pub fn compact(&mut self, index: Index, data: Vec<u8>) {
+    /// persisted it: drop the log up to `index`; laggards get this snapshot from now on
+    /// (the driver reads its chunks from the store, which keeps only the newest, so a
+    /// transfer of an older one starts over with this one). A stale request (at or
+    /// below the current snapshot) is ignored.
+    pub fn compact(&mut self, index: Index) {
         if index <= self.log.snap_index() {
             return;
         }
@@ -1313,7 +1353,17 @@ impl RawNode {
         let term = self.log.term(index).expect("compaction index is in the log");
         self.log.compact(index);
         let meta = SnapshotMeta { index, term, voters: self.config.voters.clone() };
-        self.snapshot = Some(Arc::new(Snapshot { meta, data }));
+        if let Role::Leader(l) = &mut self.role {
+            for pr in &mut l.progress {
+                if let ReplState::Snapshot { snapshot, offset, chunk_in_flight, rewind } = &mut pr.state {
+                    *snapshot = meta.clone();
+                    *offset = 0;
+                    *chunk_in_flight = false;
+                    *rewind = None;
+                }
+            }
+        }
+        self.snapshot = Some(meta);
         self.event(Event::Compacted { index, term });
     }
 
@@ -1374,6 +1424,8 @@ impl RawNode {
             soft_state,
             hard_state,
             entries,
+            snapshot_chunks: out.snapshot_chunks,
+            received_snapshot: out.received_snapshot,
             snapshot,
             messages: out.messages,
             persisted_messages: out.persisted_messages,
@@ -1521,7 +1573,7 @@ fn send_to_peer(
     term: Term,
     pr: &mut Progress,
     log: &RaftLog,
-    snapshot: Option<&Arc<Snapshot>>,
+    snapshot: Option<&SnapshotMeta>,
     cfg: &Config,
     out: &mut Out,
 ) {
@@ -1529,14 +1581,13 @@ fn send_to_peer(
         match &mut pr.state {
             ReplState::Snapshot { snapshot, offset, chunk_in_flight, .. } => {
                 if !*chunk_in_flight {
-                    let len = snapshot.data.len() as u64;
-                    let start = (*offset).min(len);
-                    let end = (start + cfg.snapshot_chunk_bytes as u64).min(len);
+                    // The bytes are in the driver's store: it fills `data` (up to
+                    // `snapshot_chunk_bytes` from `offset`) and `done` before sending.
                     let body = MessageBody::InstallSnapshot {
-                        meta: snapshot.meta.clone(),
-                        offset: start,
-                        data: snapshot.data[start as usize..end as usize].to_vec(),
-                        done: end == len,
+                        meta: snapshot.clone(),
+                        offset: *offset,
+                        data: Vec::new(),
+                        done: false,
                     };
                     out.messages.push(Message { from, to: pr.id, term, body });
                     *chunk_in_flight = true;
@@ -1553,7 +1604,7 @@ fn send_to_peer(
         if pr.next_index <= log.snap_index() {
             // The entries it needs are gone: send the snapshot instead (§7).
             let snap = snapshot.expect("a compacted log has a snapshot").clone();
-            out.events.push(Event::SnapshotSendStarted { to: pr.id, index: snap.meta.index, term: snap.meta.term });
+            out.events.push(Event::SnapshotSendStarted { to: pr.id, index: snap.index, term: snap.term });
             pr.state = ReplState::Snapshot { snapshot: snap, offset: 0, chunk_in_flight: false, rewind: None };
             continue;
         }

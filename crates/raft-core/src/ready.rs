@@ -1,6 +1,6 @@
 //! The output batch of one turn, and the events a learner reads in the node log.
 
-use crate::{Entry, HardState, Index, Message, NodeId, ReadState, RoleKind, Snapshot, SoftState, Term};
+use crate::{Entry, HardState, Index, Message, NodeId, ReadState, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term};
 use std::fmt;
 
 /// Everything the driver must do after a turn, in the order documented in the crate
@@ -18,10 +18,19 @@ pub struct Ready {
     /// Entries to append to the log. If `entries[0].index` is at or below the stored last
     /// index, the stored suffix from there on is replaced (a conflict was resolved).
     pub entries: Vec<Entry>,
-    /// A snapshot received from the leader: persist it, discard the whole stored log
-    /// (entries after the snapshot come in `entries`, now or later), and restore the
-    /// state machine from it before applying `committed`.
-    pub snapshot: Option<Snapshot>,
+    /// Chunks of a snapshot arriving from the leader, in order: append each to the
+    /// store's incoming snapshot (a chunk at offset 0 starts a new one). Nothing durable
+    /// is promised for them: a crash simply makes the leader start over.
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// The incoming snapshot is complete: finish it in the store, verify that it loads
+    /// (checksum, decodes into the state machine at `index`), and report with
+    /// [`crate::RawNode::snapshot_verified`] before anything else is stepped. Only a
+    /// verified snapshot ever replaces the log.
+    pub received_snapshot: Option<SnapshotMeta>,
+    /// A verified snapshot received from the leader: persist it, discard the whole
+    /// stored log (entries after the snapshot come in `entries`, now or later), and
+    /// restore the state machine from it before applying `committed`.
+    pub snapshot: Option<SnapshotMeta>,
     /// Messages that promise nothing durable: send at once, even before persisting.
     pub messages: Vec<Message>,
     /// Messages that promise durable state: send only after persisting this batch.
@@ -43,6 +52,8 @@ impl Ready {
             && self.hard_state.is_none()
             && self.entries.is_empty()
             && self.snapshot.is_none()
+            && self.snapshot_chunks.is_empty()
+            && self.received_snapshot.is_none()
             && self.messages.is_empty()
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
@@ -72,7 +83,7 @@ pub enum Event {
     /// This node installed a snapshot received from the leader.
     SnapshotInstalled { index: Index, term: Term },
     /// This node dropped a snapshot `from` the leader without changing anything: it did
-    /// not verify ([`crate::Config::snapshot_check`]) or grew past
+    /// not verify (the driver's [`crate::RawNode::snapshot_verified`]) or grew past
     /// [`crate::Config::max_incoming_snapshot_bytes`]. The leader is told to start over.
     SnapshotRefused { from: NodeId, index: Index, term: Term, reason: String },
     /// The log up to `index` was compacted into a local snapshot.

@@ -67,7 +67,9 @@ pub struct SnapshotMeta {
     pub voters: Vec<NodeId>,
 }
 
-/// A complete snapshot: metadata and the state machine's serialized bytes.
+/// A complete snapshot held in memory: metadata and the state machine's serialized
+/// bytes. The core never holds one (its snapshots live in the driver's store, see
+/// [`SnapshotChunk`]); small stores (tests, the simulator's disk) use it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
@@ -75,12 +77,22 @@ pub struct Snapshot {
     pub data: Vec<u8>,
 }
 
+/// A chunk of a snapshot received from the leader and accepted in order: the driver
+/// appends `data` at `offset` of the incoming snapshot `meta` in its store. The core
+/// keeps only the count of bytes received, never the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    pub meta: SnapshotMeta,
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
 /// What a node found on disk at start-up.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
     pub hard_state: HardState,
-    /// The newest valid snapshot, if any.
-    pub snapshot: Option<Snapshot>,
+    /// The newest valid snapshot's metadata, if any (its bytes stay in the store).
+    pub snapshot: Option<SnapshotMeta>,
     /// The log after the snapshot, contiguous, starting at `snapshot.index + 1` (or 1).
     pub entries: Vec<Entry>,
 }

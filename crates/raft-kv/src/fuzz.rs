@@ -10,7 +10,7 @@ use crate::*;
 /// and must go on applying entries (a new and an old session, a duplicate) without
 /// panicking.
 pub fn snapshot(data: &[u8]) {
-    let claimed = bincode::serde::decode_from_slice::<(Index,), _>(data, snapshot_config()).map_or(0, |(t, _)| t.0);
+    let claimed = read_item::<(Index,), MAX_SCALAR_BYTES>(&mut &data[..]).map_or(0, |t| t.0);
     let _ = KvStore::restore(data, claimed.wrapping_add(1));
     let Ok(mut kv) = KvStore::restore(data, claimed) else { return };
     let bytes = kv.snapshot();

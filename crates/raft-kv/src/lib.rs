@@ -29,6 +29,7 @@ mod ops;
 pub use ops::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read, Write};
 
 /// Replies kept per session: a client may have this many writes in flight on one session
 /// (bench pipelines up to this window) and still retry any of them safely.
@@ -41,9 +42,15 @@ pub const MAX_SESSIONS: usize = 200_000;
 /// Key bytes in one listing: the reply must fit in one frame (`MAX_FRAME_BYTES`, 8 MiB)
 /// with room to spare, whatever the key sizes. A listing that reaches it is cut short.
 pub const MAX_LISTING_BYTES: usize = 4 << 20;
-/// Largest state image `restore` accepts: bincode allocates what a length claims before
-/// reading it, so a damaged image must not be able to claim more than this.
-pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+/// Largest encoded key-value pair in a state image: a key and a value at their limits,
+/// with their length prefixes. An image is read one pair at a time, so this (not the
+/// image's size) bounds what one damaged length claim can make the reader allocate.
+const MAX_PAIR_BYTES: usize = MAX_KEY_BYTES + MAX_VALUE_BYTES + 32;
+/// Largest encoded session in a state image: its reply window full of replies that
+/// carry a value (a cas answers with the current value).
+const MAX_SESSION_BYTES: usize = MAX_REPLIES_PER_SESSION * (MAX_VALUE_BYTES + 64) + 64;
+/// Largest encoded count or index in a state image (a varint).
+const MAX_SCALAR_BYTES: usize = 16;
 
 /// Largest command `Command::decode` accepts: a command arrived in one client frame
 /// (`raft_wire::MAX_FRAME_BYTES`, 8 MiB), so a larger claim is damage.
@@ -53,8 +60,19 @@ fn command_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_COMMAND_BYTES>()
 }
 
-fn snapshot_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>()
+/// Reads one item of a state image, allowing it at most `LIMIT` bytes.
+fn read_item<T: serde::de::DeserializeOwned, const LIMIT: usize>(r: &mut impl Read) -> Result<T, KvError> {
+    bincode::serde::decode_from_std_read(r, bincode::config::standard().with_limit::<LIMIT>())
+        .map_err(|e| KvError::BadSnapshot(e.to_string()))
+}
+
+/// Writes one item of a state image.
+fn write_item<T: Serialize>(w: &mut impl Write, item: &T) -> io::Result<()> {
+    bincode::serde::encode_into_std_write(item, w, bincode::config::standard()).map_err(|e| match e {
+        bincode::error::EncodeError::Io { inner, .. } => inner,
+        other => io::Error::other(other.to_string()),
+    })?;
+    Ok(())
 }
 
 /// A write as it travels in the log.
@@ -118,38 +136,6 @@ pub struct KvStore {
     /// (last_index, session) in use order, for expiry and eviction.
     lru: BTreeSet<(Index, u64)>,
     applied: Index,
-}
-
-/// The snapshot as decoded. Values are read as byte strings ([`ByteBuf`]), which bincode
-/// encodes exactly like a sequence of `u8` but reads in one copy instead of byte by byte.
-#[derive(Deserialize)]
-struct SnapshotImage {
-    applied: Index,
-    map: Vec<(String, ByteBuf)>,
-    sessions: Vec<(u64, Session)>,
-}
-
-/// The snapshot as encoded: borrows the live map instead of cloning 100,000 keys and
-/// values first (a node snapshots on its event loop, so every millisecond here is a
-/// millisecond without heartbeats). Same bytes as `SnapshotImage`.
-#[derive(Serialize)]
-struct SnapshotImageRef<'a> {
-    applied: Index,
-    map: MapRef<'a>,
-    sessions: Vec<(u64, &'a Session)>,
-}
-
-struct MapRef<'a>(&'a BTreeMap<String, Vec<u8>>);
-
-impl Serialize for MapRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            seq.serialize_element(&(k, Bytes(v)))?;
-        }
-        seq.end()
-    }
 }
 
 /// A byte string written in one piece (bincode: length, then the bytes).
@@ -325,48 +311,76 @@ impl KvStore {
         }
     }
 
-    /// Serialises the whole state (map and sessions) at the applied index.
+    /// Serialises the whole state (map and sessions) at the applied index into memory:
+    /// for small states (tests, the simulator). Nodes stream with
+    /// [`KvStore::write_snapshot`].
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut sessions: Vec<(u64, &Session)> = self.sessions.iter().map(|(id, s)| (*id, s)).collect();
-        sessions.sort_unstable_by_key(|(id, _)| *id);
-        let image = SnapshotImageRef { applied: self.applied, map: MapRef(&self.map), sessions };
-        bincode::serde::encode_to_vec(&image, bincode::config::standard()).expect("snapshots always encode")
+        let mut out = Vec::new();
+        self.write_snapshot(&mut out).expect("writing into memory cannot fail");
+        out
     }
 
-    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`. Bytes that
-    /// `snapshot` cannot have written (damaged, cut, trailing bytes, another index, or
-    /// session bookkeeping that does not add up) are a [`KvError::BadSnapshot`].
+    /// Streams the state image into `w`, one key-value pair at a time, so no second copy
+    /// of the state is ever built in memory. The image is what bincode makes of
+    /// `(applied, [(key, value)...], [(session id, session)...])`: the applied index, the
+    /// pairs in key order, the sessions in id order, each sequence after its length.
+    pub fn write_snapshot(&self, w: &mut impl Write) -> io::Result<()> {
+        write_item(w, &self.applied)?;
+        write_item(w, &(self.map.len() as u64))?;
+        for (k, v) in &self.map {
+            write_item(w, &(k, Bytes(v)))?;
+        }
+        let mut sessions: Vec<(u64, &Session)> = self.sessions.iter().map(|(id, s)| (*id, s)).collect();
+        sessions.sort_unstable_by_key(|(id, _)| *id);
+        write_item(w, &(sessions.len() as u64))?;
+        for item in &sessions {
+            write_item(w, item)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a store from [`KvStore::snapshot`] bytes taken at `index`.
     pub fn restore(bytes: &[u8], index: Index) -> Result<KvStore, KvError> {
-        let (image, used): (SnapshotImage, usize) = bincode::serde::decode_from_slice(bytes, snapshot_config())
-            .map_err(|e| KvError::BadSnapshot(e.to_string()))?;
-        if used != bytes.len() {
-            return Err(KvError::BadSnapshot(format!("{} trailing bytes", bytes.len() - used)));
-        }
-        if image.applied != index {
-            return Err(KvError::BadSnapshot(format!(
-                "snapshot image is at index {} but its metadata says {index}",
-                image.applied
-            )));
-        }
-        // What `snapshot` writes holds by construction; a damaged or hostile image that
-        // breaks it would make later entries misbehave (an expiry sum overflowing, a
-        // session in the use order twice): refuse it here instead.
+        KvStore::read_snapshot(&mut &bytes[..], index)
+    }
+
+    /// Rebuilds a store from a state image streamed from `r` (see
+    /// [`KvStore::write_snapshot`]), taken at `index`. The image is read one item at a
+    /// time with a bound per item, never with a bound on the whole: a state of any size
+    /// loads, while a damaged length claim cannot make the reader allocate more than one
+    /// item's limit. Bytes that `write_snapshot` cannot have written (damaged, cut,
+    /// trailing bytes, another index, keys out of order, session bookkeeping that does
+    /// not add up) and errors of the reader itself (a checksum that does not match) are a
+    /// [`KvError::BadSnapshot`].
+    pub fn read_snapshot(r: &mut impl Read, index: Index) -> Result<KvStore, KvError> {
         let bad = |why: String| Err(KvError::BadSnapshot(why));
-        if image.applied > raft_core::MAX_INDEX {
-            return bad(format!("applied index {} is beyond any log", image.applied));
+        let applied: Index = read_item::<_, MAX_SCALAR_BYTES>(r)?;
+        if applied != index {
+            return bad(format!("snapshot image is at index {applied} but its metadata says {index}"));
         }
-        if image.sessions.len() > MAX_SESSIONS {
-            return bad(format!("{} sessions, more than {MAX_SESSIONS}", image.sessions.len()));
+        // What `write_snapshot` writes holds by construction; a damaged or hostile image
+        // that breaks it would make later entries misbehave (an expiry sum overflowing, a
+        // session in the use order twice): refuse it here instead.
+        if applied > raft_core::MAX_INDEX {
+            return bad(format!("applied index {applied} is beyond any log"));
         }
-        let mut store = KvStore { applied: image.applied, ..KvStore::default() };
-        let keys = image.map.len();
-        store.map = image.map.into_iter().map(|(k, v)| (k, v.0)).collect();
-        if store.map.len() != keys {
-            return bad("a key appears twice".into());
+        let mut store = KvStore { applied, ..KvStore::default() };
+        let keys: u64 = read_item::<_, MAX_SCALAR_BYTES>(r)?;
+        for _ in 0..keys {
+            let (k, v): (String, ByteBuf) = read_item::<_, MAX_PAIR_BYTES>(r)?;
+            if store.map.last_key_value().is_some_and(|(last, _)| *last >= k) {
+                return bad(format!("key {k:?} is out of order or appears twice"));
+            }
+            store.map.insert(k, v.0);
         }
-        for (id, s) in image.sessions {
-            if s.last_index == 0 || s.last_index > image.applied {
-                return bad(format!("session {id} last used at {}, outside 1..={}", s.last_index, image.applied));
+        let sessions: u64 = read_item::<_, MAX_SCALAR_BYTES>(r)?;
+        if sessions > MAX_SESSIONS as u64 {
+            return bad(format!("{sessions} sessions, more than {MAX_SESSIONS}"));
+        }
+        for _ in 0..sessions {
+            let (id, s): (u64, Session) = read_item::<_, MAX_SESSION_BYTES>(r)?;
+            if s.last_index == 0 || s.last_index > applied {
+                return bad(format!("session {id} last used at {}, outside 1..={applied}", s.last_index));
             }
             if s.replies.len() > MAX_REPLIES_PER_SESSION {
                 return bad(format!("session {id} caches {} replies", s.replies.len()));
@@ -376,7 +390,12 @@ impl KvStore {
                 return bad(format!("session {id} appears twice"));
             }
         }
-        Ok(store)
+        let mut probe = [0u8; 1];
+        match r.read(&mut probe) {
+            Ok(0) => Ok(store),
+            Ok(_) => bad("trailing bytes after the image".into()),
+            Err(e) => bad(e.to_string()),
+        }
     }
 }
 

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         check_quorum: cfg.check_quorum,
         fsync: cfg.fsync,
         snapshot_entries: cfg.snapshot_entries,
+        snapshot_ratio: cfg.snapshot_ratio,
         snapshot_bytes: cfg.snapshot_bytes,
         seed: raft_node::random_seed(),
         handle_signals: true,

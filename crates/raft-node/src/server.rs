@@ -48,6 +48,7 @@ pub struct NodeSettings {
     pub fsync: bool,
     /// Compact once this many entries were applied since the last snapshot.
     pub snapshot_entries: u64,
+    pub snapshot_ratio: f64,
     /// ... or once this many bytes of entries were.
     pub snapshot_bytes: u64,
     /// Seeds the election timer.
@@ -175,7 +176,7 @@ impl Server {
         config.election_ticks_max = s.election_ticks_max;
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
-        let replica_opts = ReplicaOptions::new(s.snapshot_entries, s.snapshot_bytes);
+        let replica_opts = ReplicaOptions::new(s.snapshot_entries, s.snapshot_bytes).with_snapshot_ratio(s.snapshot_ratio);
 
         let path = s.sockets.get(&id).ok_or_else(|| NodeError::Config(format!("node {id} has no socket")))?.clone();
         // A socket file left by a dead incarnation would make bind fail; the storage lock
@@ -283,6 +284,9 @@ impl Server {
             }
             self.tick_if_due();
             self.process_ready()?;
+            // A snapshot is written by a forked child; its end is noticed here, within a
+            // turn (at most a tick) of happening.
+            self.replica.poll_compaction(false, &mut self.net)?;
             let voters: Vec<NodeId> = self.net.s.sockets.keys().copied().collect();
             self.replica.maybe_compact(&voters, &mut self.net)?;
             self.net.flush_all();

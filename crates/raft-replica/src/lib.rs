@@ -28,17 +28,22 @@
 //!    every pending write `Unknown` and every pending read `NotLeader`;
 //! 2. log the core's events;
 //! 3. send `messages` (they promise nothing durable: the leader's appends overlap its
-//!    own fsync), then, when the batch holds no snapshot, apply `committed` and serve
+//!    own fsync; an InstallSnapshot chunk gets its bytes from [`Store::snapshot_chunk`]
+//!    as it leaves, so no snapshot is ever held in memory), then, when the batch holds no snapshot, apply `committed` and serve
 //!    `reads`: committed entries are durable on a majority already, so their answers
 //!    need not wait for this node's fsync; then [`Effects::flush`], so all of that
 //!    leaves before the fsync below;
-//! 4. persist: a received snapshot was verified by the core before it adopted it
-//!    ([`snapshot_check`], installed into the [`Config`] by [`Replica::recover`]: a
-//!    snapshot that does not load never gets this far); it is decoded into a state
-//!    machine and written *with the batch's hard state* ([`Store::install_snapshot`]); then the
-//!    hard state and entries in ONE write and ONE fsync ([`Store::persist`]). A hard
-//!    state whose only change is the commit index is not synced on its own: it rides
-//!    with the next entries (a restarted node relearns its commit index);
+//! 0. snapshot chunks received from the leader go to the store's incoming snapshot
+//!    ([`Store::receive_chunk`]); when the last one arrived, the store seals it and the
+//!    replica decodes it into a state machine, streaming, checksum checked
+//!    ([`Store::finish_received`]), and tells the core whether it loads
+//!    ([`RawNode::snapshot_verified`]): only a verified snapshot ever replaces the log,
+//!    and the decoded state machine is kept for step 7;
+//! 4. persist: a verified snapshot is made current *with the batch's hard state*
+//!    ([`Store::install_snapshot`]); then the hard state and entries in ONE write and ONE
+//!    fsync ([`Store::persist`]). A hard state whose only change is the commit index is
+//!    not synced on its own: it rides with the next entries (a restarted node relearns
+//!    its commit index);
 //! 5. `persisted(last)`: only now does a leader count itself toward a commit;
 //! 6. send `persisted_messages` (votes, acks: they promise what step 4 made durable);
 //! 7. with a snapshot: restore the state machine from it, answer writes it swallowed as
@@ -49,18 +54,26 @@
 //! the node). Nothing after the failed step runs, so nothing that promises durability
 //! leaves.
 //!
-//! ## Compaction
+//! ## Compaction, off the event loop
 //!
-//! [`Replica::maybe_compact`] snapshots the state machine once the log since the last
-//! snapshot passes the configured entry or byte threshold, writes it
-//! ([`Store::compact`]), and tells the core.
+//! [`Replica::maybe_compact`] starts a snapshot once the log since the last one passes
+//! the configured entry or byte threshold *and* [`ReplicaOptions::snapshot_ratio`] times
+//! the last snapshot's size: snapshots then come at intervals proportional to the
+//! state, so the snapshot work per write stays constant however large the state grows.
+//! The store writes it in the background ([`Store::begin_compaction`]: a node forks a
+//! child that streams the state machine as it was at the fork; the simulator writes
+//! at once and finishes later); [`Replica::poll_compaction`], called every turn, sees
+//! it done, and only then tells the core ([`RawNode::compact`]) that the log up to
+//! there is gone. Heartbeats, elections and client answers go on meanwhile.
 
 use raft_core::{
-    Config, Entry, Event, HardState, Index, Message, NodeId, ProposeError, RawNode, ReadState, Ready, Restored,
-    RoleKind, Snapshot, SnapshotMeta, SoftState, Term,
+    Config, Entry, Event, HardState, Index, Message, MessageBody, NodeId, ProposeError, RawNode, ReadState, Ready,
+    Restored, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
 };
 use raft_kv::{Applied, Command, KvStore, ReadOp, WriteOp};
-use raft_storage::{Storage, StorageError};
+pub use raft_storage::Compaction;
+use raft_storage::{SnapshotReader, Storage, StorageError};
+use std::io::{self, Read, Write};
 #[cfg(feature = "bugs")]
 use raft_wire::Reply;
 use raft_wire::Response;
@@ -75,46 +88,86 @@ pub const MAX_PENDING_REQUESTS: usize = 100_000;
 /// spinning the event loop.
 pub const MAX_READY_ROUNDS: usize = 16;
 
-// The core never assembles a snapshot the state machine would refuse for its size.
-const _: () = assert!(raft_core::MAX_INCOMING_SNAPSHOT_BYTES <= raft_kv::MAX_SNAPSHOT_BYTES);
-
-/// The [`Config::snapshot_check`] of every replica (node and simulator): a snapshot
-/// received from the leader is adopted only if its bytes decode into a [`KvStore`] at its
-/// own index (bincode with its length limit, no trailing bytes, the image's applied
-/// index equal to `meta.index`). [`Replica::recover`] installs it when the config has
-/// none, so the node's and the simulator's configs need not know about it.
-pub fn snapshot_check(snap: &Snapshot) -> Result<(), String> {
-    KvStore::restore(&snap.data, snap.meta.index).map(drop).map_err(|e| e.to_string())
-}
-
-/// The durable half of a node: log, hard state and snapshots. Every call is durable when
-/// it returns `Ok` (when the store syncs at all). An `Err` leaves the store unusable: the
-/// caller stops and recovers from what is on disk.
+/// The durable half of a node: log, hard state and snapshots. Every call that writes is
+/// durable when it returns `Ok` (when the store syncs at all). An `Err` leaves the store
+/// unusable: the caller stops and recovers from what is on disk.
+///
+/// Snapshots never pass through memory whole: they are written by streaming the state
+/// machine into the store, sent chunk by chunk from it, received chunk by chunk into it
+/// and read back through [`Store::Reader`].
 pub trait Store {
+    /// Streams a snapshot's data; an error on the last read means it is damaged.
+    type Reader: Read;
     /// One turn's durable write: an optional hard state and entries, as ONE write and
     /// ONE sync. `entries[0].index <= last index` replaces the stored suffix from there.
     fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError>;
-    /// A snapshot received from the leader, with the hard state of the batch that
+    /// The current snapshot's data (`None` without one): recovery restores from it.
+    fn snapshot_reader(&mut self) -> Result<Option<Self::Reader>, StorageError>;
+    /// Up to `len` bytes of the current snapshot `meta` from `offset`, and whether they
+    /// reach its end.
+    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError>;
+    /// Bytes of the current snapshot's data (0 without one).
+    fn snapshot_bytes(&self) -> u64;
+    /// Appends a received chunk to the incoming snapshot (offset 0 starts a new one).
+    fn receive_chunk(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError>;
+    /// Seals the incoming snapshot `meta` (durably, not yet current) and reads it back.
+    fn finish_received(&mut self, meta: &SnapshotMeta) -> Result<Self::Reader, StorageError>;
+    /// Drops the incoming snapshot (it did not verify).
+    fn discard_received(&mut self);
+    /// Makes the sealed incoming snapshot current, with the hard state of the batch that
     /// carried it: after this call the store holds the snapshot, that hard state's term
     /// and vote with the snapshot's index as commit index, and an empty log after the
     /// snapshot. A crash part-way must leave a store that recovery accepts, whose term is
     /// at least the snapshot's and whose commit index never covers entries of the old
     /// log that the snapshot replaces (see `Storage::install_snapshot` for the order).
-    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError>;
-    /// Local compaction: writes `snap` (taken of the state machine at `snap.meta.index`)
-    /// and drops the log up to its index.
-    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError>;
+    fn install_snapshot(&mut self, meta: &SnapshotMeta, hard_state: &HardState) -> Result<(), StorageError>;
+    /// Starts writing a local snapshot `meta` of the state machine, streamed by `write`
+    /// as the state is *now*, without blocking the caller for the write.
+    fn begin_compaction(
+        &mut self,
+        meta: &SnapshotMeta,
+        write: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StorageError>;
+    /// The outcome of the compaction started, once it is finished (`block`: wait for
+    /// it). A `Done` snapshot is current and the log up to it dropped.
+    fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError>;
 }
 
 impl Store for Storage {
+    type Reader = SnapshotReader;
     fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
         Storage::persist(self, hard_state, entries)
     }
-    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
-        Storage::install_snapshot(self, snap, hard_state)
+    fn snapshot_reader(&mut self) -> Result<Option<SnapshotReader>, StorageError> {
+        Storage::snapshot_reader(self)
     }
-    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
-        Storage::compact(self, snap)
+    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError> {
+        Storage::snapshot_chunk(self, meta, offset, len)
+    }
+    fn snapshot_bytes(&self) -> u64 {
+        Storage::snapshot_bytes(self)
+    }
+    fn receive_chunk(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
+        Storage::receive_chunk(self, &chunk.meta, chunk.offset, &chunk.data)
+    }
+    fn finish_received(&mut self, meta: &SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        Storage::finish_received(self, meta)
+    }
+    fn discard_received(&mut self) {
+        Storage::discard_incoming(self)
+    }
+    fn install_snapshot(&mut self, meta: &SnapshotMeta, hard_state: &HardState) -> Result<(), StorageError> {
+        Storage::install_snapshot(self, meta, hard_state)
+    }
+    fn begin_compaction(
+        &mut self,
+        meta: &SnapshotMeta,
+        write: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        Storage::begin_compaction(self, meta, write)
+    }
+    fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError> {
+        Storage::poll_compaction(self, block)
     }
 }
 
@@ -147,8 +200,8 @@ pub trait Effects {
     fn read_dropped(&mut self, _id: u64) {}
     /// An entry was applied (observers: the simulator's checkers).
     fn applied(&mut self, _entry: &Entry, _result: &Applied) {}
-    /// The state machine was replaced by a snapshot's image (observers).
-    fn restored(&mut self, _snapshot: &Snapshot) {}
+    /// The state machine was replaced by snapshot `meta`'s image (observers).
+    fn restored(&mut self, _meta: &SnapshotMeta, _kv: &KvStore) {}
     /// The time, for durations in log lines only (never for decisions). `None` (the
     /// simulator, which must replay exactly) leaves durations out.
     fn now(&self) -> Option<Instant> {
@@ -161,8 +214,12 @@ pub trait Effects {
 pub struct ReplicaOptions {
     /// Compact once this many entries were applied since the last snapshot ...
     pub snapshot_entries: u64,
-    /// ... or once this many bytes of entries were.
+    /// ... or once this many bytes of entries were; ...
     pub snapshot_bytes: u64,
+    /// ... and, either way, only once the entries since the last snapshot are at least
+    /// this many times its size: snapshot intervals then grow with the state, so the
+    /// snapshot work per write stays constant (0 turns the rule off).
+    pub snapshot_ratio: f64,
     #[cfg(feature = "bugs")]
     pub bugs: Bugs,
 }
@@ -170,7 +227,12 @@ pub struct ReplicaOptions {
 #[allow(clippy::needless_update)] // `bugs` exists only with the feature
 impl ReplicaOptions {
     pub fn new(snapshot_entries: u64, snapshot_bytes: u64) -> ReplicaOptions {
-        ReplicaOptions { snapshot_entries, snapshot_bytes, ..ReplicaOptions::default() }
+        ReplicaOptions { snapshot_entries, snapshot_bytes, snapshot_ratio: 0.0, ..ReplicaOptions::default() }
+    }
+
+    /// With [`ReplicaOptions::snapshot_ratio`] set.
+    pub fn with_snapshot_ratio(self, snapshot_ratio: f64) -> ReplicaOptions {
+        ReplicaOptions { snapshot_ratio, ..self }
     }
 }
 
@@ -193,8 +255,6 @@ pub enum ReplicaError {
     Start(String),
     #[error("snapshot on disk does not load: {0}")]
     DiskSnapshot(String),
-    #[error("snapshot does not load: {0}")]
-    Snapshot(String),
 }
 
 struct PendingWrite {
@@ -217,7 +277,15 @@ pub struct Replica<S: Store> {
     /// Term of the last applied entry (the snapshot's term when compacting).
     applied_term: Term,
     snapshot_index: Index,
+    /// Bytes of the current snapshot's data, for the proportional trigger.
+    snapshot_bytes: u64,
+    /// Entry bytes applied since the last snapshot was started.
     bytes_since_snapshot: u64,
+    /// The index of the local snapshot being written in the background, if any.
+    compacting: Option<Index>,
+    /// A snapshot received from the leader, verified and decoded, waiting for the core
+    /// to hand it out in `Ready::snapshot` (the next batch).
+    received: Option<(SnapshotMeta, KvStore)>,
     pending_writes: BTreeMap<Index, PendingWrite>,
     /// By read id; ordered, so answers on step-down go out in a deterministic order (the
     /// simulator replays seeds exactly).
@@ -231,11 +299,10 @@ pub struct Replica<S: Store> {
 impl<S: Store> Replica<S> {
     /// Builds a replica from what its store recovered. The state machine is restored
     /// from the snapshot; the entries up to the persisted commit index are applied again
-    /// by the first [`Replica::process_ready`]. A config without a
-    /// [`Config::snapshot_check`] gets [`snapshot_check`].
+    /// by the first [`Replica::process_ready`].
     pub fn recover(
-        mut config: Config,
-        store: S,
+        config: Config,
+        mut store: S,
         mut restored: Restored,
         opts: ReplicaOptions,
         fx: &mut impl Effects,
@@ -244,7 +311,7 @@ impl<S: Store> Replica<S> {
         // The hard state is written ahead of the entries of its batch; a write torn by a
         // power cut can keep it and lose entries its commit index covers. Those entries
         // are committed on a majority anyway: forget the local claim, relearn it.
-        let snap_index = restored.snapshot.as_ref().map_or(0, |s| s.meta.index);
+        let snap_index = restored.snapshot.as_ref().map_or(0, |s| s.index);
         let last = restored.entries.last().map_or(snap_index, |e| e.index);
         if restored.hard_state.commit > last {
             let commit = restored.hard_state.commit;
@@ -252,10 +319,7 @@ impl<S: Store> Replica<S> {
             restored.hard_state.commit = last;
         }
         let (kv, applied_term) = match &restored.snapshot {
-            Some(snap) => (
-                KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::DiskSnapshot(e.to_string()))?,
-                snap.meta.term,
-            ),
+            Some(meta) => (Self::load_snapshot(&mut store, meta, term, fx)?, meta.term),
             None => (KvStore::new(), 0),
         };
         fx.log(
@@ -267,7 +331,7 @@ impl<S: Store> Replica<S> {
             ),
         );
         let synced_hard_state = restored.hard_state;
-        config.snapshot_check.get_or_insert(snapshot_check);
+        let snapshot_bytes = store.snapshot_bytes();
         let raft = RawNode::new(config, restored).map_err(|e| ReplicaError::Start(e.to_string()))?;
         Ok(Replica {
             soft: SoftState { role: RoleKind::Follower, term, leader: None },
@@ -277,13 +341,41 @@ impl<S: Store> Replica<S> {
             opts,
             applied_term,
             snapshot_index: snap_index,
+            snapshot_bytes,
             bytes_since_snapshot: 0,
+            compacting: None,
+            received: None,
             pending_writes: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
             next_read_id: 1,
             synced_hard_state,
             unsynced_hard_state: None,
         })
+    }
+
+    /// Restores the state machine from the store's current snapshot `meta`, streaming.
+    fn load_snapshot(store: &mut S, meta: &SnapshotMeta, term: Term, fx: &mut impl Effects) -> Result<KvStore, ReplicaError> {
+        let t0 = fx.now();
+        let bytes = store.snapshot_bytes();
+        let mut reader = store.snapshot_reader()?.expect("the store recovered a snapshot, so it has one");
+        let kv = KvStore::read_snapshot(&mut reader, meta.index).map_err(|e| ReplicaError::DiskSnapshot(e.to_string()))?;
+        let index = meta.index;
+        match (t0, fx.now()) {
+            (Some(t0), Some(t1)) => {
+                let secs = (t1 - t0).as_secs_f64();
+                let rate = bytes as f64 / 1e6 / secs.max(1e-6);
+                fx.log(
+                    term,
+                    format_args!(
+                        "state restored from the snapshot at index={index}: {} keys, {bytes} bytes in {} ms ({rate:.0} MB/s)",
+                        kv.len(),
+                        (t1 - t0).as_millis()
+                    ),
+                )
+            }
+            _ => fx.log(term, format_args!("state restored from the snapshot at index={index}: {bytes} bytes")),
+        }
+        Ok(kv)
     }
 
     pub fn raft(&self) -> &RawNode {
@@ -426,6 +518,8 @@ impl<S: Store> Replica<S> {
             soft_state,
             hard_state,
             entries,
+            snapshot_chunks,
+            received_snapshot,
             snapshot,
             messages,
             persisted_messages,
@@ -442,9 +536,16 @@ impl<S: Store> Replica<S> {
         for ev in &events {
             self.log_event(ev, fx);
         }
+        // 0. Snapshot bytes arriving: into the store; a complete one is verified now.
+        for chunk in &snapshot_chunks {
+            self.store.receive_chunk(chunk)?;
+        }
+        if let Some(meta) = received_snapshot {
+            self.verify_received(meta, fx)?;
+        }
         // 3. What promises nothing goes first: the leader's appends overlap its own fsync.
         for m in messages {
-            fx.send(m);
+            self.send(m, fx)?;
         }
         // Committed entries are durable on a majority already, so they may be applied and
         // answered before this batch's fsync (etcd applies in parallel with its WAL too):
@@ -458,7 +559,9 @@ impl<S: Store> Replica<S> {
         };
         #[cfg(feature = "bugs")]
         let persisted_messages = if self.opts.bugs.ack_before_persist {
-            persisted_messages.into_iter().for_each(|m| fx.send(m));
+            for m in persisted_messages {
+                self.send(m, fx)?;
+            }
             Vec::new()
         } else {
             persisted_messages
@@ -479,13 +582,57 @@ impl<S: Store> Replica<S> {
         }
         // 6. What promises durable state.
         for m in persisted_messages {
-            fx.send(m);
+            self.send(m, fx)?;
         }
         // 7. Install, apply, answer (when a snapshot came; else done above).
         if let (Some(snap), Some(kv)) = (snapshot, restored) {
             self.install(snap, kv, fx);
         }
         self.apply_and_answer(committed, reads, dropped_reads, fx);
+        Ok(())
+    }
+
+    /// Sends a message; a snapshot chunk gets its bytes from the store first.
+    fn send(&mut self, mut m: Message, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        if let MessageBody::InstallSnapshot { meta, offset, data, done } = &mut m.body {
+            let len = self.raft.config().snapshot_chunk_bytes;
+            (*data, *done) = self.store.snapshot_chunk(meta, *offset, len)?;
+        }
+        fx.send(m);
+        Ok(())
+    }
+
+    /// The last chunk of a snapshot from the leader arrived: seal it in the store, decode
+    /// it (streaming, checksum checked) and tell the core whether it loads. A snapshot
+    /// that does not is dropped; the core then changes nothing and asks for it again.
+    fn verify_received(&mut self, meta: SnapshotMeta, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        let t0 = fx.now();
+        let mut reader = self.store.finish_received(&meta)?;
+        let verdict = KvStore::read_snapshot(&mut reader, meta.index).map_err(|e| e.to_string());
+        drop(reader);
+        if let (Some(t0), Some(t1), Ok(kv)) = (t0, fx.now(), &verdict) {
+            fx.log(
+                self.soft.term,
+                format_args!(
+                    "snapshot received at index={}: {} keys, decoded in {} ms",
+                    meta.index,
+                    kv.len(),
+                    (t1 - t0).as_millis()
+                ),
+            );
+        }
+        let verdict = match verdict {
+            Ok(kv) => {
+                self.received = Some((meta.clone(), kv));
+                Ok(())
+            }
+            Err(reason) => {
+                self.received = None;
+                self.store.discard_received();
+                Err(reason)
+            }
+        };
+        self.raft.snapshot_verified(&meta, verdict);
         Ok(())
     }
 
@@ -501,17 +648,19 @@ impl<S: Store> Replica<S> {
         fx.event(self.soft.term, ev);
     }
 
-    /// Decodes a received snapshot into a state machine, then writes it with the batch's
-    /// hard state. Returns the decoded state machine, installed after the batch's
-    /// acknowledgements left. The core verified it with the same decode before adopting
-    /// it, so an error here means a config whose check differs from this state machine.
-    fn persist_snapshot(&mut self, snap: &Snapshot) -> Result<KvStore, ReplicaError> {
-        let kv = KvStore::restore(&snap.data, snap.meta.index).map_err(|e| ReplicaError::Snapshot(e.to_string()))?;
+    /// Makes a received, verified snapshot current with the batch's hard state. Returns
+    /// the state machine decoded when it was verified, installed after the batch's
+    /// acknowledgements left.
+    fn persist_snapshot(&mut self, meta: &SnapshotMeta) -> Result<KvStore, ReplicaError> {
+        let kv = match self.received.take() {
+            Some((m, kv)) if m == *meta => kv,
+            _ => panic!("the core handed out snapshot {}@{} that was never verified", meta.index, meta.term),
+        };
         let hs = self.unsynced_hard_state.take().unwrap_or(self.synced_hard_state);
-        self.store.install_snapshot(snap, &hs)?;
+        self.store.install_snapshot(meta, &hs)?;
         // The store keeps the snapshot's commit index; a higher one goes with the entries.
-        self.synced_hard_state = HardState { commit: snap.meta.index, ..hs };
-        if hs.commit > snap.meta.index {
+        self.synced_hard_state = HardState { commit: meta.index, ..hs };
+        if hs.commit > meta.index {
             self.unsynced_hard_state = Some(hs);
         }
         Ok(kv)
@@ -582,20 +731,21 @@ impl<S: Store> Replica<S> {
         }
     }
 
-    fn install(&mut self, snap: Snapshot, kv: KvStore, fx: &mut impl Effects) {
+    fn install(&mut self, meta: SnapshotMeta, kv: KvStore, fx: &mut impl Effects) {
         assert!(
-            snap.meta.index >= self.kv.applied(),
+            meta.index >= self.kv.applied(),
             "snapshot {} would rewind the state machine from {}",
-            snap.meta.index,
+            meta.index,
             self.kv.applied()
         );
         self.kv = kv;
-        self.snapshot_index = snap.meta.index;
-        self.applied_term = snap.meta.term;
+        self.snapshot_index = meta.index;
+        self.snapshot_bytes = self.store.snapshot_bytes();
+        self.applied_term = meta.term;
         self.bytes_since_snapshot = 0;
-        fx.restored(&snap);
+        fx.restored(&meta, &self.kv);
         // Writes waiting at indexes the snapshot covers cannot be matched to their outcome.
-        let covered: Vec<Index> = self.pending_writes.range(..=snap.meta.index).map(|(&i, _)| i).collect();
+        let covered: Vec<Index> = self.pending_writes.range(..=meta.index).map(|(&i, _)| i).collect();
         for i in covered {
             let p = self.pending_writes.remove(&i).expect("listed above");
             let reason = "replaced by a snapshot before the outcome was known".into();
@@ -627,49 +777,96 @@ impl<S: Store> Replica<S> {
         fx.respond(p.waiter, body);
     }
 
-    /// Compacts the log into a snapshot of the state machine once the configured
-    /// thresholds are passed since the last one.
+    /// Starts a snapshot of the state machine in the background once the log since the
+    /// last one passes the configured entry or byte threshold and
+    /// [`ReplicaOptions::snapshot_ratio`] times the last snapshot's size (see the crate
+    /// docs). Nothing happens while one is being written.
     pub fn maybe_compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
         let applied = self.kv.applied();
-        let due = applied > self.snapshot_index
-            && (applied - self.snapshot_index >= self.opts.snapshot_entries
-                || self.bytes_since_snapshot >= self.opts.snapshot_bytes);
-        if !due {
+        if self.compacting.is_some() || applied <= self.snapshot_index {
             return Ok(());
         }
-        self.compact(voters, fx)
+        let threshold = applied - self.snapshot_index >= self.opts.snapshot_entries
+            || self.bytes_since_snapshot >= self.opts.snapshot_bytes;
+        let proportional = self.bytes_since_snapshot as f64 >= self.opts.snapshot_ratio * self.snapshot_bytes as f64;
+        if threshold && proportional {
+            self.begin_compaction(voters, fx)?;
+        }
+        Ok(())
     }
 
-    /// Snapshots the state machine at the applied index, writes it and compacts the log
-    /// up to there, now (if anything was applied since the last snapshot).
-    pub fn compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
+    /// Starts a snapshot of the state machine at the applied index, written in the
+    /// background by the store, if anything was applied since the last one and none is
+    /// being written. [`Replica::poll_compaction`] finishes it.
+    pub fn begin_compaction(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
         let applied = self.kv.applied();
-        if applied <= self.snapshot_index {
+        if self.compacting.is_some() || applied <= self.snapshot_index {
             return Ok(());
         }
-        let t0 = fx.now();
-        let data = self.kv.snapshot();
-        let t1 = fx.now();
         let meta = SnapshotMeta { index: applied, term: self.applied_term, voters: voters.to_vec() };
-        let snap = Snapshot { meta, data };
-        self.store.compact(&snap)?;
-        let t2 = fx.now();
-        let bytes = snap.data.len();
-        self.raft.compact(applied, snap.data);
-        match (t0, t1, t2) {
-            (Some(t0), Some(t1), Some(t2)) => fx.log(
-                self.soft.term,
-                format_args!(
-                    "snapshot at index={applied}: {bytes} bytes, encoded in {} ms, written in {} ms",
-                    (t1 - t0).as_millis(),
-                    (t2 - t1).as_millis()
-                ),
-            ),
-            _ => fx.log(self.soft.term, format_args!("snapshot at index={applied}: {bytes} bytes")),
-        }
-        self.snapshot_index = applied;
+        let log_bytes = self.bytes_since_snapshot;
+        let kv = &self.kv;
+        self.store.begin_compaction(&meta, &|w| {
+            // Many small items: buffer them, so the store sees large writes.
+            let mut w = io::BufWriter::with_capacity(1 << 16, w);
+            kv.write_snapshot(&mut w)?;
+            w.flush()
+        })?;
+        self.compacting = Some(applied);
         self.bytes_since_snapshot = 0;
-        self.process_ready(fx).map(|_| ())
+        fx.log(
+            self.soft.term,
+            format_args!(
+                "snapshot started at index={applied} in the background ({} keys; {log_bytes} bytes of log since the last one)",
+                self.kv.len()
+            ),
+        );
+        Ok(())
+    }
+
+    /// Finishes a background snapshot if its writer is done (`block`: waits for it):
+    /// the core drops its log up to there, and laggards get this snapshot from now on.
+    /// Call it every turn.
+    pub fn poll_compaction(&mut self, block: bool, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        if self.compacting.is_none() {
+            return Ok(());
+        }
+        let Some(outcome) = self.store.poll_compaction(block)? else { return Ok(()) };
+        self.compacting = None;
+        let term = self.soft.term;
+        match outcome {
+            Compaction::Done { meta, bytes, took } => {
+                self.raft.compact(meta.index);
+                self.snapshot_index = meta.index;
+                self.snapshot_bytes = bytes;
+                let index = meta.index;
+                match fx.now() {
+                    Some(_) => fx.log(
+                        term,
+                        format_args!("snapshot at index={index}: {bytes} bytes, written in {} ms in the background", took.as_millis()),
+                    ),
+                    None => fx.log(term, format_args!("snapshot at index={index}: {bytes} bytes")),
+                }
+                self.process_ready(fx).map(|_| ())
+            }
+            Compaction::Stale { meta } => {
+                let index = meta.index;
+                fx.log(term, format_args!("snapshot at index={index} dropped: a newer snapshot was installed meanwhile"));
+                Ok(())
+            }
+            Compaction::Failed { meta, reason } => {
+                let index = meta.index;
+                fx.log(term, format_args!("snapshot at index={index} failed: {reason}; the log is kept, the next one is tried later"));
+                Ok(())
+            }
+        }
+    }
+
+    /// Snapshots the state machine at the applied index and compacts the log up to
+    /// there, now: begins a background snapshot and waits for it.
+    pub fn compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        self.begin_compaction(voters, fx)?;
+        self.poll_compaction(true, fx)
     }
 }
 

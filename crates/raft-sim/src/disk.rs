@@ -12,8 +12,12 @@
 //!   before the snapshot), the snapshot file (one step), the old log removed newest
 //!   first (one step: a crash keeps a prefix of it), a fresh segment whose hard-state
 //!   record has the snapshot's index as commit index (one step);
-//! * `compact`: the snapshot file (one step), then the covered log prefix is dropped
-//!   (one step).
+//! * a received snapshot's chunks are not durable steps (a temporary file, never
+//!   synced: a crash loses them); sealing it is one step (its fsync);
+//! * a compaction is written in the background (the node forks a writer): the image is
+//!   taken when it starts and lands a few turns later, when the replica polls; a crash
+//!   before that loses it. Landing it is the snapshot's rename (one step), then the
+//!   covered log prefix is dropped (one step).
 //!
 //! The simulator arms a crash before a turn ([`SimDisk::arm_crash`]): after that many
 //! steps the next one is cut short and every later call fails, as the storage of a dead
@@ -26,11 +30,17 @@
 //! turn to feed its checkers (log matching, vote safety, snapshots).
 
 use crate::rng::digest;
-use raft_core::{Entry, EntryData, HardState, Index, Restored, Snapshot, Term};
-use raft_replica::Store;
+use raft_core::{Entry, EntryData, HardState, Index, Restored, Snapshot, SnapshotChunk, SnapshotMeta, Term};
+use raft_replica::{Compaction, Store};
 use raft_storage::StorageError;
 use std::cell::RefCell;
+use std::io::{self, Cursor, Write};
 use std::rc::Rc;
+use std::time::Duration;
+
+/// Polls a background snapshot stays unfinished at most: long enough that turns,
+/// messages and crashes happen while it is being written.
+const MAX_COMPACTION_POLLS: u64 = 6;
 
 /// What survives a crash.
 #[derive(Clone, Debug, Default)]
@@ -98,7 +108,7 @@ impl DiskImage {
         hard_state.commit = hard_state.commit.min(last).max(s);
         self.log = entries.clone();
         self.hard_state = hard_state;
-        Ok(Restored { hard_state, snapshot: self.snapshot.clone(), entries })
+        Ok(Restored { hard_state, snapshot: self.snapshot.as_ref().map(|s| s.meta.clone()), entries })
     }
 
     fn write_entry(&mut self, e: &Entry) {
@@ -134,6 +144,11 @@ pub struct DiskState {
     crash_in: Option<u32>,
     torn_seed: u64,
     crashed: bool,
+    /// A snapshot arriving from the leader (volatile: a temporary file never synced),
+    /// and whether it was sealed.
+    incoming: Option<(Snapshot, bool)>,
+    /// A background compaction: its image, and the polls left before it lands.
+    writing: Option<(Snapshot, u64)>,
     /// Planted bug: an install writes the batch's commit index before the snapshot.
     #[cfg(feature = "bugs")]
     pub commit_before_snapshot: bool,
@@ -154,10 +169,13 @@ impl DiskState {
         self.crashed
     }
 
-    /// The machine restarted: the disk works again.
+    /// The machine restarted: the disk works again. What was in flight (an incoming
+    /// snapshot, a background writer) died with the process.
     pub fn reboot(&mut self) {
         self.crashed = false;
         self.crash_in = None;
+        self.incoming = None;
+        self.writing = None;
     }
 
     /// Starts a durable step: `false` means the crash strikes now.
@@ -274,11 +292,15 @@ impl Store for SimDisk {
         d.write_records(hard_state, entries)
     }
 
-    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
+    fn install_snapshot(&mut self, meta: &SnapshotMeta, hard_state: &HardState) -> Result<(), StorageError> {
         let mut d = self.0.borrow_mut();
         if d.crashed {
             return Err(DiskState::dead());
         }
+        let snap = match d.incoming.take() {
+            Some((snap, true)) if snap.meta == *meta => snap,
+            _ => panic!("install_snapshot of {}@{} that was not received and sealed", meta.index, meta.term),
+        };
         let cur = d.image.hard_state;
         #[allow(unused_mut)]
         let mut first = HardState { commit: hard_state.commit.min(cur.commit), ..*hard_state };
@@ -292,27 +314,108 @@ impl Store for SimDisk {
         if !d.step() {
             return Err(DiskState::dead());
         }
-        d.write_snapshot(snap, true);
+        d.write_snapshot(&snap, true);
         if !d.step() {
             return Err(DiskState::dead());
         }
         d.reset_log()
     }
 
-    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+    type Reader = Cursor<Vec<u8>>;
+
+    fn snapshot_reader(&mut self) -> Result<Option<Cursor<Vec<u8>>>, StorageError> {
+        Ok(self.0.borrow().image.snapshot.as_ref().map(|s| Cursor::new(s.data.clone())))
+    }
+
+    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError> {
+        let d = self.0.borrow();
+        let snap = d.image.snapshot.as_ref().expect("snapshot_chunk without a snapshot");
+        assert_eq!(&snap.meta, meta, "the core sends only the current snapshot");
+        let start = (offset as usize).min(snap.data.len());
+        let end = start.saturating_add(len).min(snap.data.len());
+        Ok((snap.data[start..end].to_vec(), end == snap.data.len()))
+    }
+
+    fn snapshot_bytes(&self) -> u64 {
+        self.0.borrow().image.snapshot.as_ref().map_or(0, |s| s.data.len() as u64)
+    }
+
+    fn receive_chunk(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
         let mut d = self.0.borrow_mut();
         if d.crashed {
             return Err(DiskState::dead());
         }
-        if !d.step() {
-            return Err(DiskState::dead());
+        if chunk.offset == 0 {
+            d.incoming = Some((Snapshot { meta: chunk.meta.clone(), data: Vec::new() }, false));
         }
-        d.write_snapshot(snap, false);
-        if !d.step() {
-            return Err(DiskState::dead());
-        }
-        let s = snap.meta.index;
-        d.image.log.retain(|e| e.index > s);
+        let Some((snap, false)) = &mut d.incoming else { panic!("a chunk at {} of no snapshot", chunk.offset) };
+        assert!(snap.meta == chunk.meta && snap.data.len() as u64 == chunk.offset, "chunks out of order");
+        snap.data.extend_from_slice(&chunk.data);
         Ok(())
+    }
+
+    fn finish_received(&mut self, meta: &SnapshotMeta) -> Result<Cursor<Vec<u8>>, StorageError> {
+        let mut d = self.0.borrow_mut();
+        if d.crashed || !d.step() {
+            return Err(DiskState::dead());
+        }
+        let Some((snap, sealed)) = &mut d.incoming else { panic!("finish_received without a snapshot arriving") };
+        assert_eq!(&snap.meta, meta, "another snapshot is arriving");
+        *sealed = true;
+        Ok(Cursor::new(snap.data.clone()))
+    }
+
+    fn discard_received(&mut self) {
+        self.0.borrow_mut().incoming = None;
+    }
+
+    fn begin_compaction(
+        &mut self,
+        meta: &SnapshotMeta,
+        write: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        let mut d = self.0.borrow_mut();
+        if d.crashed {
+            return Err(DiskState::dead());
+        }
+        assert!(d.writing.is_none(), "a second background snapshot");
+        let mut data = Vec::new();
+        write(&mut data).expect("writing into memory cannot fail");
+        // How long the writer takes: fixed by the image, so a seed replays exactly.
+        let polls = digest(&data) % (MAX_COMPACTION_POLLS + 1);
+        d.writing = Some((Snapshot { meta: meta.clone(), data }, polls));
+        Ok(())
+    }
+
+    fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError> {
+        let mut d = self.0.borrow_mut();
+        if d.crashed {
+            return Err(DiskState::dead());
+        }
+        match &mut d.writing {
+            None => return Ok(None),
+            Some((_, polls)) if *polls > 0 && !block => {
+                *polls -= 1;
+                return Ok(None);
+            }
+            Some(_) => {}
+        }
+        let (snap, _) = d.writing.take().expect("matched above");
+        let meta = snap.meta.clone();
+        if meta.index <= d.image.snapshot_index() {
+            return Ok(Some(Compaction::Stale { meta }));
+        }
+        // The rename, then the covered segments' removal: two steps.
+        if !d.step() {
+            return Err(DiskState::dead());
+        }
+        d.write_snapshot(&snap, false);
+        if !d.step() {
+            return Err(DiskState::dead());
+        }
+        let s = meta.index;
+        d.image.log.retain(|e| e.index > s);
+        let bytes = snap.data.len() as u64;
+        Ok(Some(Compaction::Done { meta, bytes, took: Duration::ZERO }))
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::disk::DiskState;
 use crate::rng::digest;
-use raft_core::{Entry, HardState, Index, Message, Snapshot, Term};
-use raft_kv::Applied;
+use raft_core::{Entry, HardState, Index, Message, SnapshotMeta, Term};
+use raft_kv::{Applied, KvStore};
 use raft_replica::{Effects, Waiter};
 use raft_wire::Response;
 use std::cell::RefCell;
@@ -84,8 +84,7 @@ impl Effects for SimFx {
         self.out.push(Output::Applied { entry: entry.clone(), result: result.clone() });
     }
 
-    fn restored(&mut self, snapshot: &Snapshot) {
-        let m = &snapshot.meta;
-        self.out.push(Output::Restored { index: m.index, term: m.term, digest: digest(&snapshot.data) });
+    fn restored(&mut self, meta: &SnapshotMeta, kv: &KvStore) {
+        self.out.push(Output::Restored { index: meta.index, term: meta.term, digest: digest(&kv.snapshot()) });
     }
 }

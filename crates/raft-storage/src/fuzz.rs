@@ -37,10 +37,17 @@ pub fn hard_state_file(data: &[u8]) {
     let _ = record::decode_single_hard_state(data);
 }
 
-/// Parses `data` as the snapshot file `<1>-<1>.snap`; a snapshot that parses has that
-/// index and term.
+/// Reads `data` as the snapshot file `<1>-<1>.snap` (written to a temporary file, since
+/// snapshots are streamed from files); a snapshot that reads has that index and term,
+/// and its data fits in the file.
 pub fn snapshot_file(data: &[u8]) {
-    if let Ok(s) = snapshot::parse(data.to_vec(), Path::new("fuzz.snap"), 1, 1) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("raft-storage-fuzz-{}-{n}.snap", std::process::id()));
+    std::fs::write(&path, data).expect("the temp dir is writable");
+    let result = snapshot::read(&path, 1, 1);
+    let _ = std::fs::remove_file(&path);
+    if let Ok(s) = result {
         assert_eq!((s.meta.index, s.meta.term), (1, 1));
         assert!(s.data.len() <= data.len());
     }
@@ -89,7 +96,7 @@ fn open_and_check(dir: &Path) {
     let opts = StorageOptions::default();
     if let Ok((storage, recovery)) = Storage::open(dir, opts) {
         let r = &recovery.restored;
-        let snap = r.snapshot.as_ref().map_or(0, |s| s.meta.index);
+        let snap = r.snapshot.as_ref().map_or(0, |s| s.index);
         for (k, e) in r.entries.iter().enumerate() {
             assert_eq!(e.index, snap + 1 + k as u64, "recovered log is not contiguous");
         }

@@ -104,6 +104,7 @@
 //! * `persist` gets entries that follow the log (or conflict above the snapshot); a
 //!   compaction never passes the log's end; snapshots never go backwards.
 
+mod background;
 mod error;
 pub mod fuzz;
 mod record;
@@ -113,7 +114,9 @@ mod wal;
 
 pub use error::StorageError;
 pub use record::MAX_RECORD_BYTES;
-pub use storage::{SnapshotWriter, Storage, StorageStats, MIN_SEGMENT_BYTES};
+pub use background::Compaction;
+pub use snapshot::SnapshotReader;
+pub use storage::{Storage, StorageStats, MIN_SEGMENT_BYTES};
 
 use error::IoContext;
 use std::fs::File;

@@ -11,7 +11,8 @@ use crate::error::{IoContext, StorageError};
 use crate::fsync_dir;
 use raft_core::{Index, Snapshot, SnapshotMeta, Term};
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"RAFTSNP1";
@@ -23,8 +24,16 @@ const MAX_META_BYTES: usize = 64 * 1024;
 /// Buffer of the streaming writer: memory stays bounded however large the snapshot.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
+/// Buffer of a [`SnapshotReader`]: restoring reads big sequential blocks.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
 pub(crate) const SUFFIX: &str = ".snap";
+/// Every temporary ends so; recovery removes them (never data: a crash left them).
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
+/// A local snapshot being written (by the forked writer, or in-process).
+pub(crate) const WRITING_SUFFIX: &str = ".tmp";
+/// A snapshot arriving from the leader, chunk by chunk.
+pub(crate) const INCOMING_SUFFIX: &str = ".incoming.tmp";
 
 pub(crate) fn file_name(index: Index, term: Term) -> String {
     format!("{index:020}-{term:020}{SUFFIX}")
@@ -54,11 +63,26 @@ pub(crate) struct FileWriter {
     data_len: u64,
 }
 
+/// A snapshot file written and fsynced under its temporary name, not yet in place.
+pub(crate) struct Sealed {
+    pub(crate) tmp: PathBuf,
+    pub(crate) path: PathBuf,
+}
+
+impl Sealed {
+    /// Renames the file into place and fsyncs the directory; returns the final path.
+    pub(crate) fn commit(self, dir: &File, dir_path: &Path) -> Result<PathBuf, StorageError> {
+        fs::rename(&self.tmp, &self.path).at(&self.path)?;
+        fsync_dir(dir, dir_path)?;
+        Ok(self.path)
+    }
+}
+
 impl FileWriter {
-    pub(crate) fn create(dir: &Path, meta: &SnapshotMeta) -> Result<FileWriter, StorageError> {
+    pub(crate) fn create(dir: &Path, meta: &SnapshotMeta, tmp_suffix: &str) -> Result<FileWriter, StorageError> {
         let name = file_name(meta.index, meta.term);
         let path = dir.join(&name);
-        let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+        let tmp = dir.join(format!("{name}{tmp_suffix}"));
         let file = File::create(&tmp).at(&tmp)?;
         let mut w = FileWriter {
             file: Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file)),
@@ -84,25 +108,47 @@ impl FileWriter {
         f.write_all(bytes).at(&self.tmp)
     }
 
-    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+    pub(crate) fn write_data(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.hasher.update(data);
         self.data_len += data.len() as u64;
         self.raw_write(data)
     }
 
-    /// Writes the trailer, fsyncs, renames into place and fsyncs the directory.
-    /// Returns the final path.
-    pub(crate) fn finish(mut self, dir: &File, dir_path: &Path) -> Result<PathBuf, StorageError> {
+    /// Bytes of data written so far.
+    pub(crate) fn data_len(&self) -> u64 {
+        self.data_len
+    }
+
+    /// Writes the trailer and fsyncs, leaving the file under its temporary name.
+    pub(crate) fn seal(mut self) -> Result<Sealed, StorageError> {
         let crc = self.hasher.clone().finalize();
         self.raw_write(&self.data_len.to_le_bytes())?;
         self.raw_write(&crc.to_le_bytes())?;
-        let file = self.file.take().expect("finish called once");
+        let file = self.file.take().expect("seal called once");
         let file = file.into_inner().map_err(|e| StorageError::io(&self.tmp, e.into_error()))?;
         file.sync_all().at(&self.tmp)?;
-        drop(file);
-        fs::rename(&self.tmp, &self.path).at(&self.path)?;
-        fsync_dir(dir, dir_path)?;
-        Ok(self.path.clone())
+        Ok(Sealed { tmp: self.tmp.clone(), path: self.path.clone() })
+    }
+
+    /// Writes the trailer, fsyncs, renames into place and fsyncs the directory.
+    /// Returns the final path.
+    pub(crate) fn finish(self, dir: &File, dir_path: &Path) -> Result<PathBuf, StorageError> {
+        self.seal()?.commit(dir, dir_path)
+    }
+}
+
+/// The state machine streams its image into the file through this.
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let f = self.file.as_mut().expect("writer used after finish");
+        f.write_all(buf)?;
+        self.hasher.update(buf);
+        self.data_len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -117,47 +163,59 @@ impl Drop for FileWriter {
 
 /// Writes a complete snapshot durably; returns its path.
 pub(crate) fn write(dir: &File, dir_path: &Path, snap: &Snapshot) -> Result<PathBuf, StorageError> {
-    let mut w = FileWriter::create(dir_path, &snap.meta)?;
-    w.write(&snap.data)?;
+    let mut w = FileWriter::create(dir_path, &snap.meta, WRITING_SUFFIX)?;
+    w.write_data(&snap.data)?;
     w.finish(dir, dir_path)
 }
 
-/// Reads and checks a snapshot file whose name said `(index, term)`.
-pub(crate) fn read(path: &Path, index: Index, term: Term) -> Result<Snapshot, StorageError> {
-    let bytes = fs::read(path).at(path)?;
-    parse(bytes, path, index, term)
+/// Where a checked snapshot file keeps its data, and the checksum it must have.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub(crate) meta: SnapshotMeta,
+    pub(crate) data_start: u64,
+    pub(crate) data_len: u64,
+    crc: u32,
+    /// The CRC state after the header (the checksum covers `meta_len`, meta and data).
+    header_hash: crc32fast::Hasher,
 }
 
-/// Checks and splits the bytes of a snapshot file read from `path` (named for errors).
-pub(crate) fn parse(bytes: Vec<u8>, path: &Path, index: Index, term: Term) -> Result<Snapshot, StorageError> {
-    let corrupt = |offset: usize, why: String| StorageError::corrupt(path, offset as u64, why);
-    let header = MAGIC.len() + 4;
-    if bytes.len() < header + TRAILER_BYTES {
-        return Err(corrupt(0, format!("snapshot file of {} bytes is too short", bytes.len())));
+/// Opens a snapshot file whose name said `(index, term)` and checks everything but the
+/// data: magic, lengths, trailer, metadata against the name. Reads only the header and
+/// the trailer; [`SnapshotReader`] checks the data's checksum as it streams it.
+pub(crate) fn inspect(path: &Path, index: Index, term: Term) -> Result<(File, Layout), StorageError> {
+    let corrupt = |offset: u64, why: String| StorageError::corrupt(path, offset, why);
+    let file = File::open(path).at(path)?;
+    let len = file.metadata().at(path)?.len();
+    let header = (MAGIC.len() + 4) as u64;
+    if len < header + TRAILER_BYTES as u64 {
+        return Err(corrupt(0, format!("snapshot file of {len} bytes is too short")));
     }
-    if &bytes[..MAGIC.len()] != MAGIC {
+    let mut head = [0u8; MAGIC.len() + 4];
+    file.read_exact_at(&mut head, 0).at(path)?;
+    if &head[..MAGIC.len()] != MAGIC {
         return Err(corrupt(0, "not a snapshot file (bad magic)".into()));
     }
-    let meta_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
-    if meta_len > MAX_META_BYTES || header + meta_len + TRAILER_BYTES > bytes.len() {
+    let meta_len = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as u64;
+    if meta_len > MAX_META_BYTES as u64 || header + meta_len + TRAILER_BYTES as u64 > len {
         return Err(corrupt(8, format!("metadata length {meta_len} does not fit the file")));
     }
-    let trailer = bytes.len() - TRAILER_BYTES;
-    let data_len = u64::from_le_bytes(bytes[trailer..trailer + 8].try_into().expect("8 bytes"));
-    let crc = u32::from_le_bytes(bytes[trailer + 8..].try_into().expect("4 bytes"));
+    let mut meta_bytes = vec![0u8; meta_len as usize];
+    file.read_exact_at(&mut meta_bytes, header).at(path)?;
+    let trailer = len - TRAILER_BYTES as u64;
+    let mut tail = [0u8; TRAILER_BYTES];
+    file.read_exact_at(&mut tail, trailer).at(path)?;
+    let data_len = u64::from_le_bytes(tail[..8].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(tail[8..].try_into().expect("4 bytes"));
     let data_start = header + meta_len;
-    if data_len != (trailer - data_start) as u64 {
+    if data_len != trailer - data_start {
         return Err(corrupt(
             trailer,
             format!("trailer says {data_len} data bytes, the file holds {}", trailer - data_start),
         ));
     }
-    if crc32fast::hash(&bytes[MAGIC.len()..trailer]) != crc {
-        return Err(corrupt(trailer + 8, "checksum mismatch".into()));
-    }
-    let (meta, used): (SnapshotMeta, usize) = bincode::serde::decode_from_slice(&bytes[header..data_start], config())
+    let (meta, used): (SnapshotMeta, usize) = bincode::serde::decode_from_slice(&meta_bytes, config())
         .map_err(|e| corrupt(header, format!("undecodable metadata: {e}")))?;
-    if used != meta_len {
+    if used as u64 != meta_len {
         return Err(corrupt(header, "stray bytes after the metadata".into()));
     }
     if meta.index != index || meta.term != term {
@@ -166,10 +224,119 @@ pub(crate) fn parse(bytes: Vec<u8>, path: &Path, index: Index, term: Term) -> Re
             format!("the file name says index {index} term {term}, the contents say {} and {}", meta.index, meta.term),
         ));
     }
-    let mut bytes = bytes;
-    bytes.truncate(trailer);
-    let data = bytes.split_off(data_start);
-    Ok(Snapshot { meta, data })
+    let mut header_hash = crc32fast::Hasher::new();
+    header_hash.update(&head[8..12]);
+    header_hash.update(&meta_bytes);
+    Ok((file, Layout { meta, data_start, data_len, crc, header_hash }))
+}
+
+/// Reads `len` data bytes at `offset` of a snapshot laid out as `layout` (fewer at the
+/// end of the data).
+pub(crate) fn read_chunk(file: &File, path: &Path, layout: &Layout, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+    let start = offset.min(layout.data_len);
+    let end = start.saturating_add(len as u64).min(layout.data_len);
+    let mut buf = vec![0u8; (end - start) as usize];
+    file.read_exact_at(&mut buf, layout.data_start + start).at(path)?;
+    Ok(buf)
+}
+
+/// The data of a snapshot file, streamed with bounded memory. Its checksum is checked as
+/// the last byte is read: a reader that reads to the end gets an error instead of the
+/// last bytes when the file is damaged, so a state machine restored from it is never
+/// used.
+pub struct SnapshotReader(BufReader<Range>);
+
+struct Range {
+    file: File,
+    path: PathBuf,
+    pos: u64,
+    end: u64,
+    hasher: crc32fast::Hasher,
+    crc: u32,
+    /// The checksum was compared (at the end of the data).
+    checked: bool,
+}
+
+impl SnapshotReader {
+    pub(crate) fn new(file: File, path: &Path, layout: &Layout) -> SnapshotReader {
+        let range = Range {
+            file,
+            path: path.to_path_buf(),
+            pos: layout.data_start,
+            end: layout.data_start + layout.data_len,
+            hasher: layout.header_hash.clone(),
+            crc: layout.crc,
+            checked: false,
+        };
+        SnapshotReader(BufReader::with_capacity(READ_BUFFER_BYTES, range))
+    }
+}
+
+impl Range {
+    fn check(&self) -> io::Result<()> {
+        if self.hasher.clone().finalize() != self.crc {
+            let trailer = self.end + 8;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: checksum mismatch (trailer at offset {trailer})", self.path.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Read for Range {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.end {
+            if !self.checked {
+                self.checked = true;
+                self.check()?;
+            }
+            return Ok(0);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min((self.end - self.pos) as usize);
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: the file ends before its data does", self.path.display()),
+            ));
+        }
+        self.hasher.update(&buf[..got]);
+        self.pos += got as u64;
+        if self.pos == self.end {
+            self.checked = true;
+            self.check()?;
+        }
+        Ok(got)
+    }
+}
+
+impl Read for SnapshotReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Reads and checks a whole snapshot file into memory (small snapshots: tests, tools).
+pub(crate) fn read(path: &Path, index: Index, term: Term) -> Result<Snapshot, StorageError> {
+    let (file, layout) = inspect(path, index, term)?;
+    let mut data = Vec::with_capacity(layout.data_len.min(1 << 20) as usize);
+    SnapshotReader::new(file, path, &layout)
+        .read_to_end(&mut data)
+        .map_err(|e| StorageError::corrupt(path, layout.data_start, e.to_string()))?;
+    Ok(Snapshot { meta: layout.meta, data })
+}
+
+/// Streams a whole snapshot file to check its data's checksum, with bounded memory.
+pub(crate) fn verify(path: &Path, index: Index, term: Term) -> Result<(File, Layout), StorageError> {
+    let (file, layout) = inspect(path, index, term)?;
+    let mut r = SnapshotReader::new(file.try_clone().at(path)?, path, &layout);
+    io::copy(&mut r, &mut io::sink()).map_err(|e| StorageError::corrupt(path, layout.data_start, e.to_string()))?;
+    Ok((file, layout))
 }
 
 #[cfg(test)]

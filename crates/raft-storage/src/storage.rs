@@ -1,14 +1,17 @@
 //! [`Storage`]: open and recover, persist, truncate, compact, install snapshots.
 
+use crate::background::{self, Compaction};
 use crate::error::{IoContext, StorageError};
 use crate::record::{self, Record};
-use crate::snapshot;
+use crate::snapshot::{self, Layout, SnapshotReader};
 use crate::wal::{self, WalDir};
 use crate::{fsync_dir, Recovery, StorageOptions};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use raft_core::{Entry, HardState, Index, Restored, Snapshot, SnapshotMeta, Term};
 use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +73,13 @@ pub struct Storage {
     /// The current snapshot (index 0: none).
     snapshot: SnapshotMeta,
     snapshot_path: Option<PathBuf>,
+    /// The current snapshot's file, open for reading chunks, and where its data lies.
+    snapshot_file: Option<(File, Layout)>,
+    /// A snapshot arriving from the leader: being written, or sealed and waiting to be
+    /// verified and installed.
+    incoming: Option<Incoming>,
+    /// The forked writer of a local snapshot, while it runs.
+    writer: Option<background::Writer>,
     /// Reused for every batch, so appending allocates nothing in the steady state.
     buf: Vec<u8>,
     /// Set when a write or fsync failed: what is on disk is then unknown.
@@ -90,6 +100,12 @@ impl std::fmt::Debug for Storage {
             .field("segments", &self.segments.len())
             .finish()
     }
+}
+
+/// A snapshot arriving from the leader.
+enum Incoming {
+    Writing(SnapshotMeta, snapshot::FileWriter),
+    Sealed(SnapshotMeta, snapshot::Sealed),
 }
 
 /// Creates `path` (and missing parents), each fsynced into its parent; notes what it made.
@@ -138,8 +154,9 @@ impl Storage {
         }
 
         // 1. The newest snapshot; older ones and temporaries are leftovers of a crash.
-        let (snapshot, snapshot_path) = recover_snapshot(&snap_dir, &snap_dir_file, &mut notes, &rel)?;
-        let snap_meta = snapshot.as_ref().map(|s| s.meta.clone()).unwrap_or_default();
+        let (snapshot_file, snapshot_path) = recover_snapshot(&snap_dir, &snap_dir_file, &mut notes, &rel)?;
+        let snapshot = snapshot_file.as_ref().map(|(_, layout)| layout.meta.clone());
+        let snap_meta = snapshot.clone().unwrap_or_default();
         let s = snap_meta.index;
 
         // 2. The hard-state file and the segment list.
@@ -188,6 +205,9 @@ impl Storage {
             hard_state,
             snapshot: snap_meta,
             snapshot_path,
+            snapshot_file,
+            incoming: None,
+            writer: None,
             buf: Vec::new(),
             poisoned: None,
             stats: StorageStats::default(),
@@ -237,13 +257,60 @@ impl Storage {
         self.write_batch(hard_state, entries, conflict)
     }
 
-    /// Installs a snapshot received from the leader together with the hard state of the
-    /// batch that carried it: first its term and vote (one WAL record, synced), then the
-    /// snapshot (temp name, fsync, rename, fsync the directory), then the log is
-    /// discarded: it continues at `meta.index + 1`, after a hard-state record whose
-    /// commit index is the snapshot's. A higher commit index in `hard_state` (the batch
-    /// also carried entries after the snapshot) is stored with those entries, by the
-    /// caller's next [`Storage::persist`]. Older snapshots are removed.
+    /// Appends a chunk of a snapshot arriving from the leader to its temporary file; a
+    /// chunk at offset 0 starts a new one (dropping any other). Nothing is synced: until
+    /// [`Storage::finish_received`], a crash just loses it. Chunks must come in order (the
+    /// core accepts only those); anything else is a caller bug and panics.
+    pub fn receive_chunk(&mut self, meta: &SnapshotMeta, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        if offset == 0 {
+            self.incoming = None; // an unfinished writer removes its file when dropped
+            self.discard_incoming();
+            let w = snapshot::FileWriter::create(&self.snap_dir, meta, snapshot::INCOMING_SUFFIX)?;
+            self.incoming = Some(Incoming::Writing(meta.clone(), w));
+        }
+        let Some(Incoming::Writing(m, w)) = &mut self.incoming else {
+            panic!("receive_chunk: chunk at offset {offset} of {}@{} without a snapshot started", meta.index, meta.term)
+        };
+        assert!(m == meta && w.data_len() == offset, "receive_chunk: chunk out of order at offset {offset}");
+        w.write_data(data)
+    }
+
+    /// The last chunk of the incoming snapshot arrived: writes its trailer and fsyncs it
+    /// (still under its temporary name), and returns a reader over its data, so the
+    /// caller can verify that it loads before [`Storage::install_snapshot`] makes it
+    /// current.
+    pub fn finish_received(&mut self, meta: &SnapshotMeta) -> Result<SnapshotReader, StorageError> {
+        self.check_poisoned()?;
+        let Some(Incoming::Writing(m, w)) = self.incoming.take() else {
+            panic!("finish_received: no snapshot {}@{} arriving", meta.index, meta.term)
+        };
+        assert_eq!(&m, meta, "finish_received: another snapshot is arriving");
+        let sealed = w.seal()?;
+        let (file, layout) = snapshot::inspect(&sealed.tmp, meta.index, meta.term)?;
+        let reader = SnapshotReader::new(file, &sealed.tmp, &layout);
+        self.incoming = Some(Incoming::Sealed(m, sealed));
+        Ok(reader)
+    }
+
+    /// Drops an incoming snapshot (one that did not verify, or was abandoned).
+    pub fn discard_incoming(&mut self) {
+        match self.incoming.take() {
+            Some(Incoming::Sealed(_, sealed)) => {
+                let _ = fs::remove_file(&sealed.tmp); // recovery removes leftovers anyway
+            }
+            Some(Incoming::Writing(..)) | None => {} // the writer's Drop removes its file
+        }
+    }
+
+    /// Installs the snapshot received from the leader ([`Storage::finish_received`], then
+    /// verified by the caller) together with the hard state of the batch that carried
+    /// it: first its term and vote (one WAL record, synced), then the snapshot is renamed
+    /// into place (and the directory fsynced), then the log is discarded: it continues at
+    /// `meta.index + 1`, after a hard-state record whose commit index is the snapshot's.
+    /// A higher commit index in `hard_state` (the batch also carried entries after the
+    /// snapshot) is stored with those entries, by the caller's next [`Storage::persist`].
+    /// Older snapshots are removed.
     ///
     /// The order matters for a crash part-way. The snapshot's term is at most the
     /// batch's term, so with the hard state durable first, every state a crash can leave
@@ -251,9 +318,13 @@ impl Storage {
     /// restart checks) accept. Written the other way round, a crash after the rename left
     /// a snapshot newer than the stored term, and the node could never start again (the
     /// simulator found this; see raft-sim's regression seeds).
-    pub fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
+    pub fn install_snapshot(&mut self, meta: &SnapshotMeta, hard_state: &HardState) -> Result<(), StorageError> {
         self.check_poisoned()?;
-        self.check_snapshot_order(&snap.meta);
+        self.check_snapshot_order(meta);
+        let Some(Incoming::Sealed(m, sealed)) = self.incoming.take() else {
+            panic!("install_snapshot: snapshot {}@{} was not received and finished", meta.index, meta.term)
+        };
+        assert_eq!(&m, meta, "install_snapshot: another snapshot was received");
         // The term and vote first, but not the snapshot's commit index: until the
         // snapshot is durable, that index would point past the old log, and recovery
         // (which clamps a commit index to the log's end) would count the old log's
@@ -263,44 +334,156 @@ impl Storage {
             self.persist(Some(&first), &[])?;
         }
         self.guard(|st| {
-            let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
-            st.snapshot_written(&snap.meta, path)?;
+            let path = sealed.commit(&st.snap_dir_file, &st.snap_dir)?;
+            st.snapshot_written(meta, path)?;
             st.reset_log()
         })
     }
 
-    /// Local compaction: writes `snap` like [`Storage::install_snapshot`], then drops the
-    /// log up to `snap.meta.index` by deleting whole segments, never rewriting one. The
-    /// segment holding `snap.meta.index` stays (its older entries are skipped on load).
+    /// [`Storage::install_snapshot`] of a snapshot held in memory (tests, tools): receives
+    /// it in one chunk, then installs it.
+    pub fn install_snapshot_bytes(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
+        self.receive_chunk(&snap.meta, 0, &snap.data)?;
+        drop(self.finish_received(&snap.meta)?);
+        self.install_snapshot(&snap.meta, hard_state)
+    }
+
+    /// Local compaction, in the calling thread: writes `snap` (temp name, fsync, rename,
+    /// fsync the directory), then drops the log up to `snap.meta.index` by deleting whole
+    /// segments, never rewriting one. The segment holding `snap.meta.index` stays (its
+    /// older entries are skipped on load). A node compacts with
+    /// [`Storage::begin_compaction`] instead, off its event loop.
     pub fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
         self.check_poisoned()?;
-        self.check_snapshot_order(&snap.meta);
-        let s = snap.meta.index;
-        assert!(s <= self.last_index(), "compact: snapshot at {s} is past the last index {}", self.last_index());
-        if let Some(t) = self.term_at(s) {
-            assert_eq!(t, snap.meta.term, "compact: the log has term {t} at {s}, the snapshot says {}", snap.meta.term);
-        }
+        self.check_compaction(&snap.meta);
         self.guard(|st| {
             let path = snapshot::write(&st.snap_dir_file, &st.snap_dir, snap)?;
-            st.snapshot_written(&snap.meta, path)?;
-            // Oldest first: a crash part-way leaves a log that still starts at or below s + 1.
-            let covered = (0..st.segments.len())
-                .take_while(|&k| k + 1 < st.segments.len() && st.segments[k + 1].first <= s + 1)
-                .count();
-            st.wal.remove_files(st.segments[..covered].iter().map(|seg| seg.path.as_path()))?;
-            st.segments.drain(..covered);
-            Ok(())
+            st.compacted(&snap.meta, path)
         })
     }
 
-    /// Starts writing a snapshot in chunks with bounded memory. [`SnapshotWriter::finish`]
-    /// then behaves like [`Storage::install_snapshot`]; dropping the writer unfinished
-    /// removes the partial file.
-    pub fn snapshot_writer(&mut self, meta: &SnapshotMeta) -> Result<SnapshotWriter<'_>, StorageError> {
+    /// Starts a local compaction off the caller's thread: a forked child writes the
+    /// snapshot `meta` with `write` (which streams the state machine's image, as it was at
+    /// the fork, into the file) and fsyncs it, while the caller goes on. See the
+    /// `background` module for why a fork. [`Storage::poll_compaction`] finishes it. One
+    /// at a time: starting a second while one runs is a caller bug and panics.
+    pub fn begin_compaction(
+        &mut self,
+        meta: &SnapshotMeta,
+        write: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
         self.check_poisoned()?;
+        assert!(self.writer.is_none(), "begin_compaction: a snapshot is already being written");
+        self.check_compaction(meta);
+        self.writer = Some(background::spawn(&self.snap_dir, meta, self._lock.as_raw_fd(), write)?);
+        Ok(())
+    }
+
+    /// Whether a compaction started with [`Storage::begin_compaction`] is running.
+    pub fn compacting(&self) -> Option<&SnapshotMeta> {
+        self.writer.as_ref().map(|w| &w.meta)
+    }
+
+    /// Finishes a background compaction whose writer exited: renames its snapshot into
+    /// place (fsyncing the directory), removes the older snapshot and the segments it
+    /// covers. `None` while the writer runs (or none was started); with `block`, waits for
+    /// it. An error is one of this process's own steps (rename, fsync, removal): the
+    /// storage is then poisoned like after any failed write.
+    pub fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError> {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let Some(w) = &self.writer else { return Ok(None) };
+        let flags = if block { None } else { Some(WaitPidFlag::WNOHANG) };
+        let status = match waitpid(w.pid, flags) {
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(s) => s,
+            Err(Errno::EINTR) => return Ok(None),
+            Err(e) => return Err(StorageError::io(&self.snap_dir, io::Error::from(e))),
+        };
+        let w = self.writer.take().expect("checked above");
+        let meta = w.meta.clone();
+        let took = w.started.elapsed();
+        let tmp = w.tmp.clone();
+        std::mem::forget(w); // reaped: its Drop must not signal a pid that may be reused
+        let failed = |reason: String| {
+            let _ = fs::remove_file(&tmp);
+            Ok(Some(Compaction::Failed { meta: meta.clone(), reason }))
+        };
+        match status {
+            WaitStatus::Exited(_, 0) => {}
+            WaitStatus::Exited(_, code) => return failed(format!("the snapshot writer exited with status {code}")),
+            other => return failed(format!("the snapshot writer ended: {other:?}")),
+        }
+        if meta.index <= self.snapshot.index {
+            let _ = fs::remove_file(&tmp);
+            return Ok(Some(Compaction::Stale { meta }));
+        }
+        self.check_poisoned()?;
+        self.guard(|st| {
+            let (_, layout) = snapshot::inspect(&tmp, meta.index, meta.term)?;
+            let path = st.snap_dir.join(snapshot::file_name(meta.index, meta.term));
+            fs::rename(&tmp, &path).at(&path)?;
+            crate::fsync_dir(&st.snap_dir_file, &st.snap_dir)?;
+            st.compacted(&meta, path)?;
+            Ok(Some(Compaction::Done { meta: meta.clone(), bytes: layout.data_len, took }))
+        })
+    }
+
+    /// A reader over the current snapshot's data, checking its checksum at the end
+    /// (`None` without a snapshot).
+    pub fn snapshot_reader(&self) -> Result<Option<SnapshotReader>, StorageError> {
+        let (Some((file, layout)), Some(path)) = (&self.snapshot_file, &self.snapshot_path) else {
+            return Ok(None);
+        };
+        Ok(Some(SnapshotReader::new(file.try_clone().at(path)?, path, layout)))
+    }
+
+    /// Up to `len` bytes of the current snapshot's data from `offset`, and whether they
+    /// reach its end: one InstallSnapshot chunk, read from the file when it is sent.
+    /// `meta` must be the current snapshot (the core sends no other).
+    pub fn snapshot_chunk(&self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError> {
+        let (Some((file, layout)), Some(path)) = (&self.snapshot_file, &self.snapshot_path) else {
+            panic!("snapshot_chunk: no snapshot to send")
+        };
+        assert_eq!(&layout.meta, meta, "snapshot_chunk: the core sends only the current snapshot");
+        let data = snapshot::read_chunk(file, path, layout, offset, len)?;
+        let done = offset.saturating_add(data.len() as u64) >= layout.data_len;
+        Ok((data, done))
+    }
+
+    /// Bytes of the current snapshot's data (0 without one).
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.snapshot_file.as_ref().map_or(0, |(_, l)| l.data_len)
+    }
+
+    /// The current snapshot read whole into memory (small snapshots: tests, tools).
+    pub fn load_snapshot(&self) -> Result<Option<Snapshot>, StorageError> {
+        match &self.snapshot_path {
+            Some(path) => Ok(Some(snapshot::read(path, self.snapshot.index, self.snapshot.term)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn check_compaction(&self, meta: &SnapshotMeta) {
         self.check_snapshot_order(meta);
-        let inner = snapshot::FileWriter::create(&self.snap_dir, meta)?;
-        Ok(SnapshotWriter { storage: self, meta: meta.clone(), inner })
+        let s = meta.index;
+        assert!(s <= self.last_index(), "compact: snapshot at {s} is past the last index {}", self.last_index());
+        if let Some(t) = self.term_at(s) {
+            assert_eq!(t, meta.term, "compact: the log has term {t} at {s}, the snapshot says {}", meta.term);
+        }
+    }
+
+    /// A local snapshot is durable at `path`: make it current and drop the segments it
+    /// covers, oldest first (a crash part-way leaves a log that still starts at or below
+    /// `index + 1`).
+    fn compacted(&mut self, meta: &SnapshotMeta, path: PathBuf) -> Result<(), StorageError> {
+        self.snapshot_written(meta, path)?;
+        let s = meta.index;
+        let covered = (0..self.segments.len())
+            .take_while(|&k| k + 1 < self.segments.len() && self.segments[k + 1].first <= s + 1)
+            .count();
+        self.wal.remove_files(self.segments[..covered].iter().map(|seg| seg.path.as_path()))?;
+        self.segments.drain(..covered);
+        Ok(())
     }
 
     /// The first index the log can hold: `snapshot index + 1` (1 without a snapshot).
@@ -518,7 +701,9 @@ impl Storage {
                 fsync_dir(&self.snap_dir_file, &self.snap_dir)?;
             }
         }
+        let (file, layout) = snapshot::inspect(&path, meta.index, meta.term)?;
         self.snapshot = meta.clone();
+        self.snapshot_file = Some((file, layout));
         self.snapshot_path = Some(path);
         Ok(())
     }
@@ -866,7 +1051,7 @@ fn recover_snapshot(
     dir_file: &File,
     notes: &mut Vec<String>,
     rel: &dyn Fn(&Path) -> String,
-) -> Result<(Option<Snapshot>, Option<PathBuf>), StorageError> {
+) -> Result<(Option<(File, Layout)>, Option<PathBuf>), StorageError> {
     let mut found = Vec::new();
     let mut remove = Vec::new();
     for ent in fs::read_dir(dir).at(dir)? {
@@ -887,7 +1072,7 @@ fn recover_snapshot(
     // Check the newest before removing anything: if it is damaged, the older files stay
     // for whoever inspects the directory.
     let newest = match found.pop() {
-        Some((i, t, path)) => Some((snapshot::read(&path, i, t)?, path)),
+        Some((i, t, path)) => Some((snapshot::verify(&path, i, t)?, path)),
         None => None,
     };
     for (_, _, p) in found {
@@ -904,30 +1089,4 @@ fn recover_snapshot(
         Some((snap, path)) => (Some(snap), Some(path)),
         None => (None, None),
     })
-}
-
-/// A snapshot being written in chunks; see [`Storage::snapshot_writer`].
-pub struct SnapshotWriter<'a> {
-    storage: &'a mut Storage,
-    meta: SnapshotMeta,
-    inner: snapshot::FileWriter,
-}
-
-impl SnapshotWriter<'_> {
-    /// Appends a chunk of the state machine's bytes. Memory use is bounded by a fixed
-    /// buffer whatever the snapshot's size.
-    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        self.inner.write(chunk)
-    }
-
-    /// Makes the snapshot durable and current, then discards the log as
-    /// [`Storage::install_snapshot`] does.
-    pub fn finish(self) -> Result<(), StorageError> {
-        let SnapshotWriter { storage, meta, inner } = self;
-        storage.guard(|st| {
-            let path = inner.finish(&st.snap_dir_file, &st.snap_dir)?;
-            st.snapshot_written(&meta, path)?;
-            st.reset_log()
-        })
-    }
 }

@@ -3,6 +3,8 @@
 mod common;
 use common::*;
 use raft_storage::{Storage, StorageError, StorageOptions};
+use std::fs;
+use std::io::Read;
 
 #[test]
 fn fresh_directory_is_empty() {
@@ -188,7 +190,8 @@ fn compaction_deletes_whole_segments_only() {
     drop(st);
 
     let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    assert_eq!(rec.restored.snapshot, Some(snap(35, 1, b"state at 35")));
+    assert_eq!(rec.restored.snapshot, Some(snap(35, 1, b"state at 35").meta));
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(35, 1, b"state at 35")));
     assert_eq!(rec.restored.entries, entries(36..=60, 1));
     assert_eq!(rec.restored.hard_state, hs(1, Some(1), 60));
     // A second compaction replaces the snapshot file.
@@ -198,7 +201,7 @@ fn compaction_deletes_whole_segments_only() {
     st.persist(None, &entries(61..=62, 1)).unwrap();
     drop(st);
     let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    assert_eq!(rec.restored.snapshot.unwrap().meta.index, 60);
+    assert_eq!(rec.restored.snapshot.unwrap().index, 60);
     assert_eq!(rec.restored.entries, entries(61..=62, 1));
     assert_eq!(rec.restored.hard_state, hs(1, Some(1), 60));
 }
@@ -229,21 +232,22 @@ fn install_snapshot_discards_the_log() {
         let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
         st.persist(Some(&hs(2, Some(2), 3)), &entries(1..=20, 1)).unwrap();
         // The leader's snapshot ends at 15 with term 2: our entries 15.. conflict.
-        st.install_snapshot(&snap(15, 2, b"leader state"), &hs(2, Some(2), 3)).unwrap();
+        st.install_snapshot_bytes(&snap(15, 2, b"leader state"), &hs(2, Some(2), 3)).unwrap();
         assert_eq!((st.first_index(), st.last_index()), (16, 15));
         assert_eq!(segments(tmp.path()).len(), 1);
         st.persist(Some(&hs(2, Some(2), 15)), &entries(16..=18, 2)).unwrap();
     }
     let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    assert_eq!(rec.restored.snapshot, Some(snap(15, 2, b"leader state")));
+    assert_eq!(rec.restored.snapshot, Some(snap(15, 2, b"leader state").meta));
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(15, 2, b"leader state")));
     assert_eq!(rec.restored.entries, entries(16..=18, 2));
     assert_eq!(rec.restored.hard_state, hs(2, Some(2), 15));
     // A snapshot far past the log (a lagging follower).
     // The batch that carried it also moved the term: the two are stored together.
-    st.install_snapshot(&snap(100, 3, b"far ahead"), &hs(3, None, 15)).unwrap();
+    st.install_snapshot_bytes(&snap(100, 3, b"far ahead"), &hs(3, None, 15)).unwrap();
     drop(st);
     let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    assert_eq!(rec.restored.snapshot.unwrap().meta.index, 100);
+    assert_eq!(rec.restored.snapshot.unwrap().index, 100);
     assert!(rec.restored.entries.is_empty());
     assert_eq!(rec.restored.hard_state, hs(3, None, 100));
     assert_eq!(snapshots(tmp.path()).len(), 1);
@@ -259,52 +263,85 @@ fn install_snapshot_stores_the_hard_state_first() {
     {
         let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
         st.persist(Some(&hs(1, Some(1), 2)), &entries(1..=3, 1)).unwrap();
-        st.install_snapshot(&snap(40, 5, b"from a leader of term 5"), &hs(5, None, 2)).unwrap();
+        st.install_snapshot_bytes(&snap(40, 5, b"from a leader of term 5"), &hs(5, None, 2)).unwrap();
     }
     let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
     let restored = rec.restored;
     assert_eq!(restored.hard_state.term, 5, "the term must travel with the snapshot");
-    assert_eq!(restored.snapshot.as_ref().unwrap().meta.term, 5);
+    assert_eq!(restored.snapshot.as_ref().unwrap().term, 5);
     // raft-core accepts what was recovered.
     let config = raft_core::Config::new(1, vec![1, 2, 3], 7);
     assert!(raft_core::RawNode::new(config, restored).is_ok());
 }
 
+/// A snapshot arrives in chunks (bounded memory), is finished and read back through its
+/// checksummed reader, then installed; a restart finds exactly its bytes.
 #[test]
-fn streaming_snapshot_writer() {
+fn received_snapshot_in_chunks() {
     let tmp = tempfile::tempdir().unwrap();
     let meta = snap(50, 4, b"").meta;
     let mut want = Vec::new();
     {
         let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
         st.persist(Some(&hs(4, None, 0)), &entries(1..=5, 1)).unwrap();
-        let mut w = st.snapshot_writer(&meta).unwrap();
         for i in 0..200u32 {
             let chunk: Vec<u8> = (0..10_000u32).map(|j| (i * 7 + j) as u8).collect();
-            w.write_chunk(&chunk).unwrap();
+            st.receive_chunk(&meta, want.len() as u64, &chunk).unwrap();
             want.extend_from_slice(&chunk);
         }
-        w.finish().unwrap();
+        let mut back = Vec::new();
+        st.finish_received(&meta).unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, want, "the reader gives back what arrived");
+        assert_eq!(st.last_index(), 5, "nothing changes before the install");
+        st.install_snapshot(&meta, &hs(4, None, 0)).unwrap();
         assert_eq!((st.first_index(), st.last_index()), (51, 50));
+        let (chunk, done) = st.snapshot_chunk(&meta, 1_999_990, 100).unwrap();
+        assert_eq!((chunk.as_slice(), done), (&want[1_999_990..], true));
         st.persist(None, &entries(51..=51, 4)).unwrap();
     }
-    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    let s = rec.restored.snapshot.unwrap();
+    let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot, Some(meta.clone()));
+    let s = st.load_snapshot().unwrap().unwrap();
     assert_eq!(s.meta, meta);
     assert_eq!(s.data, want);
     assert_eq!(rec.restored.entries, entries(51..=51, 4));
 }
 
+/// A received snapshot that is dropped (it did not verify) leaves nothing behind and
+/// changes nothing.
 #[test]
-fn abandoned_snapshot_writer_leaves_nothing() {
+fn discarded_incoming_snapshot_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
     st.persist(None, &entries(1..=5, 1)).unwrap();
-    let mut w = st.snapshot_writer(&snap(5, 1, b"").meta).unwrap();
-    w.write_chunk(b"partial").unwrap();
-    drop(w);
-    assert!(snapshots(tmp.path()).is_empty());
+    let meta = snap(9, 1, b"").meta;
+    st.receive_chunk(&meta, 0, b"partial").unwrap();
+    drop(st.finish_received(&meta).unwrap());
+    st.discard_incoming();
+    assert!(fs::read_dir(tmp.path().join("snap")).unwrap().next().is_none(), "no file may remain");
     assert_eq!(st.last_index(), 5);
+    assert_eq!(st.load_snapshot().unwrap(), None);
+}
+
+/// A damaged byte in a snapshot is caught by the streaming reader at the end of the data:
+/// the last read fails instead of handing out the bytes.
+#[test]
+fn snapshot_reader_checks_the_checksum() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        st.persist(None, &entries(1..=20, 1)).unwrap();
+        st.compact(&snap(10, 1, &[7; 3000])).unwrap();
+        let mut all = Vec::new();
+        st.snapshot_reader().unwrap().unwrap().read_to_end(&mut all).unwrap();
+        assert_eq!(all, vec![7; 3000]);
+        let file = fs::read_dir(tmp.path().join("snap")).unwrap().next().unwrap().unwrap().path();
+        let mut bytes = fs::read(&file).unwrap();
+        bytes[1500] ^= 4;
+        fs::write(&file, bytes).unwrap();
+        let err = st.snapshot_reader().unwrap().unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
 }
 
 #[test]
@@ -372,4 +409,52 @@ fn unexpected_files_are_left_alone() {
     assert_eq!(rec.restored.entries.len(), 2);
     assert!(rec.notes.iter().any(|n| n.contains("ignored unexpected file wal/README")), "{:?}", rec.notes);
     assert!(tmp.path().join("wal/README").exists());
+}
+
+/// A local snapshot written by a forked child while the log goes on; the parent puts it
+/// in place when the child is done, and a restart finds it.
+#[test]
+fn background_compaction() {
+    use raft_storage::Compaction;
+    let tmp = tempfile::tempdir().unwrap();
+    let meta = snap(35, 1, b"").meta;
+    {
+        let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+        st.persist(Some(&hs(1, Some(1), 60)), &entries(1..=60, 1)).unwrap();
+        st.begin_compaction(&meta, &|w| w.write_all(b"state at 35")).unwrap();
+        assert_eq!(st.compacting(), Some(&meta));
+        st.persist(None, &entries(61..=61, 1)).unwrap();
+        let done = st.poll_compaction(true).unwrap().unwrap();
+        assert!(matches!(done, Compaction::Done { bytes: 11, .. }), "{done:?}");
+        assert_eq!(st.compacting(), None);
+        assert_eq!((st.first_index(), st.last_index()), (36, 61));
+        assert_eq!(st.poll_compaction(true).unwrap(), None, "nothing more to finish");
+        // A writer that fails changes nothing.
+        let later = snap(50, 1, b"").meta;
+        st.begin_compaction(&later, &|_| Err(std::io::Error::other("disk full"))).unwrap();
+        let failed = st.poll_compaction(true).unwrap().unwrap();
+        assert!(matches!(failed, Compaction::Failed { .. }), "{failed:?}");
+        assert_eq!(st.first_index(), 36);
+    }
+    let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot, Some(meta));
+    assert_eq!(st.load_snapshot().unwrap().unwrap().data, b"state at 35");
+    assert_eq!(rec.restored.entries, entries(36..=61, 1));
+    assert!(!rec.notes.iter().any(|n| n.contains("unfinished")), "the failed writer left nothing: {:?}", rec.notes);
+}
+
+/// A snapshot installed from the leader while a local one was being written makes the
+/// local one stale: it is dropped, not put in place over the newer one.
+#[test]
+fn background_compaction_overtaken_by_an_install() {
+    use raft_storage::Compaction;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    st.persist(Some(&hs(1, Some(1), 20)), &entries(1..=20, 1)).unwrap();
+    st.begin_compaction(&snap(10, 1, b"").meta, &|w| w.write_all(b"ten")).unwrap();
+    st.install_snapshot_bytes(&snap(100, 2, b"leader's"), &hs(2, None, 20)).unwrap();
+    let stale = st.poll_compaction(true).unwrap().unwrap();
+    assert!(matches!(stale, Compaction::Stale { .. }), "{stale:?}");
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(100, 2, b"leader's")));
+    assert_eq!(fs::read_dir(tmp.path().join("snap")).unwrap().count(), 1, "the stale file is gone");
 }

@@ -106,7 +106,7 @@ fn check(dir: &Path, opts: StorageOptions, m: &Model, hit: &[PathBuf]) -> Result
     match reopen(dir, opts) {
         Ok(rec) => {
             let r = rec.restored;
-            prop_assert_eq!(r.snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)).unwrap_or((0, 0)), m.snap);
+            prop_assert_eq!(r.snapshot.as_ref().map(|s| (s.index, s.term)).unwrap_or((0, 0)), m.snap);
             prop_assert!(r.entries == m.log, "entries differ; notes {:?}", rec.notes);
             prop_assert_eq!(r.hard_state, m.hs);
         }

@@ -289,8 +289,9 @@ fn leftover_snapshot_files_are_removed() {
     // A crash during the next snapshot's write, and one between rename and removal.
     fs::write(snap_dir.join("00000000000000000020-00000000000000000001.snap.tmp"), b"half a snapsh").unwrap();
     fs::write(snap_dir.join("00000000000000000005-00000000000000000001.snap"), b"older, not even read").unwrap();
-    let (_, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    assert_eq!(rec.restored.snapshot, Some(snap(10, 1, b"ten")));
+    let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot, Some(snap(10, 1, b"ten").meta));
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(10, 1, b"ten")));
     assert_eq!(rec.restored.entries, entries(11..=20, 1));
     assert_eq!(snapshots(tmp.path()).len(), 1);
     assert!(rec.notes.iter().any(|n| n.contains("removed unfinished snapshot")), "{:?}", rec.notes);
@@ -328,7 +329,8 @@ fn interrupted_install_discards_the_other_history() {
     let s = snapshots(other.path()).pop().unwrap();
     fs::copy(&s, tmp.path().join("snap").join(s.file_name().unwrap())).unwrap();
     let (mut st, rec) = open(tmp.path(), SMALL_SEGMENTS);
-    assert_eq!(rec.restored.snapshot, Some(snap(10, 3, b"leader")));
+    assert_eq!(rec.restored.snapshot, Some(snap(10, 3, b"leader").meta));
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(10, 3, b"leader")));
     assert!(rec.restored.entries.is_empty());
     assert_eq!(rec.restored.hard_state, hs(3, Some(2), 10));
     assert!(rec.notes.iter().any(|n| n.contains("interrupted snapshot install")), "{:?}", rec.notes);

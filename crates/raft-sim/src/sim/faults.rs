@@ -52,7 +52,7 @@ impl Sim {
             restored.hard_state.term,
             restored.hard_state.vote.map_or("-".to_string(), |v| format!("n{v}")),
             restored.hard_state.commit,
-            restored.snapshot.as_ref().map_or(0, |s| s.meta.index),
+            restored.snapshot.as_ref().map_or(0, |s| s.index),
             restored.entries.last().map_or(0, |e| e.index)
         );
         let commit = restored.hard_state.commit;
