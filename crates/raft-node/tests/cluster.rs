@@ -56,6 +56,7 @@ impl Cluster {
                     check_quorum: true,
                     fsync: false,
                     snapshot_entries,
+                    snapshot_ratio: 0.0,
                     snapshot_bytes: u64::MAX,
                     seed: id * 7919,
                     handle_signals: false,
