@@ -57,6 +57,7 @@ impl Cluster {
                     fsync: false,
                     snapshot_entries,
                     snapshot_bytes: u64::MAX,
+                    quota_bytes: 0,
                     seed: id * 7919,
                     handle_signals: false,
                 };

@@ -163,6 +163,10 @@ pub struct ReplicaOptions {
     pub snapshot_entries: u64,
     /// ... or once this many bytes of entries were.
     pub snapshot_bytes: u64,
+    /// Quota on the state's size ([`KvStore::state_bytes`]: keys plus values); 0 is no
+    /// quota. The leader refuses a write that would take the state past it (see
+    /// [`Replica::write`]); applying never looks at it.
+    pub quota_bytes: u64,
     #[cfg(feature = "bugs")]
     pub bugs: Bugs,
 }
@@ -171,6 +175,11 @@ pub struct ReplicaOptions {
 impl ReplicaOptions {
     pub fn new(snapshot_entries: u64, snapshot_bytes: u64) -> ReplicaOptions {
         ReplicaOptions { snapshot_entries, snapshot_bytes, ..ReplicaOptions::default() }
+    }
+
+    /// The same options with a quota on the state's size (0: none).
+    pub fn with_quota(self, quota_bytes: u64) -> ReplicaOptions {
+        ReplicaOptions { quota_bytes, ..self }
     }
 }
 
@@ -347,6 +356,20 @@ impl<S: Store> Replica<S> {
         if let Some(reply) = self.kv.cached_reply(session, seq) {
             // Already applied: answer the retry without a new entry.
             return fx.respond(from, Response::Ok(reply.clone()));
+        }
+        // The quota is checked here, by the leader, at propose time only: applying must
+        // stay deterministic whatever each node's config says. A write that does not grow
+        // the state (a delete, a shrinking overwrite, a cas that would fail) always passes,
+        // so a full cluster can always be emptied. The check sees the applied state, not
+        // the writes still in flight, so those can overshoot the quota together by at most
+        // the leader's uncommitted window (`Config::max_uncommitted_bytes`, 64 MiB by
+        // default: `raft_core::MAX_UNCOMMITTED_BYTES`) plus entries a new leader inherits
+        // uncommitted from its predecessor's window.
+        let quota = self.opts.quota_bytes;
+        let growth = self.kv.growth(&op);
+        if quota > 0 && growth > 0 && self.kv.state_bytes().saturating_add(growth) > quota {
+            let reason = quota_reason(self.kv.state_bytes(), growth, quota);
+            return fx.respond(from, Response::Refused { reason });
         }
         if self.pending() >= MAX_PENDING_REQUESTS {
             let reason = "node busy: too many requests in flight; retry".into();
@@ -673,9 +696,46 @@ impl<S: Store> Replica<S> {
     }
 }
 
+/// The one line a client shows when a write is refused for the quota: the figures, the
+/// key to change and what to do.
+fn quota_reason(state_bytes: u64, growth: u64, quota: u64) -> String {
+    format!(
+        "the state would pass the quota of {} ({quota} bytes, quota_bytes in cluster.toml): it holds {state_bytes} \
+         bytes and this write adds {growth}; delete keys, or raise quota_bytes and restart the cluster \
+         (raft-supervisor down, then up)",
+        human_bytes(quota)
+    )
+}
+
+/// `2.0 GiB`, `4.0 KiB`, `512 B`: one decimal in the largest binary unit that fits.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut unit = 0;
+    while unit + 1 < UNITS.len() && n >= 1 << (10 * (unit + 1)) {
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{n} B");
+    }
+    format!("{:.1} {}", n as f64 / (1u64 << (10 * unit)) as f64, UNITS[unit])
+}
+
 fn propose_error(e: ProposeError) -> Response {
     match e {
         ProposeError::NotLeader(nl) => Response::NotLeader { leader: nl.leader },
         ProposeError::Busy => Response::Unavailable { reason: "leader busy (transfer or backlog); retry".into() },
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    #[test]
+    fn human_bytes_uses_the_largest_binary_unit() {
+        assert_eq!(super::human_bytes(0), "0 B");
+        assert_eq!(super::human_bytes(1023), "1023 B");
+        assert_eq!(super::human_bytes(4096), "4.0 KiB");
+        assert_eq!(super::human_bytes(1536 << 10), "1.5 MiB");
+        assert_eq!(super::human_bytes(2 << 30), "2.0 GiB");
+        assert_eq!(super::human_bytes(u64::MAX), "16.0 EiB");
     }
 }
