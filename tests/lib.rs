@@ -243,6 +243,8 @@ pub struct Opts {
     pub fsync: bool,
     pub snapshot_entries: u64,
     pub snapshot_bytes: u64,
+    /// State-size quota (0: none).
+    pub quota_bytes: u64,
     pub restart_intensity: u32,
     pub restart_period_ms: u64,
     pub restart_backoff_min_ms: u64,
@@ -261,6 +263,7 @@ impl Default for Opts {
             fsync: true,
             snapshot_entries: 10_000,
             snapshot_bytes: 16 << 20,
+            quota_bytes: raft_config::DEFAULT_QUOTA_BYTES,
             restart_intensity: 5,
             restart_period_ms: 30_000,
             restart_backoff_min_ms: 100,
@@ -282,6 +285,7 @@ impl Opts {
              fsync = {}\n\
              snapshot_entries = {}\n\
              snapshot_bytes = {}\n\
+             quota_bytes = {}\n\
              restart_intensity = {}\n\
              restart_period_ms = {}\n\
              restart_backoff_min_ms = {}\n\
@@ -294,6 +298,7 @@ impl Opts {
             self.fsync,
             self.snapshot_entries,
             self.snapshot_bytes,
+            self.quota_bytes,
             self.restart_intensity,
             self.restart_period_ms,
             self.restart_backoff_min_ms,
@@ -899,7 +904,7 @@ impl Load {
                                 acked.fetch_add(1, Ordering::Relaxed);
                             }
                             Err(ClientError::Unknown(_)) => report.unknown.push((key, value)),
-                            Err(ClientError::Unavailable(_) | ClientError::Invalid(_)) => {
+                            Err(ClientError::Unavailable(_) | ClientError::Invalid(_) | ClientError::Refused(_)) => {
                                 report.failed.push((key, value))
                             }
                         }

@@ -55,6 +55,8 @@ pub struct ErrorCounts {
     pub unknown: u64,
     /// Invalid answers (given up).
     pub invalid: u64,
+    /// Writes refused for the state's size quota (given up: a retry gets the same answer).
+    pub refused: u64,
     /// Requests given up after --timeout.
     pub timeouts: u64,
     /// Connections lost or refused, then reopened.
@@ -87,7 +89,7 @@ pub struct BenchReport {
     pub ok: u64,
     pub reads: u64,
     pub writes: u64,
-    /// Requests that did not succeed (invalid, timed out, aborted).
+    /// Requests that did not succeed (invalid, refused, timed out, aborted).
     pub failed: u64,
     pub errors: ErrorCounts,
     pub elapsed_s: f64,
@@ -108,7 +110,8 @@ impl BenchReport {
             "bench: {} requests from {} clients (window {}), {} keys, {} B values, {:.0}% reads ({reads})\n\
              ok {} (reads {}, writes {}), failed {} in {:.2} s: {:.0} req/s\n\
              latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3})\n\
-             errors: redirects {}, unavailable {}, unknown {}, invalid {}, timeouts {}, reconnects {}, aborted {}\n",
+             errors: redirects {}, unavailable {}, unknown {}, invalid {}, refused {}, timeouts {}, reconnects {}, \
+             aborted {}\n",
             self.requests,
             self.clients,
             self.window,
@@ -131,6 +134,7 @@ impl BenchReport {
             e.unavailable,
             e.unknown,
             e.invalid,
+            e.refused,
             e.timeouts,
             e.reconnects,
             e.aborted,
@@ -211,7 +215,7 @@ impl Tally {
             ok,
             reads: self.reads,
             writes: self.writes,
-            failed: e.invalid + e.timeouts + e.aborted,
+            failed: e.invalid + e.refused + e.timeouts + e.aborted,
             errors: self.errors.clone(),
             elapsed_s: elapsed.as_secs_f64(),
             throughput: ok as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -484,6 +488,10 @@ impl Bench<'_> {
             }
             Response::Invalid { .. } | Response::Status(_) | Response::Accepted => {
                 self.tally.errors.invalid += 1;
+                c.inflight.remove(&resp.id);
+            }
+            Response::Refused { .. } => {
+                self.tally.errors.refused += 1;
                 c.inflight.remove(&resp.id);
             }
         }

@@ -465,7 +465,8 @@ fn text(v: Option<Vec<u8>>) -> Option<String> {
 fn perform(client: &mut Client, key: &str, op: Op) -> (Op, Outcome) {
     let failed = |e: ClientError| match e {
         ClientError::Unknown(_) => Outcome::Unknown,
-        ClientError::Unavailable(_) | ClientError::Invalid(_) => Outcome::Failed,
+        // Refused (the quota) is a definite "not applied", like unavailable.
+        ClientError::Unavailable(_) | ClientError::Invalid(_) | ClientError::Refused(_) => Outcome::Failed,
     };
     match op {
         Op::Get => {

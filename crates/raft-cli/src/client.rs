@@ -16,7 +16,9 @@
 //! is in doubt, and if no later retry gets a definite answer before the deadline the
 //! error is [`ClientError::Unknown`] (exit 4). `NotLeader` and `Unavailable` are definite
 //! "not applied" answers, so a write that only ever got those is
-//! [`ClientError::Unavailable`] (exit 3).
+//! [`ClientError::Unavailable`] (exit 3). `Refused` (the state's size quota) is definite
+//! too and ends the request at once, as [`ClientError::Refused`] (exit 3): retrying
+//! cannot help until keys are deleted or the quota raised.
 //!
 //! Each attempt on one node is bounded by a slice of the timeout, so a paused (SIGSTOP)
 //! leader that accepts connections but never answers does not eat the whole budget.
@@ -56,12 +58,16 @@ pub enum ClientError {
     /// Exit 2: the cluster refused the request itself (bad key, value too large).
     #[error("{0}")]
     Invalid(String),
+    /// Exit 3: the cluster refused the write on purpose (its state would pass the quota):
+    /// surely not applied, and not retried, since a retry would get the same answer.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ClientError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Unavailable(_) => crate::EXIT_UNAVAILABLE,
+            ClientError::Unavailable(_) | ClientError::Refused(_) => crate::EXIT_UNAVAILABLE,
             ClientError::Unknown(_) => crate::EXIT_UNKNOWN,
             ClientError::Invalid(_) => crate::EXIT_USAGE,
         }
@@ -371,6 +377,18 @@ impl Client {
             }
             Response::Invalid { reason } => {
                 return Some(Err(ClientError::Invalid(format!("the cluster refused the request: {reason}"))));
+            }
+            Response::Refused { reason } => {
+                // Definite: nothing was applied, and the answer will not change by retrying.
+                // (A refused retry of a write answered `Unknown` before is still in doubt.)
+                self.learn_leader(target);
+                return Some(Err(match p.in_doubt.take() {
+                    None => ClientError::Refused(format!("write refused: {reason}")),
+                    Some(why) => ClientError::Unknown(format!(
+                        "outcome unknown: {why}; a retry was then refused ({reason}); the write may or may not \
+                         have been applied, read the key to find out"
+                    )),
+                }));
             }
             other => {
                 p.last_problem = Some(format!("node {target} answered {other:?}"));

@@ -22,7 +22,8 @@
 //!
 //! 0 success; 1 key not found or cas mismatch (for `chaos`: the check failed);
 //! 2 usage error (including a bad config file, or a request the cluster calls invalid);
-//! 3 cluster unavailable and the write surely not applied; 4 outcome unknown.
+//! 3 cluster unavailable, or the write refused for the state's size quota: surely not
+//! applied; 4 outcome unknown.
 //! Every failure prints one line on stderr saying what happened and what to do.
 //!
 //! ## Expressing "expected absent" in cas

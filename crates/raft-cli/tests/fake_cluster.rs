@@ -29,6 +29,8 @@ enum Mode {
     UnknownFirst(u32),
     /// Applies a write, then drops the connection without answering (crash after append).
     ApplyThenHangUp,
+    /// A leader whose state is at its quota: refuses every write, serves reads.
+    Refusing,
 }
 
 #[derive(Default)]
@@ -147,6 +149,10 @@ fn serve(id: u64, mut stream: UnixStream, modes: Arc<Mutex<HashMap<u64, Mode>>>,
             (Request::Status, _) => Response::Status(status(id, mode)),
             (_, Mode::Follower(hint)) => Response::NotLeader { leader: hint },
             (_, Mode::Unavailable) => Response::Unavailable { reason: "no leader".into() },
+            (Request::Write { session, seq, .. }, Mode::Refusing) => {
+                store.lock().unwrap().received.push((id, *session, *seq));
+                Response::Refused { reason: QUOTA_REASON.into() }
+            }
             (Request::Write { session, seq, op }, mode) => {
                 let mut s = store.lock().unwrap();
                 s.received.push((id, *session, *seq));
@@ -192,6 +198,49 @@ fn status(id: u64, mode: Mode) -> NodeStatus {
 }
 
 use Mode::*;
+
+/// What a node at its quota says (raft-replica builds the real one).
+const QUOTA_REASON: &str = "the state would pass the quota of 4.0 KiB (4096 bytes, quota_bytes in cluster.toml): \
+                            it holds 4080 bytes and this write adds 204; delete keys, or raise quota_bytes and \
+                            restart the cluster (raft-supervisor down, then up)";
+
+#[test]
+fn a_write_refused_for_the_quota_exits_3_at_once_without_retrying() {
+    let fake = Fake::start(3, &[(1, Follower(Some(2))), (2, Refusing), (3, Follower(Some(2)))]);
+    let start = Instant::now();
+    let out = fake.cli(&["--timeout", "30s", "set", "k", "v"]);
+    assert_eq!(out.code, 3, "{:?}", out.stderr);
+    assert!(start.elapsed() < Duration::from_secs(5), "no retry loop: {:?}", start.elapsed());
+    assert!(out.stdout.is_empty());
+    assert_eq!(out.stderr.as_deref(), Some(format!("write refused: {QUOTA_REASON}").as_str()));
+    assert_eq!(fake.writes_received().len(), 1, "refused once, never retried: {:?}", fake.writes_received());
+    assert_eq!(fake.leader_file().as_deref(), Some("2"), "the refusing node is the leader");
+    // Reads go on.
+    assert_eq!(fake.cli(&["get", "k"]).code, 1);
+}
+
+#[test]
+fn a_refused_retry_of_a_write_in_doubt_is_still_unknown_exit_4() {
+    // The cached leader takes the write and never answers; the next leader refuses the
+    // retry: the first attempt may still commit, so the outcome is unknown, not "refused".
+    let fake = Fake::start(2, &[(1, Silent), (2, Refusing)]);
+    std::fs::write(fake.dir.join("cli-leader"), "1\n").unwrap();
+    let out = fake.cli(&["--timeout", "5s", "set", "k", "v"]);
+    assert_eq!(out.code, 4, "{:?}", out.stderr);
+    let err = out.stderr.unwrap();
+    assert!(err.contains("may or may not") && err.contains("quota_bytes"), "{err}");
+}
+
+#[test]
+fn bench_counts_refused_writes_as_failed_and_finishes() {
+    let fake = Fake::start(1, &[(1, Refusing)]);
+    let out = fake.cli(&["bench", "--clients", "2", "--requests", "100", "--read-ratio", "0", "--json"]);
+    assert_eq!(out.code, 3, "no request succeeded: {:?}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    assert_eq!((v["ok"].as_u64(), v["failed"].as_u64()), (Some(0), Some(100)), "{v}");
+    assert_eq!(v["errors"]["refused"], 100, "{v}");
+    assert_eq!(fake.writes_received().len(), 100, "each write sent once");
+}
 
 #[test]
 fn follows_hints_from_a_stale_cached_leader_and_remembers_the_new_one() {

@@ -53,6 +53,14 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 64 * 1024;
 /// meanwhile instead of firing heartbeat or election rounds in one burst. raft-node
 /// re-exports it; it lives here so the config can be checked against it.
 pub const MAX_CATCH_UP_TICKS: u32 = 4;
+/// Default state-size quota, 2 GiB (etcd's default `quota-backend-bytes` too): far more
+/// than a learner's cluster holds, while a node at the quota (the whole state in memory,
+/// plus a second copy while a snapshot is encoded or restored) still restarts within a
+/// few GiB of memory.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
+/// Largest quota accepted: a state beyond this could not be held in memory by one
+/// process of this design (the whole map lives in each node), so a larger value is a typo.
+pub const MAX_QUOTA_BYTES: u64 = 1 << 40;
 /// The file name looked up in the current directory, and the name of the effective config
 /// inside the cluster directory.
 pub const CONFIG_FILE_NAME: &str = "cluster.toml";
@@ -90,6 +98,10 @@ pub struct ClusterConfig {
     /// ... and only once the log since the last snapshot is at least this many times that
     /// snapshot's size, so snapshot work per write stays constant as the state grows.
     pub snapshot_ratio: f64,
+    /// Quota on the state's size (bytes of keys plus values): the leader refuses a write
+    /// that would take the state past it (raft-cli exit 3). 0 turns it off. Every node
+    /// holds the whole state in memory, so a restart must fit it: see [`DEFAULT_QUOTA_BYTES`].
+    pub quota_bytes: u64,
     /// OTP intensity: a node that crashes more than this many times within
     /// `restart_period_ms` is given up on (shown as failed). 0: never restart.
     pub restart_intensity: u32,
@@ -130,6 +142,7 @@ impl Default for ClusterConfig {
             snapshot_entries: 10_000,
             snapshot_bytes: 16 << 20,
             snapshot_ratio: DEFAULT_SNAPSHOT_RATIO,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
             restart_intensity: 5,
             restart_period_ms: 30_000,
             restart_backoff_min_ms: 100,
@@ -380,6 +393,12 @@ impl ClusterConfig {
             return invalid(
                 "snapshot_ratio",
                 format!("{} must be between 0 and {MAX_SNAPSHOT_RATIO}", self.snapshot_ratio),
+            );
+        }
+        if self.quota_bytes > MAX_QUOTA_BYTES {
+            return invalid(
+                "quota_bytes",
+                format!("{} is over the limit of {MAX_QUOTA_BYTES} (1 TiB); 0 turns the quota off", self.quota_bytes),
             );
         }
         if self.restart_intensity > MAX_RESTART_INTENSITY {

@@ -46,6 +46,20 @@ fn default_dir_follows_tmpdir_and_uid() {
 }
 
 #[test]
+fn quota_bytes_defaults_to_2_gib_and_0_turns_it_off() {
+    assert_eq!(ClusterConfig::default().quota_bytes, 2_147_483_648);
+    assert_eq!(DEFAULT_QUOTA_BYTES, 2_147_483_648);
+    assert_eq!(ClusterConfig::from_toml("quota_bytes = 0").unwrap().quota_bytes, 0);
+    assert_eq!(ClusterConfig::from_toml("quota_bytes = 4096").unwrap().quota_bytes, 4096);
+    let max = ClusterConfig::from_toml(&format!("quota_bytes = {MAX_QUOTA_BYTES}")).unwrap();
+    assert_eq!(ClusterConfig::from_toml(&max.to_toml()).unwrap(), max);
+    let e = err(&format!("quota_bytes = {}", MAX_QUOTA_BYTES + 1));
+    assert!(e.to_string().contains("0 turns the quota off"), "{e}");
+    assert_eq!(key_of("quota_bytes = -1"), "quota_bytes");
+    assert_eq!(key_of("quota_bytes = \"2GiB\""), "quota_bytes");
+}
+
+#[test]
 fn allowed_uids_is_a_list_of_uids() {
     assert!(ClusterConfig::default().allowed_uids.is_empty());
     let c = ClusterConfig::from_toml("allowed_uids = [65534, 1000]").unwrap();
@@ -183,6 +197,7 @@ fn invalid_values_name_the_key() {
         ("election_ticks_max = 10", "election_ticks_max"),
         ("snapshot_entries = 0", "snapshot_entries"),
         ("snapshot_bytes = 0", "snapshot_bytes"),
+        ("quota_bytes = 1099511627777", "quota_bytes"),
         ("restart_intensity = 1001", "restart_intensity"),
         ("restart_period_ms = 0", "restart_period_ms"),
         ("restart_backoff_min_ms = 0", "restart_backoff_min_ms"),

@@ -136,6 +136,10 @@ pub struct KvStore {
     /// (last_index, session) in use order, for expiry and eviction.
     lru: BTreeSet<(Index, u64)>,
     applied: Index,
+    /// Sum of `key.len() + value.len()` over `map`: what the state's size quota counts
+    /// (sessions and their reply caches are bounded on their own). Kept up to date by
+    /// `execute` in O(1), computed from the map by `restore`.
+    state_bytes: u64,
 }
 
 /// A byte string written in one piece (bincode: length, then the bytes).
@@ -199,6 +203,34 @@ impl KvStore {
         self.map.iter()
     }
 
+    /// Bytes of keys and values held: the sum of `key.len() + value.len()` over the map.
+    /// This is what a size quota counts (raft-replica refuses writes that would take it
+    /// past `quota_bytes`).
+    pub fn state_bytes(&self) -> u64 {
+        self.state_bytes
+    }
+
+    /// Bytes `op` would add to [`KvStore::state_bytes`] if it were applied now: a new
+    /// key counts its key and value, an overwrite (or a cas that would succeed) its new
+    /// value minus the old one, never below 0. Deletes, shrinking overwrites and a cas
+    /// that would fail add nothing. Pure: the store is not changed.
+    pub fn growth(&self, op: &WriteOp) -> u64 {
+        let (key, new) = match op {
+            WriteOp::Set { key, value } => (key, value),
+            WriteOp::Cas { key, expected, new } => {
+                if self.map.get(key) != expected.as_ref() {
+                    return 0;
+                }
+                (key, new)
+            }
+            WriteOp::Delete { .. } => return 0,
+        };
+        match self.map.get(key) {
+            Some(old) => (new.len() as u64).saturating_sub(old.len() as u64),
+            None => (key.len() + new.len()) as u64,
+        }
+    }
+
     /// Number of live client sessions.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
@@ -233,7 +265,7 @@ impl KvStore {
                 return Applied::TooOld { session: cmd.session, seq: cmd.seq };
             }
         }
-        let reply = Self::execute(&mut self.map, cmd.op);
+        let reply = self.execute(cmd.op);
         let session = self.sessions.get_mut(&cmd.session).expect("touched above");
         session.replies.insert(cmd.seq, reply.clone());
         while session.replies.len() > MAX_REPLIES_PER_SESSION {
@@ -242,22 +274,37 @@ impl KvStore {
         Applied::Write { session: cmd.session, seq: cmd.seq, reply, duplicate: false }
     }
 
-    fn execute(map: &mut BTreeMap<String, Vec<u8>>, op: WriteOp) -> Reply {
+    fn execute(&mut self, op: WriteOp) -> Reply {
         match op {
             WriteOp::Set { key, value } => {
-                map.insert(key, value);
+                self.insert(key, value);
                 Reply::Done
             }
-            WriteOp::Delete { key } => Reply::Deleted { existed: map.remove(&key).is_some() },
+            WriteOp::Delete { key } => {
+                let removed = self.map.remove(&key);
+                if let Some(old) = &removed {
+                    self.state_bytes -= (key.len() + old.len()) as u64;
+                }
+                Reply::Deleted { existed: removed.is_some() }
+            }
             WriteOp::Cas { key, expected, new } => {
-                let current = map.get(&key).cloned();
+                let current = self.map.get(&key).cloned();
                 if current == expected {
-                    map.insert(key, new);
+                    self.insert(key, new);
                     Reply::Cas { ok: true, current }
                 } else {
                     Reply::Cas { ok: false, current }
                 }
             }
+        }
+    }
+
+    /// Sets `key` to `value`, keeping `state_bytes` in step.
+    fn insert(&mut self, key: String, value: Vec<u8>) {
+        let (key_len, value_len) = (key.len() as u64, value.len() as u64);
+        match self.map.insert(key, value) {
+            Some(old) => self.state_bytes = self.state_bytes - old.len() as u64 + value_len,
+            None => self.state_bytes += key_len + value_len,
         }
     }
 
@@ -371,6 +418,7 @@ impl KvStore {
             if store.map.last_key_value().is_some_and(|(last, _)| *last >= k) {
                 return bad(format!("key {k:?} is out of order or appears twice"));
             }
+            store.state_bytes += (k.len() + v.0.len()) as u64;
             store.map.insert(k, v.0);
         }
         let sessions: u64 = read_item::<_, MAX_SCALAR_BYTES>(r)?;
@@ -539,6 +587,82 @@ mod tests {
         s.applied = SESSION_EXPIRY_ENTRIES + 1;
         s.apply(&Entry { index: SESSION_EXPIRY_ENTRIES + 2, term: 1, data: EntryData::Noop });
         assert_eq!(s.sessions(), 0, "session unused for SESSION_EXPIRY_ENTRIES must be gone");
+    }
+
+    fn recomputed(s: &KvStore) -> u64 {
+        s.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+    }
+
+    #[test]
+    fn state_bytes_counts_keys_and_values_and_growth_predicts_it() {
+        let mut s = KvStore::new();
+        assert_eq!(s.state_bytes(), 0);
+        let new_key = set("key", "12345");
+        assert_eq!(s.growth(&new_key), 8, "a new key counts its key and value");
+        s.apply(&cmd(1, 1, 1, new_key));
+        assert_eq!(s.state_bytes(), 8);
+        assert_eq!(s.growth(&set("key", "1234567")), 2, "an overwrite counts new minus old");
+        assert_eq!(s.growth(&set("key", "1")), 0, "a shrinking overwrite never grows");
+        s.apply(&cmd(2, 1, 2, set("key", "1")));
+        assert_eq!(s.state_bytes(), 4);
+        let swap = |expected: Option<&str>, new: &str| WriteOp::Cas {
+            key: "key".into(),
+            expected: expected.map(|e| e.as_bytes().to_vec()),
+            new: new.as_bytes().to_vec(),
+        };
+        assert_eq!(s.growth(&swap(Some("1"), "123")), 2, "a cas that would swap counts like a set");
+        assert_eq!(s.growth(&swap(Some("x"), "123")), 0, "a cas that would fail adds nothing");
+        assert_eq!(s.growth(&swap(None, "123")), 0, "the key exists: expecting it absent fails");
+        s.apply(&cmd(3, 1, 3, swap(Some("1"), "123")));
+        assert_eq!(s.state_bytes(), 6);
+        assert_eq!(s.growth(&WriteOp::Delete { key: "key".into() }), 0, "deletes never grow");
+        s.apply(&cmd(4, 1, 4, WriteOp::Delete { key: "key".into() }));
+        assert_eq!(s.state_bytes(), 0);
+        s.apply(&cmd(5, 1, 5, WriteOp::Delete { key: "gone".into() }));
+        assert_eq!(s.state_bytes(), 0, "deleting an absent key changes nothing");
+        // A duplicate is answered from the session, not applied: no double count.
+        s.apply(&cmd(6, 1, 6, set("a", "b")));
+        s.apply(&cmd(7, 1, 6, set("a", "b")));
+        assert_eq!(s.state_bytes(), 2);
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn op() -> impl Strategy<Value = WriteOp> {
+            let key = (0u8..6).prop_map(|k| format!("k{k}"));
+            let value = || proptest::collection::vec(any::<u8>(), 0..24);
+            prop_oneof![
+                (key.clone(), value()).prop_map(|(key, value)| WriteOp::Set { key, value }),
+                key.clone().prop_map(|key| WriteOp::Delete { key }),
+                (key, proptest::option::of(value()), value()).prop_map(|(key, expected, new)| WriteOp::Cas {
+                    key,
+                    expected,
+                    new
+                }),
+            ]
+        }
+
+        proptest! {
+            /// The running count always equals the sum over the map, after every op and
+            /// after a snapshot and restore; `growth` is exactly how much an op adds.
+            #[test]
+            fn state_bytes_is_the_sum_over_the_map(ops in proptest::collection::vec(op(), 1..60)) {
+                let mut s = KvStore::new();
+                for (i, op) in ops.into_iter().enumerate() {
+                    let before = s.state_bytes();
+                    let growth = s.growth(&op);
+                    let index = i as u64 + 1;
+                    s.apply(&cmd(index, 1 + index % 3, index, op));
+                    prop_assert_eq!(s.state_bytes(), recomputed(&s));
+                    prop_assert_eq!(s.state_bytes().saturating_sub(before), growth);
+                }
+                let restored = KvStore::restore(&s.snapshot(), s.applied()).unwrap();
+                prop_assert_eq!(restored.state_bytes(), recomputed(&restored));
+                prop_assert_eq!(restored.state_bytes(), s.state_bytes());
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         snapshot_entries: cfg.snapshot_entries,
         snapshot_ratio: cfg.snapshot_ratio,
         snapshot_bytes: cfg.snapshot_bytes,
+        quota_bytes: cfg.quota_bytes,
         seed: raft_node::random_seed(),
         handle_signals: true,
         log: raft_node::LogTarget::Stdout,

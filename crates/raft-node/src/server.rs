@@ -51,6 +51,8 @@ pub struct NodeSettings {
     pub snapshot_ratio: f64,
     /// ... or once this many bytes of entries were.
     pub snapshot_bytes: u64,
+    /// Quota on the state's size (`quota_bytes`; 0: none), checked by the leader.
+    pub quota_bytes: u64,
     /// Seeds the election timer.
     pub seed: u64,
     /// Handle SIGTERM/SIGINT (the binary does; in-process tests use [`StopHandle`]).
@@ -176,7 +178,9 @@ impl Server {
         config.election_ticks_max = s.election_ticks_max;
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
-        let replica_opts = ReplicaOptions::new(s.snapshot_entries, s.snapshot_bytes).with_snapshot_ratio(s.snapshot_ratio);
+        let replica_opts = ReplicaOptions::new(s.snapshot_entries, s.snapshot_bytes)
+            .with_snapshot_ratio(s.snapshot_ratio)
+            .with_quota(s.quota_bytes);
 
         let path = s.sockets.get(&id).ok_or_else(|| NodeError::Config(format!("node {id} has no socket")))?.clone();
         // A socket file left by a dead incarnation would make bind fail; the storage lock

@@ -58,6 +58,7 @@ impl Cluster {
                     snapshot_entries,
                     snapshot_ratio: 0.0,
                     snapshot_bytes: u64::MAX,
+                    quota_bytes: 0,
                     seed: id * 7919,
                     handle_signals: false,
                 };

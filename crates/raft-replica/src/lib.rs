@@ -73,11 +73,11 @@ use raft_core::{
 use raft_kv::{Applied, Command, KvStore, ReadOp, WriteOp};
 pub use raft_storage::Compaction;
 use raft_storage::{SnapshotReader, Storage, StorageError};
-use std::io::{self, Read, Write};
 #[cfg(feature = "bugs")]
 use raft_wire::Reply;
 use raft_wire::Response;
 use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
 use std::time::Instant;
 
 /// Client requests waiting on one node for a commit or a ReadIndex confirmation:
@@ -105,7 +105,8 @@ pub trait Store {
     fn snapshot_reader(&mut self) -> Result<Option<Self::Reader>, StorageError>;
     /// Up to `len` bytes of the current snapshot `meta` from `offset`, and whether they
     /// reach its end.
-    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError>;
+    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize)
+        -> Result<(Vec<u8>, bool), StorageError>;
     /// Bytes of the current snapshot's data (0 without one).
     fn snapshot_bytes(&self) -> u64;
     /// Appends a received chunk to the incoming snapshot (offset 0 starts a new one).
@@ -141,7 +142,12 @@ impl Store for Storage {
     fn snapshot_reader(&mut self) -> Result<Option<SnapshotReader>, StorageError> {
         Storage::snapshot_reader(self)
     }
-    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError> {
+    fn snapshot_chunk(
+        &mut self,
+        meta: &SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, bool), StorageError> {
         Storage::snapshot_chunk(self, meta, offset, len)
     }
     fn snapshot_bytes(&self) -> u64 {
@@ -220,6 +226,10 @@ pub struct ReplicaOptions {
     /// this many times its size: snapshot intervals then grow with the state, so the
     /// snapshot work per write stays constant (0 turns the rule off).
     pub snapshot_ratio: f64,
+    /// Quota on the state's size ([`KvStore::state_bytes`]: keys plus values); 0 is no
+    /// quota. The leader refuses a write that would take the state past it (see
+    /// [`Replica::write`]); applying never looks at it.
+    pub quota_bytes: u64,
     #[cfg(feature = "bugs")]
     pub bugs: Bugs,
 }
@@ -233,6 +243,11 @@ impl ReplicaOptions {
     /// With [`ReplicaOptions::snapshot_ratio`] set.
     pub fn with_snapshot_ratio(self, snapshot_ratio: f64) -> ReplicaOptions {
         ReplicaOptions { snapshot_ratio, ..self }
+    }
+
+    /// The same options with a quota on the state's size (0: none).
+    pub fn with_quota(self, quota_bytes: u64) -> ReplicaOptions {
+        ReplicaOptions { quota_bytes, ..self }
     }
 }
 
@@ -354,11 +369,17 @@ impl<S: Store> Replica<S> {
     }
 
     /// Restores the state machine from the store's current snapshot `meta`, streaming.
-    fn load_snapshot(store: &mut S, meta: &SnapshotMeta, term: Term, fx: &mut impl Effects) -> Result<KvStore, ReplicaError> {
+    fn load_snapshot(
+        store: &mut S,
+        meta: &SnapshotMeta,
+        term: Term,
+        fx: &mut impl Effects,
+    ) -> Result<KvStore, ReplicaError> {
         let t0 = fx.now();
         let bytes = store.snapshot_bytes();
         let mut reader = store.snapshot_reader()?.expect("the store recovered a snapshot, so it has one");
-        let kv = KvStore::read_snapshot(&mut reader, meta.index).map_err(|e| ReplicaError::DiskSnapshot(e.to_string()))?;
+        let kv =
+            KvStore::read_snapshot(&mut reader, meta.index).map_err(|e| ReplicaError::DiskSnapshot(e.to_string()))?;
         let index = meta.index;
         match (t0, fx.now()) {
             (Some(t0), Some(t1)) => {
@@ -439,6 +460,20 @@ impl<S: Store> Replica<S> {
         if let Some(reply) = self.kv.cached_reply(session, seq) {
             // Already applied: answer the retry without a new entry.
             return fx.respond(from, Response::Ok(reply.clone()));
+        }
+        // The quota is checked here, by the leader, at propose time only: applying must
+        // stay deterministic whatever each node's config says. A write that does not grow
+        // the state (a delete, a shrinking overwrite, a cas that would fail) always passes,
+        // so a full cluster can always be emptied. The check sees the applied state, not
+        // the writes still in flight, so those can overshoot the quota together by at most
+        // the leader's uncommitted window (`Config::max_uncommitted_bytes`, 64 MiB by
+        // default: `raft_core::MAX_UNCOMMITTED_BYTES`) plus entries a new leader inherits
+        // uncommitted from its predecessor's window.
+        let quota = self.opts.quota_bytes;
+        let growth = self.kv.growth(&op);
+        if quota > 0 && growth > 0 && self.kv.state_bytes().saturating_add(growth) > quota {
+            let reason = quota_reason(self.kv.state_bytes(), growth, quota);
+            return fx.respond(from, Response::Refused { reason });
         }
         if self.pending() >= MAX_PENDING_REQUESTS {
             let reason = "node busy: too many requests in flight; retry".into();
@@ -843,7 +878,10 @@ impl<S: Store> Replica<S> {
                 match fx.now() {
                     Some(_) => fx.log(
                         term,
-                        format_args!("snapshot at index={index}: {bytes} bytes, written in {} ms in the background", took.as_millis()),
+                        format_args!(
+                            "snapshot at index={index}: {bytes} bytes, written in {} ms in the background",
+                            took.as_millis()
+                        ),
                     ),
                     None => fx.log(term, format_args!("snapshot at index={index}: {bytes} bytes")),
                 }
@@ -851,12 +889,20 @@ impl<S: Store> Replica<S> {
             }
             Compaction::Stale { meta } => {
                 let index = meta.index;
-                fx.log(term, format_args!("snapshot at index={index} dropped: a newer snapshot was installed meanwhile"));
+                fx.log(
+                    term,
+                    format_args!("snapshot at index={index} dropped: a newer snapshot was installed meanwhile"),
+                );
                 Ok(())
             }
             Compaction::Failed { meta, reason } => {
                 let index = meta.index;
-                fx.log(term, format_args!("snapshot at index={index} failed: {reason}; the log is kept, the next one is tried later"));
+                fx.log(
+                    term,
+                    format_args!(
+                        "snapshot at index={index} failed: {reason}; the log is kept, the next one is tried later"
+                    ),
+                );
                 Ok(())
             }
         }
@@ -870,9 +916,46 @@ impl<S: Store> Replica<S> {
     }
 }
 
+/// The one line a client shows when a write is refused for the quota: the figures, the
+/// key to change and what to do.
+fn quota_reason(state_bytes: u64, growth: u64, quota: u64) -> String {
+    format!(
+        "the state would pass the quota of {} ({quota} bytes, quota_bytes in cluster.toml): it holds {state_bytes} \
+         bytes and this write adds {growth}; delete keys, or raise quota_bytes and restart the cluster \
+         (raft-supervisor down, then up)",
+        human_bytes(quota)
+    )
+}
+
+/// `2.0 GiB`, `4.0 KiB`, `512 B`: one decimal in the largest binary unit that fits.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut unit = 0;
+    while unit + 1 < UNITS.len() && n >= 1 << (10 * (unit + 1)) {
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{n} B");
+    }
+    format!("{:.1} {}", n as f64 / (1u64 << (10 * unit)) as f64, UNITS[unit])
+}
+
 fn propose_error(e: ProposeError) -> Response {
     match e {
         ProposeError::NotLeader(nl) => Response::NotLeader { leader: nl.leader },
         ProposeError::Busy => Response::Unavailable { reason: "leader busy (transfer or backlog); retry".into() },
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    #[test]
+    fn human_bytes_uses_the_largest_binary_unit() {
+        assert_eq!(super::human_bytes(0), "0 B");
+        assert_eq!(super::human_bytes(1023), "1023 B");
+        assert_eq!(super::human_bytes(4096), "4.0 KiB");
+        assert_eq!(super::human_bytes(1536 << 10), "1.5 MiB");
+        assert_eq!(super::human_bytes(2 << 30), "2.0 GiB");
+        assert_eq!(super::human_bytes(u64::MAX), "16.0 EiB");
     }
 }

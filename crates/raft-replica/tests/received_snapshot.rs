@@ -157,7 +157,8 @@ fn a_leader_fills_chunks_from_its_snapshot_file() {
     }
     r.process_ready(&mut fx).unwrap();
     let last = r.raft().last_index();
-    let ack = MessageBody::AppendResponse { success: true, match_index: last, reject_hint_index: 0, reject_hint_term: 0 };
+    let ack =
+        MessageBody::AppendResponse { success: true, match_index: last, reject_hint_index: 0, reject_hint_term: 0 };
     r.raft_mut().step(Message { from: 2, to: 1, term: 1, body: ack }).unwrap();
     r.process_ready(&mut fx).unwrap();
     assert_eq!(r.kv().applied(), last);
@@ -168,7 +169,8 @@ fn a_leader_fills_chunks_from_its_snapshot_file() {
     // n3 never answered; now it rejects the probe at base 0: the entries it needs are
     // compacted away, so it gets the snapshot.
     fx.sent.clear();
-    let reject = MessageBody::AppendResponse { success: false, match_index: 0, reject_hint_index: 0, reject_hint_term: 0 };
+    let reject =
+        MessageBody::AppendResponse { success: false, match_index: 0, reject_hint_index: 0, reject_hint_term: 0 };
     r.raft_mut().step(Message { from: 3, to: 1, term: 1, body: reject }).unwrap();
     r.process_ready(&mut fx).unwrap();
     let mut got = Vec::new();

@@ -327,7 +327,12 @@ impl Store for SimDisk {
         Ok(self.0.borrow().image.snapshot.as_ref().map(|s| Cursor::new(s.data.clone())))
     }
 
-    fn snapshot_chunk(&mut self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError> {
+    fn snapshot_chunk(
+        &mut self,
+        meta: &SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, bool), StorageError> {
         let d = self.0.borrow();
         let snap = d.image.snapshot.as_ref().expect("snapshot_chunk without a snapshot");
         assert_eq!(&snap.meta, meta, "the core sends only the current snapshot");

@@ -112,9 +112,9 @@ mod snapshot;
 mod storage;
 mod wal;
 
+pub use background::Compaction;
 pub use error::StorageError;
 pub use record::MAX_RECORD_BYTES;
-pub use background::Compaction;
 pub use snapshot::SnapshotReader;
 pub use storage::{Storage, StorageStats, MIN_SEGMENT_BYTES};
 

@@ -232,7 +232,13 @@ pub(crate) fn inspect(path: &Path, index: Index, term: Term) -> Result<(File, La
 
 /// Reads `len` data bytes at `offset` of a snapshot laid out as `layout` (fewer at the
 /// end of the data).
-pub(crate) fn read_chunk(file: &File, path: &Path, layout: &Layout, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn read_chunk(
+    file: &File,
+    path: &Path,
+    layout: &Layout,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, StorageError> {
     let start = offset.min(layout.data_len);
     let end = start.saturating_add(len as u64).min(layout.data_len);
     let mut buf = vec![0u8; (end - start) as usize];

@@ -440,7 +440,12 @@ impl Storage {
     /// Up to `len` bytes of the current snapshot's data from `offset`, and whether they
     /// reach its end: one InstallSnapshot chunk, read from the file when it is sent.
     /// `meta` must be the current snapshot (the core sends no other).
-    pub fn snapshot_chunk(&self, meta: &SnapshotMeta, offset: u64, len: usize) -> Result<(Vec<u8>, bool), StorageError> {
+    pub fn snapshot_chunk(
+        &self,
+        meta: &SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, bool), StorageError> {
         let (Some((file, layout)), Some(path)) = (&self.snapshot_file, &self.snapshot_path) else {
             panic!("snapshot_chunk: no snapshot to send")
         };

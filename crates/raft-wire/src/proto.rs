@@ -88,6 +88,13 @@ pub enum Response {
     Status(NodeStatus),
     /// An admin request (Isolate, TransferLeader) was accepted.
     Accepted,
+    /// The cluster refused the write on purpose (its state would pass `quota_bytes`): it
+    /// was surely not applied, and retrying will not help until something changes (keys
+    /// deleted, the quota raised). `reason` is one line saying the figures and what to do.
+    /// Last in the enum: bincode numbers variants in order, so the others keep their tags.
+    Refused {
+        reason: String,
+    },
 }
 
 /// Status of one node, answered to [`Request::Status`].
@@ -108,4 +115,19 @@ pub struct NodeStatus {
     pub connected: Vec<NodeId>,
     /// Peers cut off by [`Request::Isolate`].
     pub isolated: Vec<NodeId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Variants are numbered in declaration order on the wire; `Refused` came last, so
+    /// every earlier variant keeps the tag an older peer or client knows.
+    #[test]
+    fn response_variant_tags_are_stable() {
+        let tag = |r: Response| bincode::serde::encode_to_vec(&r, bincode::config::standard()).unwrap()[0];
+        assert_eq!(tag(Response::Unknown { reason: String::new() }), 3);
+        assert_eq!(tag(Response::Accepted), 6);
+        assert_eq!(tag(Response::Refused { reason: String::new() }), 7);
+    }
 }

@@ -398,9 +398,8 @@ impl Sim {
         let on_disk = if result.is_ok() { self.applied_entries_on_disk(i, &outputs) } else { Ok(()) };
         if result.is_ok() {
             let replica = self.nodes[i].replica.as_mut().expect("still running");
-            result = replica
-                .poll_compaction(false, &mut fx)
-                .and_then(|()| replica.maybe_compact(&self.voters, &mut fx));
+            result =
+                replica.poll_compaction(false, &mut fx).and_then(|()| replica.maybe_compact(&self.voters, &mut fx));
         }
         let compaction = fx.take();
         self.nodes[i].disk.borrow_mut().disarm();
