@@ -823,7 +823,12 @@ impl<S: Store> Replica<S> {
         }
         let threshold = applied - self.snapshot_index >= self.opts.snapshot_entries
             || self.bytes_since_snapshot >= self.opts.snapshot_bytes;
-        let proportional = self.bytes_since_snapshot as f64 >= self.opts.snapshot_ratio * self.snapshot_bytes as f64;
+        // Nodes stagger their snapshots (the ratio grows by a tenth per node id, up to
+        // four tenths): every node applies the same log, so without it all of them
+        // would write a snapshot of the same size at the same moment, on one disk.
+        let stagger = 1.0 + 0.1 * (self.raft.id().saturating_sub(1) % 5) as f64;
+        let proportional =
+            self.bytes_since_snapshot as f64 >= self.opts.snapshot_ratio * stagger * self.snapshot_bytes as f64;
         if threshold && proportional {
             self.begin_compaction(voters, fx)?;
         }

@@ -17,6 +17,8 @@
 //!   orphan;
 //! * lowers its priority (`nice` 10), so the event loops of the machine's nodes win the
 //!   CPU over snapshot encoding;
+//! * syncs its file every few MiB as it writes, so the disk never holds a whole
+//!   snapshot of dirty pages that the nodes' WAL fsyncs would queue behind;
 //! * leaves with `_exit`: no destructor of the parent's objects runs twice.
 
 use crate::error::{IoContext, StorageError};
@@ -106,6 +108,7 @@ fn child(
     }
     let result = (|| -> Result<(), StorageError> {
         let mut w = FileWriter::create(snap_dir, meta, snapshot::WRITING_SUFFIX)?;
+        w.sync_incrementally();
         write(&mut w).at(snap_dir)?;
         w.seal()?; // the parent renames it into place
         Ok(())

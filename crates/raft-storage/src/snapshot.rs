@@ -23,6 +23,11 @@ const TRAILER_BYTES: usize = 12;
 const MAX_META_BYTES: usize = 64 * 1024;
 /// Buffer of the streaming writer: memory stays bounded however large the snapshot.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// The background writer syncs its file every this many bytes (Redis's
+/// `rdb-save-incremental-fsync`, 32 MB there): one large final fsync would hold the disk
+/// (and, on ext4, the journal every WAL fdatasync waits for) for as long as it takes to
+/// flush the whole snapshot, stalling every node's log writes.
+pub(crate) const INCREMENTAL_SYNC_BYTES: u64 = 4 << 20;
 
 /// Buffer of a [`SnapshotReader`]: restoring reads big sequential blocks.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -61,6 +66,9 @@ pub(crate) struct FileWriter {
     path: PathBuf,
     hasher: crc32fast::Hasher,
     data_len: u64,
+    /// Sync every this many bytes (0: only at the end), and the bytes since the last.
+    sync_every: u64,
+    unsynced: u64,
 }
 
 /// A snapshot file written and fsynced under its temporary name, not yet in place.
@@ -90,6 +98,8 @@ impl FileWriter {
             path,
             hasher: crc32fast::Hasher::new(),
             data_len: 0,
+            sync_every: 0,
+            unsynced: 0,
         };
         let meta_bytes =
             bincode::serde::encode_to_vec(meta, config()).expect("bincode encodes a SnapshotMeta into a Vec");
@@ -112,6 +122,12 @@ impl FileWriter {
         self.hasher.update(data);
         self.data_len += data.len() as u64;
         self.raw_write(data)
+    }
+
+    /// Syncs the file every [`INCREMENTAL_SYNC_BYTES`] as it is written (the background
+    /// writer: a large snapshot then never floods the disk with dirty pages at once).
+    pub(crate) fn sync_incrementally(&mut self) {
+        self.sync_every = INCREMENTAL_SYNC_BYTES;
     }
 
     /// Bytes of data written so far.
@@ -144,6 +160,12 @@ impl Write for FileWriter {
         f.write_all(buf)?;
         self.hasher.update(buf);
         self.data_len += buf.len() as u64;
+        self.unsynced += buf.len() as u64;
+        if self.sync_every > 0 && self.unsynced >= self.sync_every {
+            self.unsynced = 0;
+            f.flush()?;
+            f.get_ref().sync_data()?;
+        }
         Ok(buf.len())
     }
 
