@@ -1049,6 +1049,9 @@ fn reopen_last_segment(
     Ok((file, active_end))
 }
 
+/// The newest snapshot's file, checked and open, and its path.
+type RecoveredSnapshot = (Option<(File, Layout)>, Option<PathBuf>);
+
 /// Step 1: loads the newest snapshot; removes older ones and temporaries (leftovers of a
 /// crash). The newest is checked before anything is removed.
 fn recover_snapshot(
@@ -1056,7 +1059,7 @@ fn recover_snapshot(
     dir_file: &File,
     notes: &mut Vec<String>,
     rel: &dyn Fn(&Path) -> String,
-) -> Result<(Option<(File, Layout)>, Option<PathBuf>), StorageError> {
+) -> Result<RecoveredSnapshot, StorageError> {
     let mut found = Vec::new();
     let mut remove = Vec::new();
     for ent in fs::read_dir(dir).at(dir)? {
