@@ -10,10 +10,15 @@
 //! ```text
 //!   let (mut storage, recovery) = Storage::open(dir, StorageOptions::default())?;
 //!   log every line of recovery.notes; start raft-core from recovery.restored
-//!   each turn:  if let Some(s) = rd.snapshot { storage.install_snapshot(&s, &hard_state)? }
+//!   each turn:  storage.receive_chunk(..) for each received snapshot chunk
+//!               storage.finish_received(&meta)? -> a reader to verify it with
+//!               if let Some(m) = rd.snapshot { storage.install_snapshot(&m, &hard_state)? }
 //!               storage.persist(rd.hard_state.as_ref(), &rd.entries)?   // one write, one fdatasync
 //!               ... only now send the messages that promise durable state
-//!   compaction: storage.compact(&snapshot)?
+//!               a snapshot chunk to send: storage.snapshot_chunk(&meta, offset, len)?
+//!   compaction: storage.begin_compaction(&meta, &|w| state.write_to(w))?  // a forked writer
+//!               each turn: storage.poll_compaction(false)? -> Some(Compaction::Done ..)
+//!   restart:    storage.snapshot_reader()? streams the snapshot, checksum checked
 //! ```
 //!
 //! Any error from a method that writes leaves the storage *poisoned*: after a failed
@@ -61,16 +66,21 @@
 //!   is truncated at that entry's record and fsynced; only then is the batch written. A
 //!   few fsyncs more, on a rare path, so that a crash anywhere in between leaves a prefix
 //!   of the old log or the new one, never old records behind new ones.
-//! * [`Storage::compact`]: snapshot written (temp, fsync, rename, fsync dir), then whole
-//!   segments below it deleted, oldest first. Nothing is rewritten.
-//! * [`Storage::install_snapshot`] and [`SnapshotWriter::finish`]: snapshot written the
-//!   same way, hard state saved, every segment deleted (newest first), and a fresh
-//!   segment started at `snapshot index + 1`.
+//! * [`Storage::begin_compaction`]: a forked child streams the snapshot into a temporary
+//!   file, syncing every few MiB, and exits; [`Storage::poll_compaction`] then renames it
+//!   into place (fsync dir) and deletes the whole segments below it, oldest first.
+//!   Nothing is rewritten, and the caller's thread never waits for the write.
+//!   [`Storage::compact`] does the same in the caller's thread (tests, tools).
+//! * [`Storage::install_snapshot`]: the received snapshot, already written and sealed
+//!   under a temporary name, is renamed into place after the hard state is saved; every
+//!   segment is deleted (newest first) and a fresh one started at `snapshot index + 1`.
+//! * Snapshots are never held in memory whole: [`SnapshotReader`] streams one (checking
+//!   the CRC as its last byte is read), [`Storage::snapshot_chunk`] reads one chunk.
 //!
 //! ## Recovery rules
 //!
-//! 1. The newest snapshot file is loaded and checked (magic, lengths, CRC, name against
-//!    contents); older ones and temporaries are removed. A damaged snapshot is
+//! 1. The newest snapshot file is checked (magic, lengths, name against contents, and the
+//!    CRC by streaming it once); older ones and temporaries are removed. A damaged snapshot is
 //!    [`StorageError::Corrupt`]: it was fsynced before its rename, so no crash explains it.
 //! 2. Segments wholly covered by the snapshot are removed. The oldest remaining one must
 //!    start at or below `snapshot index + 1`, else [`StorageError::Gap`].
