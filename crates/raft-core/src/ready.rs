@@ -1,6 +1,8 @@
 //! The output batch of one turn, and the events a learner reads in the node log.
 
-use crate::{Entry, HardState, Index, Message, NodeId, ReadState, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term};
+use crate::{
+    Entry, HardState, Index, Message, NodeId, ReadState, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
+};
 use std::fmt;
 
 /// Everything the driver must do after a turn, in the order documented in the crate

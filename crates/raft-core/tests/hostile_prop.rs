@@ -7,7 +7,11 @@
 //! * the vote never changes within a term (none -> some is a vote cast);
 //! * the commit index never decreases and never passes the last index on disk;
 //! * committed entries come out contiguous, and what was persisted restores;
-//! * a snapshot handed out passed `Config::snapshot_check` and the byte bound.
+//! * received snapshot chunks are handed to the driver in order, within the byte bound;
+//! * a snapshot handed out in `Ready::snapshot` is one the driver verified (its check,
+//!   answered with `RawNode::snapshot_verified`) and within the byte bound;
+//! * every InstallSnapshot the core sends is of the snapshot the driver holds (the
+//!   driver fills its bytes).
 //!
 //! Proptest draws the schedule (an action kind and a seed per step); the message of a
 //! step is built from its seed and the node's current state, so that its fields are
@@ -21,6 +25,29 @@ use raft_core::*;
 use std::collections::VecDeque;
 
 const VOTERS: [NodeId; 3] = [1, 2, 3];
+
+/// What the snapshot path saw on this thread (a test's cases run on its thread), so a
+/// test can show its properties were not checked on nothing.
+#[derive(Clone, Copy, Debug, Default)]
+struct SnapshotCoverage {
+    refused: u64,
+    adopted: u64,
+    chunks_filled: u64,
+}
+
+thread_local! {
+    static COVERAGE: std::cell::Cell<SnapshotCoverage> = const {
+        std::cell::Cell::new(SnapshotCoverage { refused: 0, adopted: 0, chunks_filled: 0 })
+    };
+}
+
+fn covered(note: impl FnOnce(&mut SnapshotCoverage)) {
+    COVERAGE.with(|c| {
+        let mut v = c.get();
+        note(&mut v);
+        c.set(v);
+    });
+}
 
 /// splitmix64, for building a message from a seed.
 struct Rng(u64);
@@ -169,12 +196,22 @@ struct Driven {
     snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
     applied: Index,
+    /// A snapshot arriving from the leader, assembled from `Ready::snapshot_chunks`
+    /// (volatile: a restart loses it).
+    incoming: Option<Snapshot>,
+    /// A received snapshot this driver verified, waiting for `Ready::snapshot`.
+    verified: Option<Snapshot>,
+    /// Snapshots replaced by a compaction since the last Ready: the core may still hold
+    /// a chunk of one queued (its transfer restarts with the new one), which the driver,
+    /// holding only the newest, cannot fill and drops.
+    replaced: Vec<SnapshotMeta>,
 }
 
 /// The byte bound on a half-received snapshot in these runs.
 const MAX_SNAPSHOT_BYTES: usize = 12;
 
-/// The snapshot check of these runs: a snapshot verifies when its first byte is odd.
+/// The driver's snapshot check in these runs: a snapshot verifies when its first byte
+/// is odd.
 fn odd_first_byte(s: &Snapshot) -> Result<(), String> {
     match s.data.first() {
         Some(b) if b % 2 == 1 => Ok(()),
@@ -190,9 +227,18 @@ impl Driven {
         // Chunks carry up to 8 bytes: snapshots past 12 are dropped half-way, and about
         // half of the others do not verify.
         config.max_incoming_snapshot_bytes = MAX_SNAPSHOT_BYTES;
-        config.snapshot_check = Some(odd_first_byte);
         let raw = RawNode::new(config.clone(), Restored::default()).expect("valid config");
-        Driven { config, raw, hard_state: HardState::default(), snapshot: None, entries: Vec::new(), applied: 0 }
+        Driven {
+            config,
+            raw,
+            hard_state: HardState::default(),
+            snapshot: None,
+            entries: Vec::new(),
+            applied: 0,
+            incoming: None,
+            verified: None,
+            replaced: Vec::new(),
+        }
     }
 
     fn snap_index(&self) -> Index {
@@ -203,18 +249,98 @@ impl Driven {
         self.entries.last().map_or(self.snap_index(), |e| e.index)
     }
 
+    /// Fills an InstallSnapshot's bytes from the snapshot this driver holds, as a store
+    /// does; `None`: a chunk of a snapshot replaced since, dropped.
+    fn fill(&self, mut m: Message) -> Result<Option<Message>, TestCaseError> {
+        let id = self.raw.id();
+        if let MessageBody::InstallSnapshot { meta, offset, data, done } = &mut m.body {
+            prop_assert!(data.is_empty() && !*done, "n{id}: the core filled a chunk itself");
+            match &self.snapshot {
+                Some(s) if s.meta == *meta => {
+                    let start = usize::try_from(*offset).unwrap_or(usize::MAX).min(s.data.len());
+                    let end = start.saturating_add(self.config.snapshot_chunk_bytes).min(s.data.len());
+                    *data = s.data[start..end].to_vec();
+                    *done = end == s.data.len();
+                    covered(|c| c.chunks_filled += 1);
+                }
+                _ if self.replaced.contains(meta) => return Ok(None),
+                _ => {
+                    return Err(TestCaseError::fail(format!(
+                        "n{id}: sends snapshot {}@{}, the driver holds {:?}",
+                        meta.index,
+                        meta.term,
+                        self.snapshot.as_ref().map(|s| &s.meta)
+                    )))
+                }
+            }
+        }
+        Ok(Some(m))
+    }
+
     /// Carries out one Ready in the documented order, checking the persisted state.
-    /// Returns what the node sends.
+    /// Returns what the node sends. A Ready that completed a received snapshot is
+    /// followed at once by the one carrying the verdict, as the shipped driver does.
     fn process(&mut self) -> Result<Vec<Message>, TestCaseError> {
         let id = self.raw.id();
         let rd = self.raw.ready();
-        let mut out = rd.messages;
-        if let Some(s) = &rd.snapshot {
-            prop_assert!(odd_first_byte(s).is_ok(), "n{id}: adopted a snapshot that does not verify");
+        // 0. Received chunks into the incoming snapshot; a complete one is verified.
+        for ch in &rd.snapshot_chunks {
+            if ch.offset == 0 {
+                self.incoming = Some(Snapshot { meta: ch.meta.clone(), data: Vec::new() });
+            }
+            let Some(inc) = &mut self.incoming else {
+                return Err(TestCaseError::fail(format!("n{id}: a chunk at {} of no snapshot", ch.offset)));
+            };
+            prop_assert!(
+                inc.meta == ch.meta && inc.data.len() as u64 == ch.offset,
+                "n{id}: chunk {}@{} offset {} out of order (have {}@{} with {} bytes)",
+                ch.meta.index,
+                ch.meta.term,
+                ch.offset,
+                inc.meta.index,
+                inc.meta.term,
+                inc.data.len()
+            );
+            inc.data.extend_from_slice(&ch.data);
+            prop_assert!(inc.data.len() <= MAX_SNAPSHOT_BYTES, "n{id}: accepted chunks past the bound");
+        }
+        let verdict = match &rd.received_snapshot {
+            Some(meta) => {
+                let inc = self.incoming.take();
+                let Some(inc) = inc.filter(|s| s.meta == *meta) else {
+                    return Err(TestCaseError::fail(format!(
+                        "n{id}: received {}@{}, never assembled",
+                        meta.index, meta.term
+                    )));
+                };
+                let verdict = odd_first_byte(&inc);
+                if verdict.is_err() {
+                    covered(|c| c.refused += 1);
+                }
+                self.verified = verdict.is_ok().then_some(inc);
+                self.raw.snapshot_verified(meta, verdict);
+                true
+            }
+            None => false,
+        };
+        let mut out = Vec::new();
+        for m in rd.messages {
+            out.extend(self.fill(m)?);
+        }
+        if let Some(meta) = &rd.snapshot {
+            let s = self.verified.take();
+            let Some(s) = s.filter(|s| s.meta == *meta) else {
+                return Err(TestCaseError::fail(format!(
+                    "n{id}: adopted snapshot {}@{} it never verified",
+                    meta.index, meta.term
+                )));
+            };
+            prop_assert!(odd_first_byte(&s).is_ok(), "n{id}: adopted a snapshot that does not verify");
             prop_assert!(s.data.len() <= MAX_SNAPSHOT_BYTES, "n{id}: assembled a snapshot past the bound");
             prop_assert!(s.meta.index > self.snap_index() || self.snapshot.is_none(), "n{id}: snapshot goes back");
-            self.snapshot = Some(s.clone());
+            self.snapshot = Some(s);
             self.entries.clear();
+            covered(|c| c.adopted += 1);
         }
         if let Some(first) = rd.entries.first() {
             let keep = first.index.checked_sub(self.snap_index() + 1);
@@ -245,9 +371,11 @@ impl Driven {
         if let Some(last) = rd.entries.last() {
             self.raw.persisted(last.index, last.term);
         }
-        out.extend(rd.persisted_messages);
-        if let Some(s) = &rd.snapshot {
-            self.applied = s.meta.index;
+        for m in rd.persisted_messages {
+            out.extend(self.fill(m)?);
+        }
+        if let Some(meta) = &rd.snapshot {
+            self.applied = meta.index;
         }
         for e in &rd.committed {
             prop_assert_eq!(e.index, self.applied + 1, "n{}: committed entries out of order", id);
@@ -255,6 +383,10 @@ impl Driven {
         }
         for r in &rd.reads {
             prop_assert!(r.index <= self.applied, "n{id}: read served before applying its index");
+        }
+        self.replaced.clear();
+        if verdict {
+            out.extend(self.process()?);
         }
         Ok(out)
     }
@@ -266,9 +398,10 @@ impl Driven {
             return;
         }
         let Some(term) = self.entries.iter().find(|e| e.index == index).map(|e| e.term) else { return };
-        self.raw.compact(index, index.to_le_bytes().to_vec());
+        self.raw.compact(index);
         let first = self.snap_index() + 1;
         self.entries.drain(..(index + 1 - first) as usize);
+        self.replaced.extend(self.snapshot.take().map(|s| s.meta));
         self.snapshot = Some(Snapshot {
             meta: SnapshotMeta { index, term, voters: VOTERS.to_vec() },
             data: index.to_le_bytes().to_vec(),
@@ -277,11 +410,15 @@ impl Driven {
 
     /// A crash and restart from what was persisted (everything handed out was).
     fn restart(&mut self) -> Result<(), TestCaseError> {
-        let restored =
-            Restored { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries: self.entries.clone() };
+        let snapshot = self.snapshot.as_ref().map(|s| s.meta.clone());
+        let restored = Restored { hard_state: self.hard_state, snapshot, entries: self.entries.clone() };
         self.raw = RawNode::new(self.config.clone(), restored)
             .map_err(|e| TestCaseError::fail(format!("n{}: persisted state does not restore: {e}", self.config.id)))?;
         self.applied = self.snap_index();
+        // What was in flight died with the process.
+        self.incoming = None;
+        self.verified = None;
+        self.replaced.clear();
         Ok(())
     }
 
@@ -346,6 +483,9 @@ fn a_node_survives_arbitrary_messages() {
         })
         .unwrap();
     assert!(stepped.get() >= 250_000, "only {} messages stepped", stepped.get());
+    // Snapshots arrive, are refused and adopted, and a leader sends its own.
+    let cov = COVERAGE.with(|c| c.get());
+    assert!(cov.refused >= 25 && cov.adopted >= 25 && cov.chunks_filled >= 25, "{cov:?}");
 }
 
 /// A 3-node cluster whose network reorders, drops and duplicates, with hostile messages
@@ -424,4 +564,6 @@ fn a_cluster_survives_arbitrary_messages() {
     assert!(stepped.get() >= 60_000, "only {} messages stepped", stepped.get());
     // The harness is not idle: clusters elect leaders and commit between the attacks.
     assert!(committed.get() >= u64::from(CASES / 4), "only {} cases committed anything", committed.get());
+    let cov = COVERAGE.with(|c| c.get());
+    assert!(cov.refused >= 20 && cov.adopted >= 20 && cov.chunks_filled >= 100, "{cov:?}");
 }

@@ -10,7 +10,7 @@ fn terms_of(node: &RawNode) -> Vec<Term> {
 }
 
 fn disk(terms: &[Term], term: Term, commit: Index) -> Disk {
-    Disk { hard_state: HardState { term, vote: None, commit }, snapshot: None, entries: log_of_terms(terms) }
+    Disk::with_log(HardState { term, vote: None, commit }, log_of_terms(terms))
 }
 
 /// How many append rejections `from` sent in the verbose output.
@@ -382,7 +382,8 @@ fn snapshot_catch_up_in_chunks() {
     c.tick_all_stabilize(6);
     let out = c.take_output();
     let chunks = out.lines().filter(|l| l.starts_with("n1@") && l.contains("InstallSnapshot ")).count();
-    let size = c.node(1).snapshot().unwrap().data.len();
+    let size = c.nodes[&1].disk().snapshot.as_ref().unwrap().data.len();
+    assert_eq!(c.node(1).snapshot(), c.nodes[&1].disk().snapshot.as_ref().map(|s| &s.meta));
     assert!(size > 100);
     assert_eq!(chunks, size.div_ceil(10), "one message per 10-byte chunk, no more\n{out}");
     assert!(out.contains("n1: snapshot send started to n3 index=11"), "{out}");

@@ -10,12 +10,14 @@
 
 use raft_core::*;
 use raft_kv::{Applied, Command, WriteOp};
-use raft_replica::{Effects, Replica, ReplicaOptions, Store, Waiter};
+use raft_replica::{Compaction, Effects, Replica, ReplicaOptions, Store, Waiter};
 use raft_storage::StorageError;
 use raft_wire::Response;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::io::{self, Cursor, Write};
+use std::time::Duration;
 
 /// What one node keeps on its "disk".
 #[derive(Clone, Debug, Default)]
@@ -24,9 +26,25 @@ pub struct Disk {
     pub snapshot: Option<Snapshot>,
     /// Entries after the snapshot.
     pub entries: Vec<Entry>,
+    /// A snapshot arriving from the leader, and whether it was sealed (volatile: a
+    /// restart loses it, as a real store's temporary file).
+    pub incoming: Option<(Snapshot, bool)>,
+    /// How many received snapshots were sealed for verification: the harness runs the
+    /// verdict's batch in the same `process` call.
+    pub sealed: u64,
+    /// Test hook: the store damages every snapshot it receives (one trailing byte when
+    /// read back, which no raft-kv image has), so the replica's verification refuses it.
+    pub damage_received: bool,
+    /// A compaction begun and not yet polled (written at once, done at the next poll).
+    writing: Option<Snapshot>,
 }
 
 impl Disk {
+    /// A disk holding `entries` (from index 1) and `hard_state`, no snapshot.
+    pub fn with_log(hard_state: HardState, entries: Vec<Entry>) -> Disk {
+        Disk { hard_state, entries, ..Disk::default() }
+    }
+
     fn snap_index(&self) -> Index {
         self.snapshot.as_ref().map_or(0, |s| s.meta.index)
     }
@@ -40,13 +58,24 @@ impl Disk {
     }
 
     pub fn restored(&self) -> Restored {
-        Restored { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries: self.entries.clone() }
+        Restored {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.as_ref().map(|s| s.meta.clone()),
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// What a restart finds: the durable part; what was in flight is gone.
+    pub fn rebooted(&self) -> Disk {
+        Disk { incoming: None, writing: None, ..self.clone() }
     }
 }
 
 /// Every call is durable at once: these tests are about the protocol; the crash windows
 /// of a real disk are raft-sim's.
 impl Store for Disk {
+    type Reader = Cursor<Vec<u8>>;
+
     fn persist(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<(), StorageError> {
         if let Some(hs) = hard_state {
             self.hard_state = *hs;
@@ -55,18 +84,87 @@ impl Store for Disk {
         Ok(())
     }
 
-    fn install_snapshot(&mut self, snap: &Snapshot, hard_state: &HardState) -> Result<(), StorageError> {
-        self.hard_state = HardState { commit: hard_state.commit.max(snap.meta.index), ..*hard_state };
-        self.snapshot = Some(snap.clone());
+    fn snapshot_reader(&mut self) -> Result<Option<Self::Reader>, StorageError> {
+        Ok(self.snapshot.as_ref().map(|s| Cursor::new(s.data.clone())))
+    }
+
+    fn snapshot_chunk(
+        &mut self,
+        meta: &SnapshotMeta,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, bool), StorageError> {
+        let snap = self.snapshot.as_ref().expect("snapshot_chunk without a snapshot");
+        assert_eq!(&snap.meta, meta, "the core sends only the current snapshot");
+        let start = (offset as usize).min(snap.data.len());
+        let end = start.saturating_add(len).min(snap.data.len());
+        Ok((snap.data[start..end].to_vec(), end == snap.data.len()))
+    }
+
+    fn snapshot_bytes(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.data.len() as u64)
+    }
+
+    fn receive_chunk(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
+        if chunk.offset == 0 {
+            self.incoming = Some((Snapshot { meta: chunk.meta.clone(), data: Vec::new() }, false));
+        }
+        let Some((snap, false)) = &mut self.incoming else { panic!("a chunk at {} of no snapshot", chunk.offset) };
+        assert!(snap.meta == chunk.meta && snap.data.len() as u64 == chunk.offset, "chunks out of order");
+        snap.data.extend_from_slice(&chunk.data);
+        Ok(())
+    }
+
+    fn finish_received(&mut self, meta: &SnapshotMeta) -> Result<Self::Reader, StorageError> {
+        let Some((snap, sealed)) = &mut self.incoming else { panic!("finish_received without a snapshot arriving") };
+        assert_eq!(&snap.meta, meta, "another snapshot is arriving");
+        *sealed = true;
+        let mut data = snap.data.clone();
+        if self.damage_received {
+            data.push(0);
+        }
+        self.sealed += 1;
+        Ok(Cursor::new(data))
+    }
+
+    fn discard_received(&mut self) {
+        self.incoming = None;
+    }
+
+    fn install_snapshot(&mut self, meta: &SnapshotMeta, hard_state: &HardState) -> Result<(), StorageError> {
+        let snap = match self.incoming.take() {
+            Some((snap, true)) if snap.meta == *meta => snap,
+            _ => panic!("install_snapshot of {}@{} that was not received and sealed", meta.index, meta.term),
+        };
+        self.hard_state = HardState { commit: hard_state.commit.max(meta.index), ..*hard_state };
+        self.snapshot = Some(snap);
         self.entries.clear();
         Ok(())
     }
 
-    fn compact(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
-        let first = self.snap_index() + 1;
-        self.entries.drain(..(snap.meta.index + 1 - first) as usize);
-        self.snapshot = Some(snap.clone());
+    fn begin_compaction(
+        &mut self,
+        meta: &SnapshotMeta,
+        write: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        assert!(self.writing.is_none(), "a second background snapshot");
+        let mut data = Vec::new();
+        write(&mut data).expect("writing into memory cannot fail");
+        self.writing = Some(Snapshot { meta: meta.clone(), data });
         Ok(())
+    }
+
+    fn poll_compaction(&mut self, _block: bool) -> Result<Option<Compaction>, StorageError> {
+        let Some(snap) = self.writing.take() else { return Ok(None) };
+        let meta = snap.meta.clone();
+        if meta.index <= self.snap_index() {
+            return Ok(Some(Compaction::Stale { meta }));
+        }
+        let first = self.snap_index() + 1;
+        self.entries.drain(..(meta.index + 1 - first) as usize);
+        let bytes = snap.data.len() as u64;
+        self.snapshot = Some(snap);
+        Ok(Some(Compaction::Done { meta, bytes, took: Duration::ZERO }))
     }
 }
 
@@ -80,6 +178,7 @@ struct Fx {
     applied: Vec<Entry>,
     reads: Vec<ReadState>,
     dropped_reads: Vec<u64>,
+    events: Vec<Event>,
 }
 
 impl Effects for Fx {
@@ -89,6 +188,7 @@ impl Effects for Fx {
     fn respond(&mut self, _to: Waiter, _response: Response) {}
     fn log(&mut self, _term: Term, _line: std::fmt::Arguments<'_>) {}
     fn event(&mut self, _term: Term, event: &Event) {
+        self.events.push(event.clone());
         if self.verbose {
             writeln!(self.out, "n{}: {event}", self.id).unwrap();
         }
@@ -115,6 +215,8 @@ pub struct TestNode {
     pub applied_log: BTreeMap<Index, Entry>,
     pub reads: Vec<ReadState>,
     pub dropped_reads: Vec<u64>,
+    /// Every event of the core since the node started, in order.
+    pub events: Vec<Event>,
 }
 
 pub struct Cluster {
@@ -214,15 +316,22 @@ impl Cluster {
     }
 
     /// Handles one node's Ready, through the replica (one batch: golden scripts show
-    /// every round).
+    /// every round). A batch that completed a received snapshot is followed by the one
+    /// carrying the replica's verdict (installed or refused), as the shipped
+    /// `process_ready` does: both answer the same delivered chunk.
     pub fn process(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("node exists");
         if !node.up {
             return;
         }
         let mut fx = Fx { id, verbose: self.verbose, ..Fx::default() };
+        let sealed = node.disk().sealed;
         node.replica.advance(&mut fx).expect("in-memory storage never fails");
+        if node.disk().sealed != sealed {
+            node.replica.advance(&mut fx).expect("in-memory storage never fails");
+        }
         node.refresh();
+        node.events.extend(fx.events);
         self.out.push_str(&fx.out);
         self.network.extend(fx.sent);
         for e in fx.applied {
@@ -355,8 +464,15 @@ impl Cluster {
     }
 
     pub fn restart(&mut self, id: NodeId) {
+        self.restart_with(id, |_| {});
+    }
+
+    /// Restarts the node from its disk, changed by `change` first (test hooks).
+    pub fn restart_with(&mut self, id: NodeId, change: impl FnOnce(&mut Disk)) {
         let n = self.nodes.remove(&id).expect("node exists");
-        let restarted = TestNode::start(n.config.clone(), n.replica.store().clone());
+        let mut disk = n.replica.store().rebooted();
+        change(&mut disk);
+        let restarted = TestNode::start(n.config.clone(), disk);
         self.nodes.insert(id, restarted);
     }
 
@@ -368,6 +484,7 @@ impl Cluster {
         let mut fx = Fx { id, verbose: self.verbose, ..Fx::default() };
         n.replica.compact(&voters, &mut fx).expect("in-memory storage never fails");
         n.refresh();
+        n.events.extend(fx.events);
         self.out.push_str(&fx.out);
         self.network.extend(fx.sent);
         self.process_all();
@@ -445,6 +562,7 @@ impl TestNode {
             applied_log: BTreeMap::new(),
             reads: Vec::new(),
             dropped_reads: Vec::new(),
+            events: Vec::new(),
         };
         node.refresh();
         node
