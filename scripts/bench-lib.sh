@@ -13,7 +13,8 @@
 #   machine_info               date, CPU, disk, versions and load, one "key: value" a line
 #
 # Everything started here is killed by pid on exit: etcd members, the supervisor (whose
-# nodes die with it), the step run by run_bg, the watchdog. Set BENCH_KEEP=1 to keep WORK.
+# nodes die with it), the step run by run_bg, the watchdog. Then bench_on_exit RC runs, if
+# the script defines it. Set BENCH_KEEP=1 to keep WORK.
 
 log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "$BENCH_NAME" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -62,6 +63,8 @@ bench_cleanup() {
         kill -KILL "$SUP_PID" 2>/dev/null || true
     fi
     [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
+    # A script's last word on what it has (a report of a run stopped early), if it has one.
+    if declare -F bench_on_exit >/dev/null; then bench_on_exit "$rc" || true; fi
     if [ -n "$WORK" ]; then
         if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
     fi

@@ -23,7 +23,8 @@
 # ("1000000 5000000") and SCALE_ETCD_FILL (1000000; empty skips etcd) override the sizes;
 # BENCH_OUT the document written; BENCH_KEEP=1 keeps the temp dir (node logs, results).
 # Everything the script starts is killed by pid on exit. A step that fails is noted in
-# the report ("Steps that failed") and the run goes on with the next one.
+# the report ("Steps that failed") and the run goes on with the next one; a run stopped by
+# the time limit or Ctrl-C still writes the report of what it measured, saying so.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,17 @@ bench_start "$TIME_LIMIT"
 } >"$RES/machine.txt"
 
 note() { log "step failed: $*"; echo "$*" >>"$RES/notes.txt"; }
+
+# A run stopped early (time limit, Ctrl-C, a broken step) still reports what it measured,
+# with a note saying so; the processes are gone by then (bench_cleanup).
+REPORTED=0
+bench_on_exit() {
+    [ "$REPORTED" = 1 ] && return 0
+    ls "$RES"/scale-*-raft.jsonl >/dev/null 2>&1 || return 0
+    echo "the run stopped early (exit $1); whatever is n/a or missing was not measured" >>"$RES/notes.txt"
+    "$PERF" scale-report --results "$RES" --out "$OUT" >/dev/null && log "wrote the partial report to $OUT"
+}
+
 sup() { "$BIN/raft-supervisor" --config "$RAFT_CFG" "$@"; }
 leader() { "$PERF" leader --raft-config "$RAFT_CFG" --deadline-ms 30000; }
 fill() { # fill SYSTEM N TENTHS: tenths A-B of the fill of N keys, one JSON line each
@@ -148,4 +160,5 @@ done
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.txt"
 "$PERF" scale-report --results "$RES" --out "$OUT"
+REPORTED=1
 log "wrote $OUT"

@@ -228,7 +228,13 @@ impl FillSummary {
             keys,
             worst_p99: t.iter().filter_map(|v| v["bench"]["latency_ms"]["p99"].as_f64()).reduce(f64::max),
             leader_changes: leader_changes(&t).iter().sum(),
-            last_vs_first: tp(t.last()).zip(tp(t.first())).filter(|(_, a)| *a > 0.0).map(|(b, a)| b / a),
+            // Only for a complete fill: the last tenth of a run stopped early is not the last.
+            last_vs_first: tp(t
+                .last()
+                .filter(|v| v["tenth"].as_u64().zip(v["tenths"].as_u64()).is_some_and(|(k, n)| k + 1 == n)))
+            .zip(tp(t.first()))
+            .filter(|(_, a)| *a > 0.0)
+            .map(|(b, a)| b / a),
             failed: t.iter().filter_map(|v| v["bench"]["failed"].as_u64()).sum(),
             restart: dir.json(&format!("scale-{keys}-raft-restart.json")),
             catchup: dir.json(&format!("scale-{keys}-raft-catchup.json")),
@@ -362,13 +368,15 @@ pub fn run(flags: &Flags) -> Result<(), String> {
     let ours_rss = etcd_fill.and_then(|k| sums.iter().find(|s| s.keys == k)?.rss_per_million_mib());
     let ratio = ours_rss.zip(etcd_rss).map(|(o, e)| o / e);
     target(
-        &format!(
-            "RSS per node per million keys <= {RSS_MAX_RATIO} x etcd's (on the {} fill)",
-            etcd_fill.map_or("n/a".into(), thousands)
-        ),
+        &match etcd_fill {
+            Some(k) => {
+                format!("RSS per node per million keys <= {RSS_MAX_RATIO} x etcd's (on the {} fill)", thousands(k))
+            }
+            None => format!("RSS per node per million keys <= {RSS_MAX_RATIO} x etcd's (etcd not run)"),
+        },
         sums.iter()
             .map(|s| {
-                let ours = format!("ours {} MiB", f(s.rss_per_million_mib(), 0));
+                let ours = s.rss_per_million_mib().map_or("n/a".into(), |m| format!("ours {m:.0} MiB"));
                 if Some(s.keys) == etcd_fill {
                     format!("{ours}, etcd {} MiB: {}x", f(etcd_rss, 0), f(ratio, 2))
                 } else {
