@@ -15,9 +15,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_NAME=bench-vs-etcd
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 QUICK=${QUICK:-0}
 TIME_LIMIT=${BENCH_TIME_LIMIT:-1200}
-ETCD_PORT_BASE=${ETCD_PORT_BASE:-23790}
 OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
 
 if [ "$QUICK" = 1 ]; then
@@ -26,62 +28,13 @@ else
     N_W1=1500 N_W16=8000 N_W64=20000 N_R16=20000 N_FILL=100000 N_FAILOVER=5 REPS=3
 fi
 
-log() { printf '%s bench-vs-etcd: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# ----- etcd from the distribution, when missing ---------------------------------------
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    log "installing etcd from the distribution packages"
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server etcd-client >/dev/null
-fi
-# The Debian package may start a system etcd on 2379; ours use their own ports and dirs.
-
-# ----- our binaries ------------------------------------------------------------------
-log "building release binaries"
-(cd "$ROOT" && cargo build --release -q -p raft-node -p raft-supervisor -p raft-cli -p raft-perf)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-for b in raft-node raft-supervisor raft-cli raft-perf; do [ -x "$BIN/$b" ] || die "missing $BIN/$b"; done
-PERF=$BIN/raft-perf
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-etcd.XXXXXX")
-RES=$WORK/results
-mkdir -p "$RES" "$WORK/etcd"
-
-# ----- cleanup: every process we started, by pid -------------------------------------
-ETCD_PIDS=("" "" "" "" "")
-SUP_PID=""
-WATCHDOG=""
-RAFT_CFG=$WORK/raft/cluster.toml
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for p in "${ETCD_PIDS[@]}"; do
-        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ -n "$SUP_PID" ] && kill -0 "$SUP_PID" 2>/dev/null; then
-        timeout 10 "$BIN/raft-supervisor" --config "$RAFT_CFG" down >/dev/null 2>&1 || true
-        kill -KILL "$SUP_PID" 2>/dev/null || true
-    fi
-    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-# Bound the whole run: the watchdog stops the script, whose EXIT trap cleans up.
-( sleep "$TIME_LIMIT"; echo "bench-vs-etcd: time limit of ${TIME_LIMIT}s reached" >&2; kill -TERM $$ ) &
-WATCHDOG=$!
+bench_install_etcd
+bench_build
+bench_start "$TIME_LIMIT"
 
 # ----- the machine -------------------------------------------------------------------
 {
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
-    echo "disk: $(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}') (temp dirs under ${TMPDIR:-/tmp})"
-    echo "etcd: $(etcd --version 2>/dev/null | head -1 | sed 's/etcd Version: //'), ours: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    machine_info
     echo "workload: 16-byte keys, 100-byte values, window 1 per client; $N_W1 / $N_W16 / $N_W64 writes at 1 / 16 / 64 clients; $N_R16 reads at 16 clients; each stage $REPS times, alternating between the systems, median reported; fill of $N_FILL keys (sequential, 64 clients, window 8) while one follower is down: the catch-up and RSS rows are about those $N_FILL writes"
 } >"$RES/machine.txt"
 
@@ -90,9 +43,9 @@ bench() { # bench SYSTEM NAME ARGS... : one run of the load generator, its JSON 
     shift 2
     local out=$RES/$sys-$name.json
     if [ "$sys" = etcd ]; then
-        "$PERF" bench-etcd --timeout 10s --etcd "$ETCD_EPS" --json --value-size 100 "$@" >"$out"
+        run_bg "$PERF" bench-etcd --timeout 10s --etcd "$ETCD_EPS" --json --value-size 100 "$@" >"$out"
     else
-        "$BIN/raft-cli" --timeout 10s --config "$RAFT_CFG" bench --json --value-size 100 "$@" >"$out"
+        run_bg "$BIN/raft-cli" --timeout 10s --config "$RAFT_CFG" bench --json --value-size 100 "$@" >"$out"
     fi
     log "$sys $name: $(head -c 300 "$out")"
 }
@@ -115,43 +68,11 @@ stage() { # stage SYSTEM NAME REP
     esac
 }
 
-# ----- ours --------------------------------------------------------------------------
-mkdir -p "$WORK/raft"
-cat >"$RAFT_CFG" <<EOF
-dir = "$WORK/raft"
-fsync = true
-EOF
-log "starting our 5-node cluster in $WORK/raft"
-"$BIN/raft-supervisor" --config "$RAFT_CFG" up --detach >&2
-first_pid=$("$PERF" raft-pids --raft-config "$RAFT_CFG" | cut -d, -f1)
-SUP_PID=$(ps -o ppid= -p "$first_pid" | tr -d ' ')
-log "supervisor pid $SUP_PID"
-
+# ----- ours ------------------------------------------------------------------------
+raft_up "$WORK/raft"
 
 # ----- etcd -------------------------------------------------------------------------
-CLUSTER=""
-ETCD_EPS=""
-for i in 1 2 3 4 5; do
-    cp=$((ETCD_PORT_BASE + 2 * i)); pp=$((cp + 1))
-    CLUSTER+="${CLUSTER:+,}m$i=http://127.0.0.1:$pp"
-    ETCD_EPS+="${ETCD_EPS:+,}127.0.0.1:$cp"
-done
-start_etcd() { # start_etcd I: member I (1..5), same flags on first start and restart
-    local i=$1 cp=$((ETCD_PORT_BASE + 2 * $1)) pp=$((ETCD_PORT_BASE + 2 * $1 + 1))
-    etcd --name "m$i" --data-dir "$WORK/etcd/m$i" \
-        --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-        --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-        --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token "bench-$$" \
-        --logger zap --log-level error >>"$WORK/etcd/m$i.log" 2>&1 &
-    ETCD_PIDS[$((i - 1))]=$!
-    disown "$!" # killed on purpose later: no job notices from the shell
-}
-wait_gone() { # wait_gone PID: until the process has exited (at most 10 s)
-    local n=0
-    while kill -0 "$1" 2>/dev/null && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
-}
-etcd_pids() { local IFS=,; echo "${ETCD_PIDS[*]}"; }
-
+etcd_setup "$WORK/etcd" "${ETCD_PORT_BASE:-23790}"
 log "starting a 5-member etcd on 127.0.0.1:$((ETCD_PORT_BASE + 2))..$((ETCD_PORT_BASE + 10))"
 for i in 1 2 3 4 5; do start_etcd "$i"; done
 "$PERF" leader --etcd "$ETCD_EPS" --deadline-ms 30000 >/dev/null || die "etcd elected no leader; see $WORK/etcd/*.log"
@@ -199,8 +120,7 @@ done
 details "ours failover: $(tr '\n' ';' <"$RES/raft-failover.txt")"
 
 log "stopping our cluster (etcd keeps running for its own catch-up, RSS and failover)"
-timeout 20 "$BIN/raft-supervisor" --config "$RAFT_CFG" down >/dev/null 2>&1 || kill -KILL "$SUP_PID" 2>/dev/null || true
-SUP_PID=""
+raft_down
 
 
 log "etcd: catch-up of $N_FILL missed writes, then RSS"
@@ -229,9 +149,7 @@ done
 details "etcd failover: $(tr '\n' ';' <"$RES/etcd-failover.txt")"
 
 log "stopping etcd"
-for p in "${ETCD_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${ETCD_PIDS[@]}"; do wait_gone "$p"; done
-ETCD_PIDS=("" "" "" "" "")
+stop_etcd
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.txt"
 for sys in raft etcd; do

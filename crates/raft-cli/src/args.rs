@@ -107,6 +107,10 @@ pub struct BenchArgs {
     /// Take keys in order (0, 1, 2, ... wrapping at --keys) instead of at random: fills the key space.
     #[arg(long)]
     pub sequential_keys: bool,
+    /// With --sequential-keys, the number of the first key (then first+1, ... wrapping at
+    /// --keys): consecutive runs fill consecutive ranges (raft-perf scale-fill runs a fill in tenths).
+    #[arg(long, default_value_t = 0)]
+    pub first_key: u64,
     /// Bytes per written value.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=raft_wire::MAX_VALUE_BYTES as i64))]
     pub value_size: u32,

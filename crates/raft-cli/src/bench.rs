@@ -286,7 +286,7 @@ pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Res
         tally: Tally::new(args),
         value: (0..args.value_size).map(|i| b'a' + (i % 26) as u8).collect(),
         last_success: Instant::now(),
-        next_key: 0,
+        next_key: args.first_key % args.keys,
     };
     let seed = random_u64();
     for i in 0..args.clients as u64 {

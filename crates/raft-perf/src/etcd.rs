@@ -332,7 +332,7 @@ pub fn run_report(endpoints: &str, args: &BenchArgs, timeout: Duration) -> Resul
         tally: Tally::new(args),
         value: (0..args.value_size).map(|i| b'a' + (i % 26) as u8).collect(),
         last_success: Instant::now(),
-        next_key: 0,
+        next_key: args.first_key % args.keys,
     };
     let seed = raft_cli::client::random_u64();
     for i in 0..args.clients as u64 {

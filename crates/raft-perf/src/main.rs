@@ -18,10 +18,16 @@
 //! * `report`: reads the result directory and rewrites the generated part of
 //!   `docs/performance.md` (between the BEGIN/END GENERATED markers).
 //!
+//! For `scripts/bench-scale.sh` (issue 12, see [`scale`] and [`scale_report`]):
+//! `scale-fill`, `restart-time`, `scale-catchup`, `scale-verify`, `disk-rate` and
+//! `scale-report` (its own generated section of `docs/performance.md`).
+//!
 //! Every wait is bounded; a measurement that cannot finish prints an error and exits 1.
 
 mod etcd;
 mod report;
+mod scale;
+mod scale_report;
 
 use clap::Parser;
 use etcd::BlockingConn;
@@ -42,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// resolution of the failover figure, the same for both systems.
 const FAILOVER_RETRY_PAUSE: Duration = Duration::from_millis(2);
 /// One write attempt waits at most this long for an answer before trying the next member.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Poll period of `catchup`.
 const CATCHUP_POLL: Duration = Duration::from_millis(2);
 /// Writes of `floor disk` and round trips of `floor rtt` (medians are reported).
@@ -60,7 +66,14 @@ fn usage() -> ExitCode {
          \x20      raft-perf leader (--raft-config PATH | --etcd EP,EP,...) [--deadline-ms N]\n\
          \x20      raft-perf bench-etcd --etcd EP,EP,... [--timeout DURATION] [raft-cli bench flags]\n\
          \x20      raft-perf rss PID,PID,...\n\
-         \x20      raft-perf report --results DIR --out FILE"
+         \x20      raft-perf report --results DIR --out FILE\n\
+         \x20      raft-perf scale-fill (--raft-config PATH | --etcd EP,... --pids PID,...) --keys N [--tenths A-B]\n\
+         \x20                 [--tenth-count 10] [--clients 64] [--window 8] [--value-size 100] [--timeout-ms 10000]\n\
+         \x20      raft-perf restart-time --raft-config PATH --supervisor BIN --node N [--deadline-ms N]\n\
+         \x20      raft-perf scale-catchup --raft-config PATH --node N --since UNIX_NS [--deadline-ms N]\n\
+         \x20      raft-perf scale-verify --raft-config PATH --keys N --since UNIX_NS [--samples 1000] [--value-size 100]\n\
+         \x20      raft-perf disk-rate --dir DIR [--mib 256]\n\
+         \x20      raft-perf scale-report --results DIR --out FILE"
     );
     ExitCode::from(2)
 }
@@ -96,7 +109,7 @@ fn bench_etcd(args: &[String]) -> ExitCode {
 }
 
 /// `--name value` pairs after the subcommand.
-struct Flags(Vec<(String, String)>);
+pub(crate) struct Flags(Vec<(String, String)>);
 
 impl Flags {
     fn parse(args: &[String]) -> Result<Flags, String> {
@@ -153,6 +166,12 @@ fn main() -> ExitCode {
         "raft-pids" => raft_pids(&flags),
         "leader" => leader(&flags),
         "report" => report::run(&flags),
+        "scale-fill" => scale::fill(&flags),
+        "restart-time" => scale::restart_time(&flags),
+        "scale-catchup" => scale::catchup(&flags),
+        "scale-verify" => scale::verify(&flags),
+        "disk-rate" => scale::disk_rate(&flags),
+        "scale-report" => scale_report::run(&flags),
         _ => return usage(),
     };
     match res {
@@ -228,7 +247,7 @@ fn rtt_floor_us() -> std::io::Result<f64> {
 
 // ----- failover ------------------------------------------------------------------------
 
-fn deadline(flags: &Flags) -> Result<Instant, String> {
+pub(crate) fn deadline(flags: &Flags) -> Result<Instant, String> {
     Ok(Instant::now() + Duration::from_millis(flags.num("deadline-ms", 20_000)?))
 }
 
@@ -251,7 +270,7 @@ fn failover(flags: &Flags) -> Result<(), String> {
     }
 }
 
-fn raft_cluster(flags: &Flags) -> Result<Cluster, String> {
+pub(crate) fn raft_cluster(flags: &Flags) -> Result<Cluster, String> {
     let path = PathBuf::from(flags.need("raft-config")?);
     let (cfg, _) = ClusterConfig::load(Some(&path)).map_err(|e| e.to_string())?;
     Ok(Cluster::from_config(&cfg))
@@ -361,7 +380,7 @@ fn live_leader(eps: &[SocketAddr], killed: usize, leader: u64) -> bool {
 
 // ----- catch-up ------------------------------------------------------------------------
 
-fn since(flags: &Flags) -> Result<SystemTime, String> {
+pub(crate) fn since(flags: &Flags) -> Result<SystemTime, String> {
     let ns = flags.num("since", 0)?;
     if ns == 0 {
         return Err("--since UNIX_NS is required (date +%s%N when the member was started)".into());
@@ -369,7 +388,7 @@ fn since(flags: &Flags) -> Result<SystemTime, String> {
     Ok(UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
-fn elapsed_ms(since: SystemTime) -> f64 {
+pub(crate) fn elapsed_ms(since: SystemTime) -> f64 {
     SystemTime::now().duration_since(since).unwrap_or_default().as_secs_f64() * 1e3
 }
 
@@ -458,14 +477,18 @@ fn rss_kib(pids: &str) -> Result<Vec<u64>, String> {
         .map(|p| {
             let p = p.trim();
             let status = std::fs::read_to_string(format!("/proc/{p}/status")).map_err(|e| format!("pid {p}: {e}"))?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("pid {p}: no VmRSS"))
+            vm_rss(&status).ok_or_else(|| format!("pid {p}: no VmRSS"))
         })
         .collect()
+}
+
+/// VmRSS of one process in KiB; `None` when it is gone.
+pub(crate) fn rss_of(pid: u32) -> Option<u64> {
+    vm_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+fn vm_rss(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]

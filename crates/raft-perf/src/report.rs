@@ -246,9 +246,10 @@ pub fn run(flags: &Flags) -> Result<(), String> {
     g.push('\n');
     g.push_str(END);
     let doc = std::fs::read_to_string(out).unwrap_or_default();
-    let new = match (doc.find(BEGIN), doc.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{g}{}", &doc[..b], &doc[e + END.len()..]),
-        _ => format!("# Performance against etcd\n\n{g}\n{doc}"),
+    // The END after our BEGIN: scripts/bench-scale.sh's section has markers of its own.
+    let new = match doc.find(BEGIN).and_then(|b| Some((b, b + doc[b..].find(END)?))) {
+        Some((b, e)) => format!("{}{g}{}", &doc[..b], &doc[e + END.len()..]),
+        None => format!("# Performance against etcd\n\n{g}\n{doc}"),
     };
     std::fs::write(out, new).map_err(|e| format!("{}: {e}", out.display()))?;
     print!("{t}");
