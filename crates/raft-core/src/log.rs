@@ -228,14 +228,19 @@ impl RaftLog {
         out
     }
 
-    /// Drops the entries up to `index` (the application snapshotted them).
-    pub fn compact(&mut self, index: Index) {
+    /// Drops the entries up to `index` (the application snapshotted them) and returns
+    /// them, untouched: freeing hundreds of thousands of entries takes tens of
+    /// milliseconds, which the driver can spread over its turns.
+    pub fn compact(&mut self, index: Index) -> VecDeque<Entry> {
         assert!(index > self.snap_index && index <= self.applied, "compact to {index} outside the applied log");
         let term = self.term(index).expect("compaction index in the log");
-        self.entries.drain(..(index - self.snap_index) as usize);
+        // Keep the (short) tail, hand back the (long) prefix without touching it.
+        let keep = self.entries.split_off((index - self.snap_index) as usize);
+        let dropped = std::mem::replace(&mut self.entries, keep);
         self.snap_index = index;
         self.snap_term = term;
         self.stable = self.stable.max(index);
+        dropped
     }
 
     /// Replaces the whole log by a snapshot received from the leader (§7).

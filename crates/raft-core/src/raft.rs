@@ -1343,15 +1343,16 @@ impl RawNode {
     /// persisted it: drop the log up to `index`; laggards get this snapshot from now on
     /// (the driver reads its chunks from the store, which keeps only the newest, so a
     /// transfer of an older one starts over with this one). A stale request (at or
-    /// below the current snapshot) is ignored.
-    pub fn compact(&mut self, index: Index) {
+    /// below the current snapshot) is ignored. Returns the entries dropped from memory,
+    /// for the driver to free at its own pace (a burst of frees would stall its loop).
+    pub fn compact(&mut self, index: Index) -> VecDeque<Entry> {
         if index <= self.log.snap_index() {
-            return;
+            return VecDeque::new();
         }
         assert!(index <= self.log.applied, "compact({index}) beyond the applied index {}", self.log.applied);
         assert!(index < self.log.unstable_from, "compact({index}) of entries never handed out for persisting");
         let term = self.log.term(index).expect("compaction index is in the log");
-        self.log.compact(index);
+        let dropped = self.log.compact(index);
         let meta = SnapshotMeta { index, term, voters: self.config.voters.clone() };
         if let Role::Leader(l) = &mut self.role {
             for pr in &mut l.progress {
@@ -1365,6 +1366,7 @@ impl RawNode {
         }
         self.snapshot = Some(meta);
         self.event(Event::Compacted { index, term });
+        dropped
     }
 
     /// The driver made everything up to `index`@`term` durable (the last entry of a

@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A turn of the event loop that takes this long gets a line in the node's log (half the
+/// shortest election timeout at the default tick): heartbeats wait that long.
+const SLOW_TURN: Duration = Duration::from_millis(75);
+
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const WAKER: Token = Token(2);
@@ -263,6 +267,7 @@ impl Server {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
+            let turn_start = Instant::now();
             for token in std::mem::take(&mut self.net.unread) {
                 self.on_conn_event(token, true, false);
             }
@@ -294,6 +299,10 @@ impl Server {
             let voters: Vec<NodeId> = self.net.s.sockets.keys().copied().collect();
             self.replica.maybe_compact(&voters, &mut self.net)?;
             self.net.flush_all();
+            let took = turn_start.elapsed();
+            if took >= SLOW_TURN {
+                event!(self.net.log, self.replica.term(), "slow turn: {} ms without polling", took.as_millis());
+            }
             if self.net.stop.flag.load(Ordering::SeqCst) {
                 event!(self.net.log, self.replica.term(), "shutting down");
                 return Ok(());

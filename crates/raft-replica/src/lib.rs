@@ -83,6 +83,12 @@ use std::time::Instant;
 /// Client requests waiting on one node for a commit or a ReadIndex confirmation:
 /// back-pressure, so a flood of clients cannot grow the node's memory without bound.
 pub const MAX_PENDING_REQUESTS: usize = 100_000;
+/// A log write (write + fsync) that takes this long gets a line in the node's log: the
+/// disk is the usual suspect when heartbeats stop (half the shortest election timeout).
+pub const SLOW_PERSIST: std::time::Duration = std::time::Duration::from_millis(75);
+/// Log entries dropped by a compaction that are freed per turn: freeing 300,000 entries
+/// at once took 60-120 ms on a node's loop; this many take about 2 ms.
+pub const FREED_ENTRIES_PER_TURN: usize = 20_000;
 /// `Ready` batches taken in one [`Replica::process_ready`]: each one can only make
 /// progress (persisted -> commit -> apply), so a few suffice; the bound keeps a bug from
 /// spinning the event loop.
@@ -301,6 +307,8 @@ pub struct Replica<S: Store> {
     /// A snapshot received from the leader, verified and decoded, waiting for the core
     /// to hand it out in `Ready::snapshot` (the next batch).
     received: Option<(SnapshotMeta, KvStore)>,
+    /// Entries a compaction dropped from the core's log, freed a few per turn.
+    garbage: std::collections::VecDeque<Entry>,
     pending_writes: BTreeMap<Index, PendingWrite>,
     /// By read id; ordered, so answers on step-down go out in a deterministic order (the
     /// simulator replays seeds exactly).
@@ -360,6 +368,7 @@ impl<S: Store> Replica<S> {
             bytes_since_snapshot: 0,
             compacting: None,
             received: None,
+            garbage: std::collections::VecDeque::new(),
             pending_writes: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
             next_read_id: 1,
@@ -610,7 +619,7 @@ impl<S: Store> Replica<S> {
             Some(snap) => Some(self.persist_snapshot(snap)?),
             None => None,
         };
-        self.persist(&entries)?;
+        self.persist(&entries, fx)?;
         // 5. Only now may the leader count itself.
         if let Some(last) = entries.last() {
             self.raft.persisted(last.index, last.term);
@@ -706,14 +715,22 @@ impl<S: Store> Replica<S> {
     /// relearns the commit index from the leader; etcd's MustSync makes the same call):
     /// it rides along with the next batch of entries instead. Term and vote changes are
     /// always made durable before anything is sent.
-    fn persist(&mut self, entries: &[Entry]) -> Result<(), ReplicaError> {
+    fn persist(&mut self, entries: &[Entry], fx: &mut impl Effects) -> Result<(), ReplicaError> {
         let must_sync = match self.unsynced_hard_state {
             Some(hs) => hs.term != self.synced_hard_state.term || hs.vote != self.synced_hard_state.vote,
             None => false,
         };
         if must_sync || !entries.is_empty() {
             let hs = self.unsynced_hard_state.take();
+            let t0 = fx.now();
             self.store.persist(hs.as_ref(), entries)?;
+            if let (Some(t0), Some(t1)) = (t0, fx.now()) {
+                let took = t1 - t0;
+                if took >= SLOW_PERSIST {
+                    let n = entries.len();
+                    fx.log(self.soft.term, format_args!("slow log write: {n} entries took {} ms", took.as_millis()));
+                }
+            }
             if let Some(hs) = hs {
                 self.synced_hard_state = hs;
             }
@@ -868,27 +885,39 @@ impl<S: Store> Replica<S> {
     /// the core drops its log up to there, and laggards get this snapshot from now on.
     /// Call it every turn.
     pub fn poll_compaction(&mut self, block: bool, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        let free = self.garbage.len().min(FREED_ENTRIES_PER_TURN);
+        self.garbage.drain(..free);
         if self.compacting.is_none() {
             return Ok(());
         }
+        let t0 = fx.now();
         let Some(outcome) = self.store.poll_compaction(block)? else { return Ok(()) };
+        let t1 = fx.now();
         self.compacting = None;
         let term = self.soft.term;
         match outcome {
             Compaction::Done { meta, bytes, took } => {
-                self.raft.compact(meta.index);
+                let dropped = self.raft.compact(meta.index);
+                if self.garbage.is_empty() {
+                    self.garbage = dropped;
+                } else {
+                    self.garbage.extend(dropped);
+                }
                 self.snapshot_index = meta.index;
                 self.snapshot_bytes = bytes;
                 let index = meta.index;
-                match fx.now() {
-                    Some(_) => fx.log(
+                match (t0, t1, fx.now()) {
+                    (Some(t0), Some(t1), Some(t2)) => fx.log(
                         term,
                         format_args!(
-                            "snapshot at index={index}: {bytes} bytes, written in {} ms in the background",
-                            took.as_millis()
+                            "snapshot at index={index}: {bytes} bytes, written in {} ms in the background; \
+                             put in place in {} ms, log dropped in {} ms",
+                            took.as_millis(),
+                            (t1 - t0).as_millis(),
+                            (t2 - t1).as_millis()
                         ),
                     ),
-                    None => fx.log(term, format_args!("snapshot at index={index}: {bytes} bytes")),
+                    _ => fx.log(term, format_args!("snapshot at index={index}: {bytes} bytes")),
                 }
                 self.process_ready(fx).map(|_| ())
             }

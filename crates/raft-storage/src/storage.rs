@@ -80,6 +80,9 @@ pub struct Storage {
     incoming: Option<Incoming>,
     /// The forked writer of a local snapshot, while it runs.
     writer: Option<background::Writer>,
+    /// Snapshot files replaced by a background compaction and closed here since: the next
+    /// writer removes them (see the `background` module for why not now).
+    retired: Vec<PathBuf>,
     /// Reused for every batch, so appending allocates nothing in the steady state.
     buf: Vec<u8>,
     /// Set when a write or fsync failed: what is on disk is then unknown.
@@ -208,6 +211,7 @@ impl Storage {
             snapshot_file,
             incoming: None,
             writer: None,
+            retired: Vec::new(),
             buf: Vec::new(),
             poisoned: None,
             stats: StorageStats::default(),
@@ -375,7 +379,17 @@ impl Storage {
         self.check_poisoned()?;
         assert!(self.writer.is_none(), "begin_compaction: a snapshot is already being written");
         self.check_compaction(meta);
-        self.writer = Some(background::spawn(&self.snap_dir, meta, self._lock.as_raw_fd(), write)?);
+        let covered = self.covered_segments(meta.index);
+        let plan = background::Plan {
+            snap_dir: &self.snap_dir,
+            wal_dir: &self.wal.path,
+            meta,
+            retired: std::mem::take(&mut self.retired),
+            covered: self.segments[..covered].iter().map(|seg| seg.path.clone()).collect(),
+            lock_fd: self._lock.as_raw_fd(),
+        };
+        let firsts = self.segments[..covered].iter().map(|seg| seg.first).collect();
+        self.writer = Some(background::spawn(plan, firsts, write)?);
         Ok(())
     }
 
@@ -384,11 +398,12 @@ impl Storage {
         self.writer.as_ref().map(|w| &w.meta)
     }
 
-    /// Finishes a background compaction whose writer exited: renames its snapshot into
-    /// place (fsyncing the directory), removes the older snapshot and the segments it
-    /// covers. `None` while the writer runs (or none was started); with `block`, waits for
-    /// it. An error is one of this process's own steps (rename, fsync, removal): the
-    /// storage is then poisoned like after any failed write.
+    /// Finishes a background compaction whose writer exited: the writer already put the
+    /// snapshot in place durably and removed what it replaces (see the `background`
+    /// module), so this only opens the new snapshot and updates the bookkeeping: no fsync,
+    /// no unlink here. `None` while the writer runs (or none was started); with `block`,
+    /// waits for it. An error (the new file cannot be opened) poisons the storage like
+    /// after any failed write.
     pub fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError> {
         use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
         let Some(w) = &self.writer else { return Ok(None) };
@@ -400,31 +415,39 @@ impl Storage {
             Err(e) => return Err(StorageError::io(&self.snap_dir, io::Error::from(e))),
         };
         let w = self.writer.take().expect("checked above");
-        let meta = w.meta.clone();
-        let took = w.started.elapsed();
-        let tmp = w.tmp.clone();
+        let (meta, took, tmp, path, covered) =
+            (w.meta.clone(), w.started.elapsed(), w.tmp.clone(), w.path.clone(), w.covered.clone());
         std::mem::forget(w); // reaped: its Drop must not signal a pid that may be reused
-        let failed = |reason: String| {
+                             // The child renames only a complete, fsynced file, so a file in place means the
+                             // snapshot is whole, whatever the exit status (a kill after the rename).
+        if !path.exists() {
             let _ = fs::remove_file(&tmp);
-            Ok(Some(Compaction::Failed { meta: meta.clone(), reason }))
-        };
-        match status {
-            WaitStatus::Exited(_, 0) => {}
-            WaitStatus::Exited(_, code) => return failed(format!("the snapshot writer exited with status {code}")),
-            other => return failed(format!("the snapshot writer ended: {other:?}")),
+            let reason = match status {
+                WaitStatus::Exited(_, code) => format!("the snapshot writer exited with status {code}"),
+                other => format!("the snapshot writer ended: {other:?}"),
+            };
+            return Ok(Some(Compaction::Failed { meta, reason }));
         }
         if meta.index <= self.snapshot.index {
-            let _ = fs::remove_file(&tmp);
+            // A snapshot installed from the leader meanwhile is newer: drop this one.
+            let _ = fs::remove_file(&path);
             return Ok(Some(Compaction::Stale { meta }));
         }
         self.check_poisoned()?;
         self.guard(|st| {
-            let (_, layout) = snapshot::inspect(&tmp, meta.index, meta.term)?;
-            let path = st.snap_dir.join(snapshot::file_name(meta.index, meta.term));
-            fs::rename(&tmp, &path).at(&path)?;
-            crate::fsync_dir(&st.snap_dir_file, &st.snap_dir)?;
-            st.compacted(&meta, path)?;
-            Ok(Some(Compaction::Done { meta: meta.clone(), bytes: layout.data_len, took }))
+            let (file, layout) = snapshot::inspect(&path, meta.index, meta.term)?;
+            let bytes = layout.data_len;
+            st.snapshot = meta.clone();
+            // The replaced file is still linked, so closing it here is cheap; the next
+            // writer removes it.
+            st.snapshot_file = Some((file, layout));
+            if let Some(old) = st.snapshot_path.replace(path) {
+                st.retired.push(old);
+            }
+            // The child removed these (or recovery will): only the bookkeeping is left.
+            st.segments.retain(|seg| !covered.contains(&seg.first));
+            assert!(!st.segments.is_empty(), "the segment being appended to is never covered");
+            Ok(Some(Compaction::Done { meta: meta.clone(), bytes, took }))
         })
     }
 
@@ -477,15 +500,20 @@ impl Storage {
         }
     }
 
+    /// How many segments, from the first, a snapshot at `s` wholly covers: every one
+    /// whose successor starts at or below `s + 1` (the last segment is never covered).
+    fn covered_segments(&self, s: Index) -> usize {
+        (0..self.segments.len())
+            .take_while(|&k| k + 1 < self.segments.len() && self.segments[k + 1].first <= s + 1)
+            .count()
+    }
+
     /// A local snapshot is durable at `path`: make it current and drop the segments it
     /// covers, oldest first (a crash part-way leaves a log that still starts at or below
     /// `index + 1`).
     fn compacted(&mut self, meta: &SnapshotMeta, path: PathBuf) -> Result<(), StorageError> {
         self.snapshot_written(meta, path)?;
-        let s = meta.index;
-        let covered = (0..self.segments.len())
-            .take_while(|&k| k + 1 < self.segments.len() && self.segments[k + 1].first <= s + 1)
-            .count();
+        let covered = self.covered_segments(meta.index);
         self.wal.remove_files(self.segments[..covered].iter().map(|seg| seg.path.as_path()))?;
         self.segments.drain(..covered);
         Ok(())

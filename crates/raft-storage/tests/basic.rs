@@ -420,12 +420,18 @@ fn background_compaction() {
     let meta = snap(35, 1, b"").meta;
     {
         let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
-        st.persist(Some(&hs(1, Some(1), 60)), &entries(1..=60, 1)).unwrap();
+        st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
+        for i in 1..=60 {
+            st.persist(None, &entries(i..=i, 1)).unwrap();
+        }
+        st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
+        let before = segments(tmp.path()).len();
         st.begin_compaction(&meta, &|w| w.write_all(b"state at 35")).unwrap();
         assert_eq!(st.compacting(), Some(&meta));
         st.persist(None, &entries(61..=61, 1)).unwrap();
         let done = st.poll_compaction(true).unwrap().unwrap();
         assert!(matches!(done, Compaction::Done { bytes: 11, .. }), "{done:?}");
+        assert!(segments(tmp.path()).len() < before, "the writer removed the covered segments");
         assert_eq!(st.compacting(), None);
         assert_eq!((st.first_index(), st.last_index()), (36, 61));
         assert_eq!(st.poll_compaction(true).unwrap(), None, "nothing more to finish");
