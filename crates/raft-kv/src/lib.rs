@@ -131,7 +131,9 @@ struct Session {
 /// The key-value state machine.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvStore {
-    map: BTreeMap<String, Vec<u8>>,
+    /// Boxed keys and values (16 bytes each in the map's nodes, not 24 with a capacity):
+    /// about 30 MB less per million keys.
+    map: BTreeMap<Box<str>, Box<[u8]>>,
     sessions: HashMap<u64, Session>,
     /// (last_index, session) in use order, for expiry and eviction.
     lru: BTreeSet<(Index, u64)>,
@@ -199,8 +201,8 @@ impl KvStore {
     }
 
     /// Every key and value, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
-        self.map.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.map.iter().map(|(k, v)| (&**k, &**v))
     }
 
     /// Bytes of keys and values held: the sum of `key.len() + value.len()` over the map.
@@ -218,14 +220,14 @@ impl KvStore {
         let (key, new) = match op {
             WriteOp::Set { key, value } => (key, value),
             WriteOp::Cas { key, expected, new } => {
-                if self.map.get(key) != expected.as_ref() {
+                if self.map.get(key.as_str()).map(|v| &**v) != expected.as_deref() {
                     return 0;
                 }
                 (key, new)
             }
             WriteOp::Delete { .. } => return 0,
         };
-        match self.map.get(key) {
+        match self.map.get(key.as_str()) {
             Some(old) => (new.len() as u64).saturating_sub(old.len() as u64),
             None => (key.len() + new.len()) as u64,
         }
@@ -281,14 +283,14 @@ impl KvStore {
                 Reply::Done
             }
             WriteOp::Delete { key } => {
-                let removed = self.map.remove(&key);
+                let removed = self.map.remove(key.as_str());
                 if let Some(old) = &removed {
                     self.state_bytes -= (key.len() + old.len()) as u64;
                 }
                 Reply::Deleted { existed: removed.is_some() }
             }
             WriteOp::Cas { key, expected, new } => {
-                let current = self.map.get(&key).cloned();
+                let current = self.map.get(key.as_str()).map(|v| v.to_vec());
                 if current == expected {
                     self.insert(key, new);
                     Reply::Cas { ok: true, current }
@@ -302,7 +304,7 @@ impl KvStore {
     /// Sets `key` to `value`, keeping `state_bytes` in step.
     fn insert(&mut self, key: String, value: Vec<u8>) {
         let (key_len, value_len) = (key.len() as u64, value.len() as u64);
-        match self.map.insert(key, value) {
+        match self.map.insert(key.into_boxed_str(), value.into_boxed_slice()) {
             Some(old) => self.state_bytes = self.state_bytes - old.len() as u64 + value_len,
             None => self.state_bytes += key_len + value_len,
         }
@@ -338,20 +340,20 @@ impl KvStore {
     /// Answers a read from the current state.
     pub fn read(&self, op: &ReadOp) -> Reply {
         match op {
-            ReadOp::Get { key } => Reply::Value(self.map.get(key).cloned()),
+            ReadOp::Get { key } => Reply::Value(self.map.get(key.as_str()).map(|v| v.to_vec())),
             ReadOp::Keys { prefix, limit } => {
                 let limit = (*limit).min(MAX_KEYS_PER_LISTING) as usize;
                 let mut bytes = 0;
                 let keys = self
                     .map
-                    .range(prefix.clone()..)
+                    .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
                     .take_while(|(k, _)| k.starts_with(prefix.as_str()))
                     .take(limit)
                     .take_while(|(k, _)| {
                         bytes += k.len() + 8;
                         bytes <= MAX_LISTING_BYTES
                     })
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| k.to_string())
                     .collect();
                 Reply::Keys(keys)
             }
@@ -415,11 +417,11 @@ impl KvStore {
         let keys: u64 = read_item::<_, MAX_SCALAR_BYTES>(r)?;
         for _ in 0..keys {
             let (k, v): (String, ByteBuf) = read_item::<_, MAX_PAIR_BYTES>(r)?;
-            if store.map.last_key_value().is_some_and(|(last, _)| *last >= k) {
+            if store.map.last_key_value().is_some_and(|(last, _)| **last >= *k) {
                 return bad(format!("key {k:?} is out of order or appears twice"));
             }
             store.state_bytes += (k.len() + v.0.len()) as u64;
-            store.map.insert(k, v.0);
+            store.map.insert(k.into_boxed_str(), v.0.into_boxed_slice());
         }
         let sessions: u64 = read_item::<_, MAX_SCALAR_BYTES>(r)?;
         if sessions > MAX_SESSIONS as u64 {
@@ -462,14 +464,14 @@ mod tests {
             sessions: Vec<(u64, Session)>,
         }
         let mut kv = KvStore::new();
-        kv.map.insert("a".into(), vec![]);
+        kv.map.insert("a".into(), vec![].into());
         kv.map.insert("b".into(), (0..=255).collect());
-        kv.map.insert("c".into(), vec![7; 300]);
+        kv.map.insert("c".into(), vec![7; 300].into());
         kv.sessions.insert(9, Session { last_index: 3, replies: BTreeMap::new() });
         kv.applied = 3;
         let plain = Plain {
             applied: 3,
-            map: kv.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            map: kv.map.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
             sessions: vec![(9, kv.sessions[&9].clone())],
         };
         let want = bincode::serde::encode_to_vec(&plain, bincode::config::standard()).unwrap();

@@ -576,7 +576,7 @@ impl TestNode {
     fn refresh(&mut self) {
         let kv = self.replica.kv();
         self.applied = kv.applied();
-        self.kv = kv.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect();
+        self.kv = kv.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned())).collect();
     }
 }
 
