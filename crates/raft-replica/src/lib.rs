@@ -71,6 +71,7 @@ use raft_core::{
     Restored, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
 };
 use raft_kv::{Applied, Command, KvStore, ReadOp, WriteOp};
+pub mod memory;
 pub use raft_storage::Compaction;
 use raft_storage::{SnapshotReader, Storage, StorageError};
 #[cfg(feature = "bugs")]

@@ -31,6 +31,7 @@
 
 use crate::rng::digest;
 use raft_core::{Entry, EntryData, HardState, Index, Restored, Snapshot, SnapshotChunk, SnapshotMeta, Term};
+use raft_replica::memory::{self, Incoming};
 use raft_replica::{Compaction, Store};
 use raft_storage::StorageError;
 use std::cell::RefCell;
@@ -146,7 +147,7 @@ pub struct DiskState {
     crashed: bool,
     /// A snapshot arriving from the leader (volatile: a temporary file never synced),
     /// and whether it was sealed.
-    incoming: Option<(Snapshot, bool)>,
+    incoming: Incoming,
     /// A background compaction: its image, and the polls left before it lands.
     writing: Option<(Snapshot, u64)>,
     /// Planted bug: an install writes the batch's commit index before the snapshot.
@@ -174,7 +175,7 @@ impl DiskState {
     pub fn reboot(&mut self) {
         self.crashed = false;
         self.crash_in = None;
-        self.incoming = None;
+        self.incoming.discard();
         self.writing = None;
     }
 
@@ -297,10 +298,7 @@ impl Store for SimDisk {
         if d.crashed {
             return Err(DiskState::dead());
         }
-        let snap = match d.incoming.take() {
-            Some((snap, true)) if snap.meta == *meta => snap,
-            _ => panic!("install_snapshot of {}@{} that was not received and sealed", meta.index, meta.term),
-        };
+        let snap = d.incoming.take_sealed(meta);
         let cur = d.image.hard_state;
         #[allow(unused_mut)]
         let mut first = HardState { commit: hard_state.commit.min(cur.commit), ..*hard_state };
@@ -335,10 +333,7 @@ impl Store for SimDisk {
     ) -> Result<(Vec<u8>, bool), StorageError> {
         let d = self.0.borrow();
         let snap = d.image.snapshot.as_ref().expect("snapshot_chunk without a snapshot");
-        assert_eq!(&snap.meta, meta, "the core sends only the current snapshot");
-        let start = (offset as usize).min(snap.data.len());
-        let end = start.saturating_add(len).min(snap.data.len());
-        Ok((snap.data[start..end].to_vec(), end == snap.data.len()))
+        Ok(memory::chunk(snap, meta, offset, len))
     }
 
     fn snapshot_bytes(&self) -> u64 {
@@ -350,12 +345,7 @@ impl Store for SimDisk {
         if d.crashed {
             return Err(DiskState::dead());
         }
-        if chunk.offset == 0 {
-            d.incoming = Some((Snapshot { meta: chunk.meta.clone(), data: Vec::new() }, false));
-        }
-        let Some((snap, false)) = &mut d.incoming else { panic!("a chunk at {} of no snapshot", chunk.offset) };
-        assert!(snap.meta == chunk.meta && snap.data.len() as u64 == chunk.offset, "chunks out of order");
-        snap.data.extend_from_slice(&chunk.data);
+        d.incoming.receive(chunk);
         Ok(())
     }
 
@@ -364,14 +354,11 @@ impl Store for SimDisk {
         if d.crashed || !d.step() {
             return Err(DiskState::dead());
         }
-        let Some((snap, sealed)) = &mut d.incoming else { panic!("finish_received without a snapshot arriving") };
-        assert_eq!(&snap.meta, meta, "another snapshot is arriving");
-        *sealed = true;
-        Ok(Cursor::new(snap.data.clone()))
+        Ok(Cursor::new(d.incoming.seal(meta).to_vec()))
     }
 
     fn discard_received(&mut self) {
-        self.0.borrow_mut().incoming = None;
+        self.0.borrow_mut().incoming.discard();
     }
 
     fn begin_compaction(

@@ -28,7 +28,7 @@ pub struct Disk {
     pub entries: Vec<Entry>,
     /// A snapshot arriving from the leader, and whether it was sealed (volatile: a
     /// restart loses it, as a real store's temporary file).
-    pub incoming: Option<(Snapshot, bool)>,
+    pub incoming: raft_replica::memory::Incoming,
     /// How many received snapshots were sealed for verification: the harness runs the
     /// verdict's batch in the same `process` call.
     pub sealed: u64,
@@ -67,7 +67,7 @@ impl Disk {
 
     /// What a restart finds: the durable part; what was in flight is gone.
     pub fn rebooted(&self) -> Disk {
-        Disk { incoming: None, writing: None, ..self.clone() }
+        Disk { incoming: Default::default(), writing: None, ..self.clone() }
     }
 }
 
@@ -95,10 +95,7 @@ impl Store for Disk {
         len: usize,
     ) -> Result<(Vec<u8>, bool), StorageError> {
         let snap = self.snapshot.as_ref().expect("snapshot_chunk without a snapshot");
-        assert_eq!(&snap.meta, meta, "the core sends only the current snapshot");
-        let start = (offset as usize).min(snap.data.len());
-        let end = start.saturating_add(len).min(snap.data.len());
-        Ok((snap.data[start..end].to_vec(), end == snap.data.len()))
+        Ok(raft_replica::memory::chunk(snap, meta, offset, len))
     }
 
     fn snapshot_bytes(&self) -> u64 {
@@ -106,20 +103,12 @@ impl Store for Disk {
     }
 
     fn receive_chunk(&mut self, chunk: &SnapshotChunk) -> Result<(), StorageError> {
-        if chunk.offset == 0 {
-            self.incoming = Some((Snapshot { meta: chunk.meta.clone(), data: Vec::new() }, false));
-        }
-        let Some((snap, false)) = &mut self.incoming else { panic!("a chunk at {} of no snapshot", chunk.offset) };
-        assert!(snap.meta == chunk.meta && snap.data.len() as u64 == chunk.offset, "chunks out of order");
-        snap.data.extend_from_slice(&chunk.data);
+        self.incoming.receive(chunk);
         Ok(())
     }
 
     fn finish_received(&mut self, meta: &SnapshotMeta) -> Result<Self::Reader, StorageError> {
-        let Some((snap, sealed)) = &mut self.incoming else { panic!("finish_received without a snapshot arriving") };
-        assert_eq!(&snap.meta, meta, "another snapshot is arriving");
-        *sealed = true;
-        let mut data = snap.data.clone();
+        let mut data = self.incoming.seal(meta).to_vec();
         if self.damage_received {
             data.push(0);
         }
@@ -128,14 +117,11 @@ impl Store for Disk {
     }
 
     fn discard_received(&mut self) {
-        self.incoming = None;
+        self.incoming.discard();
     }
 
     fn install_snapshot(&mut self, meta: &SnapshotMeta, hard_state: &HardState) -> Result<(), StorageError> {
-        let snap = match self.incoming.take() {
-            Some((snap, true)) if snap.meta == *meta => snap,
-            _ => panic!("install_snapshot of {}@{} that was not received and sealed", meta.index, meta.term),
-        };
+        let snap = self.incoming.take_sealed(meta);
         self.hard_state = HardState { commit: hard_state.commit.max(meta.index), ..*hard_state };
         self.snapshot = Some(snap);
         self.entries.clear();
