@@ -1077,20 +1077,23 @@ impl RawNode {
     /// the next `Ready::snapshot`; a refused one changes nothing (an
     /// [`Event::SnapshotRefused`] says why) and the leader is asked to start over. A
     /// verdict for a snapshot this node no longer waits for (its role changed) is ignored.
-    pub fn snapshot_verified(&mut self, meta: &SnapshotMeta, result: Result<(), String>) {
-        let Role::Follower(f) = &mut self.role else { return };
+    /// Returns whether the snapshot was adopted (it will come in `Ready::snapshot`).
+    pub fn snapshot_verified(&mut self, meta: &SnapshotMeta, result: Result<(), String>) -> bool {
+        let Role::Follower(f) = &mut self.role else { return false };
         if !matches!(&f.verifying, Some((_, m)) if m == meta) {
-            return;
+            return false;
         }
         let (from, meta) = f.verifying.take().expect("checked above");
         if let Err(reason) = result {
-            return self.refuse_snapshot(from, &meta, format!("does not verify: {reason}"));
+            self.refuse_snapshot(from, &meta, format!("does not verify: {reason}"));
+            return false;
         }
         let (index, term) = (meta.index, meta.term);
         if index <= self.log.committed {
             let committed = self.log.committed;
             let body = MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(committed) };
-            return self.send_persisted(from, body);
+            self.send_persisted(from, body);
+            return false;
         }
         self.log.restore(index, term);
         // Confirmed reads below the snapshot are covered by it too.
@@ -1098,6 +1101,7 @@ impl RawNode {
         self.snapshot = Some(meta);
         self.event(Event::SnapshotInstalled { index, term });
         self.send_persisted(from, MessageBody::InstallSnapshotResponse { next_offset: 0, installed: Some(index) });
+        true
     }
 
     /// Drops an incoming snapshot (already taken out of the follower's state) without
@@ -1354,6 +1358,11 @@ impl RawNode {
         let term = self.log.term(index).expect("compaction index is in the log");
         let dropped = self.log.compact(index);
         let meta = SnapshotMeta { index, term, voters: self.config.voters.clone() };
+        // Chunks of the replaced snapshot not yet handed out would ask the driver for a
+        // file it no longer has: the transfers start over with this one below.
+        self.out
+            .messages
+            .retain(|m| !matches!(&m.body, MessageBody::InstallSnapshot { meta: old, .. } if old.index < index));
         if let Role::Leader(l) = &mut self.role {
             for pr in &mut l.progress {
                 if let ReplState::Snapshot { snapshot, offset, chunk_in_flight, rewind } = &mut pr.state {
@@ -1421,7 +1430,12 @@ impl RawNode {
         while self.confirmed_reads.front().is_some_and(|r| r.index <= applied) {
             reads.push(self.confirmed_reads.pop_front().expect("front exists"));
         }
-        let out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut self.out);
+        // A complete snapshot is handed out for verifying only while this node still waits
+        // for it: a role change in the same turn (a higher term) forgot it, and chunks of
+        // another snapshot may already follow it in `snapshot_chunks`.
+        let waiting = |m: &SnapshotMeta| matches!(&self.role, Role::Follower(f) if f.verifying.as_ref().is_some_and(|(_, v)| v == m));
+        out.received_snapshot = out.received_snapshot.filter(waiting);
         Ready {
             soft_state,
             hard_state,

@@ -666,18 +666,17 @@ impl<S: Store> Replica<S> {
                 ),
             );
         }
-        let verdict = match verdict {
-            Ok(kv) => {
-                self.received = Some((meta.clone(), kv));
-                Ok(())
-            }
-            Err(reason) => {
-                self.received = None;
-                self.store.discard_received();
-                Err(reason)
-            }
+        let (verdict, kv) = match verdict {
+            Ok(kv) => (Ok(()), Some(kv)),
+            Err(reason) => (Err(reason), None),
         };
-        self.raft.snapshot_verified(&meta, verdict);
+        if self.raft.snapshot_verified(&meta, verdict) {
+            self.received = Some((meta, kv.expect("only a verified snapshot is adopted")));
+        } else {
+            // Refused, or no longer wanted: neither the state nor the file is kept.
+            self.received = None;
+            self.store.discard_received();
+        }
         Ok(())
     }
 

@@ -192,3 +192,42 @@ fn a_leader_fills_chunks_from_its_snapshot_file() {
     }
     assert_eq!(got, want.data, "the follower gets the file's bytes");
 }
+
+/// The last chunk of one snapshot, then, in the same turn, a new leader of a higher term
+/// starting another: the first is no longer wanted (the role change forgot it), its
+/// bytes are never installed, and the second one goes through.
+#[test]
+fn a_new_leader_in_the_same_turn_as_the_last_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fx = Fx::default();
+    let mut r = follower(tmp.path(), &mut fx);
+    let a = chunks(5, &image(5), 64);
+    let (last, rest) = a.split_last().unwrap();
+    for m in rest {
+        r.raft_mut().step(m.clone()).unwrap();
+        r.process_ready(&mut fx).unwrap();
+    }
+    let b: Vec<Message> = chunks(6, &image(6), 64)
+        .into_iter()
+        .map(|mut m| {
+            m.from = 3;
+            m.term = 2;
+            if let MessageBody::InstallSnapshot { meta, .. } = &mut m.body {
+                meta.term = 2;
+            }
+            m
+        })
+        .collect();
+    r.raft_mut().step(last.clone()).unwrap();
+    r.raft_mut().step(b[0].clone()).unwrap();
+    r.process_ready(&mut fx).expect("no panic, no storage error");
+    assert_eq!(r.snapshot_index(), 0, "the first snapshot is not installed");
+    for m in &b[1..] {
+        r.raft_mut().step(m.clone()).unwrap();
+        r.process_ready(&mut fx).unwrap();
+    }
+    assert_eq!(r.snapshot_index(), 6, "{:?}", fx.lines);
+    assert_eq!(r.kv().applied(), 6);
+    let files: Vec<_> = std::fs::read_dir(tmp.path().join("snap")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files.len(), 1, "only the installed snapshot is left: {files:?}");
+}

@@ -78,6 +78,8 @@ pub(crate) struct Writer {
     pub(crate) path: PathBuf,
     /// First indexes of the segments the child removes.
     pub(crate) covered: Vec<raft_core::Index>,
+    /// Retired snapshot files the child removes (given back if it does not get there).
+    pub(crate) retired: Vec<PathBuf>,
     pub(crate) started: Instant,
 }
 
@@ -114,7 +116,8 @@ pub(crate) fn spawn(
             unsafe { libc::_exit(code) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
-            Ok(Writer { pid: child, meta: plan.meta.clone(), tmp, path, covered, started: Instant::now() })
+            let retired = plan.retired.clone();
+            Ok(Writer { pid: child, meta: plan.meta.clone(), tmp, path, covered, retired, started: Instant::now() })
         }
         Err(e) => Err(StorageError::io(plan.snap_dir, io::Error::from(e))),
     }

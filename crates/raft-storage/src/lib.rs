@@ -67,9 +67,10 @@
 //!   few fsyncs more, on a rare path, so that a crash anywhere in between leaves a prefix
 //!   of the old log or the new one, never old records behind new ones.
 //! * [`Storage::begin_compaction`]: a forked child streams the snapshot into a temporary
-//!   file, syncing every few MiB, and exits; [`Storage::poll_compaction`] then renames it
-//!   into place (fsync dir) and deletes the whole segments below it, oldest first.
-//!   Nothing is rewritten, and the caller's thread never waits for the write.
+//!   file, syncing every few MiB, fsyncs it, renames it into place, fsyncs the directory,
+//!   then deletes the whole segments below it (oldest first) and the snapshots retired
+//!   earlier; [`Storage::poll_compaction`] only updates the bookkeeping. Nothing is
+//!   rewritten, and the caller's thread waits for no write, fsync or unlink.
 //!   [`Storage::compact`] does the same in the caller's thread (tests, tools).
 //! * [`Storage::install_snapshot`]: the received snapshot, already written and sealed
 //!   under a temporary name, is renamed into place after the hard state is saved; every

@@ -80,6 +80,8 @@ pub struct Storage {
     incoming: Option<Incoming>,
     /// The forked writer of a local snapshot, while it runs.
     writer: Option<background::Writer>,
+    /// A compaction whose writer could not be forked, to report at the next poll.
+    fork_failed: Option<Compaction>,
     /// Snapshot files replaced by a background compaction and closed here since: the next
     /// writer removes them (see the `background` module for why not now).
     retired: Vec<PathBuf>,
@@ -211,6 +213,7 @@ impl Storage {
             snapshot_file,
             incoming: None,
             writer: None,
+            fork_failed: None,
             retired: Vec::new(),
             buf: Vec::new(),
             poisoned: None,
@@ -268,9 +271,10 @@ impl Storage {
     pub fn receive_chunk(&mut self, meta: &SnapshotMeta, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         self.check_poisoned()?;
         if offset == 0 {
-            self.incoming = None; // an unfinished writer removes its file when dropped
             self.discard_incoming();
-            let w = snapshot::FileWriter::create(&self.snap_dir, meta, snapshot::INCOMING_SUFFIX)?;
+            let mut w = snapshot::FileWriter::create(&self.snap_dir, meta, snapshot::INCOMING_SUFFIX)?;
+            // Sealing then flushes a few MiB, not the whole snapshot, on the event loop.
+            w.sync_incrementally();
             self.incoming = Some(Incoming::Writing(meta.clone(), w));
         }
         let Some(Incoming::Writing(m, w)) = &mut self.incoming else {
@@ -314,7 +318,8 @@ impl Storage {
     /// `meta.index + 1`, after a hard-state record whose commit index is the snapshot's.
     /// A higher commit index in `hard_state` (the batch also carried entries after the
     /// snapshot) is stored with those entries, by the caller's next [`Storage::persist`].
-    /// Older snapshots are removed.
+    /// The snapshot it replaces is removed (older retired ones go with the next writer or
+    /// at the next open).
     ///
     /// The order matters for a crash part-way. The snapshot's term is at most the
     /// batch's term, so with the hard state durable first, every state a crash can leave
@@ -389,13 +394,27 @@ impl Storage {
             lock_fd: self._lock.as_raw_fd(),
         };
         let firsts = self.segments[..covered].iter().map(|seg| seg.first).collect();
-        self.writer = Some(background::spawn(plan, firsts, write)?);
+        let retired = plan.retired.clone();
+        match background::spawn(plan, firsts, write) {
+            Ok(w) => self.writer = Some(w),
+            // No fork (memory, process limits): nothing changed; say so at the next poll
+            // and let a later compaction try again, instead of stopping the node.
+            Err(e) => {
+                self.retired = retired;
+                self.fork_failed = Some(Compaction::Failed { meta: meta.clone(), reason: e.to_string() });
+            }
+        }
         Ok(())
     }
 
     /// Whether a compaction started with [`Storage::begin_compaction`] is running.
     pub fn compacting(&self) -> Option<&SnapshotMeta> {
         self.writer.as_ref().map(|w| &w.meta)
+    }
+
+    /// The outcome of a compaction that could not even start (the fork failed).
+    fn take_fork_failure(&mut self) -> Option<Compaction> {
+        self.fork_failed.take()
     }
 
     /// Finishes a background compaction whose writer exited: the writer already put the
@@ -406,6 +425,9 @@ impl Storage {
     /// after any failed write.
     pub fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError> {
         use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        if let Some(failed) = self.take_fork_failure() {
+            return Ok(Some(failed));
+        }
         let Some(w) = &self.writer else { return Ok(None) };
         let flags = if block { None } else { Some(WaitPidFlag::WNOHANG) };
         let status = match waitpid(w.pid, flags) {
@@ -417,10 +439,13 @@ impl Storage {
         let w = self.writer.take().expect("checked above");
         let (meta, took, tmp, path, covered) =
             (w.meta.clone(), w.started.elapsed(), w.tmp.clone(), w.path.clone(), w.covered.clone());
+        let retired = w.retired.clone();
         std::mem::forget(w); // reaped: its Drop must not signal a pid that may be reused
                              // The child renames only a complete, fsynced file, so a file in place means the
                              // snapshot is whole, whatever the exit status (a kill after the rename).
         if !path.exists() {
+            // Not removed by a writer that did not get that far: the next one will.
+            self.retired.extend(retired);
             let _ = fs::remove_file(&tmp);
             let reason = match status {
                 WaitStatus::Exited(_, code) => format!("the snapshot writer exited with status {code}"),
@@ -429,8 +454,9 @@ impl Storage {
             return Ok(Some(Compaction::Failed { meta, reason }));
         }
         if meta.index <= self.snapshot.index {
-            // A snapshot installed from the leader meanwhile is newer: drop this one.
-            let _ = fs::remove_file(&path);
+            // A snapshot installed from the leader meanwhile is newer: drop this one, by
+            // the next writer (unlinking a file of the state's size here would stall).
+            self.retired.push(path);
             return Ok(Some(Compaction::Stale { meta }));
         }
         self.check_poisoned()?;

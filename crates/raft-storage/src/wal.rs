@@ -91,7 +91,12 @@ impl WalDir {
     pub(crate) fn remove_files<'a>(&self, paths: impl IntoIterator<Item = &'a Path>) -> Result<(), StorageError> {
         let mut any = false;
         for p in paths {
-            fs::remove_file(p).at(p)?;
+            match fs::remove_file(p) {
+                // Already gone: a background snapshot writer removed the segments its
+                // snapshot covers (see `background`), and recovery accepts either way.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r.at(p)?,
+            }
             any = true;
         }
         if any {

@@ -462,5 +462,43 @@ fn background_compaction_overtaken_by_an_install() {
     let stale = st.poll_compaction(true).unwrap().unwrap();
     assert!(matches!(stale, Compaction::Stale { .. }), "{stale:?}");
     assert_eq!(st.load_snapshot().unwrap(), Some(snap(100, 2, b"leader's")));
+    // The stale file is retired, not unlinked on the caller's thread; the next writer,
+    // or the next open, removes it.
+    assert_eq!(fs::read_dir(tmp.path().join("snap")).unwrap().count(), 2);
+    drop(st);
+    let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert!(rec.notes.iter().any(|n| n.contains("removed older snapshot")), "{:?}", rec.notes);
     assert_eq!(fs::read_dir(tmp.path().join("snap")).unwrap().count(), 1, "the stale file is gone");
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(100, 2, b"leader's")));
+}
+
+/// A writer that finished (and removed the segments its snapshot covers) before the
+/// parent noticed does not trip a snapshot installed from the leader in between: the
+/// install finds some segments already gone, and the finished snapshot is stale.
+#[test]
+fn an_install_after_the_writer_removed_covered_segments() {
+    use raft_storage::Compaction;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
+    st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
+    for i in 1..=60 {
+        st.persist(None, &entries(i..=i, 1)).unwrap();
+    }
+    st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
+    let first = segments(tmp.path())[0].clone();
+    st.begin_compaction(&snap(35, 1, b"").meta, &|w| w.write_all(b"state at 35")).unwrap();
+    // Wait (with a deadline) for the writer to have removed the first covered segment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.exists() {
+        assert!(Instant::now() < deadline, "the writer never removed {first:?}");
+        std::thread::yield_now();
+    }
+    st.install_snapshot_bytes(&snap(100, 2, b"leader's"), &hs(2, None, 60)).unwrap();
+    let stale = st.poll_compaction(true).unwrap().unwrap();
+    assert!(matches!(stale, Compaction::Stale { .. }), "{stale:?}");
+    drop(st);
+    let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
+    assert_eq!(rec.restored.snapshot, Some(snap(100, 2, b"").meta));
+    assert_eq!(st.load_snapshot().unwrap(), Some(snap(100, 2, b"leader's")));
 }
