@@ -38,6 +38,10 @@ pub const MAX_TERM: Term = u64::MAX >> 1;
 /// entries take 146,000 years at a million entries a second, and it leaves room for
 /// `index + entry count + 1` without overflow.
 pub const MAX_INDEX: Index = u64::MAX >> 2;
+/// The most voters a snapshot's metadata may list: more than any cluster has, and small
+/// enough that the metadata always fits a snapshot file's header (raft-storage bounds it
+/// at 64 KiB; 1024 voters take at most 10 KiB).
+pub const MAX_SNAPSHOT_VOTERS: usize = 1024;
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1486,6 +1490,12 @@ fn check_bounds(msg: &Message) -> Result<(), StepError> {
     };
     if msg.term > MAX_TERM {
         return invalid("term", format!("{} is above MAX_TERM {MAX_TERM}", msg.term));
+    }
+    if let MessageBody::InstallSnapshot { meta, .. } = &msg.body {
+        if meta.voters.len() > MAX_SNAPSHOT_VOTERS {
+            let n = meta.voters.len();
+            return invalid("meta.voters", format!("{n} voters, more than MAX_SNAPSHOT_VOTERS {MAX_SNAPSHOT_VOTERS}"));
+        }
     }
     let from_candidate_or_leader = matches!(
         msg.body,

@@ -212,6 +212,11 @@ fn a_second_leader_in_a_term_is_refused() {
     refused(&mut c, msg(2, 1, 1, snap.clone()), "term");
     refused(&mut c, msg(2, 3, 1, empty_append(0, 0)), "term");
     refused(&mut c, msg(2, 3, 1, snap), "term");
+    // Even from the leader, a voter list no cluster has (its metadata would not fit a
+    // snapshot file's header: the store asserted on it).
+    let meta = SnapshotMeta { index: 5, term: 1, voters: (1..=5000).collect() };
+    let huge = MessageBody::InstallSnapshot { meta, offset: 0, data: vec![1], done: false };
+    refused(&mut c, msg(1, 2, 1, huge), "meta.voters");
     // Term 0 has no leader and no candidate at all.
     let mut fresh = Cluster::new(3, |_| {});
     refused(&mut fresh, msg(2, 1, 0, heartbeat()), "term");
