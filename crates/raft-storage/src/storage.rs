@@ -412,11 +412,6 @@ impl Storage {
         self.writer.as_ref().map(|w| &w.meta)
     }
 
-    /// The outcome of a compaction that could not even start (the fork failed).
-    fn take_fork_failure(&mut self) -> Option<Compaction> {
-        self.fork_failed.take()
-    }
-
     /// Finishes a background compaction whose writer exited: the writer already put the
     /// snapshot in place durably and removed what it replaces (see the `background`
     /// module), so this only opens the new snapshot and updates the bookkeeping: no fsync,
@@ -425,7 +420,7 @@ impl Storage {
     /// after any failed write.
     pub fn poll_compaction(&mut self, block: bool) -> Result<Option<Compaction>, StorageError> {
         use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-        if let Some(failed) = self.take_fork_failure() {
+        if let Some(failed) = self.fork_failed.take() {
             return Ok(Some(failed));
         }
         let Some(w) = &self.writer else { return Ok(None) };

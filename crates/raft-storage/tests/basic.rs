@@ -174,11 +174,7 @@ fn conflict_at_the_first_entry_of_a_segment() {
 fn compaction_deletes_whole_segments_only() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
-    st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
-    for i in 1..=60 {
-        st.persist(None, &entries(i..=i, 1)).unwrap();
-    }
-    st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
+    write_sixty_in_segments(&mut st);
     let before = segments(tmp.path());
     st.compact(&snap(35, 1, b"state at 35")).unwrap();
     let after = segments(tmp.path());
@@ -420,11 +416,7 @@ fn background_compaction() {
     let meta = snap(35, 1, b"").meta;
     {
         let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
-        st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
-        for i in 1..=60 {
-            st.persist(None, &entries(i..=i, 1)).unwrap();
-        }
-        st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
+        write_sixty_in_segments(&mut st);
         let before = segments(tmp.path()).len();
         st.begin_compaction(&meta, &|w| w.write_all(b"state at 35")).unwrap();
         assert_eq!(st.compacting(), Some(&meta));
@@ -481,11 +473,7 @@ fn an_install_after_the_writer_removed_covered_segments() {
     use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().unwrap();
     let (mut st, _) = open(tmp.path(), SMALL_SEGMENTS);
-    st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
-    for i in 1..=60 {
-        st.persist(None, &entries(i..=i, 1)).unwrap();
-    }
-    st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
+    write_sixty_in_segments(&mut st);
     let first = segments(tmp.path())[0].clone();
     st.begin_compaction(&snap(35, 1, b"").meta, &|w| w.write_all(b"state at 35")).unwrap();
     // Wait (with a deadline) for the writer to have removed the first covered segment.
@@ -501,4 +489,14 @@ fn an_install_after_the_writer_removed_covered_segments() {
     let (st, rec) = open(tmp.path(), SMALL_SEGMENTS);
     assert_eq!(rec.restored.snapshot, Some(snap(100, 2, b"").meta));
     assert_eq!(st.load_snapshot().unwrap(), Some(snap(100, 2, b"leader's")));
+}
+
+/// Entries 1..=60 of term 1, one batch each (so they spread over several small
+/// segments), all committed.
+fn write_sixty_in_segments(st: &mut Storage) {
+    st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
+    for i in 1..=60 {
+        st.persist(None, &entries(i..=i, 1)).unwrap();
+    }
+    st.persist(Some(&hs(1, Some(1), 60)), &[]).unwrap();
 }
