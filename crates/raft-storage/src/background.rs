@@ -25,7 +25,8 @@
 //! the parent only appends to the last segment, and a snapshot install meanwhile (which
 //! replaces every segment) makes this snapshot stale, so nothing the child removes is
 //! still needed. The child:
-//! * closes its copy of the directory lock's descriptor, and asks the kernel to kill it
+//! * closes its copy of the directory lock's descriptor and every other inherited one
+//!   (sockets, the poll), and asks the kernel to kill it
 //!   if the node dies (`PR_SET_PDEATHSIG`), so a restarted node never waits for an
 //!   orphan;
 //! * lowers its priority (`nice` 10), so the event loops of the machine's nodes win the
@@ -129,6 +130,14 @@ fn child(plan: &Plan<'_>, parent: nix::unistd::Pid, write: &dyn Fn(&mut dyn Writ
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::close(plan.lock_fd);
         libc::setpriority(libc::PRIO_PROCESS, 0, WRITER_NICE);
+        // Every other inherited descriptor too (the listening socket, peer and client
+        // streams, the poll): a node killed while its writer runs must refuse connections
+        // at once, not have the writer hold its socket open and reset them later.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..4096 {
+                libc::close(fd);
+            }
+        }
     }
     if nix::unistd::getppid() != parent {
         return 1; // the node died before the line above took effect
