@@ -1,5 +1,5 @@
 //! One line per event, readable by people and parseable by tests:
-//! `<HH:MM:SS.mmm> n<id> t<term> <what>`.
+//! `<YYYY-MM-DDTHH:MM:SS.uuuuuuZ> n<id> t<term> <what>`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,12 +19,41 @@ pub struct EventLog {
     out: Box<dyn Write + Send>,
 }
 
-/// `HH:MM:SS.mmm` in UTC: enough to line up the logs of the five nodes.
+/// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` (UTC, RFC 3339): the nodes share one clock, so
+/// microseconds order the events of all five logs (`raft-supervisor timeline`), and the
+/// date keeps that order across midnight.
 pub fn timestamp() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let ms = now.as_millis() % 1000;
-    let secs = now.as_secs() % 86_400;
-    format!("{:02}:{:02}:{:02}.{:03}", secs / 3600, (secs / 60) % 60, secs % 60, ms)
+    format_timestamp(now.as_micros() as u64)
+}
+
+/// The timestamp of `micros` since the Unix epoch, in the form of [`timestamp`].
+pub fn format_timestamp(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let tod = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        tod / 3600,
+        (tod / 60) % 60,
+        tod % 60,
+        micros % 1_000_000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`; no date crate for one conversion).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl EventLog {

@@ -38,7 +38,7 @@
 //! ## Event log
 //!
 //! Every meaningful event is one line on stdout: `<time> n<id> t<term> <what>`, e.g.
-//! `07:41:02.117 n3 t4 became leader term=4`. The supervisor sends stdout to `node.log`.
+//! `2026-12-01T07:41:02.117302Z n3 t4 became leader term=4`. The supervisor sends stdout to `node.log`.
 
 mod conn;
 mod eventlog;

@@ -39,7 +39,17 @@ fn event_lines_carry_time_node_and_term() {
     let fields: Vec<&str> = text.trim_end().splitn(4, ' ').collect();
     assert_eq!(fields.len(), 4, "{text}");
     let t = fields[0];
-    assert_eq!(t.len(), "HH:MM:SS.mmm".len(), "{t}");
-    assert_eq!((&t[2..3], &t[5..6], &t[8..9]), (":", ":", "."));
+    assert_eq!(t.len(), "YYYY-MM-DDTHH:MM:SS.uuuuuuZ".len(), "{t}");
+    assert_eq!((&t[4..5], &t[10..11], &t[13..14], &t[19..20], &t[26..]), ("-", "T", ":", ".", "Z"));
     assert_eq!(&fields[1..], ["n3", "t7", "became leader term=7"]);
+}
+
+#[test]
+fn timestamps_are_rfc3339_utc_with_microseconds() {
+    use crate::eventlog::format_timestamp;
+    assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000Z");
+    // 2024-02-29 (a leap day) 23:59:59.999999, and the microsecond after it.
+    assert_eq!(format_timestamp(1_709_251_199_999_999), "2024-02-29T23:59:59.999999Z");
+    assert_eq!(format_timestamp(1_709_251_200_000_000), "2024-03-01T00:00:00.000000Z");
+    assert_eq!(format_timestamp(1_796_083_200_000_123), "2026-12-01T00:00:00.000123Z");
 }

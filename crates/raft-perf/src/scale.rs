@@ -23,7 +23,7 @@
 //!
 //! ## What the node-log parsing expects
 //!
-//! A node's log line is `HH:MM:SS.mmm n<id> t<term> <text>` (UTC, see raft-node). Of the
+//! A node's log line is `YYYY-MM-DDTHH:MM:SS.uuuuuuZ n<id> t<term> <text>` (UTC, see raft-node). Of the
 //! texts, only these shapes are read; anything else is ignored:
 //!
 //! * a text starting with `snapshot at index=I` is one snapshot taken: `I` is its index,
@@ -68,17 +68,19 @@ pub struct LogLine<'a> {
     pub text: &'a str,
 }
 
-/// Splits `HH:MM:SS.mmm n<id> t<term> <text>`; `None` for other lines (the supervisor's).
+/// Splits `YYYY-MM-DDTHH:MM:SS.uuuuuuZ n<id> t<term> <text>`; `None` for other lines (the
+/// supervisor's). Only the time of day is kept: a fill does not cross midnight.
 pub fn parse_log_line(line: &str) -> Option<LogLine<'_>> {
     let mut parts = line.splitn(4, ' ');
     let tod = parts.next()?;
     let node = parts.next()?.strip_prefix('n')?.parse().ok()?;
     parts.next()?.strip_prefix('t')?.parse::<u64>().ok()?;
     let text = parts.next()?;
-    let (hms, ms) = tod.split_once('.')?;
+    let (_date, tod) = tod.split_once('T')?;
+    let (hms, frac) = tod.strip_suffix('Z')?.split_once('.')?;
     let mut hms = hms.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    let ms: u64 = ms.parse().ok()?;
+    let ms: u64 = frac.get(..3)?.parse().ok()?;
     Some(LogLine { tod_ms: ((h * 60 + m) * 60 + s) * 1000 + ms, node, text })
 }
 
@@ -682,7 +684,7 @@ mod tests {
 
     #[test]
     fn log_lines_split() {
-        let l = parse_log_line("20:01:09.054 n2 t1 snapshot at index=10009: 1198167 bytes").unwrap();
+        let l = parse_log_line("2026-11-30T20:01:09.054321Z n2 t1 snapshot at index=10009: 1198167 bytes").unwrap();
         assert_eq!(l.tod_ms, ((20 * 60 + 1) * 60 + 9) * 1000 + 54);
         assert_eq!((l.node, l.text), (2, "snapshot at index=10009: 1198167 bytes"));
         assert_eq!(parse_log_line("--- raft-supervisor: starting node 2 ---"), None);
