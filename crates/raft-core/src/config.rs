@@ -35,6 +35,11 @@ pub const MAX_UNCOMMITTED_BYTES: usize = 64 << 20;
 /// allows.
 pub const MAX_INCOMING_SNAPSHOT_BYTES: usize = 256 << 30;
 
+/// A learner within this many entries of the leader's log is promoted to voter (§4.2.1):
+/// close enough that the remaining gap is one or two appends, so adding its vote does
+/// not stall commits while it catches up.
+pub const PROMOTE_LAG_ENTRIES: u64 = 1024;
+
 const _: () = assert!(HEARTBEAT_TICKS < ELECTION_TICKS_MIN);
 const _: () = assert!(ELECTION_TICKS_MIN < ELECTION_TICKS_MAX);
 const _: () = assert!(MAX_APPEND_BYTES <= MAX_INFLIGHT_BYTES);
@@ -46,8 +51,14 @@ const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= MAX_INCOMING_SNAPSHOT_BYTES);
 pub struct Config {
     /// This node. Never 0.
     pub id: NodeId,
-    /// All voting members, including `id`.
+    /// The voters of the bootstrap configuration: the cluster's configuration until its
+    /// log or a snapshot holds a newer one. Every node, including one added later, starts
+    /// from the same bootstrap voters; a node not among them is joining the cluster: it
+    /// learns the configuration from the leader and never campaigns before.
     pub voters: Vec<NodeId>,
+    /// Promote learners automatically once within `promote_lag` entries (§4.2.1).
+    pub auto_promote: bool,
+    pub promote_lag: u64,
     pub heartbeat_ticks: u32,
     /// The election timeout is drawn uniformly from `[election_ticks_min, election_ticks_max)`.
     pub election_ticks_min: u32,
@@ -86,6 +97,9 @@ pub struct Bugs {
     pub commit_old_term: bool,
     /// On a conflicting append, overwrite entries without truncating the suffix after them.
     pub no_truncate: bool,
+    /// Let a leader append a membership change while another is uncommitted, or before it
+    /// committed an entry of its own term (the single-server change bug, §4.1).
+    pub overlapping_changes: bool,
 }
 
 impl Config {
@@ -94,6 +108,8 @@ impl Config {
         Config {
             id,
             voters,
+            auto_promote: true,
+            promote_lag: PROMOTE_LAG_ENTRIES,
             heartbeat_ticks: HEARTBEAT_TICKS,
             election_ticks_min: ELECTION_TICKS_MIN,
             election_ticks_max: ELECTION_TICKS_MAX,
@@ -119,8 +135,8 @@ impl Config {
         if self.id == 0 {
             return Err(ConfigError("node id 0 is reserved for \"no node\"".into()));
         }
-        if !self.voters.contains(&self.id) {
-            return Err(ConfigError(format!("node {} is not among the voters {:?}", self.id, self.voters)));
+        if self.voters.is_empty() {
+            return Err(ConfigError("the bootstrap configuration has no voters".into()));
         }
         let mut v = self.voters.clone();
         v.sort_unstable();

@@ -131,6 +131,8 @@ mod types;
 pub use types::*;
 mod config;
 mod log;
+mod membership;
+pub use membership::{MemberKind, Membership, MembershipChange, MAX_MEMBERS};
 mod message;
 mod progress;
 mod raft;

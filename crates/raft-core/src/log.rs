@@ -33,6 +33,8 @@ pub(crate) struct RaftLog {
 pub(crate) struct AppendOutcome {
     /// The index of the last entry of the message: known to match the leader.
     pub last_new: Index,
+    /// The first entry this append wrote (everything after it was replaced), if any.
+    pub first_new: Option<Index>,
 }
 
 impl RaftLog {
@@ -85,6 +87,12 @@ impl RaftLog {
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
+    }
+
+    /// The entries from `index` on (all of them if `index` is at or before the first).
+    pub fn entries_from(&self, index: Index) -> impl Iterator<Item = &Entry> {
+        let skip = index.saturating_sub(self.snap_index + 1) as usize;
+        self.entries.range(skip.min(self.entries.len())..)
     }
 
     /// §5.4.1: a candidate's log is at least as up to date as ours.
@@ -153,7 +161,7 @@ impl RaftLog {
                 break;
             }
         }
-        let Some(first) = new.peek() else { return AppendOutcome { last_new } };
+        let Some(first) = new.peek() else { return AppendOutcome { last_new, first_new: None } };
         let first_index = first.index;
         if first_index <= self.last_index() {
             // A conflict: an entry at this index with another term (§5.3 step 3).
@@ -174,7 +182,7 @@ impl RaftLog {
                         self.entries.push_back(e);
                     }
                 }
-                return AppendOutcome { last_new };
+                return AppendOutcome { last_new, first_new: Some(first_index) };
             }
             self.entries.truncate((first_index - self.snap_index - 1) as usize);
         }
@@ -182,7 +190,7 @@ impl RaftLog {
             assert_eq!(e.index, self.last_index() + 1, "append from leader must be contiguous");
             self.entries.push_back(e);
         }
-        AppendOutcome { last_new }
+        AppendOutcome { last_new, first_new: Some(first_index) }
     }
 
     /// Advances the commit index. It never moves back (§5.3, State Machine Safety).

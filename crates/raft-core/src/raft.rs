@@ -6,6 +6,7 @@
 //! follower's half-received snapshot), so it disappears with the role.
 
 use crate::log::RaftLog;
+use crate::membership::MembershipLog;
 use crate::progress::{Progress, ReplState};
 use crate::*;
 use std::collections::VecDeque;
@@ -91,6 +92,40 @@ impl std::fmt::Display for TransferError {
 }
 impl std::error::Error for TransferError {}
 
+/// Why a membership change was refused (nothing changed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipError {
+    NotLeader(NotLeader),
+    /// One change at a time (§4.1): the change at `index` is not committed yet.
+    InProgress {
+        index: Index,
+    },
+    /// The leader has not yet committed an entry of its own term: until it has, a change
+    /// could overlap one a deposed leader left behind (see the `membership` module).
+    NotReady,
+    /// A leadership transfer is in progress.
+    Busy,
+    /// The change does not apply to the current configuration.
+    Invalid(String),
+}
+
+impl std::fmt::Display for MembershipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MembershipError::NotLeader(nl) => nl.fmt(f),
+            MembershipError::InProgress { index } => {
+                write!(f, "another membership change (log index {index}) is still in progress; retry once it commits")
+            }
+            MembershipError::NotReady => {
+                f.write_str("the new leader has not committed an entry of its term yet; retry in a moment")
+            }
+            MembershipError::Busy => f.write_str("a leadership transfer is in progress; retry in a moment"),
+            MembershipError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+impl std::error::Error for MembershipError {}
+
 /// splitmix64: a tiny, good-enough generator for election timeouts. Seeded from
 /// `Config::seed` mixed with the node id, so nodes sharing a seed still differ.
 struct SplitMix64(u64);
@@ -131,7 +166,8 @@ struct Candidate {
 }
 
 struct Leader {
-    /// One per peer, in the order of `RawNode::peers`.
+    /// One per member other than this node (voters and learners), plus members removed
+    /// by a change not yet committed: they still get the entry that removes them.
     progress: Vec<Progress>,
     heartbeat_elapsed: u32,
     /// The last heartbeat round sent; ReadIndex confirms a read once a majority echoed a
@@ -175,8 +211,11 @@ enum CampaignKind {
 pub struct RawNode {
     id: NodeId,
     config: Config,
-    /// The other voters.
-    peers: Vec<NodeId>,
+    /// The configurations in the log (§4.1): the newest is in effect.
+    members: MembershipLog,
+    /// The newest configuration index this leader has finished with (dropped the
+    /// progress of removed members, stepped down if it was removed itself).
+    settled_config: Index,
     term: Term,
     vote: Option<NodeId>,
     leader: Option<NodeId>,
@@ -252,10 +291,17 @@ impl RawNode {
         let commit = hard_state.commit.max(snap_index);
         let log = RaftLog::restore_from(snap_index, snap_term, entries, commit);
         let id = config.id;
-        let peers = config.voters.iter().copied().filter(|&v| v != id).collect();
+        // The snapshot's configuration, else the bootstrap one; then every change after it.
+        let base = match &snapshot {
+            Some(meta) if !meta.voters.is_empty() => meta.membership(),
+            _ => Membership::voters(config.voters.iter().copied()),
+        };
+        let mut members = MembershipLog::new(base);
+        members.appended(log.entries());
         let mut node = RawNode {
             id,
-            peers,
+            members,
+            settled_config: 0,
             term: hard_state.term,
             vote: hard_state.vote,
             leader: None,
@@ -330,7 +376,33 @@ impl RawNode {
     }
 
     fn quorum(&self) -> usize {
-        self.config.voters.len() / 2 + 1
+        self.members.current().quorum()
+    }
+
+    /// The configuration in effect (the newest in the log, committed or not).
+    pub fn membership(&self) -> &Membership {
+        self.members.current()
+    }
+
+    /// The configuration in effect at `index` (at or after the snapshot's index): what a
+    /// snapshot taken there carries.
+    pub fn membership_at(&self, index: Index) -> &Membership {
+        assert!(index >= self.log.snap_index(), "membership_at({index}) before the snapshot");
+        self.members.at(index)
+    }
+
+    /// The log index of the configuration in effect (0: the bootstrap or snapshot one).
+    pub fn membership_index(&self) -> Index {
+        self.members.current_index()
+    }
+
+    fn is_voter(&self) -> bool {
+        self.members.current().is_voter(self.id)
+    }
+
+    /// The voters other than this node.
+    fn other_voters(&self) -> Vec<NodeId> {
+        self.members.current().voters.iter().copied().filter(|&v| v != self.id).collect()
     }
 
     fn bugs_on(&self) -> bool {
@@ -347,6 +419,13 @@ impl RawNode {
     fn bug_commit_old_term(&self) -> bool {
         #[cfg(feature = "bugs")]
         return self.config.bugs.commit_old_term;
+        #[cfg(not(feature = "bugs"))]
+        false
+    }
+
+    fn bug_overlapping_changes(&self) -> bool {
+        #[cfg(feature = "bugs")]
+        return self.config.bugs.overlapping_changes;
         #[cfg(not(feature = "bugs"))]
         false
     }
@@ -424,7 +503,13 @@ impl RawNode {
         if matches!(self.role, Role::Leader(_)) {
             return;
         }
+        if !self.is_voter() {
+            // Learners and removed nodes never campaign (§4.2.1, §4.2.3).
+            self.reset_election_timeout();
+            return;
+        }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let voters = self.other_voters();
         match kind {
             CampaignKind::PreVote => {
                 self.role = Role::PreCandidate(Candidate { votes: vec![(self.id, true)] });
@@ -432,8 +517,7 @@ impl RawNode {
                 self.reset_election_timeout();
                 self.event(Event::RoleChanged { role: RoleKind::PreCandidate, term: self.term, leader: None });
                 let asked = self.next_term();
-                for i in 0..self.peers.len() {
-                    let to = self.peers[i];
+                for &to in &voters {
                     self.out.messages.push(Message {
                         from: self.id,
                         to,
@@ -452,8 +536,7 @@ impl RawNode {
                 self.event(Event::RoleChanged { role: RoleKind::Candidate, term: self.term, leader: None });
                 let transfer = matches!(kind, CampaignKind::Transfer);
                 // The vote for ourselves must be durable before anyone can count on it.
-                for i in 0..self.peers.len() {
-                    let to = self.peers[i];
+                for &to in &voters {
                     self.send_persisted(to, MessageBody::Vote { last_index, last_term, transfer });
                 }
                 self.check_tally();
@@ -462,6 +545,10 @@ impl RawNode {
     }
 
     fn record_vote(&mut self, from: NodeId, granted: bool, pre: bool) {
+        if !self.members.current().is_voter(from) {
+            // Only the voters of the configuration in effect elect (§4.1).
+            return;
+        }
         let votes = match &mut self.role {
             Role::PreCandidate(c) if pre => &mut c.votes,
             Role::Candidate(c) if !pre => &mut c.votes,
@@ -498,7 +585,8 @@ impl RawNode {
         assert!(matches!(self.role, Role::Candidate(_)), "only a candidate becomes leader");
         assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
         let next = self.log.last_index() + 1;
-        let progress = self.peers.iter().map(|&p| Progress::new(p, next)).collect();
+        let progress =
+            self.members.current().members().filter(|&p| p != self.id).map(|p| Progress::new(p, next)).collect();
         self.role = Role::Leader(Box::new(Leader {
             progress,
             heartbeat_elapsed: 0,
@@ -508,10 +596,12 @@ impl RawNode {
             reads_awaiting_commit: Vec::new(),
             transfer: None,
             uncommitted_bytes: 0,
-            scratch: Vec::with_capacity(self.config.voters.len()),
+            scratch: Vec::new(),
         }));
         self.leader = Some(self.id);
         self.election_elapsed = 0;
+        // A configuration inherited uncommitted is settled once it commits in this term.
+        self.settled_config = self.members.current_index().min(self.log.committed);
         self.event(Event::RoleChanged { role: RoleKind::Leader, term: self.term, leader: Some(self.id) });
         self.event(Event::LeaderElected { leader: self.id, term: self.term });
         // §5.4.2/§8: a no-op of the new term lets the leader commit what earlier terms left.
@@ -573,16 +663,41 @@ impl RawNode {
         }
         if heartbeat_due {
             self.broadcast_heartbeat();
+            self.maybe_promote();
+        }
+    }
+
+    /// §4.2.1: a learner that has caught up (within `promote_lag` entries of the leader's
+    /// log, and replicating normally) is promoted to voter, one at a time; never before,
+    /// so a new node cannot make the cluster wait for it to catch up.
+    fn maybe_promote(&mut self) {
+        if !self.config.auto_promote {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let lag = self.config.promote_lag;
+        let Role::Leader(l) = &self.role else { return };
+        let members = self.members.current();
+        let ready = l.progress.iter().find(|p| {
+            members.kind(p.id) == MemberKind::Learner
+                && matches!(p.state, ReplState::Replicate { .. })
+                && p.match_index.saturating_add(lag) >= last_index
+        });
+        if let Some(id) = ready.map(|p| p.id) {
+            // Refused while another change or a transfer is in progress: tried again at
+            // the next heartbeat.
+            let _ = self.propose_membership(MembershipChange::Promote(id));
         }
     }
 
     /// §6.2: did a majority (self included) talk to us in this window? Resets the window.
     fn check_quorum_active(&mut self) -> bool {
         let quorum = self.quorum();
+        let members = self.members.current();
         let Role::Leader(l) = &mut self.role else { return false };
-        let mut active = 1;
+        let mut active = usize::from(members.is_voter(self.id));
         for pr in &mut l.progress {
-            if pr.recent_active {
+            if pr.recent_active && members.is_voter(pr.id) {
                 active += 1;
             }
             pr.recent_active = false;
@@ -611,7 +726,11 @@ impl RawNode {
             let reason = format!("addressed to n{}, but this is n{}", msg.to, self.id);
             return Err(StepError::Invalid { from: msg.from, field: "to", reason });
         }
-        if msg.from == self.id || !self.peers.contains(&msg.from) {
+        // Any other node may write: a node this one does not know yet may be a member of
+        // a configuration it has not received (a leader elected after changes it missed
+        // must be able to catch it up). Only the voters of the configuration in effect
+        // are counted (record_vote, the quorum functions).
+        if msg.from == self.id || msg.from == 0 {
             return Err(StepError::UnknownPeer(msg.from));
         }
         check_bounds(&msg)?;
@@ -1005,6 +1124,9 @@ impl RawNode {
         }
         let no_truncate = self.bug_no_truncate();
         let out = self.log.append_from_leader(base_index, entries, no_truncate, self.bugs_on());
+        if let Some(first) = out.first_new {
+            self.note_appended_config(first);
+        }
         self.log.commit_to(commit.min(out.last_new));
         self.ack_append(from, out.last_new);
     }
@@ -1100,6 +1222,15 @@ impl RawNode {
             return false;
         }
         self.log.restore(index, term);
+        let was = self.members.current().clone();
+        self.members.reset(meta.membership());
+        if *self.members.current() != was {
+            let membership = self.members.current().clone();
+            self.event(Event::MembershipChanged { membership, index, term: self.term });
+            if was.contains(self.id) && !self.members.current().contains(self.id) {
+                self.event(Event::Removed { term: self.term });
+            }
+        }
         // Confirmed reads below the snapshot are covered by it too.
         self.pending_install = Some(meta.clone());
         self.snapshot = Some(meta);
@@ -1218,10 +1349,16 @@ impl RawNode {
     fn maybe_commit(&mut self) {
         let quorum = self.quorum();
         let allow_old = self.bug_commit_old_term();
+        let members = self.members.current();
         let Role::Leader(l) = &mut self.role else { return };
         l.scratch.clear();
-        l.scratch.push(self.log.stable);
-        l.scratch.extend(l.progress.iter().map(|p| p.match_index));
+        if members.is_voter(self.id) {
+            // A leader being removed manages the cluster but is not part of its
+            // majorities any more (§4.2.2).
+            l.scratch.push(self.log.stable);
+        }
+        l.scratch.extend(l.progress.iter().filter(|p| members.is_voter(p.id)).map(|p| p.match_index));
+        assert_eq!(l.scratch.len(), members.voters.len(), "the leader tracks every voter: {members}");
         l.scratch.sort_unstable_by(|a, b| b.cmp(a));
         let index = l.scratch[quorum - 1];
         if index <= self.log.committed {
@@ -1243,15 +1380,35 @@ impl RawNode {
             l.read_round_needed = true;
             self.confirm_reads();
         }
+        self.settle_membership();
+    }
+
+    /// Once the configuration in effect is committed, the leader lets go of members it
+    /// removed, and steps down if the change removed the leader itself (§4.2.2).
+    fn settle_membership(&mut self) {
+        let index = self.members.current_index();
+        if index <= self.settled_config || index > self.log.committed {
+            return;
+        }
+        self.settled_config = index;
+        let members = self.members.current().clone();
+        let Role::Leader(l) = &mut self.role else { return };
+        l.progress.retain(|p| members.contains(p.id));
+        if !members.is_voter(self.id) {
+            self.event(Event::Removed { term: self.term });
+            self.become_follower(self.term, None);
+        }
     }
 
     /// Moves reads a quorum confirmed to `confirmed_reads` (§6.4 step 3).
     fn confirm_reads(&mut self) {
         let quorum = self.quorum();
+        let members = self.members.current();
         let Role::Leader(l) = &mut self.role else { return };
+        let own = usize::from(members.is_voter(self.id));
         while let Some(r) = l.pending_reads.front() {
             // A single voter is its own quorum: no round trip needed.
-            let acks = 1 + l.progress.iter().filter(|p| p.read_ack >= r.seq).count();
+            let acks = own + l.progress.iter().filter(|p| p.read_ack >= r.seq && members.is_voter(p.id)).count();
             if acks < quorum {
                 break;
             }
@@ -1283,10 +1440,72 @@ impl RawNode {
         let Role::Leader(l) = &mut self.role else { unreachable!("checked above") };
         l.uncommitted_bytes += size;
         self.log.append(entry);
-        if self.peers.is_empty() {
+        if self.members.current().voters == [self.id] {
             self.maybe_commit();
         }
         Ok(index)
+    }
+
+    /// Proposes one membership change (§4.2) on the leader; returns the index of its
+    /// configuration entry. The new configuration is in effect at once, on the leader as
+    /// on every node that appends the entry; [`Event::MembershipChanged`] says so.
+    pub fn propose_membership(&mut self, change: MembershipChange) -> Result<Index, MembershipError> {
+        let Role::Leader(l) = &self.role else {
+            return Err(MembershipError::NotLeader(NotLeader { leader: self.leader }));
+        };
+        if l.transfer.is_some() {
+            return Err(MembershipError::Busy);
+        }
+        let pending = self.members.current_index();
+        if pending > self.log.committed && !self.bug_overlapping_changes() {
+            return Err(MembershipError::InProgress { index: pending });
+        }
+        if self.log.term(self.log.committed) != Some(self.term) && !self.bug_overlapping_changes() {
+            return Err(MembershipError::NotReady);
+        }
+        let next = self.members.current().apply(change).map_err(MembershipError::Invalid)?;
+        let index = self.log.last_index() + 1;
+        let entry = Entry { index, term: self.term, data: EntryData::Config(next) };
+        let Role::Leader(l) = &mut self.role else { unreachable!("checked above") };
+        l.uncommitted_bytes += entry.size_bytes();
+        self.log.append(entry);
+        self.note_appended_config(index);
+        self.maybe_commit();
+        Ok(index)
+    }
+
+    /// Entries from `from` on were appended (and any after them replaced): takes their
+    /// configurations into effect, says so, and on the leader starts replicating to new
+    /// members.
+    fn note_appended_config(&mut self, from: Index) {
+        let was = self.members.current().clone();
+        let truncated = self.members.truncated_from(from);
+        let appended = self.members.appended(self.log.entries_from(from));
+        if !truncated && !appended {
+            return;
+        }
+        let now = self.members.current().clone();
+        if now == was {
+            return;
+        }
+        self.event(Event::MembershipChanged {
+            membership: now.clone(),
+            index: self.members.current_index(),
+            term: self.term,
+        });
+        if was.contains(self.id) && !now.contains(self.id) && !matches!(self.role, Role::Leader(_)) {
+            // A removed follower stops campaigning (campaign_kind checks) and says so.
+            self.event(Event::Removed { term: self.term });
+        }
+        let next = self.log.last_index() + 1;
+        let id = self.id;
+        if let Role::Leader(l) = &mut self.role {
+            for m in now.members().filter(|&m| m != id) {
+                if !l.progress.iter().any(|p| p.id == m) {
+                    l.progress.push(Progress::new(m, next));
+                }
+            }
+        }
     }
 
     /// Starts a linearizable read (§6.4). `id` comes back in [`Ready::reads`] once safe,
@@ -1321,7 +1540,7 @@ impl RawNode {
         if to == self.id {
             return Ok(());
         }
-        if !self.peers.contains(&to) {
+        if !self.members.current().is_voter(to) {
             return Err(TransferError::UnknownPeer(to));
         }
         let term = self.term;
@@ -1361,7 +1580,9 @@ impl RawNode {
         assert!(index < self.log.unstable_from, "compact({index}) of entries never handed out for persisting");
         let term = self.log.term(index).expect("compaction index is in the log");
         let dropped = self.log.compact(index);
-        let meta = SnapshotMeta { index, term, voters: self.config.voters.clone() };
+        let at = self.members.at(index);
+        let meta = SnapshotMeta { index, term, voters: at.voters.clone(), learners: at.learners.clone() };
+        self.members.compacted_to(index);
         // Chunks of the replaced snapshot not yet handed out would ask the driver for a
         // file it no longer has: the transfers start over with this one below.
         self.out
@@ -1463,6 +1684,7 @@ impl RawNode {
             _ => Vec::new(),
         };
         Status {
+            membership: self.members.current().clone(),
             id: self.id,
             role: self.role(),
             term: self.term,
@@ -1496,6 +1718,9 @@ fn check_bounds(msg: &Message) -> Result<(), StepError> {
             let n = meta.voters.len();
             return invalid("meta.voters", format!("{n} voters, more than MAX_SNAPSHOT_VOTERS {MAX_SNAPSHOT_VOTERS}"));
         }
+        if let Err(why) = meta.membership().check() {
+            return invalid("meta.learners", why);
+        }
     }
     let from_candidate_or_leader = matches!(
         msg.body,
@@ -1525,6 +1750,16 @@ fn check_bounds(msg: &Message) -> Result<(), StepError> {
             }
             if let Some(e) = entries.iter().find(|e| e.term == 0) {
                 return invalid("entries", format!("entry {} has term 0, which has no leader", e.index));
+            }
+            for e in entries {
+                if let EntryData::Config(m) = &e.data {
+                    if let Err(why) = m.check() {
+                        return invalid("entries", format!("configuration entry {}: {why}", e.index));
+                    }
+                    if m.voters.is_empty() {
+                        return invalid("entries", format!("configuration entry {} has no voters", e.index));
+                    }
+                }
             }
             Ok(())
         }
@@ -1584,7 +1819,7 @@ fn bugs_on(config: &Config) -> bool {
     #[cfg(feature = "bugs")]
     {
         let b = config.bugs;
-        b.double_vote || b.commit_old_term || b.no_truncate
+        b.double_vote || b.commit_old_term || b.no_truncate || b.overlapping_changes
     }
     #[cfg(not(feature = "bugs"))]
     {

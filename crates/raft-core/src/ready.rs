@@ -94,6 +94,12 @@ pub enum Event {
     TransferStarted { to: NodeId, term: Term },
     /// A leadership transfer was abandoned (target too slow or gone).
     TransferAborted { to: NodeId, term: Term },
+    /// A new configuration took effect: its entry at `index` was appended (or a snapshot
+    /// carrying it installed, or an uncommitted one truncated away).
+    MembershipChanged { membership: crate::Membership, index: Index, term: Term },
+    /// This node is no longer a member: it stops campaigning (a leader steps down once
+    /// the change that removed it commits).
+    Removed { term: Term },
 }
 
 impl fmt::Display for Event {
@@ -126,6 +132,12 @@ impl fmt::Display for Event {
             Event::Compacted { index, term } => write!(f, "log compacted up to index={index} term={term}"),
             Event::TransferStarted { to, term } => write!(f, "leadership transfer to n{to} started term={term}"),
             Event::TransferAborted { to, term } => write!(f, "leadership transfer to n{to} aborted term={term}"),
+            Event::MembershipChanged { membership, index, term } => {
+                write!(f, "configuration {membership} in effect index={index} term={term}")
+            }
+            Event::Removed { term } => {
+                write!(f, "removed from the cluster: not campaigning any more term={term}")
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ pub struct Entry {
     pub data: EntryData,
 }
 
-/// What an entry carries. New kinds (membership changes) are added here.
+/// What an entry carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryData {
     /// Appended by every new leader at the start of its term (§5.4.2, §8): lets it
@@ -26,6 +26,9 @@ pub enum EntryData {
     Noop,
     /// An opaque application command (raft-kv decodes it).
     Command(#[serde(with = "crate::types::bytes")] Vec<u8>),
+    /// A new configuration (§4.1): in effect on every node from the moment it is
+    /// appended. Added last, so the tags of the kinds above stay what old logs hold.
+    Config(crate::Membership),
 }
 
 impl Entry {
@@ -34,16 +37,18 @@ impl Entry {
         24 + match &self.data {
             EntryData::Noop => 0,
             EntryData::Command(c) => c.len(),
+            EntryData::Config(m) => 8 * (m.voters.len() + m.learners.len()),
         }
     }
 }
 
 impl fmt::Display for Entry {
-    /// `5@3` for a command, `5@3:noop` for a no-op.
+    /// `5@3` for a command, `5@3:noop` for a no-op, `5@3:config` for a configuration.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.data {
             EntryData::Noop => write!(f, "{}@{}:noop", self.index, self.term),
             EntryData::Command(_) => write!(f, "{}@{}", self.index, self.term),
+            EntryData::Config(_) => write!(f, "{}@{}:config", self.index, self.term),
         }
     }
 }
@@ -63,8 +68,21 @@ pub struct HardState {
 pub struct SnapshotMeta {
     pub index: Index,
     pub term: Term,
-    /// The voting members at `index` (room for membership changes).
+    /// The voting members at `index`.
     pub voters: Vec<NodeId>,
+    /// The learners at `index` (added after `voters`: a store reads metadata written
+    /// before learners existed as having none).
+    pub learners: Vec<NodeId>,
+}
+
+impl SnapshotMeta {
+    /// The configuration in effect at the snapshot's index.
+    pub fn membership(&self) -> crate::Membership {
+        let mut m = crate::Membership::voters(self.voters.iter().copied());
+        m.learners = self.learners.clone();
+        m.learners.sort_unstable();
+        m
+    }
 }
 
 /// A complete snapshot held in memory: metadata and the state machine's serialized
@@ -178,6 +196,8 @@ pub struct Status {
     pub snapshot_index: Index,
     /// Filled on the leader only.
     pub progress: Vec<PeerProgress>,
+    /// The configuration in effect (the newest in this node's log).
+    pub membership: crate::Membership,
 }
 
 /// Byte vectors as serde byte strings: encoders that know byte strings (bincode) write

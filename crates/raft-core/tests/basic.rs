@@ -265,8 +265,8 @@ fn malformed_messages_are_refused() {
         },
     };
     assert!(matches!(c.node_mut(2).step(future), Err(StepError::Malformed(_))));
-    let stranger = Message { from: 9, to: 2, term: 5, body: MessageBody::TimeoutNow };
-    assert_eq!(c.node_mut(2).step(stranger), Err(StepError::UnknownPeer(9)));
+    let nobody = Message { from: 0, to: 2, term: 5, body: MessageBody::TimeoutNow };
+    assert_eq!(c.node_mut(2).step(nobody), Err(StepError::UnknownPeer(0)));
     assert_eq!(c.node(2).status(), before);
 }
 

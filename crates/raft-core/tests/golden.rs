@@ -19,7 +19,10 @@
 //! read ID RID                 ReadIndex request RID at ID
 //! transfer ID TO              leadership transfer from ID to TO
 //! compact ID                  snapshot ID's state machine at its applied index
-//! status [ID...] / log [ID...] / kv [ID...]
+//! add-node ID                 start node ID with an empty disk, outside the configuration
+//! change ID add|promote|remove N
+//!                             propose one membership change at ID
+//! status [ID...] / log [ID...] / kv [ID...] / members [ID...]
 //! ```
 //!
 //! After every command the harness checks Election Safety, State Machine Safety and Log
@@ -28,7 +31,7 @@
 mod common;
 use common::*;
 use goldenscript::{Command, Runner};
-use raft_core::{Message, NodeId};
+use raft_core::{MembershipChange, Message, NodeId};
 use std::error::Error;
 use std::fmt::Write as _;
 
@@ -196,7 +199,28 @@ impl Runner for ClusterRunner {
                     c.compact(id);
                 }
             }
-            "status" | "log" | "kv" => {
+            "add-node" => {
+                for id in ids(cmd, 0)? {
+                    c.add_node(id);
+                    writeln!(out, "{}", c.status_line(id))?;
+                }
+            }
+            "change" => {
+                let args: Vec<&str> = cmd.args.iter().map(|a| a.value.as_str()).collect();
+                let [id, kind, n] = args[..] else { return Err("change ID add|promote|remove N".into()) };
+                let (id, n) = (id.parse::<NodeId>()?, n.parse::<NodeId>()?);
+                let change = match kind {
+                    "add" => MembershipChange::AddLearner(n),
+                    "promote" => MembershipChange::Promote(n),
+                    "remove" => MembershipChange::Remove(n),
+                    other => return Err(format!("unknown change {other}").into()),
+                };
+                match c.change(id, change) {
+                    Ok(i) => writeln!(out, "n{id}: proposed {change} at index {i}")?,
+                    Err(e) => writeln!(out, "n{id}: change refused: {e}")?,
+                }
+            }
+            "status" | "log" | "kv" | "members" => {
                 let mut who = ids(cmd, 0)?;
                 if who.is_empty() {
                     who = all.clone();
@@ -205,6 +229,7 @@ impl Runner for ClusterRunner {
                     let line = match cmd.name.as_str() {
                         "status" => c.status_line(id),
                         "log" => c.log_line(id),
+                        "members" => c.members_line(id),
                         _ => format!(
                             "n{id}: {}",
                             c.nodes[&id].kv.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
@@ -247,6 +272,9 @@ scripts!(
     read_index,
     crash_restart,
     fast_backtracking,
+    membership_add_promote,
+    membership_remove_leader,
+    membership_truncated_change,
 );
 
 #[test]

@@ -172,7 +172,12 @@ fn gen_message(seed: u64, n: &RawNode) -> Message {
         7 => MessageBody::Heartbeat { commit: gen_index(r, n), read_seq: r.pick(&[0, 1, 2, 3, small, u64::MAX]) },
         8 => MessageBody::HeartbeatResponse { read_seq: r.pick(&[0, 1, 2, 3, small, u64::MAX, any]) },
         9 => {
-            let meta = SnapshotMeta { index: gen_index(r, n), term: gen_term(r, term), voters: VOTERS.to_vec() };
+            let meta = SnapshotMeta {
+                index: gen_index(r, n),
+                term: gen_term(r, term),
+                voters: VOTERS.to_vec(),
+                learners: vec![],
+            };
             let offset = r.pick(&[0, 0, 0, 3, 8, u64::MAX - 2, any]);
             let data = r.next().to_le_bytes()[..r.below(9) as usize].to_vec();
             MessageBody::InstallSnapshot { meta, offset, data, done: r.chance(60) }
@@ -403,7 +408,7 @@ impl Driven {
         self.entries.drain(..(index + 1 - first) as usize);
         self.replaced.extend(self.snapshot.take().map(|s| s.meta));
         self.snapshot = Some(Snapshot {
-            meta: SnapshotMeta { index, term, voters: VOTERS.to_vec() },
+            meta: SnapshotMeta { index, term, voters: VOTERS.to_vec(), learners: vec![] },
             data: index.to_le_bytes().to_vec(),
         });
     }
@@ -509,6 +514,10 @@ fn a_cluster_survives_arbitrary_messages() {
                     0..=54 if !net.is_empty() => {
                         let k = (seed >> 8) as usize % net.len().min(4);
                         let m = net.remove(k).expect("in range");
+                        if !VOTERS.contains(&m.to) {
+                            // An answer to a hostile stranger: no such node receives it.
+                            continue;
+                        }
                         let to = (m.to - 1) as usize;
                         stepped.set(stepped.get() + 1);
                         let shown = m.to_string();

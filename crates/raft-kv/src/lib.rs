@@ -250,7 +250,9 @@ impl KvStore {
         self.applied = entry.index;
         self.expire(entry.index);
         let bytes = match &entry.data {
-            EntryData::Noop => return Applied::Noop,
+            // A configuration took effect in raft-core when it was appended; the state
+            // machine only moves past its index.
+            EntryData::Noop | EntryData::Config(_) => return Applied::Noop,
             EntryData::Command(bytes) => bytes,
         };
         let cmd = match Command::decode(bytes) {

@@ -296,8 +296,7 @@ impl Server {
             // A snapshot is written by a forked child; its end is noticed here, within a
             // turn (at most a tick) of happening.
             self.replica.poll_compaction(false, &mut self.net)?;
-            let voters: Vec<NodeId> = self.net.s.sockets.keys().copied().collect();
-            self.replica.maybe_compact(&voters, &mut self.net)?;
+            self.replica.maybe_compact(&mut self.net)?;
             self.net.flush_all();
             let took = turn_start.elapsed();
             if took >= SLOW_TURN {

@@ -67,8 +67,8 @@
 //! there is gone. Heartbeats, elections and client answers go on meanwhile.
 
 use raft_core::{
-    Config, Entry, Event, HardState, Index, Message, MessageBody, NodeId, ProposeError, RawNode, ReadState, Ready,
-    Restored, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
+    Config, Entry, Event, HardState, Index, Message, MessageBody, ProposeError, RawNode, ReadState, Ready, Restored,
+    RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
 };
 use raft_kv::{Applied, Command, KvStore, ReadOp, WriteOp};
 pub mod memory;
@@ -833,7 +833,7 @@ impl<S: Store> Replica<S> {
     /// last one passes the configured entry or byte threshold and
     /// [`ReplicaOptions::snapshot_ratio`] times the last snapshot's size (see the crate
     /// docs). Nothing happens while one is being written.
-    pub fn maybe_compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
+    pub fn maybe_compact(&mut self, fx: &mut impl Effects) -> Result<(), ReplicaError> {
         let applied = self.kv.applied();
         if self.compacting.is_some() || applied <= self.snapshot_index {
             return Ok(());
@@ -847,7 +847,7 @@ impl<S: Store> Replica<S> {
         let proportional =
             self.bytes_since_snapshot as f64 >= self.opts.snapshot_ratio * stagger * self.snapshot_bytes as f64;
         if threshold && proportional {
-            self.begin_compaction(voters, fx)?;
+            self.begin_compaction(fx)?;
         }
         Ok(())
     }
@@ -855,12 +855,19 @@ impl<S: Store> Replica<S> {
     /// Starts a snapshot of the state machine at the applied index, written in the
     /// background by the store, if anything was applied since the last one and none is
     /// being written. [`Replica::poll_compaction`] finishes it.
-    pub fn begin_compaction(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
+    pub fn begin_compaction(&mut self, fx: &mut impl Effects) -> Result<(), ReplicaError> {
         let applied = self.kv.applied();
         if self.compacting.is_some() || applied <= self.snapshot_index {
             return Ok(());
         }
-        let meta = SnapshotMeta { index: applied, term: self.applied_term, voters: voters.to_vec() };
+        // The configuration at the snapshot's index, which the snapshot carries (§4.1).
+        let members = self.raft.membership_at(applied);
+        let meta = SnapshotMeta {
+            index: applied,
+            term: self.applied_term,
+            voters: members.voters.clone(),
+            learners: members.learners.clone(),
+        };
         let log_bytes = self.bytes_since_snapshot;
         let kv = &self.kv;
         self.store.begin_compaction(&meta, &|w| {
@@ -944,8 +951,8 @@ impl<S: Store> Replica<S> {
 
     /// Snapshots the state machine at the applied index and compacts the log up to
     /// there, now: begins a background snapshot and waits for it.
-    pub fn compact(&mut self, voters: &[NodeId], fx: &mut impl Effects) -> Result<(), ReplicaError> {
-        self.begin_compaction(voters, fx)?;
+    pub fn compact(&mut self, fx: &mut impl Effects) -> Result<(), ReplicaError> {
+        self.begin_compaction(fx)?;
         self.poll_compaction(true, fx)
     }
 }

@@ -62,7 +62,7 @@ fn a_state_over_one_gib_snapshots_and_restarts() {
     }
     assert_eq!(fx.ok, VALUES, "every write acknowledged");
     let applied = r.kv().applied();
-    r.compact(&[1], &mut fx).unwrap();
+    r.compact(&mut fx).unwrap();
     assert_eq!(r.snapshot_index(), applied);
     let bytes = r.store().snapshot_bytes();
     assert!(bytes > OLD_LIMIT, "the image is {bytes} bytes, not past 1 GiB");

@@ -28,7 +28,7 @@ impl Effects for Fx {
 
 /// The chunks of `data` as the leader (n1, term 1) sends them, `size` bytes each.
 fn chunks(index: u64, data: &[u8], size: usize) -> Vec<Message> {
-    let meta = SnapshotMeta { index, term: 1, voters: vec![1, 2, 3] };
+    let meta = SnapshotMeta { index, term: 1, voters: vec![1, 2, 3], learners: vec![] };
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
@@ -162,7 +162,7 @@ fn a_leader_fills_chunks_from_its_snapshot_file() {
     r.raft_mut().step(Message { from: 2, to: 1, term: 1, body: ack }).unwrap();
     r.process_ready(&mut fx).unwrap();
     assert_eq!(r.kv().applied(), last);
-    r.compact(&[1, 2, 3], &mut fx).unwrap();
+    r.compact(&mut fx).unwrap();
     let want = r.store().load_snapshot().unwrap().unwrap();
     assert_eq!(want.meta.index, last);
     assert!(want.data.len() > 500, "several chunks' worth");

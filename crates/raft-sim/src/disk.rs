@@ -132,6 +132,10 @@ pub fn entry_digest(e: &Entry) -> u64 {
     match &e.data {
         EntryData::Noop => 0x6e6f_6f70,
         EntryData::Command(c) => digest(c),
+        EntryData::Config(m) => {
+            let ids: Vec<u8> = m.voters.iter().chain([&0]).chain(&m.learners).flat_map(|n| n.to_le_bytes()).collect();
+            digest(&ids) ^ 0x636f_6e66
+        }
     }
 }
 

@@ -67,7 +67,7 @@ pub fn valid_segment(n: u64) -> Vec<u8> {
 
 /// A valid snapshot file `<1>-<1>.snap` holding `data`, for seeding mutations.
 pub fn valid_snapshot_file(dir: &Path, data: &[u8]) -> std::path::PathBuf {
-    let meta = raft_core::SnapshotMeta { index: 1, term: 1, voters: vec![1, 2, 3] };
+    let meta = raft_core::SnapshotMeta { index: 1, term: 1, voters: vec![1, 2, 3], learners: vec![] };
     let snap = raft_core::Snapshot { meta, data: data.to_vec() };
     let dir_file = std::fs::File::open(dir).expect("open snapshot dir");
     snapshot::write(&dir_file, dir, &snap).expect("write snapshot");

@@ -18,6 +18,28 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"RAFTSNP1";
 /// Bytes of `data_len` + `crc` at the end of the file.
 const TRAILER_BYTES: usize = 12;
+/// The metadata as written before learners existed (index, term, voters): read as a
+/// configuration without learners, so a cluster directory from then still starts.
+#[derive(serde::Deserialize)]
+struct MetaWithoutLearners {
+    index: Index,
+    term: Term,
+    voters: Vec<raft_core::NodeId>,
+}
+
+/// Decodes a snapshot's metadata of either layout; returns it and the bytes it used.
+fn decode_meta(bytes: &[u8]) -> Result<(SnapshotMeta, usize), bincode::error::DecodeError> {
+    match bincode::serde::decode_from_slice::<SnapshotMeta, _>(bytes, config()) {
+        Ok(decoded) => Ok(decoded),
+        Err(e) => match bincode::serde::decode_from_slice::<MetaWithoutLearners, _>(bytes, config()) {
+            Ok((old, used)) if used == bytes.len() => {
+                Ok((SnapshotMeta { index: old.index, term: old.term, voters: old.voters, learners: Vec::new() }, used))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
 /// Largest encoded [`SnapshotMeta`] (a voter list), checked before allocating: a
 /// membership of a thousand nodes still fits many times over.
 const MAX_META_BYTES: usize = 64 * 1024;
@@ -235,8 +257,7 @@ pub(crate) fn inspect(path: &Path, index: Index, term: Term) -> Result<(File, La
             format!("trailer says {data_len} data bytes, the file holds {}", trailer - data_start),
         ));
     }
-    let (meta, used): (SnapshotMeta, usize) = bincode::serde::decode_from_slice(&meta_bytes, config())
-        .map_err(|e| corrupt(header, format!("undecodable metadata: {e}")))?;
+    let (meta, used) = decode_meta(&meta_bytes).map_err(|e| corrupt(header, format!("undecodable metadata: {e}")))?;
     if used as u64 != meta_len {
         return Err(corrupt(header, "stray bytes after the metadata".into()));
     }
@@ -370,6 +391,23 @@ pub(crate) fn verify(path: &Path, index: Index, term: Term) -> Result<(File, Lay
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_written_before_learners_existed_still_reads() {
+        #[derive(serde::Serialize)]
+        struct Old {
+            index: Index,
+            term: Term,
+            voters: Vec<u64>,
+        }
+        let old = bincode::serde::encode_to_vec(Old { index: 7, term: 2, voters: vec![1, 2, 3] }, config()).unwrap();
+        let (meta, used) = decode_meta(&old).unwrap();
+        assert_eq!((meta.index, meta.term, meta.voters, meta.learners, used), (7, 2, vec![1, 2, 3], vec![], old.len()));
+        let new = SnapshotMeta { index: 7, term: 2, voters: vec![1, 2], learners: vec![3] };
+        let bytes = bincode::serde::encode_to_vec(&new, config()).unwrap();
+        assert_eq!(decode_meta(&bytes).unwrap(), (new, bytes.len()));
+        assert!(decode_meta(&bytes[..3]).is_err(), "a truncated one is refused");
+    }
 
     #[test]
     fn names() {

@@ -24,7 +24,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
         Entry { index: 5, term: 3, data: EntryData::Noop },
         Entry { index: 6, term: 3, data: EntryData::Command(vec![0xff; 40]) },
     ];
-    let meta = SnapshotMeta { index: u64::MAX, term: 0, voters: vec![1, 2, 3] };
+    let meta = SnapshotMeta { index: u64::MAX, term: 0, voters: vec![1, 2, 3], learners: vec![] };
     let mut f = vec![
         encode(&Hello::Client).unwrap(),
         encode(&ClientRequest {

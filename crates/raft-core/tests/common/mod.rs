@@ -354,7 +354,9 @@ impl Cluster {
     }
 
     fn blocked(&self, m: &Message) -> bool {
-        self.cut.contains(&(m.from, m.to)) || !self.nodes[&m.to].up || !self.nodes[&m.from].up
+        // A node that was never started (a member added before its process) gets nothing.
+        let down = |id: &NodeId| self.nodes.get(id).is_none_or(|n| !n.up);
+        self.cut.contains(&(m.from, m.to)) || down(&m.to) || down(&m.from)
     }
 
     /// Delivers every message queued now (not those sent in reaction), then handles the
@@ -462,13 +464,37 @@ impl Cluster {
         self.nodes.insert(id, restarted);
     }
 
+    /// Starts node `id` with an empty disk, outside the bootstrap configuration: it joins
+    /// once a leader adds it (as learner) and never campaigns before.
+    pub fn add_node(&mut self, id: NodeId) {
+        assert!(!self.nodes.contains_key(&id), "n{id} exists");
+        let template = self.nodes.values().next().expect("a cluster has nodes");
+        let mut config = template.config.clone();
+        config.id = id;
+        self.nodes.insert(id, TestNode::start(config, Disk::default()));
+        self.ids.push(id);
+        // The new node is connected to everyone, whatever partition is in force.
+    }
+
+    /// One membership change proposed at `id`.
+    pub fn change(&mut self, id: NodeId, change: MembershipChange) -> Result<Index, MembershipError> {
+        let r = self.node_mut(id).propose_membership(change);
+        self.process_all();
+        r
+    }
+
+    /// `n1: voters n1,n2,n3 learners n4 (index 5)`.
+    pub fn members_line(&self, id: NodeId) -> String {
+        let raft = self.node(id);
+        format!("n{id}: {} (index {})", raft.membership(), raft.membership_index())
+    }
+
     /// The node snapshots its state machine at its applied index and compacts.
     pub fn compact(&mut self, id: NodeId) -> Index {
-        let voters = self.ids.clone();
         let n = self.nodes.get_mut(&id).expect("node exists");
         let index = n.applied;
         let mut fx = Fx { id, verbose: self.verbose, ..Fx::default() };
-        n.replica.compact(&voters, &mut fx).expect("in-memory storage never fails");
+        n.replica.compact(&mut fx).expect("in-memory storage never fails");
         n.refresh();
         n.events.extend(fx.events);
         self.out.push_str(&fx.out);
@@ -510,6 +536,7 @@ impl Cluster {
             match &e.data {
                 EntryData::Noop => write!(line, " {e}").unwrap(),
                 EntryData::Command(c) => write!(line, " {e}:{}", show_command(c)).unwrap(),
+                EntryData::Config(m) => write!(line, " {e}({m})").unwrap(),
             }
         }
         line

@@ -178,8 +178,6 @@ pub struct Sim {
     trace: Option<Box<dyn Write>>,
     next_request: u64,
     settling: bool,
-    /// Every node id, for the snapshots' metadata.
-    voters: Vec<NodeId>,
     #[cfg(feature = "bugs")]
     bug: Option<crate::profile::Bug>,
 }
@@ -238,7 +236,6 @@ impl Sim {
             trace,
             next_request: 1,
             settling: false,
-            voters: (1..=n as NodeId).collect(),
             #[cfg(feature = "bugs")]
             bug: opts.bug,
         }
@@ -398,8 +395,7 @@ impl Sim {
         let on_disk = if result.is_ok() { self.applied_entries_on_disk(i, &outputs) } else { Ok(()) };
         if result.is_ok() {
             let replica = self.nodes[i].replica.as_mut().expect("still running");
-            result =
-                replica.poll_compaction(false, &mut fx).and_then(|()| replica.maybe_compact(&self.voters, &mut fx));
+            result = replica.poll_compaction(false, &mut fx).and_then(|()| replica.maybe_compact(&mut fx));
         }
         let compaction = fx.take();
         self.nodes[i].disk.borrow_mut().disarm();

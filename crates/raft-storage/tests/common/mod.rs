@@ -23,7 +23,7 @@ pub fn hs(term: u64, vote: Option<u64>, commit: u64) -> HardState {
 }
 
 pub fn snap(index: u64, term: u64, data: &[u8]) -> Snapshot {
-    Snapshot { meta: SnapshotMeta { index, term, voters: vec![1, 2, 3] }, data: data.to_vec() }
+    Snapshot { meta: SnapshotMeta { index, term, voters: vec![1, 2, 3], learners: vec![] }, data: data.to_vec() }
 }
 
 pub fn open(dir: &Path, opts: StorageOptions) -> (Storage, Recovery) {
