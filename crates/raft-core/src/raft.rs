@@ -396,8 +396,14 @@ impl RawNode {
         self.members.current_index()
     }
 
-    fn is_voter(&self) -> bool {
-        self.members.current().is_voter(self.id)
+    /// A voter of the configuration in effect, or of the newest committed one: a node
+    /// whose removal is appended but not committed still campaigns, or a cluster could
+    /// be left with no one able to finish the change (the removed node holding the entry
+    /// alone, the others needing its vote under the old configuration). It wins with
+    /// the votes of the new configuration's majority, its own not counted, and steps down
+    /// once the change commits, as a removed leader does (§4.2.2).
+    fn may_campaign(&self) -> bool {
+        self.members.current().is_voter(self.id) || self.members.at(self.log.committed).is_voter(self.id)
     }
 
     /// The voters other than this node.
@@ -503,7 +509,7 @@ impl RawNode {
         if matches!(self.role, Role::Leader(_)) {
             return;
         }
-        if !self.is_voter() {
+        if !self.may_campaign() {
             // Learners and removed nodes never campaign (§4.2.1, §4.2.3).
             self.reset_election_timeout();
             return;
@@ -545,10 +551,6 @@ impl RawNode {
     }
 
     fn record_vote(&mut self, from: NodeId, granted: bool, pre: bool) {
-        if !self.members.current().is_voter(from) {
-            // Only the voters of the configuration in effect elect (§4.1).
-            return;
-        }
         let votes = match &mut self.role {
             Role::PreCandidate(c) if pre => &mut c.votes,
             Role::Candidate(c) if !pre => &mut c.votes,
@@ -568,8 +570,11 @@ impl RawNode {
             Role::Candidate(c) => (false, &c.votes),
             _ => return,
         };
-        let granted = votes.iter().filter(|v| v.1).count();
-        let denied = votes.len() - granted;
+        // Only the voters of the configuration in effect elect (§4.1), this node's own
+        // vote included only if it is one of them.
+        let members = self.members.current();
+        let granted = votes.iter().filter(|v| v.1 && members.is_voter(v.0)).count();
+        let denied = votes.iter().filter(|v| !v.1 && members.is_voter(v.0)).count();
         if granted >= quorum {
             if pre {
                 self.campaign_kind(CampaignKind::Election);
@@ -896,10 +901,11 @@ impl RawNode {
     fn step_lower_term(&mut self, msg: &Message) {
         match msg.body {
             // A stale leader (e.g. back from a partition) learns our term and steps
-            // down; without this, PreVote/CheckQuorum could leave it stuck (etcd).
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
-                if self.config.check_quorum || self.config.pre_vote =>
-            {
+            // down (Figure 2: the reply carries currentTerm). etcd answers only with
+            // PreVote or CheckQuorum, counting on our vote requests to reach the leader
+            // otherwise; with membership changes they may not (our configuration can be
+            // older than the leader's and leave it out), and both sides would wait.
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
                 self.send_persisted(
                     msg.from,
                     MessageBody::AppendResponse {
@@ -1228,7 +1234,7 @@ impl RawNode {
             let membership = self.members.current().clone();
             self.event(Event::MembershipChanged { membership, index, term: self.term });
             if was.contains(self.id) && !self.members.current().contains(self.id) {
-                self.event(Event::Removed { term: self.term });
+                self.event(Event::Removed { term: self.term, committed: false });
             }
         }
         // Confirmed reads below the snapshot are covered by it too.
@@ -1381,6 +1387,26 @@ impl RawNode {
             self.confirm_reads();
         }
         self.settle_membership();
+        self.release_removed();
+    }
+
+    /// Members removed by the settled configuration are replicated to until they hold
+    /// the change; then they are told it committed (one last heartbeat, best effort), so
+    /// they know to stop campaigning, and get nothing more.
+    fn release_removed(&mut self) {
+        let index = self.settled_config;
+        if index == 0 || index != self.members.current_index() {
+            return;
+        }
+        let members = self.members.current();
+        let commit = self.log.committed;
+        let Role::Leader(l) = &mut self.role else { return };
+        let done = |p: &Progress| !members.contains(p.id) && p.match_index >= index;
+        for pr in l.progress.iter().filter(|p| done(p)) {
+            let body = MessageBody::Heartbeat { commit: commit.min(pr.match_index), read_seq: l.read_seq };
+            self.out.messages.push(Message { from: self.id, to: pr.id, term: self.term, body });
+        }
+        l.progress.retain(|p| !done(p));
     }
 
     /// Once the configuration in effect is committed, the leader lets go of members it
@@ -1391,11 +1417,9 @@ impl RawNode {
             return;
         }
         self.settled_config = index;
-        let members = self.members.current().clone();
-        let Role::Leader(l) = &mut self.role else { return };
-        l.progress.retain(|p| members.contains(p.id));
-        if !members.is_voter(self.id) {
-            self.event(Event::Removed { term: self.term });
+        self.release_removed();
+        if !self.members.current().is_voter(self.id) {
+            self.event(Event::Removed { term: self.term, committed: true });
             self.become_follower(self.term, None);
         }
     }
@@ -1494,8 +1518,8 @@ impl RawNode {
             term: self.term,
         });
         if was.contains(self.id) && !now.contains(self.id) && !matches!(self.role, Role::Leader(_)) {
-            // A removed follower stops campaigning (campaign_kind checks) and says so.
-            self.event(Event::Removed { term: self.term });
+            // A removed follower stops campaigning once the change commits (may_campaign).
+            self.event(Event::Removed { term: self.term, committed: false });
         }
         let next = self.log.last_index() + 1;
         let id = self.id;

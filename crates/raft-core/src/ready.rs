@@ -97,9 +97,9 @@ pub enum Event {
     /// A new configuration took effect: its entry at `index` was appended (or a snapshot
     /// carrying it installed, or an uncommitted one truncated away).
     MembershipChanged { membership: crate::Membership, index: Index, term: Term },
-    /// This node is no longer a member: it stops campaigning (a leader steps down once
-    /// the change that removed it commits).
-    Removed { term: Term },
+    /// This node is no longer a member: it stops campaigning once the change commits (a
+    /// leader steps down then). `committed`: said when that happened, else on append.
+    Removed { term: Term, committed: bool },
 }
 
 impl fmt::Display for Event {
@@ -135,8 +135,11 @@ impl fmt::Display for Event {
             Event::MembershipChanged { membership, index, term } => {
                 write!(f, "configuration {membership} in effect index={index} term={term}")
             }
-            Event::Removed { term } => {
-                write!(f, "removed from the cluster: not campaigning any more term={term}")
+            Event::Removed { term, committed: false } => {
+                write!(f, "removed from the configuration: no more campaigns once that commits term={term}")
+            }
+            Event::Removed { term, committed: true } => {
+                write!(f, "removed from the configuration, committed: no more campaigns term={term}")
             }
         }
     }

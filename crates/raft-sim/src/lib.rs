@@ -149,7 +149,8 @@ impl BatchReport {
         let s = &self.stats;
         format!(
             "seeds: {}, violations: {}, steps: {}, messages: {}, elections: {}, snapshots: {}, compactions: {}, \
-             crashes: {}, ops: {}, unknown: {}, inconclusive: {}, max settle: {} ticks, elapsed: {:.1}s",
+             crashes: {}, membership changes: {}, ops: {}, unknown: {}, inconclusive: {}, max settle: {} ticks, \
+             elapsed: {:.1}s",
             self.seeds,
             self.failures.len(),
             s.steps,
@@ -158,6 +159,7 @@ impl BatchReport {
             s.snapshots,
             s.compactions,
             s.crashes,
+            s.membership_changes,
             s.ops,
             s.unknown,
             s.inconclusive,

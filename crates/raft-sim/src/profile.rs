@@ -13,10 +13,12 @@ use std::fmt;
 /// 15..30 ticks each and a lagging follower may need a snapshot in tiny chunks, so a
 /// healthy core settles in well under 200; 1000 leaves room for split votes.
 pub const LIVENESS_BOUND_TICKS: u64 = 1000;
+/// The narrowest span of election timeouts a run with membership changes draws from.
+const MIN_ELECTION_SPAN_TICKS: u32 = 5;
 
-/// A deliberate bug, to show the checkers bite: the first three are planted in
-/// raft-core (its `bugs` feature), three in the shipped driver (raft-replica's `bugs`
-/// feature) or its disk order, the last two in the simulator itself.
+/// A deliberate bug, to show the checkers bite: the first three and the last are planted
+/// in raft-core (its `bugs` feature), three in the shipped driver (raft-replica's `bugs`
+/// feature) or its disk order, two in the simulator itself.
 #[cfg(feature = "bugs")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Bug {
@@ -41,6 +43,9 @@ pub enum Bug {
     /// The simulator "forgets" to heal the partition when faults stop: nothing unsafe
     /// happens, the cluster just cannot settle (so the liveness checker bites).
     NoHeal,
+    /// A leader appends a membership change while another is uncommitted, or before it
+    /// committed an entry of its term: two single-server changes overlap (§4.1).
+    OverlappingChanges,
 }
 
 #[cfg(feature = "bugs")]
@@ -55,6 +60,7 @@ impl Bug {
             Bug::CommitBeforeSnapshot => "commit-before-snapshot",
             Bug::StaleRead => "stale-read",
             Bug::NoHeal => "no-heal",
+            Bug::OverlappingChanges => "overlapping-changes",
         }
     }
 
@@ -64,6 +70,7 @@ impl Bug {
             Bug::DoubleVote => b.double_vote = true,
             Bug::CommitOldTerm => b.commit_old_term = true,
             Bug::NoTruncate => b.no_truncate = true,
+            Bug::OverlappingChanges => b.overlapping_changes = true,
             _ => {}
         }
         b
@@ -124,6 +131,15 @@ pub struct Profile {
     pub drift_per_mille: u32,
     /// Per tick: ask a leader to hand over to a random peer.
     pub transfer_per_mille: u32,
+    /// Per tick: ask a leader for a membership change (add a learner, remove a member,
+    /// the leader included); learners are promoted by the leader itself.
+    pub membership_per_mille: u32,
+    /// Node slots beyond the bootstrap voters, for members added at run time.
+    pub spare_nodes: usize,
+    /// A removed node keeps running (with PreVote and CheckQuorum only: they are what
+    /// keeps a removed node that missed its removal from disrupting the cluster, §4.2.3);
+    /// otherwise it is stopped once its removal commits, as `raft-supervisor remove` does.
+    pub keep_removed: bool,
     /// Compact a node's log once it has applied this many entries past its snapshot.
     pub compact_entries: u64,
     pub clients: usize,
@@ -194,6 +210,9 @@ impl Profile {
             heartbeat_ticks: raft_core::HEARTBEAT_TICKS,
             election_ticks_min: raft_core::ELECTION_TICKS_MIN,
             election_ticks_max: raft_core::ELECTION_TICKS_MAX,
+            membership_per_mille: 0,
+            spare_nodes: 0,
+            keep_removed: false,
         };
         if r.per_mille(300) {
             p.heartbeat_ticks = r.range(1, 4) as u32;
@@ -202,11 +221,28 @@ impl Profile {
         }
         #[cfg(feature = "bugs")]
         if let Some(bug) = opts.bias {
+            // A biased mix draws no membership changes unless its bug needs them, so the
+            // schedules of the older planted bugs stay what they were.
             p.bias_for(bug, opts, &mut r);
+            return p;
         }
-        #[cfg(not(feature = "bugs"))]
-        let _ = &mut p;
+        // Drawn last, so that the rest of a seed's mix is what it was before membership
+        // changes existed; a seed without them runs exactly as it did.
+        if r.per_mille(400) {
+            p.membership_per_mille = r.pick(&[2, 5, 10, 20]);
+            p.spare_nodes = r.range(0, 3) as usize;
+            p.keep_removed = p.pre_vote && p.check_quorum && r.per_mille(500);
+            p.widen_election_span();
+        }
         p
+    }
+
+    /// Removals can leave two voters, and two voters whose timeouts are drawn from a
+    /// span of one or two ticks time out together again and again (split votes with no
+    /// third node to break them; randomization is what makes Raft live, §5.2). Real
+    /// configurations span 15 ticks; keep at least 5.
+    fn widen_election_span(&mut self) {
+        self.election_ticks_max = self.election_ticks_max.max(self.election_ticks_min + MIN_ELECTION_SPAN_TICKS);
     }
 
     /// Tilts the mix toward the schedules a planted bug needs (see the crate docs).
@@ -222,6 +258,20 @@ impl Profile {
     fn bias_for(&mut self, bug: Bug, opts: &Options, r: &mut Rng) {
         match bug {
             Bug::DoubleVote | Bug::NoTruncate | Bug::AnswerOnAppend | Bug::AckBeforePersist => {}
+            Bug::OverlappingChanges => {
+                // Changes in quick succession, while partitions split the cluster, so that
+                // two configurations without a common majority both get to elect.
+                self.nodes = opts.nodes.unwrap_or(5);
+                self.membership_per_mille = 100;
+                self.spare_nodes = 2;
+                self.keep_removed = false;
+                self.partition_per_mille = 20;
+                self.heal_per_mille = r.range(10, 30) as u32;
+                self.pre_vote = false;
+                self.check_quorum = false;
+                self.op_per_mille = 300;
+                self.widen_election_span();
+            }
             Bug::CommitBeforeSnapshot => {
                 // Installs interrupted by crashes: followers that fall behind a compacted
                 // leader (crashes, partitions) and storage steps cut short often.
@@ -272,7 +322,8 @@ impl fmt::Display for Profile {
             "nodes={} fault_ticks={} drop={}‰ dup={}‰ delay=0..{} long_delay={}‰(<={}) crash={}‰ restart={}‰ \
              torn={}‰ partition={}‰ heal={}‰ pause={}‰(<={}) drift<={}‰ transfer={}‰ compact_entries={} clients={} keys={} op={}‰ \
              attempt_timeout={} give_up={} max_entries_per_append={} max_inflight={} chunk_bytes={} \
-             max_uncommitted={} pre_vote={} check_quorum={} heartbeat={} election={}..{}",
+             max_uncommitted={} pre_vote={} check_quorum={} heartbeat={} election={}..{} membership={}‰ spare={} \
+             keep_removed={}",
             self.nodes,
             self.fault_ticks,
             n.drop_per_mille,
@@ -304,6 +355,9 @@ impl fmt::Display for Profile {
             self.heartbeat_ticks,
             self.election_ticks_min,
             self.election_ticks_max,
+            self.membership_per_mille,
+            self.spare_nodes,
+            self.keep_removed,
         )
     }
 }

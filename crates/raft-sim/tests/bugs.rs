@@ -63,6 +63,22 @@ fn a_partition_left_in_place_is_found() {
     finds(Bug::NoHeal, &[Kind::Liveness]);
 }
 
+/// The single-server membership change bug (§4.1): changes that overlap (a second one
+/// before the first committed) let two configurations without a common majority elect.
+#[test]
+fn overlapping_membership_changes_are_found() {
+    finds(
+        Bug::OverlappingChanges,
+        &[
+            Kind::ElectionSafety,
+            Kind::LeaderCompleteness,
+            Kind::StateMachineSafety,
+            Kind::Linearizability,
+            Kind::LogMatching,
+        ],
+    );
+}
+
 #[test]
 fn no_truncate_is_found() {
     finds(Bug::NoTruncate, &[Kind::LogMatching, Kind::StateMachineSafety, Kind::Contract]);

@@ -147,7 +147,10 @@ impl Sim {
             return false;
         };
         let last = l.last_index();
-        self.nodes.iter().all(|n| {
+        // Only the members of the leader's configuration must have caught up: a removed
+        // node (kept running) or one whose addition never committed gets nothing more.
+        let members = l.replica.as_ref().expect("running").raft().membership().clone();
+        self.nodes.iter().filter(|n| members.contains(n.id)).all(|n| {
             n.replica.is_some()
                 && n.term == l.term
                 && n.leader == Some(l.id)

@@ -7,6 +7,8 @@ impl Sim {
 
     pub(super) fn config(&mut self, id: NodeId) -> Config {
         let p = &self.profile;
+        // Every slot starts from the bootstrap voters; a spare one is outside them and
+        // joins when a leader adds it.
         let mut c = Config::new(id, (1..=p.nodes as NodeId).collect(), self.rng.next_u64());
         c.heartbeat_ticks = p.heartbeat_ticks;
         c.election_ticks_min = p.election_ticks_min;
@@ -106,9 +108,12 @@ impl Sim {
             }
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].replica.is_none() && self.rng.per_mille(p.restart_per_mille) {
+            if self.nodes[i].joined && self.nodes[i].replica.is_none() && self.rng.per_mille(p.restart_per_mille) {
                 self.start(i)?;
             }
+        }
+        if p.membership_per_mille > 0 && self.rng.per_mille(p.membership_per_mille) {
+            self.change_membership()?;
         }
         if self.rng.per_mille(p.partition_per_mille) {
             let what = self.net.partition(&mut self.rng);
@@ -159,8 +164,84 @@ impl Sim {
         self.net.conditions = NetConditions::reliable();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.tick + 1);
-            if self.nodes[i].replica.is_none() {
+            if self.nodes[i].joined && self.nodes[i].replica.is_none() {
                 self.start(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A leader is asked for one membership change: add a slot that is not a member as
+    /// a learner (starting its node if it is not running: a re-added node keeps its
+    /// disk), or remove a member, the leader included. The leader refuses what it must
+    /// (a change in progress, no entry of its term committed yet, the last voter).
+    pub(super) fn change_membership(&mut self) -> Result<(), Violation> {
+        let leaders: Vec<usize> =
+            (0..self.nodes.len()).filter(|&i| self.runs(i) && self.nodes[i].role == RoleKind::Leader).collect();
+        if leaders.is_empty() {
+            return Ok(());
+        }
+        let i = self.rng.pick(&leaders);
+        let members = self.nodes[i].replica.as_ref().expect("running").raft().membership().clone();
+        let outside: Vec<NodeId> = (1..=self.nodes.len() as NodeId).filter(|&id| !members.contains(id)).collect();
+        let change = if !outside.is_empty() && self.rng.per_mille(500) {
+            MembershipChange::AddLearner(self.rng.pick(&outside))
+        } else {
+            let all: Vec<NodeId> = members.members().collect();
+            MembershipChange::Remove(self.rng.pick(&all))
+        };
+        let replica = self.nodes[i].replica.as_mut().expect("running");
+        let r = replica.raft_mut().propose_membership(change);
+        trace!(self, "n{}: {change}: {r:?}", i + 1);
+        if r.is_ok() {
+            self.stats.membership_changes += 1;
+            if let MembershipChange::AddLearner(id) = change {
+                let slot = id as usize - 1;
+                self.nodes[slot].joined = true;
+                if self.nodes[slot].replica.is_none() {
+                    self.start(slot)?;
+                }
+            }
+        }
+        self.turn(i, |_, _| Ok(()))
+    }
+
+    /// The supervisor's side of membership: once the configuration of the leader of
+    /// the highest term is committed, a node it leaves out is stopped, as `raft-supervisor
+    /// remove` does (unless the profile keeps removed nodes running, to show they cannot
+    /// disrupt the cluster), and a member that is not running is started. The latter
+    /// happens when an addition the supervisor saw stopped by a removal (a deposed
+    /// leader's, appended on a minority) commits after all under a later leader.
+    pub(super) fn follow_membership(&mut self) -> Result<(), Violation> {
+        if self.profile.membership_per_mille == 0 {
+            return Ok(());
+        }
+        // A deposed leader may still hold an older configuration.
+        let leaders = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].replica.is_some() && self.nodes[i].role == RoleKind::Leader);
+        let Some(l) = leaders.max_by_key(|&i| self.nodes[i].term) else {
+            return Ok(());
+        };
+        let raft = self.nodes[l].replica.as_ref().expect("running").raft();
+        if raft.membership_index() > raft.commit_index() {
+            return Ok(());
+        }
+        let members = raft.membership().clone();
+        for i in 0..self.nodes.len() {
+            let id = i as NodeId + 1;
+            let member = members.contains(id);
+            if member && !self.nodes[i].joined {
+                self.nodes[i].joined = true;
+                trace!(self, "n{id} is a member after all: started");
+                if self.nodes[i].replica.is_none() {
+                    self.start(i)?;
+                }
+            } else if !member && self.nodes[i].joined && !self.profile.keep_removed {
+                self.nodes[i].joined = false;
+                if self.nodes[i].replica.is_some() {
+                    self.crash(i, "removed from the configuration: stopped");
+                    self.stats.crashes -= 1;
+                }
             }
         }
         Ok(())

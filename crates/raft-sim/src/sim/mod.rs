@@ -9,7 +9,7 @@ use crate::net::{Fate, NetConditions, Network};
 use crate::profile::{Options, Profile, LIVENESS_BOUND_TICKS};
 use crate::rng::FxHashMap;
 use crate::rng::Rng;
-use raft_core::{Config, Entry, Index, Message, MessageBody, NodeId, RoleKind, Term};
+use raft_core::{Config, Entry, Index, MembershipChange, Message, MessageBody, NodeId, RoleKind, Term};
 use raft_kv::{Applied, ReadOp, Reply, WriteOp};
 use raft_lincheck::{Op, Operation, Outcome, Verdict};
 use raft_replica::{Replica, ReplicaError, ReplicaOptions, Waiter};
@@ -46,6 +46,8 @@ pub struct Stats {
     pub compactions: u64,
     pub crashes: u64,
     pub transfers: u64,
+    /// Membership changes a leader accepted (promotions by the leader not counted).
+    pub membership_changes: u64,
     /// Client operations with a known outcome.
     pub ops: u64,
     /// Client writes given up on (outcome unknown).
@@ -66,6 +68,7 @@ impl Stats {
         self.compactions += o.compactions;
         self.crashes += o.crashes;
         self.transfers += o.transfers;
+        self.membership_changes += o.membership_changes;
         self.ops += o.ops;
         self.unknown += o.unknown;
         self.inconclusive += o.inconclusive;
@@ -128,6 +131,9 @@ struct SimNode {
     paused_until: u64,
     /// Share of ticks this node's clock skips (clock drift).
     drift_per_mille: u32,
+    /// The supervisor runs this node: a bootstrap voter, or a slot added as a member
+    /// (and not yet stopped after its removal). Only these are restarted.
+    joined: bool,
 }
 
 impl SimNode {
@@ -187,7 +193,7 @@ impl Sim {
     /// operation and core event is written to it, one line each.
     pub fn new(seed: u64, opts: &Options, trace: Option<Box<dyn Write>>) -> Sim {
         let profile = Profile::from_seed(seed, opts);
-        let n = profile.nodes;
+        let n = profile.nodes + profile.spare_nodes;
         let mut rng = Rng::new(seed);
         let nodes = (1..=n as NodeId)
             .map(|id| {
@@ -207,6 +213,7 @@ impl Sim {
                     commit: 0,
                     paused_until: 0,
                     drift_per_mille: rng.below(u64::from(profile.drift_per_mille) + 1) as u32,
+                    joined: id as usize <= profile.nodes,
                 }
             })
             .collect::<Vec<_>>();
@@ -275,7 +282,9 @@ impl Sim {
     fn run_inner(&mut self) -> Result<(), Violation> {
         trace!(self, "seed {} profile {}", self.seed, self.profile);
         for i in 0..self.nodes.len() {
-            self.start(i)?;
+            if self.nodes[i].joined {
+                self.start(i)?;
+            }
         }
         while self.tick < self.profile.fault_ticks {
             self.step_tick()?;
@@ -310,6 +319,7 @@ impl Sim {
         if !self.settling {
             self.inject_faults()?;
         }
+        self.follow_membership()?;
         self.clients_act()?;
         for i in 0..self.nodes.len() {
             let node = &mut self.nodes[i];
