@@ -151,7 +151,7 @@ fn hostile_peer_messages_are_refused_and_nothing_is_lost() {
                 follower,
                 term,
                 MessageBody::InstallSnapshot {
-                    meta: SnapshotMeta { index: commit + 1_000, term, voters: ids.clone() },
+                    meta: SnapshotMeta { index: commit + 1_000, term, voters: ids.clone(), learners: vec![] },
                     offset: 0,
                     data: b"not a state machine image".to_vec(),
                     done: true,
