@@ -36,6 +36,10 @@ use std::path::{Component, Path, PathBuf};
 /// Most nodes in one cluster: five is the design point; nine keeps a one-machine cluster
 /// (and the O(n^2) peer connections) small while still allowing a 4-failure quorum.
 pub const MAX_NODES: u64 = 9;
+/// The largest id a node may have: the bootstrap nodes are `1..=nodes`, nodes added at
+/// run time (`raft-supervisor add`) take the next free ids. 64 keeps socket paths short
+/// and every table of nodes small.
+pub const MAX_NODE_ID: u64 = 64;
 /// Longest Unix socket path in bytes: `sun_path` is 108 bytes on Linux, one for the NUL.
 pub const MAX_SOCKET_PATH_BYTES: usize = 107;
 /// Longest tick: beyond a minute a cluster is not slowed down for watching, it is stuck.
@@ -269,9 +273,14 @@ impl ClusterConfig {
         (1..=self.nodes).contains(&id)
     }
 
+    /// Whether `id` can name a node of this cluster, bootstrap or added: `1..=MAX_NODE_ID`.
+    pub fn is_node_id(id: u64) -> bool {
+        (1..=MAX_NODE_ID).contains(&id)
+    }
+
     /// `<dir>/node-<id>`.
     pub fn node_dir(&self, id: u64) -> PathBuf {
-        assert!(self.is_node(id), "node id {id} is not in 1..={}", self.nodes);
+        assert!(Self::is_node_id(id), "node id {id} is not in 1..={MAX_NODE_ID}");
         self.dir.join(format!("node-{id}"))
     }
 

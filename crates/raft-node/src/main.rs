@@ -29,8 +29,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !cfg.node_ids().contains(&args.id) {
-        eprintln!("raft-node: --id {} is not a node of this cluster (ids 1..={})", args.id, cfg.nodes);
+    // Ids past `nodes` are nodes added at run time: they join as learners.
+    if !raft_config::ClusterConfig::is_node_id(args.id) {
+        eprintln!(
+            "raft-node: --id {} is not a node id (1..={}; the first {} start the cluster)",
+            args.id,
+            raft_config::MAX_NODE_ID,
+            cfg.nodes
+        );
+        return ExitCode::from(2);
+    }
+    let own_socket = cfg.node_socket(args.id);
+    if own_socket.as_os_str().len() > raft_config::MAX_SOCKET_PATH_BYTES {
+        eprintln!(
+            "raft-node: socket path {} is over the {}-byte Unix limit; choose a shorter dir",
+            own_socket.display(),
+            raft_config::MAX_SOCKET_PATH_BYTES
+        );
         return ExitCode::from(2);
     }
     // Peers prove they hold the cluster key; a node without it cannot take part.
@@ -43,7 +58,9 @@ fn main() -> ExitCode {
     };
     let settings = NodeSettings {
         id: args.id,
-        sockets: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
+        sockets: cfg.node_ids().into_iter().chain([args.id]).map(|id| (id, cfg.node_socket(id))).collect(),
+        bootstrap: cfg.node_ids(),
+        cluster_dir: Some(cfg.dir.clone()),
         node_dir: cfg.node_dir(args.id),
         cluster_id: cfg.cluster_id(),
         cluster_key,

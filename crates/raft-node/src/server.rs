@@ -34,8 +34,14 @@ const READ_CHUNK_BYTES: usize = 256 * 1024;
 #[derive(Clone, Debug)]
 pub struct NodeSettings {
     pub id: NodeId,
-    /// Every member's socket, this node's included.
+    /// The sockets of the nodes it knows at start, this node's included.
     pub sockets: BTreeMap<NodeId, PathBuf>,
+    /// The voters of the cluster's bootstrap configuration (raft-core's
+    /// `Config::voters`): a node outside them was added at run time and joins as learner.
+    pub bootstrap: Vec<NodeId>,
+    /// Where nodes not in `sockets` live, for members added at run time:
+    /// `<cluster_dir>/node-<id>/node.sock`. `None`: only `sockets` are reachable.
+    pub cluster_dir: Option<PathBuf>,
     /// `<dir>/node-<id>`: holds `wal/` and `snap/`.
     pub node_dir: PathBuf,
     pub cluster_id: u64,
@@ -63,6 +69,20 @@ pub struct NodeSettings {
     pub handle_signals: bool,
     /// Where event lines go.
     pub log: LogTarget,
+}
+
+impl NodeSettings {
+    /// The socket of node `id`: known at start, or derived for a member added at run time.
+    fn peer_path(&self, id: NodeId) -> Option<PathBuf> {
+        if id == 0 || id > raft_config::MAX_NODE_ID {
+            return None;
+        }
+        match (self.sockets.get(&id), &self.cluster_dir) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(dir)) => Some(dir.join(format!("node-{id}")).join("node.sock")),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +119,12 @@ struct PeerLink {
     retry_at: Instant,
     backoff: Duration,
     connected: bool,
+}
+
+impl PeerLink {
+    fn new(now: Instant) -> PeerLink {
+        PeerLink { token: None, retry_at: now, backoff: Duration::from_millis(PEER_RECONNECT_MIN_MS), connected: false }
+    }
 }
 
 /// A running node: the transport around one [`Replica`], which does everything Raft.
@@ -176,7 +202,7 @@ impl Server {
             event!(log, recovery.restored.hard_state.term, "storage: {note}");
         }
         let term = recovery.restored.hard_state.term;
-        let mut config = Config::new(id, s.sockets.keys().copied().collect(), s.seed);
+        let mut config = Config::new(id, s.bootstrap.clone(), s.seed);
         config.heartbeat_ticks = s.heartbeat_ticks;
         config.election_ticks_min = s.election_ticks_min;
         config.election_ticks_max = s.election_ticks_max;
@@ -204,20 +230,7 @@ impl Server {
             None
         };
         let now = Instant::now();
-        let peers = s
-            .sockets
-            .keys()
-            .filter(|&&p| p != id)
-            .map(|&p| {
-                let link = PeerLink {
-                    token: None,
-                    retry_at: now,
-                    backoff: Duration::from_millis(PEER_RECONNECT_MIN_MS),
-                    connected: false,
-                };
-                (p, link)
-            })
-            .collect();
+        let peers = s.sockets.keys().filter(|&&p| p != id).map(|&p| (p, PeerLink::new(now))).collect();
         let mut net = Net {
             next_tick: now + s.tick,
             s,
@@ -406,6 +419,7 @@ impl Server {
                 let body = self.net.isolate(peers);
                 self.net.respond(token, req.id, body);
             }
+            Request::Membership { change } => self.replica.change_membership(from, change, &mut self.net),
             Request::TransferLeader { to } => {
                 let body = match self.replica.raft_mut().transfer_leadership(to) {
                     Ok(()) => Response::Accepted,
@@ -434,6 +448,7 @@ impl Server {
             progress: st.progress,
             connected: self.net.peers.iter().filter(|(_, l)| l.connected).map(|(&p, _)| p).collect(),
             isolated: self.net.isolated.iter().copied().collect(),
+            membership: st.membership,
         }
     }
 }
@@ -449,10 +464,15 @@ impl Net {
         d
     }
 
+    /// The socket of node `id`: known at start, or derived for a member added at run time.
+    fn peer_path(&self, id: NodeId) -> Option<PathBuf> {
+        self.s.peer_path(id)
+    }
+
     /// The partition lever: drop all traffic with `peers` (empty heals).
     fn isolate(&mut self, peers: Vec<NodeId>) -> Response {
         let peers: BTreeSet<NodeId> = peers.into_iter().filter(|p| *p != self.s.id).collect();
-        if let Some(bad) = peers.iter().find(|p| !self.s.sockets.contains_key(p)) {
+        if let Some(bad) = peers.iter().find(|&&p| self.peer_path(p).is_none()) {
             return Response::Invalid { reason: format!("unknown node id {bad}") };
         }
         if peers != self.isolated {
@@ -543,7 +563,7 @@ impl Net {
         let due: Vec<NodeId> =
             self.peers.iter().filter(|(_, l)| l.token.is_none() && l.retry_at <= now).map(|(&p, _)| p).collect();
         for peer in due {
-            let path = self.s.sockets[&peer].clone();
+            let path = self.peer_path(peer).expect("a peer link has a socket");
             match UnixStream::connect(&path) {
                 Ok(mut stream) => {
                     let token = self.new_token();
@@ -648,7 +668,7 @@ impl Net {
                         self.s.cluster_id
                     ));
                 }
-                if node == self.s.id || !self.s.sockets.contains_key(&node) {
+                if node == self.s.id || self.s.peer_path(node).is_none() {
                     return Err(format!("refused peer: unknown node id {node}"));
                 }
                 if !conn.peer_uid.is_some_and(|u| u == self.uid || u == 0) {
@@ -682,7 +702,7 @@ impl Net {
         // The peer is back (it just connected to us): stop waiting out the reconnect
         // backoff to it, or a restarted node would hear nothing from us for up to
         // PEER_RECONNECT_MAX_MS and start its catch-up that much later.
-        let link = self.peers.get_mut(&peer).expect("checked at hello");
+        let link = self.peers.entry(peer).or_insert_with(|| PeerLink::new(Instant::now()));
         if link.token.is_none() {
             link.retry_at = Instant::now();
             link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
@@ -733,7 +753,12 @@ impl Net {
             return;
         }
         let Some(link) = self.peers.get(&msg.to) else {
-            panic!("core addressed unknown node n{} (bug)", msg.to);
+            // A member added at run time: dial it; Raft resends what this drops.
+            if self.peer_path(msg.to).is_some() {
+                event!(self.log, self.term, "new peer n{}: connecting", msg.to);
+                self.peers.insert(msg.to, PeerLink::new(Instant::now()));
+            }
+            return;
         };
         let Some(token) = link.token else { return };
         let Some(conn) = self.conns.get_mut(&token) else { return };

@@ -43,6 +43,8 @@ impl Cluster {
                 let s = NodeSettings {
                     id,
                     sockets: sockets.clone(),
+                    bootstrap: sockets.keys().copied().collect(),
+                    cluster_dir: Some(dir.path().to_path_buf()),
                     log: LogTarget::File(node_dir.join("node.log")),
                     node_dir,
                     cluster_id: 0xC0FFEE,
@@ -79,6 +81,36 @@ impl Cluster {
         let stop = server.stop_handle();
         let thread = std::thread::spawn(move || server.run().expect("node runs"));
         self.nodes.insert(id, Node { stop, thread: Some(thread) });
+    }
+
+    /// Starts node `id`, outside the bootstrap configuration (its own socket added).
+    fn add(&mut self, id: u64) {
+        let mut s = self.settings.values().next().expect("a node").clone();
+        let node_dir = self.dir.path().join(format!("node-{id}"));
+        std::fs::create_dir_all(&node_dir).unwrap();
+        s.id = id;
+        s.sockets.insert(id, node_dir.join("node.sock"));
+        s.log = LogTarget::File(node_dir.join("node.log"));
+        s.node_dir = node_dir;
+        s.seed = id * 7919;
+        self.settings.insert(id, s);
+        self.start(id);
+    }
+
+    /// Asks the leader (following hints) for a membership change until it is answered.
+    fn change(&self, change: raft_core::MembershipChange) -> Response {
+        let start = Instant::now();
+        let mut target = *self.nodes.keys().next().unwrap();
+        loop {
+            match self.request(target, Request::Membership { change }) {
+                Some(Response::NotLeader { leader: Some(l) }) if self.nodes.contains_key(&l) => target = l,
+                Some(Response::NotLeader { .. } | Response::Unavailable { .. }) | None => {
+                    target = self.next_node(target)
+                }
+                Some(other) => return other,
+            }
+            assert!(start.elapsed() < DEADLINE, "{change} not answered within {DEADLINE:?}");
+        }
     }
 
     fn stop(&mut self, id: u64) {
@@ -193,9 +225,9 @@ fn five_nodes_elect_replicate_survive_leader_loss_and_catch_up_by_snapshot() {
     for i in 20..200 {
         c.set(1, i + 1, &format!("k{i}"), &format!("v{i}"));
     }
-    // The leader has compacted past everything the stopped node had.
-    let st = c.status(new_leader).unwrap();
-    assert!(st.snapshot_index > 25, "leader should have compacted: {st:?}");
+    // The leader compacts past everything the stopped node had (the snapshot is written
+    // by a forked child: it lands a moment later).
+    c.wait_until("the leader compacts past index 25", || c.status(new_leader).is_some_and(|s| s.snapshot_index > 25));
 
     // Restart the old leader: it rejoins and is caught up by a snapshot.
     c.start(leader);
@@ -205,6 +237,44 @@ fn five_nodes_elect_replicate_survive_leader_loss_and_catch_up_by_snapshot() {
     assert_eq!(c.get(leader, "k199", true), Some(Response::Ok(Reply::Value(Some(b"v199".to_vec())))));
     assert_eq!(c.get(leader, "k0", true), Some(Response::Ok(Reply::Value(Some(b"v0".to_vec())))));
     assert!(c.log(new_leader).contains("became leader"));
+}
+
+/// Thesis chapter 4 over real sockets: a node started outside the configuration joins as
+/// a learner once added, is promoted once caught up, and counts; the leader removing
+/// itself steps down once that commits, and the others carry on.
+#[test]
+fn members_are_added_and_removed_at_run_time() {
+    use raft_core::MembershipChange::*;
+    let mut c = Cluster::new(3, 1000);
+    let leader = c.wait_leader();
+    for i in 0..30 {
+        c.set(1, i + 1, &format!("k{i}"), "v");
+    }
+    c.add(4);
+    assert_eq!(c.change(AddLearner(4)), Response::Ok(Reply::Done));
+    c.wait_until("n4 promoted to voter", || {
+        c.status(leader).is_some_and(|s| s.membership.voters == [1, 2, 3, 4] && s.membership.learners.is_empty())
+    });
+    c.wait_until("n4 has every entry", || {
+        let target = c.status(leader).map_or(u64::MAX, |s| s.commit);
+        c.status(4).is_some_and(|s| s.applied >= target)
+    });
+    assert_eq!(c.get(4, "k29", true), Some(Response::Ok(Reply::Value(Some(b"v".to_vec())))));
+    // One change at a time is enforced by the leader; an invalid one is refused.
+    assert!(matches!(c.change(Promote(2)), Response::Invalid { .. }));
+
+    // The leader removes itself: it steps down once that commits, and the rest (with n4
+    // now a voter) elect a new leader and take writes.
+    assert_eq!(c.change(Remove(leader)), Response::Ok(Reply::Done));
+    c.wait_until("the removed leader steps down", || c.status(leader).is_some_and(|s| s.role != RoleKind::Leader));
+    c.stop(leader);
+    let new_leader = c.wait_leader();
+    assert_ne!(new_leader, leader);
+    let voters = c.status(new_leader).unwrap().membership.voters;
+    assert_eq!(voters, [1, 2, 3, 4].into_iter().filter(|&v| v != leader).collect::<Vec<_>>());
+    c.set(2, 1, "after", "removal");
+    assert!(c.log(leader).contains("removed from the configuration"), "{}", c.log(leader));
+    assert!(c.log(new_leader).contains("configuration voters"), "{}", c.log(new_leader));
 }
 
 #[test]
@@ -256,7 +326,7 @@ fn garbage_and_oversize_frames_close_only_that_connection() {
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
     // A peer hello with an unknown node id, and one from another cluster.
     for hello in [
-        Hello::Peer { cluster_id: 0xC0FFEE, node: 42, nonce: [0; 32] },
+        Hello::Peer { cluster_id: 0xC0FFEE, node: raft_config::MAX_NODE_ID + 1, nonce: [0; 32] },
         Hello::Peer { cluster_id: 1, node: 2, nonce: [0; 32] },
     ] {
         let mut s = UnixStream::connect(c.socket(leader)).unwrap();
@@ -269,7 +339,7 @@ fn garbage_and_oversize_frames_close_only_that_connection() {
     assert_eq!(c.get(leader, "still", false), Some(Response::Ok(Reply::Value(Some(b"here".to_vec())))));
     let log = c.log(leader);
     assert!(log.contains("bad frame"), "{log}");
-    assert!(log.contains("unknown node id 42"), "{log}");
+    assert!(log.contains(&format!("unknown node id {}", raft_config::MAX_NODE_ID + 1)), "{log}");
 }
 
 /// A peer hello is a challenge-response over the cluster key (raft_wire::auth): the

@@ -67,16 +67,14 @@
 //! there is gone. Heartbeats, elections and client answers go on meanwhile.
 
 use raft_core::{
-    Config, Entry, Event, HardState, Index, Message, MessageBody, ProposeError, RawNode, ReadState, Ready, Restored,
-    RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
+    Config, Entry, Event, HardState, Index, MembershipChange, MembershipError, Message, MessageBody, ProposeError,
+    RawNode, ReadState, Ready, Restored, RoleKind, SnapshotChunk, SnapshotMeta, SoftState, Term,
 };
 use raft_kv::{Applied, Command, KvStore, ReadOp, WriteOp};
 pub mod memory;
 pub use raft_storage::Compaction;
 use raft_storage::{SnapshotReader, Storage, StorageError};
-#[cfg(feature = "bugs")]
-use raft_wire::Reply;
-use raft_wire::Response;
+use raft_wire::{Reply, Response};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -277,6 +275,11 @@ pub enum ReplicaError {
     Start(String),
     #[error("snapshot on disk does not load: {0}")]
     DiskSnapshot(String),
+}
+
+enum EntryKind {
+    Config,
+    Other,
 }
 
 struct PendingWrite {
@@ -506,6 +509,36 @@ impl<S: Store> Replica<S> {
                 assert!(prev.is_none(), "two proposals got index {index}");
             }
             Err(e) => fx.respond(from, propose_error(e)),
+        }
+    }
+
+    /// A membership change (thesis §4.2) proposed on the leader; answered once its
+    /// configuration entry commits, like a write. A change refused on purpose (another one
+    /// in progress) is `Refused` with the reason; one that may pass in a moment (a new
+    /// leader's first commit, a transfer) is `Unavailable`; one that does not apply to the
+    /// configuration is `Invalid`.
+    pub fn change_membership(&mut self, from: Waiter, change: MembershipChange, fx: &mut impl Effects) {
+        if !self.is_leader() {
+            return fx.respond(from, self.not_leader());
+        }
+        if self.pending() >= MAX_PENDING_REQUESTS {
+            let reason = "node busy: too many requests in flight; retry".into();
+            return fx.respond(from, Response::Unavailable { reason });
+        }
+        match self.raft.propose_membership(change) {
+            Ok(index) => {
+                fx.log(self.soft.term, format_args!("proposed {change} at index {index}"));
+                let prev = self.pending_writes.insert(index, PendingWrite { waiter: from, term: self.soft.term });
+                assert!(prev.is_none(), "two proposals got index {index}");
+            }
+            Err(MembershipError::NotLeader(_)) => fx.respond(from, self.not_leader()),
+            Err(e @ MembershipError::InProgress { .. }) => {
+                fx.respond(from, Response::Refused { reason: e.to_string() })
+            }
+            Err(e @ (MembershipError::NotReady | MembershipError::Busy)) => {
+                fx.respond(from, Response::Unavailable { reason: e.to_string() })
+            }
+            Err(MembershipError::Invalid(reason)) => fx.respond(from, Response::Invalid { reason }),
         }
     }
 
@@ -768,7 +801,10 @@ impl<S: Store> Replica<S> {
     /// A deposed leader cannot tell whether its uncommitted entries will commit under the
     /// next leader: every pending write is "unknown"; reads can simply be retried.
     fn fail_pending_on_step_down(&mut self, fx: &mut impl Effects) {
-        let writes = std::mem::take(&mut self.pending_writes);
+        // Writes at committed indexes are answered when applied, later in this batch: a
+        // leader that steps down because its own removal committed (§4.2.2) knows the
+        // outcome of everything up to that entry.
+        let writes = self.pending_writes.split_off(&(self.raft.commit_index() + 1));
         let n = writes.len();
         for (_, p) in writes {
             let reason = "leader stepped down before the write committed; it may or may not apply".into();
@@ -809,6 +845,8 @@ impl<S: Store> Replica<S> {
         self.bytes_since_snapshot += entry.size_bytes() as u64;
         self.applied_term = entry.term;
         let (index, term) = (entry.index, entry.term);
+        let entry_kind =
+            if matches!(entry.data, raft_core::EntryData::Config(_)) { EntryKind::Config } else { EntryKind::Other };
         let applied = self.kv.apply(&entry);
         fx.applied(&entry, &applied);
         let Some(p) = self.pending_writes.remove(&index) else { return };
@@ -818,7 +856,11 @@ impl<S: Store> Replica<S> {
         } else {
             match applied {
                 Applied::Write { reply, .. } => Response::Ok(reply),
-                Applied::Noop => unreachable!("a proposal is never a no-op"),
+                // Only a membership change is proposed as an entry the state machine skips.
+                Applied::Noop => {
+                    assert!(matches!(entry_kind, EntryKind::Config), "a proposal at {index} applied as a no-op");
+                    Response::Ok(Reply::Done)
+                }
                 Applied::Invalid(reason) => Response::Invalid { reason },
                 // The first attempt's outcome is no longer remembered: it may have applied.
                 Applied::TooOld { seq, .. } => Response::Unknown {

@@ -55,6 +55,9 @@ pub enum Request {
     Isolate { peers: Vec<NodeId> },
     /// Ask the leader to hand leadership to `to` (§3.10).
     TransferLeader { to: NodeId },
+    /// Ask the leader for one membership change (thesis §4.2); answered once its
+    /// configuration entry commits.
+    Membership { change: raft_core::MembershipChange },
 }
 
 /// One response, matching the request with the same `id`.
@@ -115,6 +118,8 @@ pub struct NodeStatus {
     pub connected: Vec<NodeId>,
     /// Peers cut off by [`Request::Isolate`].
     pub isolated: Vec<NodeId>,
+    /// The configuration in effect on this node (the newest in its log).
+    pub membership: raft_core::Membership,
 }
 
 #[cfg(test)]
