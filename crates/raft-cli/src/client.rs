@@ -83,10 +83,24 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The bootstrap nodes (`1..=nodes`) and every node added at run time: a `node-<id>`
+    /// directory in the cluster directory (`raft-supervisor add` makes one for each), so
+    /// the client reaches members the config's `nodes` count does not name.
     pub fn from_config(cfg: &ClusterConfig) -> Cluster {
+        let mut ids = cfg.node_ids();
+        if let Ok(entries) = std::fs::read_dir(&cfg.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let id = name.to_str().and_then(|n| n.strip_prefix("node-")).and_then(|n| n.parse::<NodeId>().ok());
+                if let Some(id) = id.filter(|&id| ClusterConfig::is_node_id(id) && !ids.contains(&id)) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort_unstable();
         Cluster {
             dir: cfg.dir.clone(),
-            nodes: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
+            nodes: ids.into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
             supervisor_socket: cfg.supervisor_socket(),
         }
     }
@@ -518,5 +532,25 @@ mod outcome_tests {
         let r = "leader stepped down before the write committed; it may or may not apply";
         assert_eq!(super::without_outcome_note(r), "leader stepped down before the write committed");
         assert_eq!(super::without_outcome_note("other"), "other");
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    /// Nodes added at run time have a `node-<id>` directory: the client tries them too,
+    /// and nothing else in the directory is taken for a node.
+    #[test]
+    fn added_nodes_are_found_by_their_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["node-2", "node-7", "node-65", "node-x", "nodes-9"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let cfg = ClusterConfig { dir: dir.path().to_path_buf(), nodes: 3, ..ClusterConfig::default() };
+        let c = Cluster::from_config(&cfg);
+        let ids: Vec<NodeId> = c.nodes.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [1, 2, 3, 7], "bootstrap nodes plus node-7; 65 is past MAX_NODE_ID");
+        assert_eq!(c.socket(7), Some(dir.path().join("node-7/node.sock").as_path()));
     }
 }
