@@ -1005,6 +1005,9 @@ impl RawNode {
         }
         let no_truncate = self.bug_no_truncate();
         let out = self.log.append_from_leader(base_index, entries, no_truncate, self.bugs_on());
+        if let Some((from_index, to_index, dropped_term)) = out.truncated {
+            self.event(Event::LogTruncated { from: from_index, to: to_index, term: dropped_term, leader: from });
+        }
         self.log.commit_to(commit.min(out.last_new));
         self.ack_append(from, out.last_new);
     }

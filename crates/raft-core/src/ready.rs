@@ -94,6 +94,9 @@ pub enum Event {
     TransferStarted { to: NodeId, term: Term },
     /// A leadership transfer was abandoned (target too slow or gone).
     TransferAborted { to: NodeId, term: Term },
+    /// A follower dropped the uncommitted entries `from..=to` of its log (the first of
+    /// them of `term`): the `leader`'s log holds other entries there (§5.3 step 3).
+    LogTruncated { from: Index, to: Index, term: Term, leader: NodeId },
 }
 
 impl fmt::Display for Event {
@@ -126,6 +129,13 @@ impl fmt::Display for Event {
             Event::Compacted { index, term } => write!(f, "log compacted up to index={index} term={term}"),
             Event::TransferStarted { to, term } => write!(f, "leadership transfer to n{to} started term={term}"),
             Event::TransferAborted { to, term } => write!(f, "leadership transfer to n{to} aborted term={term}"),
+            Event::LogTruncated { from, to, term, leader } => {
+                let n = to - from + 1;
+                write!(
+                    f,
+                    "truncated uncommitted entries {from}..{to} ({n} from term {term}): leader n{leader} has others there"
+                )
+            }
         }
     }
 }

@@ -42,6 +42,7 @@
 
 mod conn;
 mod eventlog;
+mod observe;
 mod server;
 #[cfg(test)]
 mod unit_tests;

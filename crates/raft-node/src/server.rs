@@ -105,6 +105,8 @@ struct PeerLink {
 pub struct Server {
     net: Net,
     replica: Replica<Storage>,
+    /// Follower catch-up and step-down lines (see [`crate::observe`]).
+    observer: crate::observe::Observer,
 }
 
 /// The transport: sockets, connections, peers, the partition lever, the event log. It is
@@ -240,7 +242,8 @@ impl Server {
         };
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
-        Ok(Server { net, replica })
+        let observer = crate::observe::Observer::new(seen(&replica));
+        Ok(Server { net, replica, observer })
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -304,7 +307,7 @@ impl Server {
                 event!(self.net.log, self.replica.term(), "slow turn: {} ms without polling", took.as_millis());
             }
             if self.net.stop.flag.load(Ordering::SeqCst) {
-                event!(self.net.log, self.replica.term(), "shutting down");
+                self.shutdown_line();
                 return Ok(());
             }
         }
@@ -313,7 +316,32 @@ impl Server {
     fn process_ready(&mut self) -> Result<(), NodeError> {
         let _any = self.replica.process_ready(&mut self.net)?;
         self.net.term = self.replica.term();
+        for line in self.observer.after_turn(Instant::now(), seen(&self.replica)) {
+            event!(self.net.log, self.net.term, "{line}");
+        }
         Ok(())
+    }
+
+    /// The last line of a clean stop: what is on disk. Every turn's entries are written
+    /// (and fsynced, unless `fsync = false`) before the turn ends, so the whole log is.
+    fn shutdown_line(&mut self) {
+        let mut lines = Vec::new();
+        self.observer.flush(&mut lines, Instant::now());
+        let term = self.replica.term();
+        for line in lines {
+            event!(self.net.log, term, "{line}");
+        }
+        let raft = self.replica.raft();
+        let last = raft.last_index();
+        let last_term = raft.entry(last).map_or_else(|| raft.snapshot().map_or(0, |s| s.term), |e| e.term);
+        let synced = if self.net.s.fsync { "fsynced" } else { "written (fsync = false: not synced)" };
+        event!(
+            self.net.log,
+            term,
+            "shutting down: last index {last} term {last_term} {synced}, commit {}, applied {}",
+            raft.commit_index(),
+            self.replica.kv().applied()
+        );
     }
 
     fn tick_if_due(&mut self) {
@@ -384,6 +412,7 @@ impl Server {
                     if self.net.isolated.contains(&peer) {
                         continue;
                     }
+                    self.observer.on_message(&msg);
                     if let Err(e) = self.replica.raft_mut().step(msg) {
                         return self.net.close(token, Some(e.to_string()));
                     }
@@ -807,6 +836,19 @@ impl Net {
             }
         };
         Some(closed)
+    }
+}
+
+/// What the [`crate::observe::Observer`] compares turn to turn.
+fn seen(replica: &Replica<Storage>) -> crate::observe::Seen {
+    let ss = replica.soft_state();
+    let raft = replica.raft();
+    crate::observe::Seen {
+        role: ss.role,
+        term: ss.term,
+        leader: ss.leader,
+        last_index: raft.last_index(),
+        commit: raft.commit_index(),
     }
 }
 
