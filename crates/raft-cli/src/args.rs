@@ -81,7 +81,27 @@ pub enum Command {
         json: bool,
     },
     /// Show every node's status as a table (unreachable nodes included).
-    Status,
+    Status {
+        /// Show the leader's view of each follower instead: match index, next index,
+        /// replication state (probe, replicate, snapshot).
+        #[arg(long)]
+        peers: bool,
+    },
+    /// Show node N's own log entries: index, term, applied/committed/uncommitted, and
+    /// what each entry is (a leader's no-op or a client's write). Asks node N itself.
+    Log {
+        node: u64,
+        /// First index to show (default: the last --limit entries).
+        #[arg(long, value_name = "INDEX")]
+        from: Option<u64>,
+        /// How many entries to show.
+        #[arg(long, value_name = "K", default_value_t = crate::log::DEFAULT_LOG_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..=raft_wire::logview::MAX_LOG_ENTRIES_PER_REQUEST as i64))]
+        limit: u32,
+        /// Print one JSON object (keys and values as text, or base64 when not UTF-8).
+        #[arg(long)]
+        json: bool,
+    },
     /// Load the cluster and report throughput and latency percentiles.
     Bench(BenchArgs),
     /// Run clients against the cluster while injecting faults, then check linearizability.

@@ -42,6 +42,7 @@
 
 mod conn;
 mod eventlog;
+mod logpage;
 mod observe;
 mod server;
 #[cfg(test)]

@@ -446,6 +446,10 @@ impl Server {
                 };
                 self.net.respond(token, req.id, body);
             }
+            Request::Log { from, limit } => {
+                let body = crate::logpage::page(self.replica.raft(), self.replica.kv().applied(), from, limit);
+                self.net.respond(token, req.id, body);
+            }
         }
     }
 

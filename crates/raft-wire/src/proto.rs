@@ -55,6 +55,10 @@ pub enum Request {
     Isolate { peers: Vec<NodeId> },
     /// Ask the leader to hand leadership to `to` (§3.10).
     TransferLeader { to: NodeId },
+    /// Up to `limit` (at most [`crate::logview::MAX_LOG_ENTRIES_PER_REQUEST`]) of this
+    /// node's log entries from `from` (`None`: the last `limit`), answered with
+    /// [`Response::Log`]. Last in the enum, so the earlier variants keep their tags.
+    Log { from: Option<Index>, limit: u32 },
 }
 
 /// One response, matching the request with the same `id`.
@@ -95,6 +99,8 @@ pub enum Response {
     Refused {
         reason: String,
     },
+    /// The answer to [`Request::Log`].
+    Log(crate::logview::LogPage),
 }
 
 /// Status of one node, answered to [`Request::Status`].
@@ -129,5 +135,8 @@ mod tests {
         assert_eq!(tag(Response::Unknown { reason: String::new() }), 3);
         assert_eq!(tag(Response::Accepted), 6);
         assert_eq!(tag(Response::Refused { reason: String::new() }), 7);
+        let req = |r: Request| bincode::serde::encode_to_vec(&r, bincode::config::standard()).unwrap()[0];
+        assert_eq!(req(Request::TransferLeader { to: 1 }), 5);
+        assert_eq!(req(Request::Log { from: None, limit: 1 }), 6);
     }
 }
