@@ -124,7 +124,7 @@ fn raft_cli_log_shows_entries_with_markers_and_the_snapshot_boundary() {
     assert!(out.stdout.contains("-- more: raft-cli log 1 --from"), "{}", out.stdout);
     // JSON for scripts.
     let out = c.cli(&["log", "2", "--json", "--limit", "2"]);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.describe());
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
     assert_eq!(v["entries"].as_array().unwrap().len(), 2);
     assert_eq!(v["entries"][1]["op"], "del");
     assert_eq!(v["entries"][0]["value"]["text"], "value 29\nline two");
@@ -169,7 +169,7 @@ fn status_peers_shows_each_followers_progress() {
     c.kill(down);
     c.client(Duration::from_secs(10)).write(set("b", "2")).unwrap();
     let out = c.cli(&["status", "--peers"]);
-    let row = out.stdout.lines().find(|l| l.starts_with(&format!("{down} "))).expect(&out.stdout).to_string();
+    let row = out.stdout.lines().find(|l| l.starts_with(&format!("{down} "))).unwrap_or_else(|| panic!("{}", out.stdout)).to_string();
     let behind: u64 = row.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(behind >= 1, "{}", out.stdout);
 }
