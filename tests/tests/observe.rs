@@ -169,7 +169,12 @@ fn status_peers_shows_each_followers_progress() {
     c.kill(down);
     c.client(Duration::from_secs(10)).write(set("b", "2")).unwrap();
     let out = c.cli(&["status", "--peers"]);
-    let row = out.stdout.lines().find(|l| l.starts_with(&format!("{down} "))).unwrap_or_else(|| panic!("{}", out.stdout)).to_string();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{down} ")))
+        .unwrap_or_else(|| panic!("{}", out.stdout))
+        .to_string();
     let behind: u64 = row.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(behind >= 1, "{}", out.stdout);
 }

@@ -194,6 +194,7 @@ fn status(id: u64, mode: Mode) -> NodeStatus {
         progress: vec![],
         connected: vec![],
         isolated: vec![],
+        levers: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@
 
 mod conn;
 mod eventlog;
+pub mod levers;
 mod logpage;
 mod observe;
 mod server;

@@ -136,6 +136,8 @@ struct Net {
     /// The uid this node runs as: peers must have it (or be root); clients too, unless
     /// `allowed_uids` names theirs.
     uid: u32,
+    /// The delay and loss levers on outgoing peer messages (see [`crate::levers`]).
+    levers: crate::levers::DelayLine,
 }
 
 impl Effects for Net {
@@ -220,6 +222,7 @@ impl Server {
                 (p, link)
             })
             .collect();
+        let s_seed = s.seed;
         let mut net = Net {
             next_tick: now + s.tick,
             s,
@@ -239,6 +242,7 @@ impl Server {
             term,
             scratch: vec![0; READ_CHUNK_BYTES],
             uid: nix::unistd::geteuid().as_raw(),
+            levers: crate::levers::DelayLine::new(s_seed ^ 0x9e37_79b9_7f4a_7c15),
         };
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
@@ -301,6 +305,9 @@ impl Server {
             self.replica.poll_compaction(false, &mut self.net)?;
             let voters: Vec<NodeId> = self.net.s.sockets.keys().copied().collect();
             self.replica.maybe_compact(&voters, &mut self.net)?;
+            for msg in self.net.levers.due(Instant::now()) {
+                self.net.send_now(msg);
+            }
             self.net.flush_all();
             let took = turn_start.elapsed();
             if took >= SLOW_TURN {
@@ -446,6 +453,10 @@ impl Server {
                 };
                 self.net.respond(token, req.id, body);
             }
+            Request::NetLevers(levers) => {
+                let body = self.net.set_levers(levers);
+                self.net.respond(token, req.id, body);
+            }
             Request::Log { from, limit } => {
                 let body = crate::logpage::page(self.replica.raft(), self.replica.kv().applied(), from, limit);
                 self.net.respond(token, req.id, body);
@@ -468,6 +479,7 @@ impl Server {
             progress: st.progress,
             connected: self.net.peers.iter().filter(|(_, l)| l.connected).map(|(&p, _)| p).collect(),
             isolated: self.net.isolated.iter().copied().collect(),
+            levers: self.net.levers.levers(),
         }
     }
 }
@@ -480,7 +492,29 @@ impl Net {
                 d = link.retry_at;
             }
         }
+        if let Some(release) = self.levers.next_release() {
+            d = d.min(release);
+        }
         d
+    }
+
+    /// The delay and loss levers: bounds checked, one line when they change.
+    fn set_levers(&mut self, levers: raft_wire::levers::NetLevers) -> Response {
+        if let Err(reason) = levers.check() {
+            return Response::Invalid { reason };
+        }
+        let was = self.levers.levers();
+        if levers != was {
+            event!(
+                self.log,
+                self.term,
+                "network levers on messages to peers: {levers} (was {was}; {} lost, {} dropped on a full queue so far)",
+                self.levers.lost,
+                self.levers.overflowed
+            );
+        }
+        self.levers.set(levers, Instant::now());
+        Response::Accepted
     }
 
     /// The partition lever: drop all traffic with `peers` (empty heals).
@@ -763,6 +797,17 @@ impl Net {
     }
 
     fn send(&mut self, msg: Message) {
+        if self.isolated.contains(&msg.to) {
+            return;
+        }
+        match self.levers.outgoing(msg, Instant::now()) {
+            crate::levers::Fate::Send(msg) => self.send_now(msg),
+            crate::levers::Fate::Held | crate::levers::Fate::Lost | crate::levers::Fate::Overflow => {}
+        }
+    }
+
+    /// Puts a message on its peer's stream (past the levers; a partition still applies).
+    fn send_now(&mut self, msg: Message) {
         if self.isolated.contains(&msg.to) {
             return;
         }

@@ -59,6 +59,9 @@ pub enum Request {
     /// node's log entries from `from` (`None`: the last `limit`), answered with
     /// [`Response::Log`]. Last in the enum, so the earlier variants keep their tags.
     Log { from: Option<Index>, limit: u32 },
+    /// The supervisor's network levers: delay or drop this node's outgoing peer messages
+    /// (all zero: none). Answered `Accepted`, or `Invalid` past the bounds.
+    NetLevers(crate::levers::NetLevers),
 }
 
 /// One response, matching the request with the same `id`.
@@ -121,6 +124,8 @@ pub struct NodeStatus {
     pub connected: Vec<NodeId>,
     /// Peers cut off by [`Request::Isolate`].
     pub isolated: Vec<NodeId>,
+    /// The network levers in force ([`Request::NetLevers`]).
+    pub levers: crate::levers::NetLevers,
 }
 
 #[cfg(test)]
@@ -136,7 +141,8 @@ mod tests {
         assert_eq!(tag(Response::Accepted), 6);
         assert_eq!(tag(Response::Refused { reason: String::new() }), 7);
         let req = |r: Request| bincode::serde::encode_to_vec(&r, bincode::config::standard()).unwrap()[0];
-        assert_eq!(req(Request::TransferLeader { to: 1 }), 5);
-        assert_eq!(req(Request::Log { from: None, limit: 1 }), 6);
+        assert_eq!(req(Request::TransferLeader { to: 1 }), 4);
+        assert_eq!(req(Request::Log { from: None, limit: 1 }), 5);
+        assert_eq!(req(Request::NetLevers(Default::default())), 6);
     }
 }
