@@ -157,7 +157,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub clients: u32,
     /// Faults to inject, comma separated: kill (also kills the leader), pause, partition. Empty: none.
-    #[arg(long, default_value = "kill,pause,partition", value_parser = parse_faults)]
+    #[arg(long, default_value = "kill,pause,partition,net", value_parser = parse_faults)]
     pub faults: FaultSet,
     /// Write the recorded history as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -182,15 +182,17 @@ pub struct FaultSet {
     pub kill: bool,
     pub pause: bool,
     pub partition: bool,
+    /// Network levers: delay (with jitter) and loss on some nodes' outgoing messages.
+    pub net: bool,
 }
 
 impl FaultSet {
     pub fn is_empty(&self) -> bool {
-        !(self.kill || self.pause || self.partition)
+        !(self.kill || self.pause || self.partition || self.net)
     }
 }
 
-/// Parses `kill,pause,partition` (any subset; empty or `none` for no faults).
+/// Parses `kill,pause,partition,net` (any subset; empty or `none` for no faults).
 pub fn parse_faults(s: &str) -> Result<FaultSet, String> {
     let mut set = FaultSet::default();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -198,8 +200,9 @@ pub fn parse_faults(s: &str) -> Result<FaultSet, String> {
             "kill" => set.kill = true,
             "pause" => set.pause = true,
             "partition" => set.partition = true,
+            "net" => set.net = true,
             "none" => {}
-            other => return Err(format!("unknown fault `{other}`: use kill, pause, partition (comma separated)")),
+            other => return Err(format!("unknown fault `{other}`: use kill, pause, partition, net (comma separated)")),
         }
     }
     Ok(set)
@@ -285,7 +288,11 @@ mod tests {
 
     #[test]
     fn faults() {
-        assert_eq!(parse_faults("kill,pause,partition"), Ok(FaultSet { kill: true, pause: true, partition: true }));
+        assert_eq!(
+            parse_faults("kill,pause,partition"),
+            Ok(FaultSet { kill: true, pause: true, partition: true, net: false })
+        );
+        assert_eq!(parse_faults("net"), Ok(FaultSet { net: true, ..FaultSet::default() }));
         assert_eq!(parse_faults("pause"), Ok(FaultSet { pause: true, ..FaultSet::default() }));
         assert!(parse_faults("").unwrap().is_empty());
         assert!(parse_faults("none").unwrap().is_empty());
