@@ -74,6 +74,23 @@ impl Observer {
         }
     }
 
+    /// The log dropped its entries from `from` on (a conflict, [`raft_core::Event::LogTruncated`])
+    /// this turn: what is appended after them is counted from there, and what was
+    /// counted of them is not.
+    pub fn on_truncated(&mut self, from: Index) {
+        self.prev.last_index = self.prev.last_index.min(from - 1);
+        if let Some(p) = &mut self.pending {
+            if p.last >= from {
+                let dropped = p.last - (from - 1).max(p.first - 1);
+                p.last = from - 1;
+                p.count = p.count.saturating_sub(dropped);
+                if p.count == 0 || p.last < p.first {
+                    self.pending = None;
+                }
+            }
+        }
+    }
+
     /// The node's state after a turn; returns the lines to log, in order.
     pub fn after_turn(&mut self, now: Instant, seen: Seen) -> Vec<String> {
         let prev = std::mem::replace(&mut self.prev, seen);
@@ -194,6 +211,22 @@ mod tests {
         o.on_message(&append(1, 3, 105, 50, 154));
         let lines = o.after_turn(t0 + APPENDED_LINE_EVERY, f(155, 154));
         assert_eq!(lines, ["appended entries 106..155 from n1 (50 entries)", "caught up with n1 at index=154"]);
+    }
+
+    #[test]
+    fn entries_replaced_after_a_truncation_count_as_appended() {
+        let t0 = Instant::now();
+        let f = |last, commit| seen(RoleKind::Follower, 3, Some(5), last, commit);
+        let mut o = Observer::new(f(131, 130));
+        // 131 (of an old term) dropped, 131 and 132 of the new leader appended, one turn.
+        o.on_truncated(131);
+        assert_eq!(o.after_turn(t0, f(132, 132)), ["appended entries 131..132 from n5 (2 entries)"]);
+        // A pending count loses what a truncation took back.
+        let t1 = t0 + Duration::from_millis(10);
+        let _ = o.after_turn(t1, f(140, 132));
+        o.on_truncated(138);
+        let lines = o.after_turn(t0 + APPENDED_LINE_EVERY, f(137, 132));
+        assert_eq!(lines, ["appended entries 133..137 from n5 (5 entries)"]);
     }
 
     #[test]

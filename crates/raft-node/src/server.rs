@@ -138,6 +138,8 @@ struct Net {
     uid: u32,
     /// The delay and loss levers on outgoing peer messages (see [`crate::levers`]).
     levers: crate::levers::DelayLine,
+    /// The lowest index a conflict truncated from this turn, for the observer.
+    truncated_from: Option<raft_core::Index>,
 }
 
 impl Effects for Net {
@@ -153,6 +155,12 @@ impl Effects for Net {
     fn log(&mut self, term: Term, line: std::fmt::Arguments<'_>) {
         self.term = term;
         self.log.line(term, line);
+    }
+    fn event(&mut self, term: Term, event: &raft_core::Event) {
+        if let raft_core::Event::LogTruncated { from, .. } = event {
+            self.truncated_from = Some(self.truncated_from.map_or(*from, |f| f.min(*from)));
+        }
+        self.log(term, format_args!("{event}"));
     }
     fn now(&self) -> Option<Instant> {
         Some(Instant::now())
@@ -243,6 +251,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK_BYTES],
             uid: nix::unistd::geteuid().as_raw(),
             levers: crate::levers::DelayLine::new(s_seed ^ 0x9e37_79b9_7f4a_7c15),
+            truncated_from: None,
         };
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
@@ -323,6 +332,9 @@ impl Server {
     fn process_ready(&mut self) -> Result<(), NodeError> {
         let _any = self.replica.process_ready(&mut self.net)?;
         self.net.term = self.replica.term();
+        if let Some(from) = self.net.truncated_from.take() {
+            self.observer.on_truncated(from);
+        }
         for line in self.observer.after_turn(Instant::now(), seen(&self.replica)) {
             event!(self.net.log, self.net.term, "{line}");
         }

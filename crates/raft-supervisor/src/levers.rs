@@ -97,7 +97,8 @@ impl Desired {
         any
     }
 
-    /// `delay 200ms on nodes 1,2; none on 3,4,5`, grouping nodes with the same levers.
+    /// `delay 200ms on nodes 1,2; loss 10% on node 3; none on nodes 4,5`: nodes with the
+    /// same levers grouped, those without last.
     pub fn summary(&self, all: &[NodeId]) -> String {
         let mut groups: Vec<(NetLevers, Vec<NodeId>)> = Vec::new();
         for &id in all {
@@ -107,10 +108,18 @@ impl Desired {
                 None => groups.push((l, vec![id])),
             }
         }
+        groups.sort_by_key(|(l, _)| l.is_off());
         if groups.len() == 1 {
             return format!("{} on every node", groups[0].0);
         }
-        groups.iter().map(|(l, ids)| format!("{l} on nodes {}", show_ids(ids))).collect::<Vec<_>>().join("; ")
+        let on = |ids: &[NodeId]| {
+            if ids.len() == 1 {
+                format!("node {}", ids[0])
+            } else {
+                format!("nodes {}", show_ids(ids))
+            }
+        };
+        groups.iter().map(|(l, ids)| format!("{l} on {}", on(ids))).collect::<Vec<_>>().join("; ")
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,10 +146,10 @@ mod tests {
         let mut d = Desired::default();
         assert_eq!(d.apply(&[], &all, Some((200_000, 0)), None).unwrap(), "network levers: delay 200ms on every node");
         let line = d.apply(&[2], &all, None, Some(100_000)).unwrap();
-        assert_eq!(
-            line,
-            "network levers: delay 200ms on nodes 1,3; delay 200ms, loss 10% on node 2".replace("node 2", "nodes 2")
-        );
+        assert_eq!(line, "network levers: delay 200ms on nodes 1,3; delay 200ms, loss 10% on node 2");
+        let mut d2 = Desired::default();
+        let line = d2.apply(&[3], &all, Some((1_000_000, 0)), None).unwrap();
+        assert_eq!(line, "network levers: delay 1s on node 3; none on nodes 1,2", "levers first, the rest last");
         assert_eq!(d.get(2), NetLevers { delay_us: 200_000, jitter_us: 0, loss_ppm: 100_000 });
         // `delay off` keeps the loss.
         d.apply(&[], &all, Some((0, 0)), None).unwrap();
