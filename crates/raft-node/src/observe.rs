@@ -91,6 +91,12 @@ impl Observer {
         }
     }
 
+    /// A snapshot from the leader replaced the log up to `index` this turn: that jump of
+    /// the last index is not entries appended.
+    pub fn on_snapshot(&mut self, index: Index) {
+        self.prev.last_index = self.prev.last_index.max(index);
+    }
+
     /// The node's state after a turn; returns the lines to log, in order.
     pub fn after_turn(&mut self, now: Instant, seen: Seen) -> Vec<String> {
         let prev = std::mem::replace(&mut self.prev, seen);
@@ -227,6 +233,17 @@ mod tests {
         o.on_truncated(138);
         let lines = o.after_turn(t0 + APPENDED_LINE_EVERY, f(137, 132));
         assert_eq!(lines, ["appended entries 133..137 from n5 (5 entries)"]);
+    }
+
+    #[test]
+    fn a_snapshot_is_not_counted_as_appended_entries() {
+        let t0 = Instant::now();
+        let f = |last, commit| seen(RoleKind::Follower, 1, Some(1), last, commit);
+        let mut o = Observer::new(f(1, 1));
+        o.on_message(&append(1, 1, 1777, 224, 2001));
+        o.on_snapshot(1777);
+        let lines = o.after_turn(t0, f(2001, 2001));
+        assert_eq!(lines, ["appended entries 1778..2001 from n1 (224 entries)", "caught up with n1 at index=2001"]);
     }
 
     #[test]

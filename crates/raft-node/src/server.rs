@@ -140,6 +140,8 @@ struct Net {
     levers: crate::levers::DelayLine,
     /// The lowest index a conflict truncated from this turn, for the observer.
     truncated_from: Option<raft_core::Index>,
+    /// A snapshot from the leader installed this turn, at this index, for the observer.
+    snapshot_installed: Option<raft_core::Index>,
 }
 
 impl Effects for Net {
@@ -157,8 +159,12 @@ impl Effects for Net {
         self.log.line(term, line);
     }
     fn event(&mut self, term: Term, event: &raft_core::Event) {
-        if let raft_core::Event::LogTruncated { from, .. } = event {
-            self.truncated_from = Some(self.truncated_from.map_or(*from, |f| f.min(*from)));
+        match event {
+            raft_core::Event::LogTruncated { from, .. } => {
+                self.truncated_from = Some(self.truncated_from.map_or(*from, |f| f.min(*from)));
+            }
+            raft_core::Event::SnapshotInstalled { index, .. } => self.snapshot_installed = Some(*index),
+            _ => {}
         }
         self.log(term, format_args!("{event}"));
     }
@@ -252,6 +258,7 @@ impl Server {
             uid: nix::unistd::geteuid().as_raw(),
             levers: crate::levers::DelayLine::new(s_seed ^ 0x9e37_79b9_7f4a_7c15),
             truncated_from: None,
+            snapshot_installed: None,
         };
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
@@ -334,6 +341,9 @@ impl Server {
         self.net.term = self.replica.term();
         if let Some(from) = self.net.truncated_from.take() {
             self.observer.on_truncated(from);
+        }
+        if let Some(index) = self.net.snapshot_installed.take() {
+            self.observer.on_snapshot(index);
         }
         for line in self.observer.after_turn(Instant::now(), seen(&self.replica)) {
             event!(self.net.log, self.net.term, "{line}");
