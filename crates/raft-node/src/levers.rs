@@ -108,6 +108,12 @@ impl DelayLine {
         self.levers
     }
 
+    /// No lever set and nothing held: every message goes straight out (the common case,
+    /// which then costs no clock read).
+    pub fn is_idle(&self) -> bool {
+        self.levers.is_off() && self.held.is_empty()
+    }
+
     /// Sets new levers (checked by the caller). A delay turned off releases what is held
     /// at once; a shorter one keeps the release times already given.
     pub fn set(&mut self, levers: NetLevers, now: Instant) {

@@ -822,6 +822,9 @@ impl Net {
         if self.isolated.contains(&msg.to) {
             return;
         }
+        if self.levers.is_idle() {
+            return self.send_now(msg);
+        }
         match self.levers.outgoing(msg, Instant::now()) {
             crate::levers::Fate::Send(msg) => self.send_now(msg),
             crate::levers::Fate::Held | crate::levers::Fate::Lost | crate::levers::Fate::Overflow => {}
