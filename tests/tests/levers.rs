@@ -129,3 +129,31 @@ fn bad_lever_arguments_are_usage_errors() {
     }
     assert!(c.ids().iter().all(|&id| levers_of(&c, id) == Some(NetLevers::default())), "nothing changed");
 }
+
+/// A client speaking to a node directly gets a clear refusal for levers past the bounds
+/// (and for a log page past its limit); the node keeps its levers and keeps serving.
+#[test]
+fn a_node_refuses_levers_and_log_pages_past_their_bounds() {
+    use raft_wire::{Request, Response};
+    let c = Cluster::start(Opts { nodes: 3, ..Opts::default() });
+    let timeout = Duration::from_secs(5);
+    let mut conn = raft_cli::conn::NodeConn::connect(1, &c.node_socket(1), timeout).expect("connect to n1");
+    let bad = [
+        NetLevers { delay_us: raft_wire::levers::MAX_DELAY_US + 1, jitter_us: 0, loss_ppm: 0 },
+        NetLevers { delay_us: 10, jitter_us: 11, loss_ppm: 0 },
+        NetLevers { delay_us: 0, jitter_us: 0, loss_ppm: raft_wire::levers::LOSS_PPM_ALL + 1 },
+    ];
+    for levers in bad {
+        match conn.call(Request::NetLevers(levers), std::time::Instant::now() + timeout) {
+            Ok(Response::Invalid { reason }) => assert!(!reason.is_empty()),
+            other => panic!("{levers:?} was not refused: {other:?}"),
+        }
+    }
+    let too_many = raft_wire::logview::MAX_LOG_ENTRIES_PER_REQUEST + 1;
+    match conn.call(Request::Log { from: None, limit: too_many }, std::time::Instant::now() + timeout) {
+        Ok(Response::Invalid { reason }) => assert!(reason.contains("1000"), "{reason}"),
+        other => panic!("a page of {too_many} was not refused: {other:?}"),
+    }
+    assert_eq!(levers_of(&c, 1), Some(NetLevers::default()));
+    c.client(Duration::from_secs(10)).write(set("still")).expect("n1 and the cluster still serve");
+}

@@ -276,6 +276,18 @@ mod tests {
         assert!(lines[5].contains("uncommitted"), "{text}");
         let v = page_json(3, &page);
         assert_eq!(v["entries"][1]["state"], "committed");
+        // Binary values travel as base64, cut ones say so.
+        let bin = EntryKind::Write {
+            session: 1,
+            seq: 2,
+            op: ShownOp::Set { key: Shown::of(b"k"), value: Shown::of(&[0xff; 100]) },
+        };
+        let page = LogPage { entries: vec![e(6, bin)], ..page };
+        let v = page_json(3, &page);
+        let value = &v["entries"][0]["value"];
+        assert_eq!((value["len"].as_u64(), value["cut"].as_bool()), (Some(100), Some(true)));
+        assert_eq!(value["base64"].as_str().map(str::len), Some(88), "64 bytes of base64: {value}");
+        assert!(value.get("text").is_none());
         assert_eq!(v["entries"][1]["key"]["text"], "chelsea");
         assert_eq!(v["entries"][0]["kind"], "noop");
     }
