@@ -121,6 +121,8 @@ step_pause
 say "Write, then read it back (linearizable: the leader confirms it still leads first)"
 run raft-cli set chelsea rules
 run raft-cli get chelsea
+note "Node 1's own log: the leader's no-op, then the write, with its session and sequence number."
+run raft-cli log 1
 step_pause
 
 LEADER=$(leader_id)
@@ -166,5 +168,15 @@ wait_until "every node to catch up" all_caught_up
 run raft-supervisor status
 run raft-cli get chelsea
 show_log "$LEADER" 5
+note "The leader's view of each follower: match index, next index, replication state."
+run raft-cli status --peers
+step_pause
+
+say "Slow the network: the leader holds each message it sends back for 100 ms"
+run raft-supervisor delay 100ms leader
+run raft-cli set chelsea blues
+note "Right after the write the followers may not know yet that it committed (commit column)."
+run raft-supervisor status
+run raft-supervisor delay off
 
 say "Done. The cluster is stopped and $DEMO_DIR removed on exit."

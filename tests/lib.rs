@@ -540,13 +540,16 @@ impl Cluster {
         }
     }
 
-    /// `kill N` (SIGKILL), then waits until the supervisor shows it stopped (it does as
-    /// soon as the signal is sent; the pid stays in the row until the reap).
+    /// `kill N` (SIGKILL), then waits until the supervisor shows it stopped and reaped (it
+    /// shows "stopped" as soon as the signal is sent; the pid stays in the row until the
+    /// reap, and until then the dying process may still accept on its socket).
     pub fn kill(&self, id: NodeId) {
         self.control(SupervisorRequest::Kill(id));
-        self.wait(&format!("node {id} stopped"), START_TIMEOUT, || {
+        // "stopped" shows at once; the pid goes only once the process is reaped, and until
+        // then (a SIGKILL waits out an fsync in progress) its socket still accepts.
+        self.wait(&format!("node {id} stopped and reaped"), START_TIMEOUT, || {
             let st = self.sup_status().ok()?;
-            st.nodes.iter().any(|n| n.id == id && n.process == "stopped").then_some(())
+            st.nodes.iter().any(|n| n.id == id && n.process == "stopped" && n.pid.is_none()).then_some(())
         });
     }
 

@@ -54,3 +54,20 @@ fn chaos_history_is_linearizable_and_all_nodes_recover() {
 fn chaos_with_short_client_timeouts_is_still_linearizable() {
     chaos(15, &["--op-timeout", "300ms"]);
 }
+
+/// Network faults alone (`--faults net`): delays, jitter that reorders messages, and loss
+/// on one node or all, each undone; the history must still be linearizable.
+#[test]
+fn chaos_with_network_delay_and_loss_is_linearizable() {
+    let c = Cluster::start(Opts::default());
+    let mut cmd = std::process::Command::new(&bins().cli);
+    cmd.arg("--config").arg(&c.config).args(["chaos", "--duration", "8s", "--faults", "net"]);
+    let out = run_limited(&mut cmd, Duration::from_secs(8 + 180));
+    assert_eq!(out.code, Some(0), "chaos failed:\n{}\n{}", out.describe(), c.dump());
+    assert!(out.stdout.contains("verdict: linearizable"), "{}", out.describe());
+    let nets = out.stdout.lines().filter(|l| l.contains("  network delay")).count();
+    assert!(nets > 0, "network faults were injected: {}", out.describe());
+    assert!(out.stdout.contains("undo: network levers off"), "{}", out.describe());
+    let st = c.sup_status().unwrap();
+    assert!(st.nodes.iter().all(|n| n.levers.is_some_and(|l| l.is_off())), "levers cleared after the run: {st:?}");
+}

@@ -81,7 +81,27 @@ pub enum Command {
         json: bool,
     },
     /// Show every node's status as a table (unreachable nodes included).
-    Status,
+    Status {
+        /// Show the leader's view of each follower instead: match index, next index,
+        /// replication state (probe, replicate, snapshot).
+        #[arg(long)]
+        peers: bool,
+    },
+    /// Show node N's own log entries: index, term, applied/committed/uncommitted, and
+    /// what each entry is (a leader's no-op or a client's write). Asks node N itself.
+    Log {
+        node: u64,
+        /// First index to show (default: the last --limit entries).
+        #[arg(long, value_name = "INDEX")]
+        from: Option<u64>,
+        /// How many entries to show.
+        #[arg(long, value_name = "K", default_value_t = crate::log::DEFAULT_LOG_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..=raft_wire::logview::MAX_LOG_ENTRIES_PER_REQUEST as i64))]
+        limit: u32,
+        /// Print one JSON object (keys and values as text, or base64 when not UTF-8).
+        #[arg(long)]
+        json: bool,
+    },
     /// Load the cluster and report throughput and latency percentiles.
     Bench(BenchArgs),
     /// Run clients against the cluster while injecting faults, then check linearizability.
@@ -137,7 +157,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub clients: u32,
     /// Faults to inject, comma separated: kill (also kills the leader), pause, partition. Empty: none.
-    #[arg(long, default_value = "kill,pause,partition", value_parser = parse_faults)]
+    #[arg(long, default_value = "kill,pause,partition,net", value_parser = parse_faults)]
     pub faults: FaultSet,
     /// Write the recorded history as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -162,15 +182,17 @@ pub struct FaultSet {
     pub kill: bool,
     pub pause: bool,
     pub partition: bool,
+    /// Network levers: delay (with jitter) and loss on some nodes' outgoing messages.
+    pub net: bool,
 }
 
 impl FaultSet {
     pub fn is_empty(&self) -> bool {
-        !(self.kill || self.pause || self.partition)
+        !(self.kill || self.pause || self.partition || self.net)
     }
 }
 
-/// Parses `kill,pause,partition` (any subset; empty or `none` for no faults).
+/// Parses `kill,pause,partition,net` (any subset; empty or `none` for no faults).
 pub fn parse_faults(s: &str) -> Result<FaultSet, String> {
     let mut set = FaultSet::default();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -178,8 +200,9 @@ pub fn parse_faults(s: &str) -> Result<FaultSet, String> {
             "kill" => set.kill = true,
             "pause" => set.pause = true,
             "partition" => set.partition = true,
+            "net" => set.net = true,
             "none" => {}
-            other => return Err(format!("unknown fault `{other}`: use kill, pause, partition (comma separated)")),
+            other => return Err(format!("unknown fault `{other}`: use kill, pause, partition, net (comma separated)")),
         }
     }
     Ok(set)
@@ -265,7 +288,11 @@ mod tests {
 
     #[test]
     fn faults() {
-        assert_eq!(parse_faults("kill,pause,partition"), Ok(FaultSet { kill: true, pause: true, partition: true }));
+        assert_eq!(
+            parse_faults("kill,pause,partition"),
+            Ok(FaultSet { kill: true, pause: true, partition: true, net: false })
+        );
+        assert_eq!(parse_faults("net"), Ok(FaultSet { net: true, ..FaultSet::default() }));
         assert_eq!(parse_faults("pause"), Ok(FaultSet { pause: true, ..FaultSet::default() }));
         assert!(parse_faults("").unwrap().is_empty());
         assert!(parse_faults("none").unwrap().is_empty());

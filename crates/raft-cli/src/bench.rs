@@ -486,7 +486,7 @@ impl Bench<'_> {
                 self.tally.errors.unknown += 1;
                 f.resend_at = Some(now + RETRY_PAUSE);
             }
-            Response::Invalid { .. } | Response::Status(_) | Response::Accepted => {
+            Response::Invalid { .. } | Response::Status(_) | Response::Accepted | Response::Log(_) => {
                 self.tally.errors.invalid += 1;
                 c.inflight.remove(&resp.id);
             }

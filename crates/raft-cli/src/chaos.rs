@@ -5,7 +5,8 @@
 //! each operation as a [`raft_lincheck::Operation`] with monotonic times (nanoseconds
 //! since the run began). Every written value is unique, so a read says which write it saw.
 //! Meanwhile the main thread asks the supervisor for one fault at a time (kill and start
-//! a node, kill the leader, pause and resume, partition and heal) and always undoes it.
+//! a node, kill the leader, pause and resume, partition and heal, a delay and loss on
+//! some nodes' outgoing messages and off again) and always undoes it.
 //!
 //! After `--duration`, the clients stop, the network is healed and every node started and
 //! resumed; then the run waits (up to `--settle-timeout`) until one leader has committed
@@ -56,7 +57,15 @@ pub enum FaultKind {
     LeaderKill,
     Pause,
     Partition,
+    /// Network levers: a delay with jitter and a loss on one node or all of them.
+    Net,
 }
+
+/// A network fault's delay, its jitter (a fraction of it), and loss: slow and lossy
+/// enough to reorder, drop and retransmit, short of the election timeout at the default
+/// tick so the cluster keeps making progress through most of them.
+const NET_DELAY_US: (u64, u64) = (2_000, 80_000);
+const NET_LOSS_PPM: (u64, u64) = (0, 300_000);
 
 /// Counts of what happened.
 #[derive(Debug, Default, Clone)]
@@ -69,6 +78,7 @@ pub struct ChaosReport {
     pub leader_kills: u64,
     pub pauses: u64,
     pub partitions: u64,
+    pub nets: u64,
     /// Supervisor requests refused or failed during the run.
     pub fault_errors: u64,
     pub caught_up: bool,
@@ -90,14 +100,14 @@ pub fn run(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Output {
         Err(out) => return out,
     };
     let mut text = String::new();
-    let faults = report.kills + report.leader_kills + report.pauses + report.partitions;
+    let faults = report.kills + report.leader_kills + report.pauses + report.partitions + report.nets;
     text.push_str(&format!(
         "operations: {} ({} ok, {} failed, {} unknown)\n",
         report.history_len, report.ops_ok, report.ops_failed, report.ops_unknown
     ));
     text.push_str(&format!(
-        "faults: {faults} (kill {}, leader kill {}, pause {}, partition {}; {} refused)\n",
-        report.kills, report.leader_kills, report.pauses, report.partitions, report.fault_errors
+        "faults: {faults} (kill {}, leader kill {}, pause {}, partition {}, net {}; {} refused)\n",
+        report.kills, report.leader_kills, report.pauses, report.partitions, report.nets, report.fault_errors
     ));
     text.push_str(&format!("caught up: {} ({})\n", if report.caught_up { "yes" } else { "NO" }, report.settle_detail));
     let linearizable = matches!(report.verdict, Some(Verdict::Linearizable));
@@ -242,6 +252,22 @@ pub fn run_report(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Res
                 let what = format!("partition {a:?} | {b:?}");
                 (SupervisorRequest::Partition(vec![a, b]), SupervisorRequest::Heal, what)
             }
+            FaultKind::Net => {
+                let nodes = if rng.below(2) == 0 { Vec::new() } else { vec![random_node] };
+                let delay_us = NET_DELAY_US.0 + rng.below(NET_DELAY_US.1 - NET_DELAY_US.0);
+                let jitter_us = delay_us / 2;
+                let loss_ppm = (NET_LOSS_PPM.0 + rng.below(NET_LOSS_PPM.1 - NET_LOSS_PPM.0)) as u32;
+                let levers = raft_wire::levers::NetLevers { delay_us, jitter_us, loss_ppm };
+                let on = if nodes.is_empty() { "every node".to_string() } else { format!("node {random_node}") };
+                let what = format!("network {levers} on {on}");
+                let apply = SupervisorRequest::Levers {
+                    nodes: nodes.clone(),
+                    delay: Some((delay_us, jitter_us)),
+                    loss_ppm: Some(loss_ppm),
+                };
+                let undo = SupervisorRequest::Levers { nodes, delay: Some((0, 0)), loss_ppm: Some(0) };
+                (apply, undo, what)
+            }
         };
         match sup(&apply) {
             Ok(SupervisorResponse::Ok(_)) => {}
@@ -256,6 +282,7 @@ pub fn run_report(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Res
             FaultKind::LeaderKill => report.leader_kills += 1,
             FaultKind::Pause => report.pauses += 1,
             FaultKind::Partition => report.partitions += 1,
+            FaultKind::Net => report.nets += 1,
         }
         say(format!("{}  {what}", stamp()));
         sleep_until_before(rng.duration(FAULT_HOLD.0, FAULT_HOLD.1), end);
@@ -313,6 +340,9 @@ fn fault_names(args: &ChaosArgs) -> String {
     if f.partition {
         names.push("partition");
     }
+    if f.net {
+        names.push("net");
+    }
     if names.is_empty() {
         "none".into()
     } else {
@@ -332,6 +362,9 @@ fn fault_menu(args: &ChaosArgs) -> Vec<FaultKind> {
     if args.faults.partition {
         menu.push(FaultKind::Partition);
     }
+    if args.faults.net {
+        menu.push(FaultKind::Net);
+    }
     menu
 }
 
@@ -348,6 +381,7 @@ fn undo_name(r: &SupervisorRequest) -> String {
         SupervisorRequest::Start(n) => format!("start node {n}"),
         SupervisorRequest::Resume(n) => format!("resume node {n}"),
         SupervisorRequest::Heal => "heal".into(),
+        SupervisorRequest::Levers { .. } => "network levers off".into(),
         other => format!("{other:?}"),
     }
 }

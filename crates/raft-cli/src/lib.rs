@@ -38,6 +38,7 @@ pub mod chaos;
 pub mod client;
 pub mod commands;
 pub mod conn;
+pub mod log;
 pub mod rng;
 
 use args::{Cli, Command};
@@ -140,7 +141,9 @@ pub fn run(cli: Cli) -> Output {
         Command::Keys { prefix, stale, json } => {
             commands::keys(&mut Client::new(cluster, timeout), prefix.as_deref().unwrap_or(""), stale, json)
         }
-        Command::Status => commands::status(&cluster, timeout),
+        Command::Status { peers: false } => commands::status(&cluster, timeout),
+        Command::Status { peers: true } => log::peers(&cluster, timeout),
+        Command::Log { node, from, limit, json } => log::log(&cluster, node, from, limit, json, timeout),
         Command::Bench(a) => bench::run(&cluster, &a, timeout),
         Command::Chaos(a) => chaos::run(&cluster, &a, timeout),
         Command::Completions { .. } => unreachable!("answered above"),

@@ -195,6 +195,7 @@ fn status(id: u64, mode: Mode) -> NodeStatus {
         connected: vec![],
         isolated: vec![],
         membership: raft_core::Membership::voters(1..=3),
+        levers: Default::default(),
     }
 }
 

@@ -35,6 +35,9 @@ pub(crate) struct AppendOutcome {
     pub last_new: Index,
     /// The first entry this append wrote (everything after it was replaced), if any.
     pub first_new: Option<Index>,
+    /// Uncommitted entries dropped for a conflict: first and last index, and the term of
+    /// the first one dropped.
+    pub truncated: Option<(Index, Index, Term)>,
 }
 
 impl RaftLog {
@@ -161,8 +164,9 @@ impl RaftLog {
                 break;
             }
         }
-        let Some(first) = new.peek() else { return AppendOutcome { last_new, first_new: None } };
+        let Some(first) = new.peek() else { return AppendOutcome { last_new, first_new: None, truncated: None } };
         let first_index = first.index;
+        let mut truncated = None;
         if first_index <= self.last_index() {
             // A conflict: an entry at this index with another term (§5.3 step 3).
             assert!(
@@ -170,6 +174,8 @@ impl RaftLog {
                 "conflicting entry {first} would truncate committed index {}",
                 self.committed
             );
+            let dropped_term = self.term(first_index).expect("a conflicting entry is in the log");
+            truncated = Some((first_index, self.last_index(), dropped_term));
             self.unstable_from = self.unstable_from.min(first_index);
             self.stable = self.stable.min(first_index - 1);
             if no_truncate {
@@ -182,7 +188,7 @@ impl RaftLog {
                         self.entries.push_back(e);
                     }
                 }
-                return AppendOutcome { last_new, first_new: Some(first_index) };
+                return AppendOutcome { last_new, first_new: Some(first_index), truncated };
             }
             self.entries.truncate((first_index - self.snap_index - 1) as usize);
         }
@@ -190,7 +196,7 @@ impl RaftLog {
             assert_eq!(e.index, self.last_index() + 1, "append from leader must be contiguous");
             self.entries.push_back(e);
         }
-        AppendOutcome { last_new, first_new: Some(first_index) }
+        AppendOutcome { last_new, first_new: Some(first_index), truncated }
     }
 
     /// Advances the commit index. It never moves back (§5.3, State Machine Safety).
@@ -304,7 +310,8 @@ mod tests {
         assert_eq!(terms(&l), [1, 1, 2, 2]);
         assert_eq!(l.unstable_from, 5, "nothing to hand out again");
         // A conflict at 3 replaces the suffix from there and re-hands it out.
-        l.append_from_leader(2, vec![e(3, 3)], false, false);
+        let out = l.append_from_leader(2, vec![e(3, 3)], false, false);
+        assert_eq!(out.truncated, Some((3, 4, 2)), "entries 3..4 of term 2 dropped");
         assert_eq!(terms(&l), [1, 1, 3]);
         assert_eq!((l.unstable_from, l.stable), (3, 2));
         assert_eq!(l.take_unstable(), vec![e(3, 3)]);

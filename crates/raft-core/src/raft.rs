@@ -1130,6 +1130,9 @@ impl RawNode {
         }
         let no_truncate = self.bug_no_truncate();
         let out = self.log.append_from_leader(base_index, entries, no_truncate, self.bugs_on());
+        if let Some((from_index, to_index, dropped_term)) = out.truncated {
+            self.event(Event::LogTruncated { from: from_index, to: to_index, term: dropped_term, leader: from });
+        }
         if let Some(first) = out.first_new {
             self.note_appended_config(first);
         }

@@ -100,6 +100,9 @@ pub enum Event {
     /// This node is no longer a member: it stops campaigning once the change commits (a
     /// leader steps down then). `committed`: said when that happened, else on append.
     Removed { term: Term, committed: bool },
+    /// A follower dropped the uncommitted entries `from..=to` of its log (the first of
+    /// them of `term`): the `leader`'s log holds other entries there (§5.3 step 3).
+    LogTruncated { from: Index, to: Index, term: Term, leader: NodeId },
 }
 
 impl fmt::Display for Event {
@@ -140,6 +143,13 @@ impl fmt::Display for Event {
             }
             Event::Removed { term, committed: true } => {
                 write!(f, "removed from the configuration, committed: no more campaigns term={term}")
+            }
+            Event::LogTruncated { from, to, term, leader } => {
+                let n = to - from + 1;
+                write!(
+                    f,
+                    "truncated uncommitted entries {from}..{to} ({n} from term {term}): leader n{leader} has others there"
+                )
             }
         }
     }

@@ -291,3 +291,35 @@ fn vote_survives_restart() {
     let rd = c.node_mut(3).ready();
     assert!(matches!(rd.persisted_messages[0].body, MessageBody::VoteResponse { granted: false }));
 }
+
+/// §5.3 step 3: a deposed leader's uncommitted entries are replaced by the new leader's,
+/// and the follower says which it dropped (the learner's "where did my write go?").
+#[test]
+fn a_conflict_truncation_is_an_event() {
+    let mut c = Cluster::new(3, |_| {});
+    c.campaign(1);
+    c.put(1, "a", "1").unwrap();
+    c.stabilize();
+    assert_eq!(c.node(1).commit_index(), 2);
+    c.partition(&[1]);
+    c.put(1, "x", "lost").unwrap();
+    c.put(1, "y", "lost").unwrap();
+    c.stabilize();
+    assert_eq!((c.node(1).last_index(), c.node(1).commit_index()), (4, 2), "3 and 4 stay uncommitted");
+    c.tick_all_stabilize(40);
+    let new = [2, 3].into_iter().find(|&id| c.node(id).role() == RoleKind::Leader).expect("the majority elects");
+    c.put(new, "b", "2").unwrap();
+    c.stabilize();
+    let seen = c.nodes[&1].events.len();
+    c.heal();
+    c.tick_all_stabilize(10);
+    let events = &c.nodes[&1].events[seen..];
+    let truncated: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::LogTruncated { .. })).collect();
+    assert_eq!(truncated, vec![&Event::LogTruncated { from: 3, to: 4, term: 1, leader: new }], "{events:?}");
+    assert_eq!(
+        truncated[0].to_string(),
+        format!("truncated uncommitted entries 3..4 (2 from term 1): leader n{new} has others there")
+    );
+    c.assert_logs_match();
+    assert!(c.nodes[&new].events.iter().all(|e| !matches!(e, Event::LogTruncated { .. })), "the leader drops nothing");
+}

@@ -42,6 +42,9 @@
 
 mod conn;
 mod eventlog;
+pub mod levers;
+mod logpage;
+mod observe;
 mod server;
 #[cfg(test)]
 mod unit_tests;

@@ -131,6 +131,8 @@ impl PeerLink {
 pub struct Server {
     net: Net,
     replica: Replica<Storage>,
+    /// Follower catch-up and step-down lines (see [`crate::observe`]).
+    observer: crate::observe::Observer,
 }
 
 /// The transport: sockets, connections, peers, the partition lever, the event log. It is
@@ -160,6 +162,12 @@ struct Net {
     /// The uid this node runs as: peers must have it (or be root); clients too, unless
     /// `allowed_uids` names theirs.
     uid: u32,
+    /// The delay and loss levers on outgoing peer messages (see [`crate::levers`]).
+    levers: crate::levers::DelayLine,
+    /// The lowest index a conflict truncated from this turn, for the observer.
+    truncated_from: Option<raft_core::Index>,
+    /// A snapshot from the leader installed this turn, at this index, for the observer.
+    snapshot_installed: Option<raft_core::Index>,
 }
 
 impl Effects for Net {
@@ -175,6 +183,16 @@ impl Effects for Net {
     fn log(&mut self, term: Term, line: std::fmt::Arguments<'_>) {
         self.term = term;
         self.log.line(term, line);
+    }
+    fn event(&mut self, term: Term, event: &raft_core::Event) {
+        match event {
+            raft_core::Event::LogTruncated { from, .. } => {
+                self.truncated_from = Some(self.truncated_from.map_or(*from, |f| f.min(*from)));
+            }
+            raft_core::Event::SnapshotInstalled { index, .. } => self.snapshot_installed = Some(*index),
+            _ => {}
+        }
+        self.log(term, format_args!("{event}"));
     }
     fn now(&self) -> Option<Instant> {
         Some(Instant::now())
@@ -231,6 +249,7 @@ impl Server {
         };
         let now = Instant::now();
         let peers = s.sockets.keys().filter(|&&p| p != id).map(|&p| (p, PeerLink::new(now))).collect();
+        let s_seed = s.seed;
         let mut net = Net {
             next_tick: now + s.tick,
             s,
@@ -250,10 +269,14 @@ impl Server {
             term,
             scratch: vec![0; READ_CHUNK_BYTES],
             uid: nix::unistd::geteuid().as_raw(),
+            levers: crate::levers::DelayLine::new(s_seed ^ 0x9e37_79b9_7f4a_7c15),
+            truncated_from: None,
+            snapshot_installed: None,
         };
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
-        Ok(Server { net, replica })
+        let observer = crate::observe::Observer::new(seen(&replica));
+        Ok(Server { net, replica, observer })
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -310,13 +333,16 @@ impl Server {
             // turn (at most a tick) of happening.
             self.replica.poll_compaction(false, &mut self.net)?;
             self.replica.maybe_compact(&mut self.net)?;
+            for msg in self.net.levers.due(Instant::now()) {
+                self.net.send_now(msg);
+            }
             self.net.flush_all();
             let took = turn_start.elapsed();
             if took >= SLOW_TURN {
                 event!(self.net.log, self.replica.term(), "slow turn: {} ms without polling", took.as_millis());
             }
             if self.net.stop.flag.load(Ordering::SeqCst) {
-                event!(self.net.log, self.replica.term(), "shutting down");
+                self.shutdown_line();
                 return Ok(());
             }
         }
@@ -325,7 +351,38 @@ impl Server {
     fn process_ready(&mut self) -> Result<(), NodeError> {
         let _any = self.replica.process_ready(&mut self.net)?;
         self.net.term = self.replica.term();
+        if let Some(from) = self.net.truncated_from.take() {
+            self.observer.on_truncated(from);
+        }
+        if let Some(index) = self.net.snapshot_installed.take() {
+            self.observer.on_snapshot(index);
+        }
+        for line in self.observer.after_turn(Instant::now(), seen(&self.replica)) {
+            event!(self.net.log, self.net.term, "{line}");
+        }
         Ok(())
+    }
+
+    /// The last line of a clean stop: what is on disk. Every turn's entries are written
+    /// (and fsynced, unless `fsync = false`) before the turn ends, so the whole log is.
+    fn shutdown_line(&mut self) {
+        let mut lines = Vec::new();
+        self.observer.flush(&mut lines, Instant::now());
+        let term = self.replica.term();
+        for line in lines {
+            event!(self.net.log, term, "{line}");
+        }
+        let raft = self.replica.raft();
+        let last = raft.last_index();
+        let last_term = raft.entry(last).map_or_else(|| raft.snapshot().map_or(0, |s| s.term), |e| e.term);
+        let synced = if self.net.s.fsync { "fsynced" } else { "written (fsync = false: not synced)" };
+        event!(
+            self.net.log,
+            term,
+            "shutting down: last index {last} term {last_term} {synced}, commit {}, applied {}",
+            raft.commit_index(),
+            self.replica.kv().applied()
+        );
     }
 
     fn tick_if_due(&mut self) {
@@ -396,6 +453,7 @@ impl Server {
                     if self.net.isolated.contains(&peer) {
                         continue;
                     }
+                    self.observer.on_message(&msg);
                     if let Err(e) = self.replica.raft_mut().step(msg) {
                         return self.net.close(token, Some(e.to_string()));
                     }
@@ -430,6 +488,14 @@ impl Server {
                 };
                 self.net.respond(token, req.id, body);
             }
+            Request::NetLevers(levers) => {
+                let body = self.net.set_levers(levers);
+                self.net.respond(token, req.id, body);
+            }
+            Request::Log { from, limit } => {
+                let body = crate::logpage::page(self.replica.raft(), self.replica.kv().applied(), from, limit);
+                self.net.respond(token, req.id, body);
+            }
         }
     }
 
@@ -449,6 +515,7 @@ impl Server {
             connected: self.net.peers.iter().filter(|(_, l)| l.connected).map(|(&p, _)| p).collect(),
             isolated: self.net.isolated.iter().copied().collect(),
             membership: st.membership,
+            levers: self.net.levers.levers(),
         }
     }
 }
@@ -461,12 +528,34 @@ impl Net {
                 d = link.retry_at;
             }
         }
+        if let Some(release) = self.levers.next_release() {
+            d = d.min(release);
+        }
         d
     }
 
     /// The socket of node `id`: known at start, or derived for a member added at run time.
     fn peer_path(&self, id: NodeId) -> Option<PathBuf> {
         self.s.peer_path(id)
+    }
+
+    /// The delay and loss levers: bounds checked, one line when they change.
+    fn set_levers(&mut self, levers: raft_wire::levers::NetLevers) -> Response {
+        if let Err(reason) = levers.check() {
+            return Response::Invalid { reason };
+        }
+        let was = self.levers.levers();
+        if levers != was {
+            event!(
+                self.log,
+                self.term,
+                "network levers on messages to peers: {levers} (was {was}; {} lost, {} dropped on a full queue so far)",
+                self.levers.lost,
+                self.levers.overflowed
+            );
+        }
+        self.levers.set(levers, Instant::now());
+        Response::Accepted
     }
 
     /// The partition lever: drop all traffic with `peers` (empty heals).
@@ -752,6 +841,20 @@ impl Net {
         if self.isolated.contains(&msg.to) {
             return;
         }
+        if self.levers.is_idle() {
+            return self.send_now(msg);
+        }
+        match self.levers.outgoing(msg, Instant::now()) {
+            crate::levers::Fate::Send(msg) => self.send_now(msg),
+            crate::levers::Fate::Held | crate::levers::Fate::Lost | crate::levers::Fate::Overflow => {}
+        }
+    }
+
+    /// Puts a message on its peer's stream (past the levers; a partition still applies).
+    fn send_now(&mut self, msg: Message) {
+        if self.isolated.contains(&msg.to) {
+            return;
+        }
         let Some(link) = self.peers.get(&msg.to) else {
             // A member added at run time: dial it; Raft resends what this drops.
             if self.peer_path(msg.to).is_some() {
@@ -831,6 +934,19 @@ impl Net {
             }
         };
         Some(closed)
+    }
+}
+
+/// What the [`crate::observe::Observer`] compares turn to turn.
+fn seen(replica: &Replica<Storage>) -> crate::observe::Seen {
+    let ss = replica.soft_state();
+    let raft = replica.raft();
+    crate::observe::Seen {
+        role: ss.role,
+        term: ss.term,
+        leader: ss.leader,
+        last_index: raft.last_index(),
+        commit: raft.commit_index(),
     }
 }
 

@@ -84,6 +84,25 @@ pub enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Slow the network: NODES (default all; `1,2` or `leader`) hold each outgoing peer
+    /// message back DURATION (like 200ms, at most 10s), ± the jitter. `delay off` ends it.
+    Delay {
+        #[arg(value_name = "DURATION")]
+        delay: String,
+        /// Vary each message's delay by up to this much either way.
+        #[arg(long, value_name = "DURATION")]
+        jitter: Option<String>,
+        #[arg(value_name = "NODES")]
+        nodes: Option<crate::levers::NodeSet>,
+    },
+    /// Lose messages: NODES (default all; `1,2` or `leader`) drop PERCENT of their outgoing
+    /// peer messages (`loss 0` or `loss off` ends it). `heal` clears delay and loss.
+    Loss {
+        #[arg(value_name = "PERCENT")]
+        percent: String,
+        #[arg(value_name = "NODES")]
+        nodes: Option<crate::levers::NodeSet>,
+    },
 }
 
 /// A node named on the command line: its id, or `leader`, resolved through the
@@ -290,6 +309,20 @@ mod tests {
         for c in ["down", "heal", "wipe"] {
             parse(&[c]).unwrap();
         }
+        use crate::levers::NodeSet;
+        assert_eq!(
+            parse(&["delay", "200ms", "--jitter", "50ms", "1,2"]).unwrap().command,
+            Cmd::Delay { delay: "200ms".into(), jitter: Some("50ms".into()), nodes: Some(NodeSet::Ids(vec![1, 2])) }
+        );
+        assert_eq!(
+            parse(&["delay", "off"]).unwrap().command,
+            Cmd::Delay { delay: "off".into(), jitter: None, nodes: None }
+        );
+        assert_eq!(
+            parse(&["loss", "10", "leader"]).unwrap().command,
+            Cmd::Loss { percent: "10".into(), nodes: Some(NodeSet::Leader) }
+        );
+        assert!(parse(&["loss", "10", "1,x"]).is_err());
     }
 
     #[test]
@@ -345,6 +378,7 @@ mod tests {
             applied: None,
             last_index: None,
             snapshot_index: None,
+            levers: None,
         };
         let mut st = ClusterStatus {
             nodes: vec![row(1, "leader", Some(2)), row(2, "leader", Some(5)), row(3, "follower", Some(5))],

@@ -112,6 +112,22 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
             crate::cli::normalize_groups(&[vec![node(n)?]], eff.nodes).map_err(CliError::usage)?,
         ),
         Cmd::Heal => SupervisorRequest::Heal,
+        Cmd::Delay { delay, jitter, nodes } => {
+            let delay_us = raft_wire::levers::parse_delay(&delay).map_err(CliError::usage)?;
+            let jitter_us = match jitter {
+                Some(j) => raft_wire::levers::parse_delay(&j).map_err(CliError::usage)?,
+                None => 0,
+            };
+            let levers = raft_wire::levers::NetLevers { delay_us, jitter_us, loss_ppm: 0 };
+            levers.check().map_err(CliError::usage)?;
+            let nodes = lever_nodes(cfg, &eff, nodes)?;
+            SupervisorRequest::Levers { nodes, delay: Some((delay_us, jitter_us)), loss_ppm: None }
+        }
+        Cmd::Loss { percent, nodes } => {
+            let ppm = raft_wire::levers::parse_loss(&percent).map_err(CliError::usage)?;
+            let nodes = lever_nodes(cfg, &eff, nodes)?;
+            SupervisorRequest::Levers { nodes, delay: None, loss_ppm: Some(ppm) }
+        }
         Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } => {
             unreachable!("not a control command")
         }
@@ -131,6 +147,24 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// The node ids a lever command names (empty: all); `leader` resolved now.
+fn lever_nodes(
+    cfg: &ClusterConfig,
+    eff: &ClusterConfig,
+    nodes: Option<crate::levers::NodeSet>,
+) -> Result<Vec<u64>, CliError> {
+    use crate::levers::NodeSet;
+    let ids = match nodes.unwrap_or(NodeSet::All) {
+        NodeSet::All => return Ok(Vec::new()),
+        NodeSet::Leader => vec![resolve(cfg, NodeTarget::Leader)?],
+        NodeSet::Ids(ids) => ids,
+    };
+    for &id in &ids {
+        check_node(eff, id)?;
+    }
+    Ok(ids)
 }
 
 fn say(line: &str) {
@@ -186,6 +220,12 @@ pub fn status_table(st: &ClusterStatus) -> String {
         out.push_str("partitions: none\n");
     } else {
         out.push_str(&format!("partitions: {}\n", show_groups(&st.partitions)));
+    }
+    // The levers each node reports in force, when any node has some.
+    let with: Vec<String> =
+        st.nodes.iter().filter_map(|r| r.levers.filter(|l| !l.is_off()).map(|l| format!("n{}: {l}", r.id))).collect();
+    if !with.is_empty() {
+        out.push_str(&format!("network levers: {}\n", with.join("; ")));
     }
     out
 }
@@ -310,6 +350,7 @@ mod tests {
             applied: term.map(|_| 12),
             last_index: term.map(|_| 13),
             snapshot_index: term.map(|_| 0),
+            levers: term.map(|_| Default::default()),
         }
     }
 
@@ -333,15 +374,19 @@ partitions: {1} {2}
             serde_json::json!({
                 "nodes": [
                     {"id": 1, "pid": 4242, "process": "running", "role": "leader", "term": 3, "leader": 1,
-                     "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0},
+                     "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0,
+                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}},
                     {"id": 2, "pid": null, "process": "stopped", "role": "unknown", "term": null, "leader": null,
-                     "commit": null, "applied": null, "last_index": null, "snapshot_index": null}
+                     "commit": null, "applied": null, "last_index": null, "snapshot_index": null,
+                     "levers": null}
                 ],
                 "partitions": [[1], [2]]
             })
         );
-        let healed = ClusterStatus { partitions: vec![], ..st };
+        let mut healed = ClusterStatus { partitions: vec![], ..st };
         assert!(status_table(&healed).ends_with("partitions: none\n"));
+        healed.nodes[0].levers = Some(raft_wire::levers::NetLevers { delay_us: 2_000_000, jitter_us: 0, loss_ppm: 0 });
+        assert!(status_table(&healed).ends_with("partitions: none\nnetwork levers: n1: delay 2s\n"));
     }
 
     #[test]

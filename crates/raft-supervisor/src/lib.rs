@@ -25,5 +25,6 @@
 pub mod cli;
 pub mod client;
 pub mod core;
+pub mod levers;
 pub mod shell;
 pub mod spawn;

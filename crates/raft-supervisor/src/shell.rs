@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 use raft_config::{ClusterConfig, ConfigSource};
 use raft_core::{RoleKind, Term};
 use raft_wire::conn::{FramedConn, ReadOutcome};
+use raft_wire::levers::NetLevers;
 use raft_wire::supervisor::{ClusterStatus, NodeRow, SupervisorRequest, SupervisorResponse};
 use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, Request, Response};
 use serde::Serialize;
@@ -367,6 +368,8 @@ struct NodeLink {
     /// The isolation this process has confirmed (a fresh process isolates nobody).
     isolation: Vec<NodeId>,
     status: Option<(NodeStatus, Instant)>,
+    /// The network levers last sent to this process, and when.
+    levers_sent: Option<(NetLevers, Instant)>,
 }
 
 struct StatusWaiter {
@@ -392,6 +395,8 @@ struct Shell {
     down_waiters: Vec<usize>,
     next_round: Instant,
     next_isolate_try: Option<Instant>,
+    /// The network levers asked for (`delay`, `loss`), kept on every running node.
+    levers: crate::levers::Desired,
     next_request_id: u64,
     leader: Option<(NodeId, Term)>,
     /// `up --detach`: the pipe to the waiting parent, until a leader is reported.
@@ -434,6 +439,7 @@ impl Shell {
             status_waiters: Vec::new(),
             down_waiters: Vec::new(),
             next_isolate_try: None,
+            levers: crate::levers::Desired::default(),
             next_request_id: 1,
             leader: None,
             ready,
@@ -663,6 +669,7 @@ impl Shell {
                 self.links.get_mut(&id).expect("link").status_req = Some((req_id, now));
             }
             self.enforce_isolation(id, now);
+            self.enforce_levers(id, now);
         }
     }
 
@@ -727,6 +734,22 @@ impl Shell {
         }
     }
 
+    /// Sends the node its network levers if its last status shows others and they were
+    /// not sent within a request timeout (a restarted node reports none: it gets them).
+    fn enforce_levers(&mut self, id: NodeId, now: Instant) {
+        let desired = self.levers.get(id);
+        let link = &self.links[&id];
+        let in_force = link.status.as_ref().map(|(st, _)| st.levers);
+        let recently_sent = link.levers_sent.is_some_and(|(l, at)| l == desired && now < at + NODE_REQUEST_TIMEOUT);
+        if self.core.serving_pid(id).is_none() || in_force == Some(desired) || recently_sent {
+            return;
+        }
+        let req_id = self.request_id();
+        if self.send_to_node(id, &ClientRequest { id: req_id, body: Request::NetLevers(desired) }) {
+            self.links.get_mut(&id).expect("link").levers_sent = Some((desired, now));
+        }
+    }
+
     fn node_ready(&mut self, id: NodeId) {
         let Some(link) = self.links.get_mut(&id) else { return };
         let Some(conn) = link.conn.as_mut() else { return };
@@ -767,6 +790,7 @@ impl Shell {
                 }
                 link.status = Some((st, now));
                 self.enforce_isolation(id, now);
+                self.enforce_levers(id, now);
                 self.check_leader();
             }
             Response::Accepted if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) => {
@@ -917,9 +941,25 @@ impl Shell {
             SupervisorRequest::Heal => {
                 self.partitions.clear();
                 self.apply_partitions(now);
-                let line = "healed: every node can reach every other".to_string();
+                let mut line = "healed: every node can reach every other".to_string();
+                if self.levers.clear() {
+                    line.push_str("; network levers (delay, loss) cleared");
+                    self.apply_levers(now);
+                }
                 self.say(&line);
                 self.respond(token, SupervisorResponse::Ok(line));
+                None
+            }
+            SupervisorRequest::Levers { nodes, delay, loss_ppm } => {
+                let resp = match self.levers.apply(&nodes, &self.cfg.node_ids(), delay, loss_ppm) {
+                    Ok(line) => {
+                        self.apply_levers(now);
+                        self.say(&line);
+                        SupervisorResponse::Ok(line)
+                    }
+                    Err(e) => SupervisorResponse::Error(e),
+                };
+                self.respond(token, resp);
                 None
             }
             SupervisorRequest::Down => {
@@ -960,6 +1000,15 @@ impl Shell {
             self.enforce_isolation(id, now);
         }
         self.next_isolate_try = Some(now + ISOLATE_RETRY);
+    }
+
+    /// Sends every running node its levers now (the status rounds retry the others).
+    fn apply_levers(&mut self, now: Instant) {
+        let ids: Vec<NodeId> = self.links.keys().copied().collect();
+        for id in ids {
+            self.links.get_mut(&id).expect("link").levers_sent = None;
+            self.enforce_levers(id, now);
+        }
     }
 
     fn answer_status_waiters(&mut self, now: Instant) {
@@ -1007,6 +1056,7 @@ impl Shell {
                     applied: st.map(|s| s.applied),
                     last_index: st.map(|s| s.last_index),
                     snapshot_index: st.map(|s| s.snapshot_index),
+                    levers: st.map(|s| s.levers),
                 }
             })
             .collect();

@@ -26,6 +26,8 @@ pub mod auth;
 mod codec;
 pub mod conn;
 pub mod fuzz;
+pub mod levers;
+pub mod logview;
 mod proto;
 pub mod supervisor;
 pub use codec::*;

@@ -58,6 +58,13 @@ pub enum Request {
     /// Ask the leader for one membership change (thesis §4.2); answered once its
     /// configuration entry commits.
     Membership { change: raft_core::MembershipChange },
+    /// Up to `limit` (at most [`crate::logview::MAX_LOG_ENTRIES_PER_REQUEST`]) of this
+    /// node's log entries from `from` (`None`: the last `limit`), answered with
+    /// [`Response::Log`]. Last in the enum, so the earlier variants keep their tags.
+    Log { from: Option<Index>, limit: u32 },
+    /// The supervisor's network levers: delay or drop this node's outgoing peer messages
+    /// (all zero: none). Answered `Accepted`, or `Invalid` past the bounds.
+    NetLevers(crate::levers::NetLevers),
 }
 
 /// One response, matching the request with the same `id`.
@@ -98,6 +105,8 @@ pub enum Response {
     Refused {
         reason: String,
     },
+    /// The answer to [`Request::Log`].
+    Log(crate::logview::LogPage),
 }
 
 /// Status of one node, answered to [`Request::Status`].
@@ -120,6 +129,8 @@ pub struct NodeStatus {
     pub isolated: Vec<NodeId>,
     /// The configuration in effect on this node (the newest in its log).
     pub membership: raft_core::Membership,
+    /// The network levers in force ([`Request::NetLevers`]).
+    pub levers: crate::levers::NetLevers,
 }
 
 #[cfg(test)]
@@ -134,5 +145,9 @@ mod tests {
         assert_eq!(tag(Response::Unknown { reason: String::new() }), 3);
         assert_eq!(tag(Response::Accepted), 6);
         assert_eq!(tag(Response::Refused { reason: String::new() }), 7);
+        let req = |r: Request| bincode::serde::encode_to_vec(&r, bincode::config::standard()).unwrap()[0];
+        assert_eq!(req(Request::TransferLeader { to: 1 }), 4);
+        assert_eq!(req(Request::Log { from: None, limit: 1 }), 5);
+        assert_eq!(req(Request::NetLevers(Default::default())), 6);
     }
 }

@@ -22,6 +22,13 @@ pub enum SupervisorRequest {
     Heal,
     /// Stop every node and the supervisor.
     Down,
+    /// Network levers for `nodes` (empty: every node): a new delay and jitter, a new loss
+    /// in parts per million, or both; what is not given stays. `Heal` clears them all.
+    Levers {
+        nodes: Vec<NodeId>,
+        delay: Option<(u64, u64)>,
+        loss_ppm: Option<u32>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,4 +63,6 @@ pub struct NodeRow {
     pub applied: Option<Index>,
     pub last_index: Option<Index>,
     pub snapshot_index: Option<Index>,
+    /// The network levers the node reports in force (None: not answering).
+    pub levers: Option<crate::levers::NetLevers>,
 }
