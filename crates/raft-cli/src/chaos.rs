@@ -222,7 +222,12 @@ pub fn run_report(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Res
                 continue;
             }
         };
-        let ids: Vec<NodeId> = status.nodes.iter().map(|n| n.id).collect();
+        // Removed nodes are out of the game (the supervisor refuses commands for them).
+        let ids: Vec<NodeId> =
+            status.nodes.iter().filter(|n| n.member.as_deref() != Some("removed")).map(|n| n.id).collect();
+        if ids.is_empty() {
+            continue;
+        }
         let random_node = ids[rng.below(ids.len() as u64) as usize];
         let (apply, undo, what) = match kind {
             FaultKind::Kill => (
@@ -420,6 +425,10 @@ fn restore_everything(cluster: &Cluster, timeout: Duration) {
 /// Waits until one leader has committed its whole log and every node applied all of it.
 fn wait_caught_up(cluster: &Cluster, limit: Duration) -> (bool, String) {
     let deadline = Instant::now() + limit;
+    // Nodes added while chaos ran have a directory now.
+    let mut cluster = cluster.clone();
+    cluster.rescan();
+    let cluster = &cluster;
     loop {
         let statuses: Vec<(NodeId, Result<raft_wire::NodeStatus, String>)> =
             cluster.nodes.iter().map(|(id, _)| (*id, cluster.node_status(*id, Duration::from_millis(500)))).collect();
@@ -429,8 +438,11 @@ fn wait_caught_up(cluster: &Cluster, limit: Duration) -> (bool, String) {
             .filter(|s| s.role == RoleKind::Leader)
             .max_by_key(|s| s.term);
         if let Some(l) = leader {
+            // Only the members of the leader's configuration must have caught up: a
+            // removed node is stopped and gets nothing more.
             let lagging: Vec<String> = statuses
                 .iter()
+                .filter(|(id, _)| l.membership.contains(*id))
                 .filter_map(|(id, s)| match s {
                     Ok(s) if s.applied == l.commit => None,
                     Ok(s) => Some(format!("node {id} applied {}", s.applied)),

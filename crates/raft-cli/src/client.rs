@@ -87,22 +87,27 @@ impl Cluster {
     /// directory in the cluster directory (`raft-supervisor add` makes one for each), so
     /// the client reaches members the config's `nodes` count does not name.
     pub fn from_config(cfg: &ClusterConfig) -> Cluster {
-        let mut ids = cfg.node_ids();
-        if let Ok(entries) = std::fs::read_dir(&cfg.dir) {
+        let mut c = Cluster {
+            dir: cfg.dir.clone(),
+            nodes: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
+            supervisor_socket: cfg.supervisor_socket(),
+        };
+        c.rescan();
+        c
+    }
+
+    /// Adds the nodes whose `node-<id>` directory appeared since (added at run time).
+    pub fn rescan(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let id = name.to_str().and_then(|n| n.strip_prefix("node-")).and_then(|n| n.parse::<NodeId>().ok());
-                if let Some(id) = id.filter(|&id| ClusterConfig::is_node_id(id) && !ids.contains(&id)) {
-                    ids.push(id);
+                if let Some(id) = id.filter(|&id| ClusterConfig::is_node_id(id) && self.socket(id).is_none()) {
+                    self.nodes.push((id, self.dir.join(format!("node-{id}")).join("node.sock")));
                 }
             }
         }
-        ids.sort_unstable();
-        Cluster {
-            dir: cfg.dir.clone(),
-            nodes: ids.into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
-            supervisor_socket: cfg.supervisor_socket(),
-        }
+        self.nodes.sort_unstable_by_key(|(id, _)| *id);
     }
 
     pub fn socket(&self, id: NodeId) -> Option<&Path> {

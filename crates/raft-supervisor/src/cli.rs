@@ -68,6 +68,14 @@ pub enum Cmd {
     },
     /// Cut one node (an id or `leader`) off from all others: `partition N` with the rest together.
     Isolate { node: NodeTarget },
+    /// Start a new node with the next free id and have the leader add it: it joins as a
+    /// learner and is promoted to voter once it has caught up. Prints its id.
+    Add,
+    /// Remove a node (an id or `leader`) from the configuration, then stop it. One change
+    /// at a time: a second one while the first is in progress is refused.
+    Remove { node: NodeTarget },
+    /// Hand leadership to a node (an id): the leader catches it up, then it takes over.
+    Transfer { node: NodeTarget },
     /// Undo `partition`: every node can reach every other again.
     Heal,
     /// Print a node's log (<dir>/node-N/node.log). NODE is an id or `leader`.
@@ -199,17 +207,34 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Refuses node ids outside the cluster (exit 2).
-pub fn check_node(cfg: &ClusterConfig, id: NodeId) -> Result<(), CliError> {
-    if cfg.is_node(id) {
-        Ok(())
-    } else {
-        Err(CliError::usage(format!("no node {id}: node ids are 1..={}", cfg.nodes)))
-    }
+/// The nodes the supervisor runs (`<dir>/members`: the bootstrap nodes plus those added,
+/// minus those removed); the bootstrap nodes if that file cannot be read.
+pub fn node_ids(cfg: &ClusterConfig) -> Vec<NodeId> {
+    crate::members::Members::load(cfg).map(|m| m.ids()).unwrap_or_else(|_| cfg.node_ids())
 }
 
-/// Parses partition groups like `1,2 3,4,5` for a cluster of `nodes`; see [`normalize_groups`].
-pub fn parse_groups<S: AsRef<str>>(args: &[S], nodes: u64) -> Result<Vec<Vec<NodeId>>, String> {
+/// Refuses node ids outside the cluster (exit 2).
+pub fn check_node(cfg: &ClusterConfig, id: NodeId) -> Result<(), CliError> {
+    let ids = node_ids(cfg);
+    if ids.contains(&id) {
+        return Ok(());
+    }
+    if crate::members::Members::load(cfg).is_ok_and(|m| m.is_removed(id)) {
+        return Err(CliError::usage(format!(
+            "node {id} was removed from the cluster (the nodes are {}); `raft-supervisor add` starts a new one",
+            list(&ids)
+        )));
+    }
+    Err(CliError::usage(format!("no node {id}: the nodes are {}", list(&ids))))
+}
+
+/// `1, 2, 3`.
+fn list(ids: &[NodeId]) -> String {
+    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Parses partition groups like `1,2 3,4,5` among the nodes `ids`; see [`normalize_groups`].
+pub fn parse_groups<S: AsRef<str>>(args: &[S], ids: &[NodeId]) -> Result<Vec<Vec<NodeId>>, String> {
     let mut groups = Vec::new();
     for arg in args {
         let arg = arg.as_ref();
@@ -222,20 +247,20 @@ pub fn parse_groups<S: AsRef<str>>(args: &[S], nodes: u64) -> Result<Vec<Vec<Nod
             let id: NodeId = part
                 .parse()
                 .map_err(|_| format!("`{part}` in group `{arg}` is not a node id; write groups like `1,2 3,4,5`"))?;
-            if !(1..=nodes).contains(&id) {
-                return Err(format!("no node {id} (in group `{arg}`): node ids are 1..={nodes}"));
+            if !ids.contains(&id) {
+                return Err(format!("no node {id} (in group `{arg}`): the nodes are {}", list(ids)));
             }
             group.push(id);
         }
         groups.push(group);
     }
-    normalize_groups(&groups, nodes)
+    normalize_groups(&groups, ids)
 }
 
 /// Checks partition groups and puts them in canonical form: the nodes named in no group
 /// form one more group together (last), so the result covers every node exactly once;
 /// each group is sorted. One group holding everyone is no partition.
-pub fn normalize_groups(groups: &[Vec<NodeId>], nodes: u64) -> Result<Vec<Vec<NodeId>>, String> {
+pub fn normalize_groups(groups: &[Vec<NodeId>], ids: &[NodeId]) -> Result<Vec<Vec<NodeId>>, String> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for g in groups {
@@ -243,8 +268,8 @@ pub fn normalize_groups(groups: &[Vec<NodeId>], nodes: u64) -> Result<Vec<Vec<No
             return Err("a partition group is empty".into());
         }
         for &id in g {
-            if !(1..=nodes).contains(&id) {
-                return Err(format!("no node {id}: node ids are 1..={nodes}"));
+            if !ids.contains(&id) {
+                return Err(format!("no node {id}: the nodes are {}", list(ids)));
             }
             if !seen.insert(id) {
                 return Err(format!("node {id} is named more than once; each node belongs to at most one group"));
@@ -254,7 +279,7 @@ pub fn normalize_groups(groups: &[Vec<NodeId>], nodes: u64) -> Result<Vec<Vec<No
         g.sort_unstable();
         out.push(g);
     }
-    let rest: Vec<NodeId> = (1..=nodes).filter(|id| !seen.contains(id)).collect();
+    let rest: Vec<NodeId> = ids.iter().copied().filter(|id| !seen.contains(id)).collect();
     if !rest.is_empty() {
         out.push(rest);
     }
@@ -278,6 +303,10 @@ pub fn show_groups(groups: &[Vec<NodeId>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(n: u64) -> Vec<NodeId> {
+        (1..=n).collect()
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("raft-supervisor").chain(args.iter().copied()))
@@ -349,18 +378,18 @@ mod tests {
         assert_eq!(check_node(&cfg, 5), Ok(()));
         let e = check_node(&cfg, 6).unwrap_err();
         assert_eq!(e.code, EXIT_USAGE);
-        assert_eq!(e.message, "no node 6: node ids are 1..=5");
+        assert_eq!(e.message, "no node 6: the nodes are 1, 2, 3, 4, 5");
         assert_eq!(check_node(&cfg, 0).unwrap_err().code, EXIT_USAGE);
     }
 
     #[test]
     fn groups_parse_and_cover_every_node() {
-        assert_eq!(parse_groups(&["1,2", "3,4,5"], 5), Ok(vec![vec![1, 2], vec![3, 4, 5]]));
+        assert_eq!(parse_groups(&["1,2", "3,4,5"], &ids(5)), Ok(vec![vec![1, 2], vec![3, 4, 5]]));
         // The nodes not named form one more group together.
-        assert_eq!(parse_groups(&["2,1"], 5), Ok(vec![vec![1, 2], vec![3, 4, 5]]));
-        assert_eq!(parse_groups(&["3"], 3), Ok(vec![vec![3], vec![1, 2]]));
-        assert_eq!(parse_groups(&["1", "2"], 5), Ok(vec![vec![1], vec![2], vec![3, 4, 5]]));
-        assert_eq!(parse_groups(&[" 1 , 2", "3"], 3), Ok(vec![vec![1, 2], vec![3]]));
+        assert_eq!(parse_groups(&["2,1"], &ids(5)), Ok(vec![vec![1, 2], vec![3, 4, 5]]));
+        assert_eq!(parse_groups(&["3"], &ids(3)), Ok(vec![vec![3], vec![1, 2]]));
+        assert_eq!(parse_groups(&["1", "2"], &ids(5)), Ok(vec![vec![1], vec![2], vec![3, 4, 5]]));
+        assert_eq!(parse_groups(&[" 1 , 2", "3"], &ids(3)), Ok(vec![vec![1, 2], vec![3]]));
         assert_eq!(show_groups(&[vec![1, 2], vec![3, 4, 5]]), "{1,2} {3,4,5}");
     }
 
@@ -379,6 +408,7 @@ mod tests {
             last_index: None,
             snapshot_index: None,
             levers: None,
+            member: None,
         };
         let mut st = ClusterStatus {
             nodes: vec![row(1, "leader", Some(2)), row(2, "leader", Some(5)), row(3, "follower", Some(5))],
@@ -394,14 +424,14 @@ mod tests {
 
     #[test]
     fn group_syntax_errors_are_clear() {
-        let err = |args: &[&str]| parse_groups(args, 5).unwrap_err();
+        let err = |args: &[&str]| parse_groups(args, &ids(5)).unwrap_err();
         assert!(err(&["1,,2"]).contains("empty node id"));
         assert!(err(&["1,2,"]).contains("empty node id"));
         assert!(err(&[""]).contains("empty node id"));
         assert!(err(&["1,x"]).contains("`x` in group `1,x` is not a node id"));
         assert!(err(&["1-3"]).contains("is not a node id"));
-        assert_eq!(err(&["1,6"]), "no node 6 (in group `1,6`): node ids are 1..=5");
-        assert_eq!(err(&["0"]), "no node 0 (in group `0`): node ids are 1..=5");
+        assert_eq!(err(&["1,6"]), "no node 6 (in group `1,6`): the nodes are 1, 2, 3, 4, 5");
+        assert_eq!(err(&["0"]), "no node 0 (in group `0`): the nodes are 1, 2, 3, 4, 5");
         assert!(err(&["1,2", "2,3"]).contains("node 2 is named more than once"));
         assert!(err(&["1,1"]).contains("more than once"));
         assert!(err(&["1,2,3,4,5"]).contains("heal"));
@@ -409,11 +439,11 @@ mod tests {
 
     #[test]
     fn normalize_checks_what_arrives_over_the_socket() {
-        assert_eq!(normalize_groups(&[vec![2, 1]], 3), Ok(vec![vec![1, 2], vec![3]]));
-        assert_eq!(normalize_groups(&[vec![2]], 5), Ok(vec![vec![2], vec![1, 3, 4, 5]]), "isolate 2");
-        assert!(normalize_groups(&[vec![]], 3).is_err());
-        assert!(normalize_groups(&[vec![4]], 3).is_err());
-        assert!(normalize_groups(&[vec![1], vec![1]], 3).is_err());
-        assert!(normalize_groups(&[], 1).is_err());
+        assert_eq!(normalize_groups(&[vec![2, 1]], &ids(3)), Ok(vec![vec![1, 2], vec![3]]));
+        assert_eq!(normalize_groups(&[vec![2]], &ids(5)), Ok(vec![vec![2], vec![1, 3, 4, 5]]), "isolate 2");
+        assert!(normalize_groups(&[vec![]], &ids(3)).is_err());
+        assert!(normalize_groups(&[vec![4]], &ids(3)).is_err());
+        assert!(normalize_groups(&[vec![1], vec![1]], &ids(3)).is_err());
+        assert!(normalize_groups(&[], &ids(1)).is_err());
     }
 }

@@ -106,11 +106,23 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
         Cmd::Pause { node: n } => SupervisorRequest::Pause(node(n)?),
         Cmd::Resume { node: n } => SupervisorRequest::Resume(node(n)?),
         Cmd::Partition { groups } => {
-            SupervisorRequest::Partition(parse_groups(&groups, eff.nodes).map_err(CliError::usage)?)
+            SupervisorRequest::Partition(parse_groups(&groups, &crate::cli::node_ids(&eff)).map_err(CliError::usage)?)
         }
         Cmd::Isolate { node: n } => SupervisorRequest::Partition(
-            crate::cli::normalize_groups(&[vec![node(n)?]], eff.nodes).map_err(CliError::usage)?,
+            crate::cli::normalize_groups(&[vec![node(n)?]], &crate::cli::node_ids(&eff)).map_err(CliError::usage)?,
         ),
+        Cmd::Add => {
+            timeout = crate::shell::MEMBER_CHANGE_TIMEOUT + COMMAND_TIMEOUT;
+            SupervisorRequest::Add
+        }
+        Cmd::Remove { node: n } => {
+            timeout = crate::shell::MEMBER_CHANGE_TIMEOUT + COMMAND_TIMEOUT;
+            SupervisorRequest::Remove(node(n)?)
+        }
+        Cmd::Transfer { node: n } => {
+            timeout = crate::shell::MEMBER_CHANGE_TIMEOUT + COMMAND_TIMEOUT;
+            SupervisorRequest::Transfer(node(n)?)
+        }
         Cmd::Heal => SupervisorRequest::Heal,
         Cmd::Delay { delay, jitter, nodes } => {
             let delay_us = raft_wire::levers::parse_delay(&delay).map_err(CliError::usage)?;
@@ -174,9 +186,10 @@ fn say(line: &str) {
 
 /// The `status` table: one row per node, then the partitions.
 pub fn status_table(st: &ClusterStatus) -> String {
-    let header = ["node", "pid", "process", "role", "term", "leader", "commit", "applied", "last index", "snapshot"];
+    let header =
+        ["node", "pid", "process", "role", "member", "term", "leader", "commit", "applied", "last index", "snapshot"];
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    let rows: Vec<[String; 10]> = st
+    let rows: Vec<[String; 11]> = st
         .nodes
         .iter()
         .map(|r: &NodeRow| {
@@ -185,6 +198,7 @@ pub fn status_table(st: &ClusterStatus) -> String {
                 r.pid.map_or("-".into(), |p| p.to_string()),
                 r.process.clone(),
                 r.role.clone(),
+                r.member.clone().unwrap_or_else(|| "-".into()),
                 opt(r.term),
                 opt(r.leader),
                 opt(r.commit),
@@ -351,6 +365,7 @@ mod tests {
             last_index: term.map(|_| 13),
             snapshot_index: term.map(|_| 0),
             levers: term.map(|_| Default::default()),
+            member: term.map(|_| "voter".into()),
         }
     }
 
@@ -362,9 +377,9 @@ mod tests {
         };
         let table = status_table(&st);
         let expected = "\
-node  pid   process  role     term  leader  commit  applied  last index  snapshot
-1     4242  running  leader   3     1       12      12       13          0
-2     -     stopped  unknown  -     -       -       -        -           -
+node  pid   process  role     member  term  leader  commit  applied  last index  snapshot
+1     4242  running  leader   voter   3     1       12      12       13          0
+2     -     stopped  unknown  -       -     -       -       -        -           -
 partitions: {1} {2}
 ";
         assert_eq!(table, expected);
@@ -375,10 +390,10 @@ partitions: {1} {2}
                 "nodes": [
                     {"id": 1, "pid": 4242, "process": "running", "role": "leader", "term": 3, "leader": 1,
                      "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0,
-                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}},
+                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}, "member": "voter"},
                     {"id": 2, "pid": null, "process": "stopped", "role": "unknown", "term": null, "leader": null,
                      "commit": null, "applied": null, "last_index": null, "snapshot_index": null,
-                     "levers": null}
+                     "levers": null, "member": null}
                 ],
                 "partitions": [[1], [2]]
             })

@@ -300,6 +300,24 @@ impl Supervisor {
         Supervisor { policy, nodes, shutting_down: false, exited: false, reply_on_spawn: None }
     }
 
+    /// Takes node `id` under supervision, stopped (a node added at run time); `Start`
+    /// starts it. Already supervised: nothing changes.
+    pub fn supervise(&mut self, id: NodeId) {
+        assert!(id != 0, "node id 0 means no node");
+        let backoff = self.policy.backoff_min;
+        self.nodes.entry(id).or_insert(NodeState {
+            proc: Proc::Stopped,
+            crashes: VecDeque::new(),
+            backoff,
+            started_at: None,
+        });
+    }
+
+    /// Whether node `id` is supervised.
+    pub fn supervises(&self, id: NodeId) -> bool {
+        self.nodes.contains_key(&id)
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
     }

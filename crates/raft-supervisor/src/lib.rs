@@ -26,5 +26,6 @@ pub mod cli;
 pub mod client;
 pub mod core;
 pub mod levers;
+pub mod members;
 pub mod shell;
 pub mod spawn;

@@ -83,15 +83,16 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     let key_path = cfg.cluster_key_path();
     raft_wire::auth::ClusterKey::create_if_missing(&key_path).map_err(|e| CliError::failed(e.to_string()))?;
     write_effective_config(&cfg).map_err(fail(format!("cannot write {}", cfg.effective_config_path().display())))?;
+    // The nodes to run: the bootstrap ones, plus those added, minus those removed.
+    let members = crate::members::Members::load(&cfg).map_err(CliError::failed)?;
     let mut plans = BTreeMap::new();
-    let config_arg = cfg.effective_config_path();
-    for id in cfg.node_ids() {
+    for id in members.ids() {
         raft_storage::create_dir_durable(&cfg.node_dir(id))
             .map_err(fail(format!("cannot create {}", cfg.node_dir(id).display())))?;
-        let id_arg = id.to_string();
-        let args = ["--config".as_ref(), config_arg.as_os_str(), "--id".as_ref(), id_arg.as_ref()];
-        let plan = ExecPlan::new(&node_bin, &args).map_err(fail(format!("cannot prepare {}", node_bin.display())))?;
-        plans.insert(id, plan);
+        plans.insert(
+            id,
+            node_plan(&cfg, &node_bin, id).map_err(fail(format!("cannot prepare {}", node_bin.display())))?,
+        );
     }
     let sock = cfg.supervisor_socket();
     // We hold the lock, so a socket file left here belongs to a supervisor that died.
@@ -101,7 +102,7 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     let ready = if detach { Some(detach_or_wait(&cfg)?) } else { None };
     // Only the process that runs the loop gets here.
     let _ = (&lock).write_all(format!("{}\n", std::process::id()).as_bytes());
-    let mut shell = Shell::new(cfg, listener, plans, ready, lock)?;
+    let mut shell = Shell::new(cfg, listener, plans, ready, lock, members, node_bin)?;
     say_raw(&format!(
         "raft-supervisor {}: cluster in {} (config: {source}): {} nodes, tick {} ms; stop it with Ctrl-C or `raft-supervisor down`",
         std::process::id(),
@@ -116,6 +117,36 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     }
     result.map_err(|e| CliError::failed(format!("supervisor failed: {e}")))
 }
+
+/// How node `id` is started: `raft-node --config <dir>/cluster.toml --id N`.
+fn node_plan(cfg: &ClusterConfig, node_bin: &std::path::Path, id: NodeId) -> io::Result<ExecPlan> {
+    let config_arg = cfg.effective_config_path();
+    let id_arg = id.to_string();
+    let args = ["--config".as_ref(), config_arg.as_os_str(), "--id".as_ref(), id_arg.as_ref()];
+    ExecPlan::new(node_bin, &args)
+}
+
+/// A membership change (or transfer) asked of the leader for a control client: one at a
+/// time, answered when the leader answers or at the deadline.
+struct MemberChange {
+    token: usize,
+    req_id: u64,
+    leader: NodeId,
+    op: MemberOp,
+    deadline: Instant,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum MemberOp {
+    Add(NodeId),
+    Remove(NodeId),
+    Transfer(NodeId),
+}
+
+/// How long the supervisor waits for the leader to commit a membership change: a round
+/// trip to a majority normally; longer means the cluster has trouble, and the client is
+/// told the change may still happen.
+pub const MEMBER_CHANGE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// What one node directory holds, as found by opening its store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,6 +436,10 @@ struct Shell {
     reap_again: bool,
     /// Held for the life of the process (see [`acquire_lock`]).
     _lock: File,
+    /// The nodes this supervisor runs (`<dir>/members`).
+    members: crate::members::Members,
+    node_bin: std::path::PathBuf,
+    member_change: Option<MemberChange>,
 }
 
 impl Shell {
@@ -414,14 +449,16 @@ impl Shell {
         plans: BTreeMap<NodeId, ExecPlan>,
         ready: Option<OwnedFd>,
         lock: File,
+        members: crate::members::Members,
+        node_bin: std::path::PathBuf,
     ) -> Result<Shell, CliError> {
         let err = |e: io::Error| CliError::failed(format!("cannot set up the event loop: {e}"));
         let poll = Poll::new().map_err(err)?;
         let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP]).map_err(err)?;
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(err)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(err)?;
-        let core = Supervisor::new(Policy::from_config(&cfg), cfg.node_ids());
-        let links = cfg.node_ids().into_iter().map(|id| (id, NodeLink::default())).collect();
+        let core = Supervisor::new(Policy::from_config(&cfg), members.ids());
+        let links = members.ids().into_iter().map(|id| (id, NodeLink::default())).collect();
         let now = Instant::now();
         Ok(Shell {
             next_round: now + Duration::from_millis(cfg.status_poll_ms),
@@ -446,6 +483,9 @@ impl Shell {
             exit: false,
             reap_again: false,
             _lock: lock,
+            members,
+            node_bin,
+            member_change: None,
         })
     }
 
@@ -655,6 +695,142 @@ impl Shell {
             }
         }
         self.answer_status_waiters(now);
+        if self.member_change.as_ref().is_some_and(|c| now >= c.deadline) {
+            let c = self.member_change.take().expect("checked");
+            let line = format!(
+                "no answer from the leader (node {}) within {MEMBER_CHANGE_TIMEOUT:?} to {}; it may still happen: \
+                 check `raft-supervisor status`",
+                c.leader,
+                describe_op(c.op)
+            );
+            self.respond(c.token, SupervisorResponse::Error(line));
+        }
+    }
+
+    /// The nodes this supervisor runs now (removed ones are still listed by `status`).
+    fn ids(&self) -> Vec<NodeId> {
+        self.links.keys().copied().filter(|&id| !self.members.is_removed(id)).collect()
+    }
+
+    /// Asks the leader for a membership change (or a transfer) for control client `token`.
+    fn begin_member_change(&mut self, token: usize, op: MemberOp, now: Instant) {
+        if let Some(c) = &self.member_change {
+            let line =
+                format!("another membership change is in progress ({}); wait for it to finish", describe_op(c.op));
+            return self.respond(token, SupervisorResponse::Error(line));
+        }
+        let Some((leader, _)) = self.leader.filter(|(l, _)| self.core.serving_pid(*l).is_some()) else {
+            let line = "no leader is known right now; try again once `raft-supervisor status` shows one".to_string();
+            return self.respond(token, SupervisorResponse::Error(line));
+        };
+        let body = match op {
+            MemberOp::Add(id) => {
+                if let Err(e) = self.start_added(id) {
+                    return self.respond(token, SupervisorResponse::Error(e));
+                }
+                Request::Membership { change: raft_core::MembershipChange::AddLearner(id) }
+            }
+            MemberOp::Remove(id) => Request::Membership { change: raft_core::MembershipChange::Remove(id) },
+            MemberOp::Transfer(id) => Request::TransferLeader { to: id },
+        };
+        let req_id = self.request_id();
+        if !self.send_to_node(leader, &ClientRequest { id: req_id, body }) {
+            let line = format!("cannot reach the leader (node {leader}); try again");
+            self.undo_add(op);
+            return self.respond(token, SupervisorResponse::Error(line));
+        }
+        self.say(&format!("asked the leader (node {leader}) to {}", describe_op(op)));
+        self.member_change = Some(MemberChange { token, req_id, leader, op, deadline: now + MEMBER_CHANGE_TIMEOUT });
+    }
+
+    /// A node added at run time: its directory, its entry in `<dir>/members`, its process.
+    fn start_added(&mut self, id: NodeId) -> Result<(), String> {
+        let dir = self.cfg.node_dir(id);
+        raft_storage::create_dir_durable(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let plan = node_plan(&self.cfg, &self.node_bin, id).map_err(|e| format!("cannot prepare node {id}: {e}"))?;
+        self.members.add(id);
+        self.members.save(&self.cfg).map_err(|e| format!("cannot record node {id} in <dir>/members: {e}"))?;
+        self.plans.insert(id, plan);
+        self.core.supervise(id);
+        self.links.insert(id, NodeLink::default());
+        // Under a partition, the new node joins the leader's side, so it can catch up.
+        let leader = self.leader.map(|(l, _)| l);
+        if let Some(g) = self.partitions.iter_mut().find(|g| leader.is_some_and(|l| g.contains(&l))) {
+            g.push(id);
+            g.sort_unstable();
+            let line = format!("node {id} joins the leader's side of the partition: {}", show_groups(&self.partitions));
+            self.say(&line);
+            self.apply_partitions(Instant::now());
+        }
+        let replies = self.feed(Event::Command(Command::Start(id)));
+        if let Some(Err(e)) = replies.into_iter().next() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// An addition that did not happen: the node is stopped and its id retired.
+    fn undo_add(&mut self, op: MemberOp) {
+        if let MemberOp::Add(id) = op {
+            self.retire(id);
+        }
+    }
+
+    /// Stops node `id` for good and records it as removed.
+    fn retire(&mut self, id: NodeId) {
+        self.members.remove(id);
+        if let Err(e) = self.members.save(&self.cfg) {
+            self.say(&format!("cannot record node {id} as removed in <dir>/members: {e}"));
+        }
+        if self.core.process(id).pid.is_some() {
+            self.feed(Event::Command(Command::Kill(id)));
+        }
+    }
+
+    /// The leader's answer to the pending membership change, if `r` is it.
+    fn member_change_answer(&mut self, id: NodeId, r: &ClientResponse) -> bool {
+        let Some(c) = self.member_change.as_ref().filter(|c| c.leader == id && c.req_id == r.id) else {
+            return false;
+        };
+        let (token, op) = (c.token, c.op);
+        self.member_change = None;
+        let outcome = match (&r.body, op) {
+            (Response::Ok(_), MemberOp::Add(n)) => {
+                Ok(format!("added node {n} as a learner; the leader promotes it to voter once it has caught up"))
+            }
+            (Response::Ok(_), MemberOp::Remove(n)) => {
+                self.retire(n);
+                Ok(format!("removed node {n} from the configuration and stopped it"))
+            }
+            (Response::Accepted, MemberOp::Transfer(n)) => {
+                Ok(format!("leadership transfer from node {id} to node {n} started"))
+            }
+            (Response::NotLeader { .. }, _) => Err(format!("node {id} is no longer the leader; try again")),
+            (
+                Response::Refused { reason }
+                | Response::Invalid { reason }
+                | Response::Unavailable { reason }
+                | Response::Unknown { reason },
+                _,
+            ) => Err(reason.clone()),
+            (other, _) => Err(format!("unexpected answer from node {id}: {other:?}")),
+        };
+        let resp = match outcome {
+            Ok(line) => {
+                self.say(&line);
+                SupervisorResponse::Ok(line)
+            }
+            Err(why) => {
+                if matches!(op, MemberOp::Add(_)) {
+                    self.undo_add(op);
+                }
+                let line = format!("could not {}: {why}", describe_op(op));
+                self.say(&line);
+                SupervisorResponse::Error(line)
+            }
+        };
+        self.respond(token, resp);
+        true
     }
 
     /// Asks every answering node for its status.
@@ -717,7 +893,7 @@ impl Shell {
     fn desired_isolation(&self, id: NodeId) -> Vec<NodeId> {
         match self.partitions.iter().find(|g| g.contains(&id)) {
             None => Vec::new(),
-            Some(group) => self.cfg.node_ids().into_iter().filter(|p| !group.contains(p)).collect(),
+            Some(group) => self.ids().into_iter().filter(|p| !group.contains(p)).collect(),
         }
     }
 
@@ -776,6 +952,9 @@ impl Shell {
     }
 
     fn node_response(&mut self, id: NodeId, r: ClientResponse, now: Instant) {
+        if self.member_change_answer(id, &r) {
+            return;
+        }
         let link = self.links.get_mut(&id).expect("link");
         match r.body {
             Response::Status(st) => {
@@ -925,7 +1104,7 @@ impl Shell {
             SupervisorRequest::Pause(id) => command(Command::Pause(id)),
             SupervisorRequest::Resume(id) => command(Command::Resume(id)),
             SupervisorRequest::Partition(groups) => {
-                let resp = match normalize_groups(&groups, self.cfg.nodes) {
+                let resp = match normalize_groups(&groups, &self.ids()) {
                     Ok(groups) => {
                         self.partitions = groups;
                         let line = format!("partitioned: {}", show_groups(&self.partitions));
@@ -951,7 +1130,7 @@ impl Shell {
                 None
             }
             SupervisorRequest::Levers { nodes, delay, loss_ppm } => {
-                let resp = match self.levers.apply(&nodes, &self.cfg.node_ids(), delay, loss_ppm) {
+                let resp = match self.levers.apply(&nodes, &self.ids(), delay, loss_ppm) {
                     Ok(line) => {
                         self.apply_levers(now);
                         self.say(&line);
@@ -962,12 +1141,46 @@ impl Shell {
                 self.respond(token, resp);
                 None
             }
+            SupervisorRequest::Add => {
+                match self.members.next_id() {
+                    Some(id) => self.begin_member_change(token, MemberOp::Add(id), now),
+                    None => self.respond(
+                        token,
+                        SupervisorResponse::Error(format!("no node id left: ids stop at {}", raft_config::MAX_NODE_ID)),
+                    ),
+                }
+                None
+            }
+            SupervisorRequest::Remove(id) | SupervisorRequest::Transfer(id) if !self.ids().contains(&id) => {
+                self.respond(token, SupervisorResponse::Error(no_node(id, &self.ids())));
+                None
+            }
+            SupervisorRequest::Remove(id) => {
+                self.begin_member_change(token, MemberOp::Remove(id), now);
+                None
+            }
+            SupervisorRequest::Transfer(id) => {
+                self.begin_member_change(token, MemberOp::Transfer(id), now);
+                None
+            }
             SupervisorRequest::Down => {
                 self.say("`down` requested");
                 self.down_waiters.push(token);
                 command(Command::Shutdown)
             }
         };
+        if let Some(Event::Command(
+            Command::Kill(id) | Command::Start(id) | Command::Restart(id) | Command::Pause(id) | Command::Resume(id),
+        )) = event
+        {
+            if self.members.is_removed(id) {
+                let line = format!("node {id} was removed from the cluster; `raft-supervisor add` starts a new node");
+                return self.respond(token, SupervisorResponse::Error(line));
+            }
+            if !self.core.supervises(id) {
+                return self.respond(token, SupervisorResponse::Error(no_node(id, &self.ids())));
+            }
+        }
         if let Some(event) = event {
             let is_down = matches!(event, Event::Command(Command::Shutdown));
             let replies = self.feed(event);
@@ -1032,10 +1245,14 @@ impl Shell {
     }
 
     fn cluster_status(&self, since: Instant) -> ClusterStatus {
+        // Membership as the leader sees it (its configuration is the newest committed or
+        // about to be).
+        let membership = self.leader.and_then(|(l, _)| self.links.get(&l)).and_then(|link| link.status.as_ref());
+        let membership = membership.map(|(st, _)| &st.membership);
         let nodes = self
-            .cfg
-            .node_ids()
-            .into_iter()
+            .links
+            .keys()
+            .copied()
             .map(|id| {
                 let view = self.core.process(id);
                 let link = &self.links[&id];
@@ -1057,6 +1274,18 @@ impl Shell {
                     last_index: st.map(|s| s.last_index),
                     snapshot_index: st.map(|s| s.snapshot_index),
                     levers: st.map(|s| s.levers),
+                    member: if self.members.is_removed(id) {
+                        Some("removed".to_string())
+                    } else {
+                        membership.map(|m| {
+                            match m.kind(id) {
+                                raft_core::MemberKind::Voter => "voter",
+                                raft_core::MemberKind::Learner => "learner",
+                                raft_core::MemberKind::None => "removed",
+                            }
+                            .to_string()
+                        })
+                    },
                 }
             })
             .collect();
@@ -1075,6 +1304,20 @@ impl Shell {
             }
         }
         self.send_ready("err the cluster was stopped before a leader was elected");
+    }
+}
+
+/// `no node 9: the nodes are 1, 2, 3, 4, 5, 6`.
+fn no_node(id: NodeId, ids: &[NodeId]) -> String {
+    let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    format!("no node {id}: the nodes are {}", list.join(", "))
+}
+
+fn describe_op(op: MemberOp) -> String {
+    match op {
+        MemberOp::Add(id) => format!("add node {id}"),
+        MemberOp::Remove(id) => format!("remove node {id}"),
+        MemberOp::Transfer(id) => format!("transfer leadership to node {id}"),
     }
 }
 

@@ -29,6 +29,13 @@ pub enum SupervisorRequest {
         delay: Option<(u64, u64)>,
         loss_ppm: Option<u32>,
     },
+    /// Start a node with the next free id and have the leader add it as a learner (it is
+    /// promoted once caught up). Answered once the change commits.
+    Add,
+    /// Have the leader remove the node from the configuration, then stop it.
+    Remove(NodeId),
+    /// Ask the leader to hand leadership to the node (§3.10).
+    Transfer(NodeId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,4 +72,6 @@ pub struct NodeRow {
     pub snapshot_index: Option<Index>,
     /// The network levers the node reports in force (None: not answering).
     pub levers: Option<crate::levers::NetLevers>,
+    /// In the leader's configuration: voter, learner, or removed (None: no leader known).
+    pub member: Option<String>,
 }
