@@ -194,6 +194,12 @@ fn status(id: u64, mode: Mode) -> NodeStatus {
         progress: vec![],
         connected: vec![],
         isolated: vec![],
+        messages_sent: vec![],
+        messages_received: vec![],
+        election_elapsed_ticks: 0,
+        election_timeout_ticks: 10,
+        tick_us: 10_000,
+        speed_milli: 1000,
     }
 }
 

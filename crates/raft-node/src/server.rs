@@ -99,6 +99,10 @@ struct PeerLink {
     retry_at: Instant,
     backoff: Duration,
     connected: bool,
+    /// Raft messages queued to this peer, and received from it and stepped, since start
+    /// (for `raft-supervisor watch`'s messages per second).
+    sent: u64,
+    received: u64,
 }
 
 /// A running node: the transport around one [`Replica`], which does everything Raft.
@@ -134,6 +138,10 @@ struct Net {
     /// The uid this node runs as: peers must have it (or be root); clients too, unless
     /// `allowed_uids` names theirs.
     uid: u32,
+    /// The configured tick (`s.tick` is the running one, scaled by the speed).
+    base_tick: Duration,
+    /// The speed set by `raft-supervisor speed`, in thousandths.
+    speed_milli: u32,
 }
 
 impl Effects for Net {
@@ -214,12 +222,16 @@ impl Server {
                     retry_at: now,
                     backoff: Duration::from_millis(PEER_RECONNECT_MIN_MS),
                     connected: false,
+                    sent: 0,
+                    received: 0,
                 };
                 (p, link)
             })
             .collect();
         let mut net = Net {
             next_tick: now + s.tick,
+            base_tick: s.tick,
+            speed_milli: raft_wire::SPEED_MILLI_NORMAL,
             s,
             log,
             poll,
@@ -384,6 +396,9 @@ impl Server {
                     if self.net.isolated.contains(&peer) {
                         continue;
                     }
+                    if let Some(link) = self.net.peers.get_mut(&peer) {
+                        link.received += 1;
+                    }
                     if let Err(e) = self.replica.raft_mut().step(msg) {
                         return self.net.close(token, Some(e.to_string()));
                     }
@@ -417,6 +432,10 @@ impl Server {
                 };
                 self.net.respond(token, req.id, body);
             }
+            Request::SetSpeed { factor_milli } => {
+                let body = self.net.set_speed(factor_milli, self.replica.term());
+                self.net.respond(token, req.id, body);
+            }
         }
     }
 
@@ -435,6 +454,12 @@ impl Server {
             progress: st.progress,
             connected: self.net.peers.iter().filter(|(_, l)| l.connected).map(|(&p, _)| p).collect(),
             isolated: self.net.isolated.iter().copied().collect(),
+            messages_sent: self.net.peers.iter().map(|(&p, l)| (p, l.sent)).collect(),
+            messages_received: self.net.peers.iter().map(|(&p, l)| (p, l.received)).collect(),
+            election_elapsed_ticks: self.replica.raft().election_elapsed_ticks(),
+            election_timeout_ticks: self.replica.raft().election_timeout_ticks(),
+            tick_us: self.net.s.tick.as_micros() as u64,
+            speed_milli: self.net.speed_milli,
         }
     }
 }
@@ -464,6 +489,33 @@ impl Net {
             }
         }
         self.isolated = peers;
+        Response::Accepted
+    }
+
+    /// The slow-motion lever: the tick lasts `base_tick * 1000 / factor_milli` from now
+    /// on (the next tick is rescheduled at once, so slowing down never waits out an old
+    /// long tick). Raft still counts ticks, so every timeout scales together.
+    fn set_speed(&mut self, factor_milli: u32, term: Term) -> Response {
+        use raft_wire::{show_speed, show_tick_us, SPEED_MILLI_MAX, SPEED_MILLI_MIN};
+        if !(SPEED_MILLI_MIN..=SPEED_MILLI_MAX).contains(&factor_milli) {
+            return Response::Invalid {
+                reason: format!(
+                    "speed {} is not in {}..={}",
+                    show_speed(factor_milli),
+                    show_speed(SPEED_MILLI_MIN),
+                    show_speed(SPEED_MILLI_MAX)
+                ),
+            };
+        }
+        let tick = self.base_tick * 1000 / factor_milli;
+        assert!(!tick.is_zero(), "tick_ms >= 1 and speed <= 10x keep the tick >= 100 us");
+        if factor_milli != self.speed_milli || tick != self.s.tick {
+            self.speed_milli = factor_milli;
+            self.s.tick = tick;
+            self.next_tick = Instant::now() + tick;
+            let tick_us = tick.as_micros() as u64;
+            event!(self.log, term, "speed {}x: tick {}", show_speed(factor_milli), show_tick_us(tick_us));
+        }
         Response::Accepted
     }
 
@@ -741,9 +793,13 @@ impl Net {
         if conn.kind != Kind::PeerOut(msg.to) {
             return; // Not authenticated yet: dropped, Raft resends.
         }
+        let to = msg.to;
         if let Err(e) = conn.queue(&msg) {
-            event!(self.log, self.term, "message to n{} does not encode: {e}", msg.to);
+            event!(self.log, self.term, "message to n{to} does not encode: {e}");
             return;
+        }
+        if let Some(link) = self.peers.get_mut(&to) {
+            link.sent += 1;
         }
         if conn.queued_bytes() > MAX_PEER_OUT_BYTES {
             self.close(token, Some("peer stream stuck: output queue over its limit".into()));

@@ -112,7 +112,8 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
             crate::cli::normalize_groups(&[vec![node(n)?]], eff.nodes).map_err(CliError::usage)?,
         ),
         Cmd::Heal => SupervisorRequest::Heal,
-        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } => {
+        Cmd::Speed { factor } => SupervisorRequest::Speed(factor),
+        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } | Cmd::Timeline { .. } | Cmd::Watch => {
             unreachable!("not a control command")
         }
     };
@@ -187,6 +188,7 @@ pub fn status_table(st: &ClusterStatus) -> String {
     } else {
         out.push_str(&format!("partitions: {}\n", show_groups(&st.partitions)));
     }
+    out.push_str(&format!("speed: {}x\n", raft_wire::show_speed(st.speed_milli)));
     out
 }
 
@@ -286,7 +288,9 @@ pub fn wipe(cfg: &ClusterConfig) -> Result<(), CliError> {
             if ours {
                 std::fs::remove_file(&path).map_err(|e| fail(&path, e))?;
             }
-        } else if ["supervisor.sock", "supervisor.log", "supervisor.lock"].contains(&name.as_ref()) {
+        } else if ["supervisor.sock", "supervisor.log", "supervisor.lock", crate::timeline::SUPERVISOR_EVENTS_FILE]
+            .contains(&name.as_ref())
+        {
             std::fs::remove_file(&path).map_err(|e| fail(&path, e))?;
         }
     }
@@ -310,6 +314,7 @@ mod tests {
             applied: term.map(|_| 12),
             last_index: term.map(|_| 13),
             snapshot_index: term.map(|_| 0),
+            live: None,
         }
     }
 
@@ -318,6 +323,7 @@ mod tests {
         let st = ClusterStatus {
             nodes: vec![row(1, Some(4242), "running", "leader", Some(3)), row(2, None, "stopped", "unknown", None)],
             partitions: vec![vec![1], vec![2]],
+            speed_milli: 100,
         };
         let table = status_table(&st);
         let expected = "\
@@ -325,6 +331,7 @@ node  pid   process  role     term  leader  commit  applied  last index  snapsho
 1     4242  running  leader   3     1       12      12       13          0
 2     -     stopped  unknown  -     -       -       -        -           -
 partitions: {1} {2}
+speed: 0.10x
 ";
         assert_eq!(table, expected);
         let json: serde_json::Value = serde_json::to_value(&st).unwrap();
@@ -333,15 +340,16 @@ partitions: {1} {2}
             serde_json::json!({
                 "nodes": [
                     {"id": 1, "pid": 4242, "process": "running", "role": "leader", "term": 3, "leader": 1,
-                     "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0},
+                     "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0, "live": null},
                     {"id": 2, "pid": null, "process": "stopped", "role": "unknown", "term": null, "leader": null,
-                     "commit": null, "applied": null, "last_index": null, "snapshot_index": null}
+                     "commit": null, "applied": null, "last_index": null, "snapshot_index": null, "live": null}
                 ],
-                "partitions": [[1], [2]]
+                "partitions": [[1], [2]],
+                "speed_milli": 100
             })
         );
         let healed = ClusterStatus { partitions: vec![], ..st };
-        assert!(status_table(&healed).ends_with("partitions: none\n"));
+        assert!(status_table(&healed).ends_with("partitions: none\nspeed: 0.10x\n"));
     }
 
     #[test]

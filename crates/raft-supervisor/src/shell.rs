@@ -18,7 +18,8 @@ use nix::unistd::Pid;
 use raft_config::{ClusterConfig, ConfigSource};
 use raft_core::{RoleKind, Term};
 use raft_wire::conn::{FramedConn, ReadOutcome};
-use raft_wire::supervisor::{ClusterStatus, NodeRow, SupervisorRequest, SupervisorResponse};
+use raft_wire::supervisor::{ClusterStatus, NodeLive, NodeRow, SupervisorRequest, SupervisorResponse};
+use raft_wire::{show_speed, show_tick_us, SPEED_MILLI_MAX, SPEED_MILLI_MIN, SPEED_MILLI_NORMAL};
 use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, Request, Response};
 use serde::Serialize;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
@@ -45,6 +46,9 @@ pub const ISOLATE_RETRY: Duration = Duration::from_millis(5);
 /// Bytes queued for a node or a control client that does not read: beyond this the
 /// connection is dropped rather than buffered without bound.
 pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
+/// `watch` shows a node's last answer up to this old (it asks ten times a second; an
+/// older answer is from a node that stopped answering, shown as unknown).
+pub const WATCH_FRESH: Duration = Duration::from_secs(1);
 /// Bytes read from one connection per readiness event before other work gets a turn.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -366,6 +370,11 @@ struct NodeLink {
     isolate_req: Option<(u64, Vec<NodeId>, Instant)>,
     /// The isolation this process has confirmed (a fresh process isolates nobody).
     isolation: Vec<NodeId>,
+    /// Outstanding speed request: id, speed, when sent.
+    speed_req: Option<(u64, u32, Instant)>,
+    /// The speed this process has confirmed (None: not known yet; a fresh process runs
+    /// at the configured speed, but says so only in its first status).
+    speed: Option<u32>,
     status: Option<(NodeStatus, Instant)>,
 }
 
@@ -400,6 +409,12 @@ struct Shell {
     reap_again: bool,
     /// Held for the life of the process (see [`acquire_lock`]).
     _lock: File,
+    /// `<dir>/supervisor.events`: our actions and observations as event lines, for
+    /// `timeline` and `watch` (None if it cannot be opened: said once, then ignored).
+    events: Option<File>,
+    /// `raft-supervisor speed`, in thousandths: sent to every node, and again to every node
+    /// that (re)starts.
+    speed_milli: u32,
 }
 
 impl Shell {
@@ -418,7 +433,17 @@ impl Shell {
         let core = Supervisor::new(Policy::from_config(&cfg), cfg.node_ids());
         let links = cfg.node_ids().into_iter().map(|id| (id, NodeLink::default())).collect();
         let now = Instant::now();
+        let events_path = cfg.dir.join(crate::timeline::SUPERVISOR_EVENTS_FILE);
+        let events = OpenOptions::new().create(true).append(true).mode(0o600).open(&events_path);
+        if let Err(e) = &events {
+            say_raw(&format!(
+                "cannot open {}: {e}; timeline will miss the supervisor's actions",
+                events_path.display()
+            ));
+        }
         Ok(Shell {
+            events: events.ok(),
+            speed_milli: SPEED_MILLI_NORMAL,
             next_round: now + Duration::from_millis(cfg.status_poll_ms),
             cfg,
             started: now,
@@ -448,7 +473,16 @@ impl Shell {
         say_raw(&format!("[{:>4}.{:03}s] {line}", t.as_secs(), t.subsec_millis()));
     }
 
+    /// Appends one event line to `supervisor.events` (a failing write is ignored: the
+    /// cluster matters more than its history).
+    fn event(&mut self, text: &str) {
+        if let Some(f) = self.events.as_mut() {
+            let _ = writeln!(f, "{}", crate::timeline::supervisor_line(crate::timeline::now_us(), text));
+        }
+    }
+
     fn run(&mut self) -> io::Result<()> {
+        self.event(&format!("up: {} nodes, tick {} ms", self.cfg.nodes, self.cfg.tick_ms));
         self.feed(Event::Up);
         let mut events = Events::with_capacity(256);
         while !self.exit {
@@ -507,6 +541,7 @@ impl Shell {
         for link in self.links.values() {
             min(link.status_req.map(|(_, sent)| sent + NODE_REQUEST_TIMEOUT));
             min(link.isolate_req.as_ref().map(|(_, _, sent)| *sent + NODE_REQUEST_TIMEOUT));
+            min(link.speed_req.map(|(_, _, sent)| sent + NODE_REQUEST_TIMEOUT));
         }
         t
     }
@@ -565,6 +600,7 @@ impl Shell {
 
     fn report(&mut self, r: Report, now: Instant) {
         self.say(&r.to_string());
+        self.event(&r.to_string());
         match &r {
             Report::Exited { id, pid, how, .. } => {
                 spawn::note(&self.cfg.node_log(*id), &format!("node {id} (pid {pid}) {how}"));
@@ -575,7 +611,9 @@ impl Shell {
                     self.leader = None;
                 }
             }
-            Report::Started { .. } if !self.partitions.is_empty() => self.next_isolate_try = Some(now),
+            Report::Started { .. } if !self.partitions.is_empty() || self.speed_milli != SPEED_MILLI_NORMAL => {
+                self.next_isolate_try = Some(now)
+            }
             Report::GaveUp { .. } | Report::NotRestarting { .. }
                 if self.core.pids().is_empty() && self.core.next_deadline().is_none() =>
             {
@@ -627,7 +665,8 @@ impl Shell {
         for &id in &ids {
             let link = &self.links[&id];
             let stale = link.status_req.is_some_and(|(_, sent)| now >= sent + NODE_REQUEST_TIMEOUT)
-                || link.isolate_req.as_ref().is_some_and(|(_, _, sent)| now >= *sent + NODE_REQUEST_TIMEOUT);
+                || link.isolate_req.as_ref().is_some_and(|(_, _, sent)| now >= *sent + NODE_REQUEST_TIMEOUT)
+                || link.speed_req.is_some_and(|(_, _, sent)| now >= sent + NODE_REQUEST_TIMEOUT);
             if stale {
                 self.drop_conn(id);
             }
@@ -640,9 +679,12 @@ impl Shell {
             self.next_isolate_try = None;
             for &id in &ids {
                 self.enforce_isolation(id, now);
+                self.enforce_speed(id, now);
             }
             let unconfirmed = ids.iter().any(|&id| {
-                self.core.serving_pid(id).is_some() && self.links[&id].isolation != self.desired_isolation(id)
+                self.core.serving_pid(id).is_some()
+                    && (self.links[&id].isolation != self.desired_isolation(id)
+                        || self.links[&id].speed.unwrap_or(SPEED_MILLI_NORMAL) != self.speed_milli)
             });
             if unconfirmed {
                 self.next_isolate_try = Some(now + ISOLATE_RETRY);
@@ -663,6 +705,7 @@ impl Shell {
                 self.links.get_mut(&id).expect("link").status_req = Some((req_id, now));
             }
             self.enforce_isolation(id, now);
+            self.enforce_speed(id, now);
         }
     }
 
@@ -704,6 +747,24 @@ impl Shell {
         }
         link.status_req = None;
         link.isolate_req = None;
+        link.speed_req = None;
+    }
+
+    /// Sends the node the current speed if it has not confirmed it and no request is
+    /// pending (like [`Shell::enforce_isolation`]).
+    fn enforce_speed(&mut self, id: NodeId, now: Instant) {
+        let speed = self.speed_milli;
+        let link = &self.links[&id];
+        // Unknown speed on a fresh link: its first status says it; the configured speed
+        // needs no request.
+        let known = link.speed.unwrap_or(SPEED_MILLI_NORMAL);
+        if self.core.serving_pid(id).is_none() || known == speed || link.speed_req.is_some() {
+            return;
+        }
+        let req_id = self.request_id();
+        if self.send_to_node(id, &ClientRequest { id: req_id, body: Request::SetSpeed { factor_milli: speed } }) {
+            self.links.get_mut(&id).expect("link").speed_req = Some((req_id, speed, now));
+        }
     }
 
     /// Peers node `id` must not exchange messages with under the current partition.
@@ -765,18 +826,32 @@ impl Shell {
                 if link.isolate_req.is_none() {
                     link.isolation = isolated;
                 }
+                if link.speed_req.is_none() {
+                    link.speed = Some(st.speed_milli);
+                }
                 link.status = Some((st, now));
                 self.enforce_isolation(id, now);
+                self.enforce_speed(id, now);
                 self.check_leader();
             }
             Response::Accepted if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) => {
                 let (_, peers, _) = link.isolate_req.take().expect("checked");
                 link.isolation = peers;
             }
+            Response::Accepted if link.speed_req.is_some_and(|(rid, _, _)| rid == r.id) => {
+                let (_, speed, _) = link.speed_req.take().expect("checked");
+                link.speed = Some(speed);
+            }
             other => {
                 if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) {
                     link.isolate_req = None;
                     self.say(&format!("node {id} refused to apply the partition: {other:?}"));
+                } else if link.speed_req.is_some_and(|(rid, _, _)| rid == r.id) {
+                    // Not retried until the next status says otherwise; a node that
+                    // refuses a speed in range is a bug worth a line, not a loop.
+                    let (_, speed, _) = link.speed_req.take().expect("checked");
+                    link.speed = Some(speed);
+                    self.say(&format!("node {id} refused speed {}: {other:?}", show_speed(speed)));
                 }
             }
         }
@@ -888,6 +963,15 @@ impl Shell {
     fn control_request(&mut self, token: usize, req: SupervisorRequest) {
         let now = Instant::now();
         let command = |c| Some(Event::Command(c));
+        // The event line a successful command leaves in supervisor.events.
+        let action = match &req {
+            SupervisorRequest::Kill(id) => Some(format!("kill n{id}")),
+            SupervisorRequest::Start(id) => Some(format!("start n{id}")),
+            SupervisorRequest::Restart(id) => Some(format!("restart n{id}")),
+            SupervisorRequest::Pause(id) => Some(format!("pause n{id}")),
+            SupervisorRequest::Resume(id) => Some(format!("resume n{id}")),
+            _ => None,
+        };
         let event = match req {
             SupervisorRequest::Status => {
                 self.round(now);
@@ -905,6 +989,7 @@ impl Shell {
                     Ok(groups) => {
                         self.partitions = groups;
                         let line = format!("partitioned: {}", show_groups(&self.partitions));
+                        self.event(&format!("partition {}", show_groups(&self.partitions)));
                         self.apply_partitions(now);
                         self.say(&line);
                         SupervisorResponse::Ok(line)
@@ -918,11 +1003,46 @@ impl Shell {
                 self.partitions.clear();
                 self.apply_partitions(now);
                 let line = "healed: every node can reach every other".to_string();
+                self.event("heal");
                 self.say(&line);
                 self.respond(token, SupervisorResponse::Ok(line));
                 None
             }
+            SupervisorRequest::Speed(milli) => {
+                let resp = if (SPEED_MILLI_MIN..=SPEED_MILLI_MAX).contains(&milli) {
+                    self.speed_milli = milli;
+                    let tick_us = self.cfg.tick_ms * 1_000_000 / u64::from(milli);
+                    let line = format!("speed {}x: tick {} on every node", show_speed(milli), show_tick_us(tick_us));
+                    self.event(&format!("speed {}x", show_speed(milli)));
+                    let ids: Vec<NodeId> = self.links.keys().copied().collect();
+                    for id in ids {
+                        // A request in flight carries the old speed: re-check on its answer.
+                        self.links.get_mut(&id).expect("link").speed_req = None;
+                        self.enforce_speed(id, now);
+                    }
+                    self.next_isolate_try = Some(now + ISOLATE_RETRY);
+                    self.say(&line);
+                    SupervisorResponse::Ok(line)
+                } else {
+                    SupervisorResponse::Error(format!(
+                        "speed {} is out of range: give a factor in {}..={}",
+                        show_speed(milli),
+                        show_speed(SPEED_MILLI_MIN),
+                        show_speed(SPEED_MILLI_MAX)
+                    ))
+                };
+                self.respond(token, resp);
+                None
+            }
+            SupervisorRequest::Watch => {
+                self.round(now);
+                let since = now.checked_sub(WATCH_FRESH).unwrap_or(self.started);
+                let st = self.cluster_status(since);
+                self.respond(token, SupervisorResponse::Status(st));
+                None
+            }
             SupervisorRequest::Down => {
+                self.event("down");
                 self.say("`down` requested");
                 self.down_waiters.push(token);
                 command(Command::Shutdown)
@@ -939,6 +1059,9 @@ impl Shell {
             if !is_down {
                 let resp = match replies.into_iter().next() {
                     Some(Ok(line)) => {
+                        if let Some(action) = &action {
+                            self.event(action);
+                        }
                         self.say(&format!("> {line}"));
                         SupervisorResponse::Ok(line)
                     }
@@ -1007,10 +1130,22 @@ impl Shell {
                     applied: st.map(|s| s.applied),
                     last_index: st.map(|s| s.last_index),
                     snapshot_index: st.map(|s| s.snapshot_index),
+                    live: st.map(|s| NodeLive {
+                        role: s.role,
+                        election_elapsed_ticks: s.election_elapsed_ticks,
+                        election_timeout_ticks: s.election_timeout_ticks,
+                        tick_us: s.tick_us,
+                        speed_milli: s.speed_milli,
+                        progress: s.progress.clone(),
+                        connected: s.connected.clone(),
+                        isolated: s.isolated.clone(),
+                        messages_sent: s.messages_sent.clone(),
+                        messages_received: s.messages_received.clone(),
+                    }),
                 }
             })
             .collect();
-        ClusterStatus { nodes, partitions: self.partitions.clone() }
+        ClusterStatus { nodes, partitions: self.partitions.clone(), speed_milli: self.speed_milli }
     }
 
     /// Shutdown is complete: answer `down`, flush what we can.
