@@ -65,3 +65,17 @@ fn print(out: &mut impl Write, events: Vec<Event>, filter: &Filter, json: bool) 
     }
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_without_logs_is_a_clear_error() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = ClusterConfig { dir: t.path().join("never-started"), ..Default::default() };
+        let e = run(&cfg, false, None, None, false).unwrap_err();
+        assert_eq!(e.code, crate::cli::EXIT_FAILED);
+        assert!(e.message.contains("has the cluster been started"), "{}", e.message);
+    }
+}

@@ -176,3 +176,17 @@ fn event_loop(cfg: &ClusterConfig, terminal: &mut Terminal<CrosstermBackend<std:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_supervisor_watch_says_so_and_leaves_the_terminal_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = ClusterConfig { dir: t.path().to_path_buf(), ..Default::default() };
+        let e = run(&cfg).unwrap_err();
+        assert_eq!(e.code, crate::cli::EXIT_UNAVAILABLE);
+        assert!(e.message.contains("raft-supervisor up"), "{}", e.message);
+    }
+}
