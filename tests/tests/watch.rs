@@ -159,6 +159,45 @@ fn timeline_puts_the_kill_before_the_election_it_causes() {
     assert_eq!(c.sup_ok(&["timeline", "--since", "1h"]).stdout.lines().count(), lines.len());
     assert_eq!(c.sup(&["timeline", "--since", "yesterday"]).code, Some(2));
     assert_eq!(c.sup(&["timeline", "--node", "9"]).code, Some(2));
+
+    // --follow prints what happens next: starting the killed node again.
+    let mut child = Command::new(&bins().supervisor)
+        .arg("--config")
+        .arg(&c.config)
+        .args(["timeline", "--follow", "--since", "1s"])
+        .env_remove("RAFT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn timeline --follow");
+    let stdout = child.stdout.take().expect("piped");
+    let _reaper = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    c.sup_ok(&["start", &old.to_string()]);
+    let want = format!(" supervisor - start n{old}");
+    let mut seen = Vec::new();
+    let found = poll_until(LEADER_TIMEOUT, || {
+        seen.extend(rx.try_iter());
+        seen.iter().any(|l| l.ends_with(&want)).then_some(())
+    });
+    assert!(found.is_some(), "timeline --follow did not print {want:?}; it printed:\n{}", seen.join("\n"));
+}
+
+/// Kills (by pid) and reaps a child this test started, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

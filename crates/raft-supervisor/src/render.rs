@@ -287,7 +287,9 @@ fn log_bar(row: &NodeRow, window: (u64, u64), width: u16) -> (String, Option<Str
             // The cell whose range holds the match index (the first one at or before lo).
             let cell = (p.match_index.saturating_sub(lo) * w).div_ceil(span.max(1)) as usize;
             let cell = cell.saturating_sub(1).min(cells.len() - 1);
-            cells[cell] = std::char::from_digit((p.id % 10) as u32, 10).unwrap_or('^');
+            // Several followers in one cell: `*` (the numbers after the bar say who).
+            cells[cell] =
+                if cells[cell] == ' ' { std::char::from_digit((p.id % 10) as u32, 10).unwrap_or('^') } else { '*' };
         }
         cells.into_iter().collect()
     });
@@ -360,7 +362,10 @@ fn full_panels(m: &WatchModel, area: Rect, buf: &mut Buffer) {
             opt(row.snapshot_index)
         );
         let second = match (markers, row.live.as_ref()) {
-            (Some(m), _) => format!("{m}  ↑ followers' match index"),
+            (Some(m), Some(l)) => format!(
+                "{m}  match {}",
+                l.progress.iter().map(|p| format!("n{} {}", p.id, p.match_index)).collect::<Vec<_>>().join(" ")
+            ),
             (None, Some(l)) => format!(
                 "peers connected: {}{}",
                 show_ids(&l.connected),
@@ -370,7 +375,7 @@ fn full_panels(m: &WatchModel, area: Rect, buf: &mut Buffer) {
                     format!("  cut off from: {}", show_ids(&l.isolated))
                 }
             ),
-            (None, None) => String::new(),
+            _ => String::new(),
         };
         let lines = vec![
             Line::from(vec![Span::styled(bar, bar_style), Span::raw(numbers)]),

@@ -93,8 +93,10 @@ fn every_role_has_its_symbol_and_name() {
     // The log bar: snapshot, applied, then the two uncommitted entries.
     assert!(s.iter().any(|l| l.contains('#') && l.contains('█') && l.contains('░')), "{}", s.join("\n"));
     // On the leader, the lagging follower n3's marker sits left of the others'.
-    let markers = s.iter().find(|l| l.contains('3') && l.contains('5') && !l.contains("n3")).expect("marker line");
-    assert!(markers.find('3').unwrap() < markers.find('5').unwrap(), "{markers}");
+    let markers = line_with(&s, "match n2 42 n3 20 n4 42 n5 42");
+    let markers = &markers[..markers.find("match").unwrap()];
+    assert!(markers.contains('3') && markers.contains('*'), "n3 alone, n2, n4 and n5 share a cell: {markers}");
+    assert!(markers.find('3').unwrap() < markers.find('*').unwrap(), "{markers}");
     // A follower's gauge: 5 of 20 ticks since the leader was heard.
     assert!(s.iter().any(|l| l.contains("contact [■■□□□□□□□□] 5/20 ticks")), "{}", s.join("\n"));
     assert!(line_with(&s, "k kill").contains("q quit"));
