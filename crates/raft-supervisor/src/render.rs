@@ -18,14 +18,14 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
 use std::collections::BTreeMap;
 
 /// Below this width the panels stack into one line per node and the network matrix is
 /// dropped: side-by-side columns would not fit their text.
 pub const NARROW_COLUMNS: u16 = 80;
-/// Width of the network matrix beside the node panels.
-const NETWORK_COLUMNS: u16 = 40;
+/// Width of one cell of the network matrix (a rate up to 9999 msgs/s and a space).
+const NETWORK_CELL: u16 = 5;
 /// The speeds `+` and `-` step through (thousandths): 0.1x is slow enough to follow an
 /// election by eye at the default tick.
 pub const SPEED_STEPS: [u32; 8] = [20, 50, 100, 200, 500, 1000, 2000, 5000];
@@ -174,9 +174,11 @@ fn same_side(partitions: &[Vec<NodeId>], a: NodeId, b: NodeId) -> bool {
 pub fn draw(m: &WatchModel, area: Rect, buf: &mut Buffer) {
     let narrow = area.width < NARROW_COLUMNS;
     let [title, body, help] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(2)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(3)]).areas(area);
     title_line(m).render(title, buf);
-    help_lines(m, narrow).render(help, buf);
+    let [message, keys] = Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(help);
+    Line::styled(m.message.clone(), Style::new().fg(Color::Cyan)).render(message, buf);
+    help_keys(narrow).render(keys, buf);
     let n = m.nodes().len() as u16;
     // Full panels (a border and three lines) when they fit with room for events, else one
     // line per node.
@@ -186,7 +188,9 @@ pub fn draw(m: &WatchModel, area: Rect, buf: &mut Buffer) {
     if narrow {
         compact_panels(m, top, buf);
     } else {
-        let [left, right] = Layout::horizontal([Constraint::Min(40), Constraint::Length(NETWORK_COLUMNS)]).areas(top);
+        // Borders, the row label, one cell per node.
+        let net_w = (2 + 7 + NETWORK_CELL * n).clamp(30, area.width / 2);
+        let [left, right] = Layout::horizontal([Constraint::Min(40), Constraint::Length(net_w)]).areas(top);
         if full {
             full_panels(m, left, buf);
         } else {
@@ -201,7 +205,10 @@ fn title_line(m: &WatchModel) -> Line<'static> {
     let mut spans =
         vec![Span::styled("raft watch ", Style::new().add_modifier(Modifier::BOLD)), Span::raw(m.dir.clone())];
     if let Some(st) = &m.status {
-        let speed = format!("  speed {}x", show_speed(st.speed_milli));
+        // The tick as the nodes report it (they may lag the supervisor's speed briefly).
+        let tick = st.nodes.iter().find_map(|r| r.live.as_ref()).map(|l| l.tick_us);
+        let tick = tick.map_or(String::new(), |t| format!(" (tick {})", show_tick_us(t)));
+        let speed = format!("  speed {}x{tick}", show_speed(st.speed_milli));
         let style = if st.speed_milli == SPEED_MILLI_NORMAL {
             Style::new()
         } else {
@@ -227,29 +234,27 @@ fn title_line(m: &WatchModel) -> Line<'static> {
     Line::from(spans)
 }
 
-fn help_lines(m: &WatchModel, narrow: bool) -> Paragraph<'static> {
+fn help_keys(narrow: bool) -> Paragraph<'static> {
     let keys = if narrow {
         "q quit 1-9 k:kill s:start p:pause r:restart L i h +/-"
     } else {
-        "←/→ 1-9 select  k kill  s start  p pause/resume  r restart  L kill leader  i isolate leader  h heal  \
-         +/- speed  = 1x  q quit"
+        "q quit  ←→/1-9 select  k kill  s start  p pause/resume  r restart  L kill leader  \
+         i isolate leader  h heal  +/- speed  = 1x"
     };
-    Paragraph::new(vec![
-        Line::styled(m.message.clone(), Style::new().fg(Color::Cyan)),
-        Line::styled(keys, Style::new().add_modifier(Modifier::REVERSED)),
-    ])
+    // The keys wrap onto a second line on a terminal too narrow for one.
+    Paragraph::new(Line::styled(keys, Style::new().add_modifier(Modifier::REVERSED))).wrap(Wrap { trim: true })
 }
 
 /// The cluster-wide index window the log bars share, so bars compare across nodes:
-/// `(lo, span)`, cells standing for indexes `lo+1 ..= lo+span`. It ends at the longest
-/// log and starts at the shortest one (or `width` entries back, one per cell, when they
-/// are all close).
+/// `(lo, span)`, the cells standing for indexes `lo+1 ..= lo+span`. It ends at the
+/// longest log and starts at the shortest one, or `width` entries back (one per cell)
+/// when they are all close, or at 0 while the logs are shorter than the bar.
 fn log_window(nodes: &[NodeRow], width: u64) -> (u64, u64) {
     let width = width.max(1);
     let hi = nodes.iter().filter_map(|r| r.last_index).max().unwrap_or(0);
     let shortest = nodes.iter().filter_map(|r| r.last_index).min().unwrap_or(hi);
     let lo = shortest.min(hi.saturating_sub(width));
-    (lo, (hi - lo).max(width))
+    (lo, (hi - lo).max(1))
 }
 
 /// One node's log as a bar over `window`: `#` covered by its snapshot, `█` applied, `▓`
@@ -306,13 +311,10 @@ fn show_ids(ids: &[NodeId]) -> String {
 /// Ticks since the leader was heard against the election timeout, as ten cells.
 fn contact_gauge(row: &NodeRow) -> String {
     let Some(l) = row.live.as_ref() else { return String::new() };
-    if l.role == RoleKind::Leader {
-        return format!("leading, tick {}", show_tick_us(l.tick_us));
-    }
     let timeout = l.election_timeout_ticks.max(1);
     let filled = (l.election_elapsed_ticks.min(timeout) * 10 / timeout) as usize;
     format!(
-        "contact [{}{}] {}/{} ticks of {}",
+        "leader heard [{}{}] {} of {} ticks ago (tick {})",
         "■".repeat(filled),
         "□".repeat(10 - filled),
         l.election_elapsed_ticks,
@@ -344,7 +346,8 @@ fn head_spans(m: &WatchModel, idx: usize, row: &NodeRow) -> Vec<Span<'static>> {
 fn full_panels(m: &WatchModel, area: Rect, buf: &mut Buffer) {
     let nodes = m.nodes();
     let rows = Layout::vertical(nodes.iter().map(|_| Constraint::Length(5))).split(area);
-    let bar_w = area.width.saturating_sub(56).clamp(4, 60);
+    // The bar takes the panel's whole inner width; the numbers go on the gauge's line.
+    let bar_w = area.width.saturating_sub(2).max(4);
     let window = log_window(nodes, u64::from(bar_w));
     for (idx, (row, rect)) in nodes.iter().zip(rows.iter()).enumerate() {
         let look = Look::of(row);
@@ -354,34 +357,32 @@ fn full_panels(m: &WatchModel, area: Rect, buf: &mut Buffer) {
         let dim = matches!(look, Look::Down | Look::Paused | Look::Unknown);
         let bar_style = if dim { Style::new().fg(Color::DarkGray) } else { Style::new().fg(look.color()) };
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-        let numbers = format!(
-            "  last {} commit {} applied {} snap {}",
+        let mut numbers = format!(
+            "last {} commit {} applied {} snap {}",
             opt(row.last_index),
             opt(row.commit),
             opt(row.applied),
             opt(row.snapshot_index)
         );
-        let second = match (markers, row.live.as_ref()) {
-            (Some(m), Some(l)) => format!(
-                "{m}  match {}",
-                l.progress.iter().map(|p| format!("n{} {}", p.id, p.match_index)).collect::<Vec<_>>().join(" ")
-            ),
-            (None, Some(l)) => format!(
-                "peers connected: {}{}",
-                show_ids(&l.connected),
-                if l.isolated.is_empty() {
+        if let Some(l) = row.live.as_ref().filter(|_| markers.is_some()) {
+            let matches: Vec<String> = l.progress.iter().map(|p| format!("n{} {}", p.id, p.match_index)).collect();
+            numbers.push_str(&format!("   match {}", matches.join(" ")));
+        }
+        // A follower: its numbers and peers, then the gauge. The leader: the followers'
+        // match markers under its bar, then its numbers and their match indexes.
+        let (second, third) = match (markers, row.live.as_ref()) {
+            (Some(m), Some(_)) => (m, numbers),
+            (None, Some(l)) => {
+                let cut = if l.isolated.is_empty() {
                     String::new()
                 } else {
-                    format!("  cut off from: {}", show_ids(&l.isolated))
-                }
-            ),
-            _ => String::new(),
+                    format!("  cut off from {}", show_ids(&l.isolated))
+                };
+                (format!("{numbers}   peers {}{cut}", show_ids(&l.connected)), contact_gauge(row))
+            }
+            _ => (numbers, String::new()),
         };
-        let lines = vec![
-            Line::from(vec![Span::styled(bar, bar_style), Span::raw(numbers)]),
-            Line::raw(second),
-            Line::raw(contact_gauge(row)),
-        ];
+        let lines = vec![Line::styled(bar, bar_style), Line::raw(second), Line::raw(third)];
         Paragraph::new(lines).block(block).render(*rect, buf);
     }
 }
@@ -419,7 +420,7 @@ fn network(m: &WatchModel, area: Rect, buf: &mut Buffer) {
     let partitions = m.status.as_ref().map_or(&[][..], |s| &s.partitions[..]);
     let mut lines = vec![Line::raw(format!(
         "from\\to{}",
-        nodes.iter().map(|r| format!("{:>6}", format!("n{}", r.id))).collect::<String>()
+        nodes.iter().map(|r| format!("{:>5}", format!("n{}", r.id))).collect::<String>()
     ))];
     for from in nodes {
         let mut spans = vec![Span::styled(
@@ -428,19 +429,19 @@ fn network(m: &WatchModel, area: Rect, buf: &mut Buffer) {
         )];
         for to in nodes {
             let cell = if from.id == to.id {
-                Span::raw(format!("{:>6}", "-"))
+                Span::raw(format!("{:>5}", "-"))
             } else if !same_side(partitions, from.id, to.id) {
-                Span::styled(format!("{:>6}", "××"), Style::new().fg(Color::Red))
+                Span::styled(format!("{:>5}", "××"), Style::new().fg(Color::Red))
             } else if Look::of(from) == Look::Down
                 || Look::of(from) == Look::Paused
                 || Look::of(to) == Look::Down
                 || Look::of(to) == Look::Paused
             {
-                Span::styled(format!("{:>6}", "·"), Style::new().fg(Color::DarkGray))
+                Span::styled(format!("{:>5}", "·"), Style::new().fg(Color::DarkGray))
             } else {
                 match m.rates.get(&(from.id, to.id)) {
-                    Some(r) => Span::raw(format!("{:>6}", format!("{r:.0}"))),
-                    None => Span::raw(format!("{:>6}", "?")),
+                    Some(r) => Span::raw(format!("{:>5}", format!("{r:.0}"))),
+                    None => Span::raw(format!("{:>5}", "?")),
                 }
             };
             spans.push(cell);
@@ -448,7 +449,7 @@ fn network(m: &WatchModel, area: Rect, buf: &mut Buffer) {
         lines.push(Line::from(spans));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled("msgs/s row→column; ×× cut; · down", Style::new().fg(Color::DarkGray)));
+    lines.push(Line::styled("msgs/s row→col ×× cut · down", Style::new().fg(Color::DarkGray)));
     Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" network ")).render(area, buf);
 }
 

@@ -93,12 +93,14 @@ fn every_role_has_its_symbol_and_name() {
     // The log bar: snapshot, applied, then the two uncommitted entries.
     assert!(s.iter().any(|l| l.contains('#') && l.contains('█') && l.contains('░')), "{}", s.join("\n"));
     // On the leader, the lagging follower n3's marker sits left of the others'.
-    let markers = line_with(&s, "match n2 42 n3 20 n4 42 n5 42");
-    let markers = &markers[..markers.find("match").unwrap()];
+    // The match indexes are listed on the leader's last line, marked in the line above.
+    let listed = s.iter().position(|l| l.contains("match n2 42 n3 20 n4 42 n5 42")).expect("match list");
+    let markers = &s[listed - 1];
     assert!(markers.contains('3') && markers.contains('*'), "n3 alone, n2, n4 and n5 share a cell: {markers}");
     assert!(markers.find('3').unwrap() < markers.find('*').unwrap(), "{markers}");
     // A follower's gauge: 5 of 20 ticks since the leader was heard.
-    assert!(s.iter().any(|l| l.contains("contact [■■□□□□□□□□] 5/20 ticks")), "{}", s.join("\n"));
+    assert!(s.iter().any(|l| l.contains("leader heard [■■□□□□□□□□] 5 of 20 ticks ago")), "{}", s.join("\n"));
+    assert!(line_with(&s, "raft watch").contains("speed 1.00x (tick 10 ms)"));
     assert!(line_with(&s, "k kill").contains("q quit"));
     assert!(line_with(&s, "network").contains("network"));
 }
@@ -231,4 +233,29 @@ fn a_tiny_terminal_draws_without_panicking() {
         assert_eq!(s.len(), h as usize);
     }
     screen(&WatchModel::new("/x".into()), 80, 24);
+}
+
+#[test]
+fn a_lagging_node_has_a_shorter_bar_and_an_empty_log_none() {
+    let mut ahead = row(1, "running", Some(RoleKind::Follower), 3);
+    (ahead.snapshot_index, ahead.applied, ahead.commit, ahead.last_index) = (Some(0), Some(90), Some(95), Some(100));
+    let mut behind = ahead.clone();
+    (behind.applied, behind.commit, behind.last_index) = (Some(50), Some(50), Some(60));
+    let window = log_window(&[ahead.clone(), behind.clone()], 200);
+    assert_eq!(window, (0, 100), "the window starts at 0 while the logs are shorter than the bar");
+    let (a, _) = log_bar(&ahead, window, 10);
+    let (b, _) = log_bar(&behind, window, 10);
+    assert_eq!(a, "█████████░", "applied to 90, one cell written but not committed");
+    assert_eq!(b, "█████░····", "applied to 50, written to 60, nothing past it");
+    // Long logs: the window starts at the shortest log, so the laggard's bar is all gaps.
+    (ahead.applied, ahead.commit, ahead.last_index) = (Some(10_000), Some(10_000), Some(10_000));
+    (behind.applied, behind.commit, behind.last_index) = (Some(9_000), Some(9_000), Some(9_000));
+    let window = log_window(&[ahead.clone(), behind.clone()], 10);
+    assert_eq!(window, (9_000, 1_000));
+    assert_eq!(log_bar(&behind, window, 10).0, "··········");
+    assert_eq!(log_bar(&ahead, window, 10).0, "██████████");
+    // In sync: the last `width` entries, one per cell.
+    assert_eq!(log_window(&[ahead.clone(), ahead.clone()], 10), (9_990, 10));
+    let down = row(2, "stopped", None, 0);
+    assert_eq!(log_bar(&down, window, 4).0, "····");
 }
