@@ -3,7 +3,8 @@
 #
 # Starts a five-node cluster in its own temporary directory, then: set, get, kill the
 # leader, watch the re-election, start it again, watch it catch up, partition the leader
-# into a minority, heal. Every wait has a deadline; on exit (normal, error or Ctrl-C) the
+# into a minority, heal; then, at a terminal, offers to open `raft-supervisor watch` on the
+# cluster. Every wait has a deadline; on exit (normal, error or Ctrl-C) the
 # cluster is stopped and every process the demo started is killed, by pid.
 #
 #   scripts/demo.sh                 # the walkthrough at the default 10 ms tick
@@ -166,5 +167,16 @@ wait_until "every node to catch up" all_caught_up
 run raft-supervisor status
 run raft-cli get chelsea
 show_log "$LEADER" 5
+
+# The live picture of the same cluster, offered only to a person at a terminal (a script
+# or CI piping stdin gets no question and no full-screen program).
+if [ -t 0 ] && [ -t 1 ]; then
+    say "See it live: raft-supervisor watch"
+    note "Panels per node, the network, every event; keys kill, pause, partition, slow down (q leaves)."
+    printf '    Open it now? [y/N] '
+    if read -r -t 120 answer && [[ "$answer" =~ ^[Yy] ]]; then
+        raft-supervisor watch || true
+    fi
+fi
 
 say "Done. The cluster is stopped and $DEMO_DIR removed on exit."
