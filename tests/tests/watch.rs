@@ -225,6 +225,19 @@ fn speed_reaches_every_node_and_nodes_that_restart() {
         let restarted = log.matches("speed 0.10x: tick 100 ms").count() == 2;
         (restarted && c.node_status(follower).is_some_and(|s| s.tick_us == 100_000)).then_some(())
     });
+    // Out-of-range speeds are refused with the range, by the supervisor and by a node,
+    // and change nothing.
+    match c.sup_request(&raft_wire::supervisor::SupervisorRequest::Speed(20_000)) {
+        Ok(raft_wire::supervisor::SupervisorResponse::Error(e)) => assert!(e.contains("0.01..=10.00"), "{e}"),
+        other => panic!("speed 20x over the control socket: {other:?}"),
+    }
+    let mut conn = raft_cli::conn::NodeConn::connect(leader, &c.node_socket(leader), STATUS_TIMEOUT).expect("connect");
+    let deadline = std::time::Instant::now() + STATUS_TIMEOUT;
+    match conn.call(raft_wire::Request::SetSpeed { factor_milli: 5 }, deadline) {
+        Ok(raft_wire::Response::Invalid { reason }) => assert!(reason.contains("0.01..=10.00"), "{reason}"),
+        other => panic!("SetSpeed 0.005 on a node: {other:?}"),
+    }
+    assert!(tick_is(100_000), "a refused speed changes no node");
     // The slowed cluster still elects and commits, in ticks.
     assert_eq!(c.cli(&["--timeout", "30s", "set", "slow", "1"]).code, Some(0));
 
