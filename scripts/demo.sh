@@ -74,8 +74,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- reading `raft-supervisor status --json` without jq: one node object per line.
-status_rows() { timeout 10 raft-supervisor status --json 2>/dev/null | tr '{' '\n' | grep '"id"' || true; }
+# --- reading `raft-supervisor status --json` without jq: one node row per line.
+# Node rows are the objects with a "process" field (the nested "live" objects have none).
+status_rows() { timeout 10 raft-supervisor status --json 2>/dev/null | tr '{' '\n' | grep '"process"' || true; }
 field() { sed -E "s/.*\"$1\":(\"?)([^,\"}]*)\\1.*/\\2/"; }   # field NAME < row
 leader_id() { status_rows | grep '"role":"leader"' | head -n1 | field id; }
 node_pids() { status_rows | field pid | grep -E '^[0-9]+$' || true; }
