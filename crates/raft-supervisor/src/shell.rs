@@ -476,8 +476,14 @@ impl Shell {
     /// Appends one event line to `supervisor.events` (a failing write is ignored: the
     /// cluster matters more than its history).
     fn event(&mut self, text: &str) {
+        self.event_at(crate::timeline::now_us(), text);
+    }
+
+    /// The same, stamped `ts_us`: a command is logged once it succeeded, stamped when it
+    /// arrived, so it sorts before the reports it caused (`node 3 started`).
+    fn event_at(&mut self, ts_us: u64, text: &str) {
         if let Some(f) = self.events.as_mut() {
-            let _ = writeln!(f, "{}", crate::timeline::supervisor_line(crate::timeline::now_us(), text));
+            let _ = writeln!(f, "{}", crate::timeline::supervisor_line(ts_us, text));
         }
     }
 
@@ -964,6 +970,7 @@ impl Shell {
         let now = Instant::now();
         let command = |c| Some(Event::Command(c));
         // The event line a successful command leaves in supervisor.events.
+        let received_us = crate::timeline::now_us();
         let action = match &req {
             SupervisorRequest::Kill(id) => Some(format!("kill n{id}")),
             SupervisorRequest::Start(id) => Some(format!("start n{id}")),
@@ -1060,7 +1067,7 @@ impl Shell {
                 let resp = match replies.into_iter().next() {
                     Some(Ok(line)) => {
                         if let Some(action) = &action {
-                            self.event(action);
+                            self.event_at(received_us, action);
                         }
                         self.say(&format!("> {line}"));
                         SupervisorResponse::Ok(line)
