@@ -190,8 +190,9 @@ fn timeline_puts_the_kill_before_the_election_it_causes() {
     assert!(found.is_some(), "timeline --follow did not print {want:?}; it printed:\n{}", seen.join("\n"));
     // The command is stamped when it arrived, so it comes before the start it caused.
     let text = c.sup_ok(&["timeline", "--node", &old.to_string()]).stdout;
-    let asked = text.lines().position(|l| l.ends_with(&want)).expect("the start line");
-    let started = text.lines().rposition(|l| l.contains(&format!(" supervisor - node {old} started (pid ")));
+    let lines: Vec<&str> = text.lines().collect();
+    let asked = lines.iter().position(|l| l.ends_with(&want)).expect("the start line");
+    let started = lines.iter().rposition(|l| l.contains(&format!(" supervisor - node {old} started (pid ")));
     assert!(started.is_some_and(|s| s > asked), "start n{old} before node {old} started:\n{text}");
 }
 
