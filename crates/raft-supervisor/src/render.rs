@@ -313,14 +313,14 @@ fn contact_gauge(row: &NodeRow) -> String {
     let Some(l) = row.live.as_ref() else { return String::new() };
     let timeout = l.election_timeout_ticks.max(1);
     let filled = (l.election_elapsed_ticks.min(timeout) * 10 / timeout) as usize;
-    format!(
-        "leader heard [{}{}] {} of {} ticks ago (tick {})",
-        "■".repeat(filled),
-        "□".repeat(10 - filled),
-        l.election_elapsed_ticks,
-        timeout,
-        show_tick_us(l.tick_us)
-    )
+    let gauge = format!("[{}{}]", "■".repeat(filled), "□".repeat(10 - filled));
+    let (elapsed, tick) = (l.election_elapsed_ticks, show_tick_us(l.tick_us));
+    if l.role == RoleKind::Follower {
+        format!("leader heard {gauge} {elapsed} of {timeout} ticks ago (tick {tick})")
+    } else {
+        // A (pre-)candidate's timer runs from its campaign: when full, it tries again.
+        format!("campaigning {gauge} {elapsed} of {timeout} ticks, then again (tick {tick})")
+    }
 }
 
 fn head_spans(m: &WatchModel, idx: usize, row: &NodeRow) -> Vec<Span<'static>> {
@@ -378,7 +378,9 @@ fn full_panels(m: &WatchModel, area: Rect, buf: &mut Buffer) {
                 } else {
                     format!("  cut off from {}", show_ids(&l.isolated))
                 };
-                (format!("{numbers}   peers {}{cut}", show_ids(&l.connected)), contact_gauge(row))
+                // Connected at the transport and not cut off by the partition.
+                let reach: Vec<NodeId> = l.connected.iter().copied().filter(|p| !l.isolated.contains(p)).collect();
+                (format!("{numbers}   reaches {}{cut}", show_ids(&reach)), contact_gauge(row))
             }
             _ => (numbers, String::new()),
         };

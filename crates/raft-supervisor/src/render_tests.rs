@@ -101,6 +101,7 @@ fn every_role_has_its_symbol_and_name() {
     // A follower's gauge: 5 of 20 ticks since the leader was heard.
     assert!(s.iter().any(|l| l.contains("leader heard [■■□□□□□□□□] 5 of 20 ticks ago")), "{}", s.join("\n"));
     assert!(line_with(&s, "raft watch").contains("speed 1.00x (tick 10 ms)"));
+    assert!(s.iter().any(|l| l.contains("campaigning [■■□□□□□□□□] 5 of 20 ticks")), "{}", s.join("\n"));
     assert!(line_with(&s, "k kill").contains("q quit"));
     assert!(line_with(&s, "network").contains("network"));
 }
@@ -110,8 +111,11 @@ fn a_partition_is_drawn_in_the_title_and_the_matrix() {
     let mut m = cluster();
     m.status.as_mut().unwrap().partitions = vec![vec![1], vec![2, 3, 4, 5]];
     m.rates.insert((2, 3), 12.0);
+    m.status.as_mut().unwrap().nodes[1].live.as_mut().unwrap().connected = vec![1, 3, 4, 5];
+    m.status.as_mut().unwrap().nodes[1].live.as_mut().unwrap().isolated = vec![1];
     let s = screen(&m, 140, 45);
     assert!(line_with(&s, "raft watch").contains("partitioned {1} {2,3,4,5}"));
+    assert!(line_with(&s, "reaches n3 n4 n5  cut off from n1").contains("last 42"), "n2's panel");
     let n1_row = s.iter().find(|l| l.contains("★ n1 ") && l.contains("××")).expect("n1's matrix row");
     let n1_row = &n1_row[n1_row.rfind("★ n1 ").unwrap()..];
     assert_eq!(n1_row.matches("××").count(), 4, "n1 is cut from all four: {n1_row}");
