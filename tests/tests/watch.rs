@@ -111,6 +111,12 @@ fn watch_shows_the_cluster_and_kill_leader_elects_a_new_one() {
         (killed && down).then_some(())
     });
     assert!(seen.is_some(), "the kill of n{old} in the event stream and its panel down; the screen:\n{last}");
+    // The slow-motion key: one step down from 1x, confirmed by the nodes' own tick.
+    tmux.keys("-");
+    c.wait("watch to show speed 0.50x and the nodes' 20 ms tick", SCREEN_TIMEOUT, || {
+        let s = tmux.screen();
+        s.lines().next().is_some_and(|t| t.contains("speed 0.50x (tick 20 ms)")).then_some(())
+    });
     tmux.keys("q");
     c.wait("watch to quit on q", SCREEN_TIMEOUT, || (!tmux.alive()).then_some(()));
 }
