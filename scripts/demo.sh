@@ -3,7 +3,8 @@
 #
 # Starts a five-node cluster in its own temporary directory, then: set, get, kill the
 # leader, watch the re-election, start it again, watch it catch up, partition the leader
-# into a minority, heal. Every wait has a deadline; on exit (normal, error or Ctrl-C) the
+# into a minority, heal; then, at a terminal, offers to open `raft-supervisor watch` on the
+# cluster. Every wait has a deadline; on exit (normal, error or Ctrl-C) the
 # cluster is stopped and every process the demo started is killed, by pid.
 #
 #   scripts/demo.sh                 # the walkthrough at the default 10 ms tick
@@ -73,8 +74,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- reading `raft-supervisor status --json` without jq: one node object per line.
-status_rows() { timeout 10 raft-supervisor status --json 2>/dev/null | tr '{' '\n' | grep '"id"' || true; }
+# --- reading `raft-supervisor status --json` without jq: one node row per line.
+# Node rows are the objects with a "process" field (the nested "live" objects have none).
+status_rows() { timeout 10 raft-supervisor status --json 2>/dev/null | tr '{' '\n' | grep '"process"' || true; }
 field() { sed -E "s/.*\"$1\":(\"?)([^,\"}]*)\\1.*/\\2/"; }   # field NAME < row
 leader_id() { status_rows | grep '"role":"leader"' | head -n1 | field id; }
 node_pids() { status_rows | field pid | grep -E '^[0-9]+$' || true; }
@@ -178,5 +180,16 @@ run raft-cli set chelsea blues
 note "Right after the write the followers may not know yet that it committed (commit column)."
 run raft-supervisor status
 run raft-supervisor delay off
+
+# The live picture of the same cluster, offered only to a person at a terminal (a script
+# or CI piping stdin gets no question and no full-screen program).
+if [ -t 0 ] && [ -t 1 ]; then
+    say "See it live: raft-supervisor watch"
+    note "Panels per node, the network, every event; keys kill, pause, partition, slow down (q leaves)."
+    printf '    Open it now? [y/N] '
+    if read -r -t 120 answer && [[ "$answer" =~ ^[Yy] ]]; then
+        raft-supervisor watch || true
+    fi
+fi
 
 say "Done. The cluster is stopped and $DEMO_DIR removed on exit."

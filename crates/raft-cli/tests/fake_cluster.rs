@@ -196,6 +196,12 @@ fn status(id: u64, mode: Mode) -> NodeStatus {
         isolated: vec![],
         membership: raft_core::Membership::voters(1..=3),
         levers: Default::default(),
+        messages_sent: vec![],
+        messages_received: vec![],
+        election_elapsed_ticks: 0,
+        election_timeout_ticks: 10,
+        tick_us: 10_000,
+        speed_milli: 1000,
     }
 }
 

@@ -334,6 +334,19 @@ impl RawNode {
         self.term
     }
 
+    /// Ticks since the election timer was last reset (a message from the leader of our
+    /// term, a vote granted, an election started). On a leader, ticks since its last
+    /// check-quorum round. For `raft-supervisor watch`'s gauge.
+    pub fn election_elapsed_ticks(&self) -> u32 {
+        self.election_elapsed
+    }
+
+    /// This round's randomized election timeout in ticks: a follower campaigns when
+    /// [`RawNode::election_elapsed_ticks`] reaches it.
+    pub fn election_timeout_ticks(&self) -> u32 {
+        self.election_timeout
+    }
+
     pub fn role(&self) -> RoleKind {
         match self.role {
             Role::Follower(_) => RoleKind::Follower,

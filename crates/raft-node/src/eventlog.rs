@@ -41,6 +41,48 @@ pub fn format_timestamp(micros: u64) -> String {
     )
 }
 
+/// The inverse of [`format_timestamp`]: microseconds since the Unix epoch, or None for
+/// anything not exactly of that form (`raft-supervisor timeline` reads logs with it).
+pub fn parse_timestamp(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u64> {
+        let s = &text[from..to];
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, m, sec, micros) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?);
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(year as i64, month as u32, day as u32);
+    if civil_from_days(days) != (year as i64, month as u32, day as u32) {
+        return None; // 31 February and the like.
+    }
+    Some(((days as u64 * 86_400 + h * 3600 + m * 60 + sec) * 1_000_000) + micros)
+}
+
+/// (year, month, day) to days since 1970-01-01: Hinnant's `days_from_civil`, the inverse
+/// of [`civil_from_days`].
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`; no date crate for one conversion).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -78,4 +120,30 @@ macro_rules! event {
     ($log:expr, $term:expr, $($arg:tt)*) => {
         $log.line($term, format_args!($($arg)*))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_back_to_the_microsecond() {
+        for micros in [0, 1, 951_782_400_000_000, 1_796_111_977_702_914, 4_102_444_799_999_999] {
+            assert_eq!(parse_timestamp(&format_timestamp(micros)), Some(micros), "{}", format_timestamp(micros));
+        }
+        assert_eq!(parse_timestamp("2026-12-01T07:59:37.702914Z"), Some(1_796_111_977_702_914));
+        for bad in [
+            "",
+            "2026-12-01T07:59:37Z",
+            "2026-12-01 07:59:37.702914Z",
+            "2026-02-31T07:59:37.702914Z",
+            "2026-13-01T07:59:37.702914Z",
+            "2026-12-01T24:00:00.000000Z",
+            "2026-12-01T07:59:37.70291xZ",
+            "+026-12-01T07:59:37.702914Z",
+            "2026-12-01T07:59:37.702914",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -49,7 +49,7 @@ mod server;
 #[cfg(test)]
 mod unit_tests;
 
-pub use eventlog::LogTarget;
+pub use eventlog::{format_timestamp, parse_timestamp, LogTarget};
 pub use server::{NodeError, NodeSettings, Server, StopHandle};
 
 /// Client connections accepted at once; more are refused with a log line. Bounds memory

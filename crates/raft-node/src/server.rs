@@ -119,11 +119,22 @@ struct PeerLink {
     retry_at: Instant,
     backoff: Duration,
     connected: bool,
+    /// Raft messages queued to this peer, and received from it and stepped, since start
+    /// (for `raft-supervisor watch`'s messages per second).
+    sent: u64,
+    received: u64,
 }
 
 impl PeerLink {
     fn new(now: Instant) -> PeerLink {
-        PeerLink { token: None, retry_at: now, backoff: Duration::from_millis(PEER_RECONNECT_MIN_MS), connected: false }
+        PeerLink {
+            token: None,
+            retry_at: now,
+            backoff: Duration::from_millis(PEER_RECONNECT_MIN_MS),
+            connected: false,
+            sent: 0,
+            received: 0,
+        }
     }
 }
 
@@ -168,6 +179,10 @@ struct Net {
     truncated_from: Option<raft_core::Index>,
     /// A snapshot from the leader installed this turn, at this index, for the observer.
     snapshot_installed: Option<raft_core::Index>,
+    /// The configured tick (`s.tick` is the running one, scaled by the speed).
+    base_tick: Duration,
+    /// The speed set by `raft-supervisor speed`, in thousandths.
+    speed_milli: u32,
 }
 
 impl Effects for Net {
@@ -252,6 +267,8 @@ impl Server {
         let s_seed = s.seed;
         let mut net = Net {
             next_tick: now + s.tick,
+            base_tick: s.tick,
+            speed_milli: raft_wire::SPEED_MILLI_NORMAL,
             s,
             log,
             poll,
@@ -454,6 +471,9 @@ impl Server {
                         continue;
                     }
                     self.observer.on_message(&msg);
+                    if let Some(link) = self.net.peers.get_mut(&peer) {
+                        link.received += 1;
+                    }
                     if let Err(e) = self.replica.raft_mut().step(msg) {
                         return self.net.close(token, Some(e.to_string()));
                     }
@@ -496,6 +516,10 @@ impl Server {
                 let body = crate::logpage::page(self.replica.raft(), self.replica.kv().applied(), from, limit);
                 self.net.respond(token, req.id, body);
             }
+            Request::SetSpeed { factor_milli } => {
+                let body = self.net.set_speed(factor_milli, self.replica.term());
+                self.net.respond(token, req.id, body);
+            }
         }
     }
 
@@ -516,6 +540,12 @@ impl Server {
             isolated: self.net.isolated.iter().copied().collect(),
             membership: st.membership,
             levers: self.net.levers.levers(),
+            messages_sent: self.net.peers.iter().map(|(&p, l)| (p, l.sent)).collect(),
+            messages_received: self.net.peers.iter().map(|(&p, l)| (p, l.received)).collect(),
+            election_elapsed_ticks: self.replica.raft().election_elapsed_ticks(),
+            election_timeout_ticks: self.replica.raft().election_timeout_ticks(),
+            tick_us: self.net.s.tick.as_micros() as u64,
+            speed_milli: self.net.speed_milli,
         }
     }
 }
@@ -572,6 +602,33 @@ impl Net {
             }
         }
         self.isolated = peers;
+        Response::Accepted
+    }
+
+    /// The slow-motion lever: the tick lasts `base_tick * 1000 / factor_milli` from now
+    /// on (the next tick is rescheduled at once, so slowing down never waits out an old
+    /// long tick). Raft still counts ticks, so every timeout scales together.
+    fn set_speed(&mut self, factor_milli: u32, term: Term) -> Response {
+        use raft_wire::{show_speed, show_tick_us, SPEED_MILLI_MAX, SPEED_MILLI_MIN};
+        if !(SPEED_MILLI_MIN..=SPEED_MILLI_MAX).contains(&factor_milli) {
+            return Response::Invalid {
+                reason: format!(
+                    "speed {} is not in {}..={}",
+                    show_speed(factor_milli),
+                    show_speed(SPEED_MILLI_MIN),
+                    show_speed(SPEED_MILLI_MAX)
+                ),
+            };
+        }
+        let tick = self.base_tick * 1000 / factor_milli;
+        assert!(!tick.is_zero(), "tick_ms >= 1 and speed <= 10x keep the tick >= 100 us");
+        if factor_milli != self.speed_milli || tick != self.s.tick {
+            self.speed_milli = factor_milli;
+            self.s.tick = tick;
+            self.next_tick = Instant::now() + tick;
+            let tick_us = tick.as_micros() as u64;
+            event!(self.log, term, "speed {}x: tick {}", show_speed(factor_milli), show_tick_us(tick_us));
+        }
         Response::Accepted
     }
 
@@ -868,9 +925,13 @@ impl Net {
         if conn.kind != Kind::PeerOut(msg.to) {
             return; // Not authenticated yet: dropped, Raft resends.
         }
+        let to = msg.to;
         if let Err(e) = conn.queue(&msg) {
-            event!(self.log, self.term, "message to n{} does not encode: {e}", msg.to);
+            event!(self.log, self.term, "message to n{to} does not encode: {e}");
             return;
+        }
+        if let Some(link) = self.peers.get_mut(&to) {
+            link.sent += 1;
         }
         if conn.queued_bytes() > MAX_PEER_OUT_BYTES {
             self.close(token, Some("peer stream stuck: output queue over its limit".into()));

@@ -111,6 +111,40 @@ pub enum Cmd {
         #[arg(value_name = "NODES")]
         nodes: Option<crate::levers::NodeSet>,
     },
+    /// Slow motion: every running node (and every node started later) ticks FACTOR times
+    /// as fast as configured, live: `speed 0.1` slows the cluster tenfold, `speed 1`
+    /// returns. FACTOR is in 0.01..=10.
+    Speed {
+        #[arg(value_parser = parse_speed_arg)]
+        factor: u32,
+    },
+    /// Every node's events and the supervisor's actions merged in the order they happened,
+    /// one line each.
+    Timeline {
+        /// Keep printing new events as they are written, until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only events of the last DURATION (500ms, 90s, 5m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_since_arg)]
+        since: Option<std::time::Duration>,
+        /// Only this node's events (and the supervisor's actions that name it).
+        #[arg(long, value_name = "N")]
+        node: Option<NodeId>,
+        /// One JSON object per line: ts_us, source, term, event, text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A live full-screen picture of the cluster: nodes, logs, network, events; keys act on
+    /// the cluster (see the help line). `q` leaves.
+    Watch,
+}
+
+fn parse_speed_arg(s: &str) -> Result<u32, String> {
+    raft_wire::parse_speed(s)
+}
+
+fn parse_since_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::timeline::parse_duration(s)
 }
 
 /// A node named on the command line: its id, or `leader`, resolved through the
@@ -202,6 +236,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             client::logs(&cfg, node, follow)
         }
         Cmd::Wipe => client::wipe(&cfg),
+        Cmd::Timeline { follow, since, node, json } => {
+            if let Some(n) = node {
+                check_node(&client::effective_config(&cfg), n)?;
+            }
+            crate::timeline_cmd::run(&client::effective_config(&cfg), follow, since, node, json)
+        }
+        Cmd::Watch => crate::watch::run(&cfg),
         Cmd::Completions { .. } => unreachable!("answered before the config is read"),
         cmd => client::command(&cfg, cmd),
     }
@@ -335,7 +376,16 @@ mod tests {
             parse(&["partition", "1,2", "3,4,5"]).unwrap().command,
             Cmd::Partition { groups: vec!["1,2".into(), "3,4,5".into()] }
         );
-        for c in ["down", "heal", "wipe"] {
+        assert_eq!(parse(&["speed", "0.1"]).unwrap().command, Cmd::Speed { factor: 100 });
+        assert_eq!(
+            parse(&["timeline", "--follow", "--since", "5m", "--node", "3", "--json"]).unwrap().command,
+            Cmd::Timeline { follow: true, since: Some(std::time::Duration::from_secs(300)), node: Some(3), json: true }
+        );
+        assert_eq!(
+            parse(&["timeline"]).unwrap().command,
+            Cmd::Timeline { follow: false, since: None, node: None, json: false }
+        );
+        for c in ["down", "heal", "wipe", "watch"] {
             parse(&[c]).unwrap();
         }
         use crate::levers::NodeSet;
@@ -364,8 +414,21 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_usage_errors() {
-        for args in [&["kill"][..], &["kill", "x"], &["kill", "-1"], &["partition"], &["frobnicate"], &["up", "--nope"]]
-        {
+        for args in [
+            &["kill"][..],
+            &["kill", "x"],
+            &["kill", "-1"],
+            &["partition"],
+            &["frobnicate"],
+            &["up", "--nope"],
+            &["speed"],
+            &["speed", "0"],
+            &["speed", "11"],
+            &["speed", "slow"],
+            &["timeline", "--since", "5"],
+            &["timeline", "--since", "soon"],
+            &["timeline", "--node", "x"],
+        ] {
             let e = parse(args).unwrap_err();
             assert!(e.use_stderr(), "{args:?}");
             assert_eq!(main(["raft-supervisor"].iter().chain(args).map(OsString::from)), EXIT_USAGE, "{args:?}");
@@ -409,10 +472,12 @@ mod tests {
             snapshot_index: None,
             levers: None,
             member: None,
+            live: None,
         };
         let mut st = ClusterStatus {
             nodes: vec![row(1, "leader", Some(2)), row(2, "leader", Some(5)), row(3, "follower", Some(5))],
             partitions: vec![],
+            speed_milli: 1000,
         };
         assert_eq!(leader_of(&st), Some(2), "the deposed leader of term 2 is not the leader");
         st.nodes = vec![row(1, "follower", Some(3)), row(2, "unknown", None), row(3, "candidate", Some(4))];

@@ -140,7 +140,8 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
             let nodes = lever_nodes(cfg, &eff, nodes)?;
             SupervisorRequest::Levers { nodes, delay: None, loss_ppm: Some(ppm) }
         }
-        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } => {
+        Cmd::Speed { factor } => SupervisorRequest::Speed(factor),
+        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } | Cmd::Timeline { .. } | Cmd::Watch => {
             unreachable!("not a control command")
         }
     };
@@ -241,6 +242,7 @@ pub fn status_table(st: &ClusterStatus) -> String {
     if !with.is_empty() {
         out.push_str(&format!("network levers: {}\n", with.join("; ")));
     }
+    out.push_str(&format!("speed: {}x\n", raft_wire::show_speed(st.speed_milli)));
     out
 }
 
@@ -340,7 +342,9 @@ pub fn wipe(cfg: &ClusterConfig) -> Result<(), CliError> {
             if ours {
                 std::fs::remove_file(&path).map_err(|e| fail(&path, e))?;
             }
-        } else if ["supervisor.sock", "supervisor.log", "supervisor.lock"].contains(&name.as_ref()) {
+        } else if ["supervisor.sock", "supervisor.log", "supervisor.lock", crate::timeline::SUPERVISOR_EVENTS_FILE]
+            .contains(&name.as_ref())
+        {
             std::fs::remove_file(&path).map_err(|e| fail(&path, e))?;
         }
     }
@@ -366,6 +370,7 @@ mod tests {
             snapshot_index: term.map(|_| 0),
             levers: term.map(|_| Default::default()),
             member: term.map(|_| "voter".into()),
+            live: None,
         }
     }
 
@@ -374,6 +379,7 @@ mod tests {
         let st = ClusterStatus {
             nodes: vec![row(1, Some(4242), "running", "leader", Some(3)), row(2, None, "stopped", "unknown", None)],
             partitions: vec![vec![1], vec![2]],
+            speed_milli: 100,
         };
         let table = status_table(&st);
         let expected = "\
@@ -381,6 +387,7 @@ node  pid   process  role     member  term  leader  commit  applied  last index 
 1     4242  running  leader   voter   3     1       12      12       13          0
 2     -     stopped  unknown  -       -     -       -       -        -           -
 partitions: {1} {2}
+speed: 0.10x
 ";
         assert_eq!(table, expected);
         let json: serde_json::Value = serde_json::to_value(&st).unwrap();
@@ -390,18 +397,19 @@ partitions: {1} {2}
                 "nodes": [
                     {"id": 1, "pid": 4242, "process": "running", "role": "leader", "term": 3, "leader": 1,
                      "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0,
-                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}, "member": "voter"},
+                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}, "member": "voter", "live": null},
                     {"id": 2, "pid": null, "process": "stopped", "role": "unknown", "term": null, "leader": null,
                      "commit": null, "applied": null, "last_index": null, "snapshot_index": null,
-                     "levers": null, "member": null}
+                     "levers": null, "member": null, "live": null}
                 ],
-                "partitions": [[1], [2]]
+                "partitions": [[1], [2]],
+                "speed_milli": 100
             })
         );
         let mut healed = ClusterStatus { partitions: vec![], ..st };
-        assert!(status_table(&healed).ends_with("partitions: none\n"));
+        assert!(status_table(&healed).ends_with("partitions: none\nspeed: 0.10x\n"));
         healed.nodes[0].levers = Some(raft_wire::levers::NetLevers { delay_us: 2_000_000, jitter_us: 0, loss_ppm: 0 });
-        assert!(status_table(&healed).ends_with("partitions: none\nnetwork levers: n1: delay 2s\n"));
+        assert!(status_table(&healed).ends_with("partitions: none\nnetwork levers: n1: delay 2s\nspeed: 0.10x\n"));
     }
 
     #[test]

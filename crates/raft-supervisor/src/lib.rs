@@ -14,6 +14,11 @@
 //!   connections (status polling, partition requests) and the signals (SIGCHLD,
 //!   SIGTERM, SIGINT, SIGHUP); timers are the poll timeout.
 //! * [`client`]: the one-shot commands: one request to the control socket, one line out.
+//! * [`timeline`]: parsing and merging the event lines of every node and of the
+//!   supervisor (`<dir>/supervisor.events`) into one order; pure. [`timeline_cmd`] prints
+//!   it (`raft-supervisor timeline`).
+//! * [`render`]: `watch`'s screen as a pure function of a `WatchModel`, and its keys;
+//!   [`watch`] is the terminal shell (ratatui + crossterm) around it.
 //! * [`cli`]: argument parsing and exit codes (0 ok, 1 refused or failed, 2 usage,
 //!   3 no supervisor running).
 //!
@@ -27,5 +32,9 @@ pub mod client;
 pub mod core;
 pub mod levers;
 pub mod members;
+pub mod render;
 pub mod shell;
 pub mod spawn;
+pub mod timeline;
+pub mod timeline_cmd;
+pub mod watch;

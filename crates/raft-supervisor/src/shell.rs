@@ -19,7 +19,8 @@ use raft_config::{ClusterConfig, ConfigSource};
 use raft_core::{RoleKind, Term};
 use raft_wire::conn::{FramedConn, ReadOutcome};
 use raft_wire::levers::NetLevers;
-use raft_wire::supervisor::{ClusterStatus, NodeRow, SupervisorRequest, SupervisorResponse};
+use raft_wire::supervisor::{ClusterStatus, NodeLive, NodeRow, SupervisorRequest, SupervisorResponse};
+use raft_wire::{show_speed, show_tick_us, SPEED_MILLI_MAX, SPEED_MILLI_MIN, SPEED_MILLI_NORMAL};
 use raft_wire::{ClientRequest, ClientResponse, Hello, NodeStatus, Request, Response};
 use serde::Serialize;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
@@ -46,6 +47,9 @@ pub const ISOLATE_RETRY: Duration = Duration::from_millis(5);
 /// Bytes queued for a node or a control client that does not read: beyond this the
 /// connection is dropped rather than buffered without bound.
 pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
+/// `watch` shows a node's last answer up to this old (it asks ten times a second; an
+/// older answer is from a node that stopped answering, shown as unknown).
+pub const WATCH_FRESH: Duration = Duration::from_secs(1);
 /// Bytes read from one connection per readiness event before other work gets a turn.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -398,6 +402,11 @@ struct NodeLink {
     isolate_req: Option<(u64, Vec<NodeId>, Instant)>,
     /// The isolation this process has confirmed (a fresh process isolates nobody).
     isolation: Vec<NodeId>,
+    /// Outstanding speed request: id, speed, when sent.
+    speed_req: Option<(u64, u32, Instant)>,
+    /// The speed this process has confirmed (None: not known yet; a fresh process runs
+    /// at the configured speed, but says so only in its first status).
+    speed: Option<u32>,
     status: Option<(NodeStatus, Instant)>,
     /// The network levers last sent to this process, and when.
     levers_sent: Option<(NetLevers, Instant)>,
@@ -440,6 +449,12 @@ struct Shell {
     members: crate::members::Members,
     node_bin: std::path::PathBuf,
     member_change: Option<MemberChange>,
+    /// `<dir>/supervisor.events`: our actions and observations as event lines, for
+    /// `timeline` and `watch` (None if it cannot be opened: said once, then ignored).
+    events: Option<File>,
+    /// `raft-supervisor speed`, in thousandths: sent to every node, and again to every node
+    /// that (re)starts.
+    speed_milli: u32,
 }
 
 impl Shell {
@@ -460,7 +475,17 @@ impl Shell {
         let core = Supervisor::new(Policy::from_config(&cfg), members.ids());
         let links = members.ids().into_iter().map(|id| (id, NodeLink::default())).collect();
         let now = Instant::now();
+        let events_path = cfg.dir.join(crate::timeline::SUPERVISOR_EVENTS_FILE);
+        let events = OpenOptions::new().create(true).append(true).mode(0o600).open(&events_path);
+        if let Err(e) = &events {
+            say_raw(&format!(
+                "cannot open {}: {e}; timeline will miss the supervisor's actions",
+                events_path.display()
+            ));
+        }
         Ok(Shell {
+            events: events.ok(),
+            speed_milli: SPEED_MILLI_NORMAL,
             next_round: now + Duration::from_millis(cfg.status_poll_ms),
             cfg,
             started: now,
@@ -494,7 +519,22 @@ impl Shell {
         say_raw(&format!("[{:>4}.{:03}s] {line}", t.as_secs(), t.subsec_millis()));
     }
 
+    /// Appends one event line to `supervisor.events` (a failing write is ignored: the
+    /// cluster matters more than its history).
+    fn event(&mut self, text: &str) {
+        self.event_at(crate::timeline::now_us(), text);
+    }
+
+    /// The same, stamped `ts_us`: a command is logged once it succeeded, stamped when it
+    /// arrived, so it sorts before the reports it caused (`node 3 started`).
+    fn event_at(&mut self, ts_us: u64, text: &str) {
+        if let Some(f) = self.events.as_mut() {
+            let _ = writeln!(f, "{}", crate::timeline::supervisor_line(ts_us, text));
+        }
+    }
+
     fn run(&mut self) -> io::Result<()> {
+        self.event(&format!("up: {} nodes, tick {} ms", self.cfg.nodes, self.cfg.tick_ms));
         self.feed(Event::Up);
         let mut events = Events::with_capacity(256);
         while !self.exit {
@@ -553,6 +593,7 @@ impl Shell {
         for link in self.links.values() {
             min(link.status_req.map(|(_, sent)| sent + NODE_REQUEST_TIMEOUT));
             min(link.isolate_req.as_ref().map(|(_, _, sent)| *sent + NODE_REQUEST_TIMEOUT));
+            min(link.speed_req.map(|(_, _, sent)| sent + NODE_REQUEST_TIMEOUT));
         }
         t
     }
@@ -611,6 +652,7 @@ impl Shell {
 
     fn report(&mut self, r: Report, now: Instant) {
         self.say(&r.to_string());
+        self.event(&r.to_string());
         match &r {
             Report::Exited { id, pid, how, .. } => {
                 spawn::note(&self.cfg.node_log(*id), &format!("node {id} (pid {pid}) {how}"));
@@ -621,7 +663,9 @@ impl Shell {
                     self.leader = None;
                 }
             }
-            Report::Started { .. } if !self.partitions.is_empty() => self.next_isolate_try = Some(now),
+            Report::Started { .. } if !self.partitions.is_empty() || self.speed_milli != SPEED_MILLI_NORMAL => {
+                self.next_isolate_try = Some(now)
+            }
             Report::GaveUp { .. } | Report::NotRestarting { .. }
                 if self.core.pids().is_empty() && self.core.next_deadline().is_none() =>
             {
@@ -673,7 +717,8 @@ impl Shell {
         for &id in &ids {
             let link = &self.links[&id];
             let stale = link.status_req.is_some_and(|(_, sent)| now >= sent + NODE_REQUEST_TIMEOUT)
-                || link.isolate_req.as_ref().is_some_and(|(_, _, sent)| now >= *sent + NODE_REQUEST_TIMEOUT);
+                || link.isolate_req.as_ref().is_some_and(|(_, _, sent)| now >= *sent + NODE_REQUEST_TIMEOUT)
+                || link.speed_req.is_some_and(|(_, _, sent)| now >= sent + NODE_REQUEST_TIMEOUT);
             if stale {
                 self.drop_conn(id);
             }
@@ -686,9 +731,12 @@ impl Shell {
             self.next_isolate_try = None;
             for &id in &ids {
                 self.enforce_isolation(id, now);
+                self.enforce_speed(id, now);
             }
             let unconfirmed = ids.iter().any(|&id| {
-                self.core.serving_pid(id).is_some() && self.links[&id].isolation != self.desired_isolation(id)
+                self.core.serving_pid(id).is_some()
+                    && (self.links[&id].isolation != self.desired_isolation(id)
+                        || self.links[&id].speed.unwrap_or(SPEED_MILLI_NORMAL) != self.speed_milli)
             });
             if unconfirmed {
                 self.next_isolate_try = Some(now + ISOLATE_RETRY);
@@ -740,6 +788,7 @@ impl Shell {
             return self.respond(token, SupervisorResponse::Error(line));
         }
         self.say(&format!("asked the leader (node {leader}) to {}", describe_op(op)));
+        self.event(&format!("asks n{leader} to {}", describe_op(op)));
         self.member_change = Some(MemberChange { token, req_id, leader, op, deadline: now + MEMBER_CHANGE_TIMEOUT });
     }
 
@@ -817,6 +866,7 @@ impl Shell {
         };
         let resp = match outcome {
             Ok(line) => {
+                self.event(&line);
                 self.say(&line);
                 SupervisorResponse::Ok(line)
             }
@@ -846,6 +896,7 @@ impl Shell {
             }
             self.enforce_isolation(id, now);
             self.enforce_levers(id, now);
+            self.enforce_speed(id, now);
         }
     }
 
@@ -887,6 +938,24 @@ impl Shell {
         }
         link.status_req = None;
         link.isolate_req = None;
+        link.speed_req = None;
+    }
+
+    /// Sends the node the current speed if it has not confirmed it and no request is
+    /// pending (like [`Shell::enforce_isolation`]).
+    fn enforce_speed(&mut self, id: NodeId, now: Instant) {
+        let speed = self.speed_milli;
+        let link = &self.links[&id];
+        // Unknown speed on a fresh link: its first status says it; the configured speed
+        // needs no request.
+        let known = link.speed.unwrap_or(SPEED_MILLI_NORMAL);
+        if self.core.serving_pid(id).is_none() || known == speed || link.speed_req.is_some() {
+            return;
+        }
+        let req_id = self.request_id();
+        if self.send_to_node(id, &ClientRequest { id: req_id, body: Request::SetSpeed { factor_milli: speed } }) {
+            self.links.get_mut(&id).expect("link").speed_req = Some((req_id, speed, now));
+        }
     }
 
     /// Peers node `id` must not exchange messages with under the current partition.
@@ -967,19 +1036,33 @@ impl Shell {
                 if link.isolate_req.is_none() {
                     link.isolation = isolated;
                 }
+                if link.speed_req.is_none() {
+                    link.speed = Some(st.speed_milli);
+                }
                 link.status = Some((st, now));
                 self.enforce_isolation(id, now);
                 self.enforce_levers(id, now);
+                self.enforce_speed(id, now);
                 self.check_leader();
             }
             Response::Accepted if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) => {
                 let (_, peers, _) = link.isolate_req.take().expect("checked");
                 link.isolation = peers;
             }
+            Response::Accepted if link.speed_req.is_some_and(|(rid, _, _)| rid == r.id) => {
+                let (_, speed, _) = link.speed_req.take().expect("checked");
+                link.speed = Some(speed);
+            }
             other => {
                 if link.isolate_req.as_ref().is_some_and(|(rid, _, _)| *rid == r.id) {
                     link.isolate_req = None;
                     self.say(&format!("node {id} refused to apply the partition: {other:?}"));
+                } else if link.speed_req.is_some_and(|(rid, _, _)| rid == r.id) {
+                    // Not retried until the next status says otherwise; a node that
+                    // refuses a speed in range is a bug worth a line, not a loop.
+                    let (_, speed, _) = link.speed_req.take().expect("checked");
+                    link.speed = Some(speed);
+                    self.say(&format!("node {id} refused speed {}: {other:?}", show_speed(speed)));
                 }
             }
         }
@@ -1091,6 +1174,16 @@ impl Shell {
     fn control_request(&mut self, token: usize, req: SupervisorRequest) {
         let now = Instant::now();
         let command = |c| Some(Event::Command(c));
+        // The event line a successful command leaves in supervisor.events.
+        let received_us = crate::timeline::now_us();
+        let action = match &req {
+            SupervisorRequest::Kill(id) => Some(format!("kill n{id}")),
+            SupervisorRequest::Start(id) => Some(format!("start n{id}")),
+            SupervisorRequest::Restart(id) => Some(format!("restart n{id}")),
+            SupervisorRequest::Pause(id) => Some(format!("pause n{id}")),
+            SupervisorRequest::Resume(id) => Some(format!("resume n{id}")),
+            _ => None,
+        };
         let event = match req {
             SupervisorRequest::Status => {
                 self.round(now);
@@ -1108,6 +1201,7 @@ impl Shell {
                     Ok(groups) => {
                         self.partitions = groups;
                         let line = format!("partitioned: {}", show_groups(&self.partitions));
+                        self.event(&format!("partition {}", show_groups(&self.partitions)));
                         self.apply_partitions(now);
                         self.say(&line);
                         SupervisorResponse::Ok(line)
@@ -1125,6 +1219,7 @@ impl Shell {
                     line.push_str("; network levers (delay, loss) cleared");
                     self.apply_levers(now);
                 }
+                self.event("heal");
                 self.say(&line);
                 self.respond(token, SupervisorResponse::Ok(line));
                 None
@@ -1137,6 +1232,32 @@ impl Shell {
                         SupervisorResponse::Ok(line)
                     }
                     Err(e) => SupervisorResponse::Error(e),
+                };
+                self.respond(token, resp);
+                None
+            }
+            SupervisorRequest::Speed(milli) => {
+                let resp = if (SPEED_MILLI_MIN..=SPEED_MILLI_MAX).contains(&milli) {
+                    self.speed_milli = milli;
+                    let tick_us = self.cfg.tick_ms * 1_000_000 / u64::from(milli);
+                    let line = format!("speed {}x: tick {} on every node", show_speed(milli), show_tick_us(tick_us));
+                    self.event(&format!("speed {}x", show_speed(milli)));
+                    let ids: Vec<NodeId> = self.links.keys().copied().collect();
+                    for id in ids {
+                        // A request in flight carries the old speed: re-check on its answer.
+                        self.links.get_mut(&id).expect("link").speed_req = None;
+                        self.enforce_speed(id, now);
+                    }
+                    self.next_isolate_try = Some(now + ISOLATE_RETRY);
+                    self.say(&line);
+                    SupervisorResponse::Ok(line)
+                } else {
+                    SupervisorResponse::Error(format!(
+                        "speed {} is out of range: give a factor in {}..={}",
+                        show_speed(milli),
+                        show_speed(SPEED_MILLI_MIN),
+                        show_speed(SPEED_MILLI_MAX)
+                    ))
                 };
                 self.respond(token, resp);
                 None
@@ -1163,7 +1284,15 @@ impl Shell {
                 self.begin_member_change(token, MemberOp::Transfer(id), now);
                 None
             }
+            SupervisorRequest::Watch => {
+                self.round(now);
+                let since = now.checked_sub(WATCH_FRESH).unwrap_or(self.started);
+                let st = self.cluster_status(since);
+                self.respond(token, SupervisorResponse::Status(st));
+                None
+            }
             SupervisorRequest::Down => {
+                self.event("down");
                 self.say("`down` requested");
                 self.down_waiters.push(token);
                 command(Command::Shutdown)
@@ -1192,6 +1321,9 @@ impl Shell {
             if !is_down {
                 let resp = match replies.into_iter().next() {
                     Some(Ok(line)) => {
+                        if let Some(action) = &action {
+                            self.event_at(received_us, action);
+                        }
                         self.say(&format!("> {line}"));
                         SupervisorResponse::Ok(line)
                     }
@@ -1286,10 +1418,22 @@ impl Shell {
                             .to_string()
                         })
                     },
+                    live: st.map(|s| NodeLive {
+                        role: s.role,
+                        election_elapsed_ticks: s.election_elapsed_ticks,
+                        election_timeout_ticks: s.election_timeout_ticks,
+                        tick_us: s.tick_us,
+                        speed_milli: s.speed_milli,
+                        progress: s.progress.clone(),
+                        connected: s.connected.clone(),
+                        isolated: s.isolated.clone(),
+                        messages_sent: s.messages_sent.clone(),
+                        messages_received: s.messages_received.clone(),
+                    }),
                 }
             })
             .collect();
-        ClusterStatus { nodes, partitions: self.partitions.clone() }
+        ClusterStatus { nodes, partitions: self.partitions.clone(), speed_milli: self.speed_milli }
     }
 
     /// Shutdown is complete: answer `down`, flush what we can.

@@ -110,12 +110,12 @@ fn up_elects_a_leader_and_status_reports_it() {
         assert!(out.contains(&format!("node {} started (pid {})", n["id"], n["pid"])), "{out}");
     }
     assert!(out.contains("leader elected: node"), "{out}");
-    // The human tables of both binaries: a row per node and the partitions line.
+    // The human tables of both binaries: a row per node, the partitions and speed lines.
     let table = c.sup_ok(&["status"]).stdout;
     assert!(table.starts_with("node  pid"), "{table}");
-    assert_eq!(table.lines().count(), 1 + 5 + 1, "{table}");
+    assert_eq!(table.lines().count(), 1 + 5 + 2, "{table}");
     assert_eq!(table.lines().filter(|l| l.contains("running")).count(), 5, "{table}");
-    assert!(table.contains("leader") && table.ends_with("partitions: none\n"), "{table}");
+    assert!(table.contains("leader") && table.ends_with("partitions: none\nspeed: 1.00x\n"), "{table}");
     let cli = c.cli(&["status"]);
     assert_eq!(cli.code, Some(0), "{}", cli.describe());
     assert!(cli.stdout.contains("leader"), "{}", cli.describe());

@@ -65,6 +65,54 @@ pub enum Request {
     /// The supervisor's network levers: delay or drop this node's outgoing peer messages
     /// (all zero: none). Answered `Accepted`, or `Invalid` past the bounds.
     NetLevers(crate::levers::NetLevers),
+    /// The supervisor's slow-motion lever (`raft-supervisor speed`): run the tick at
+    /// `factor_milli / 1000` times the configured speed, from now on (the tick lasts
+    /// `tick_ms * 1000 / factor_milli`). Raft still counts ticks; only their length
+    /// changes. Accepted in `SPEED_MILLI_MIN..=SPEED_MILLI_MAX`. Appended last: bincode
+    /// numbers variants in order.
+    SetSpeed { factor_milli: u32 },
+}
+
+/// Slowest speed a node accepts: 0.01x (a 10 ms tick becomes 1 s; slower than that an
+/// election takes minutes, which teaches nothing).
+pub const SPEED_MILLI_MIN: u32 = 10;
+/// Fastest speed a node accepts: 10x (a 10 ms tick becomes 1 ms, about the finest a
+/// poll timeout resolves).
+pub const SPEED_MILLI_MAX: u32 = 10_000;
+/// The configured speed.
+pub const SPEED_MILLI_NORMAL: u32 = 1000;
+
+/// `0.10`, `1.00`, `10.00`: a speed in thousandths as the factor people type (the one
+/// rendering for the node's log line, `status` and `watch`).
+pub fn show_speed(factor_milli: u32) -> String {
+    format!("{}.{:02}", factor_milli / 1000, (factor_milli % 1000) / 10)
+}
+
+/// `100 ms`, `250 us`: a tick length for people.
+pub fn show_tick_us(us: u64) -> String {
+    if us.is_multiple_of(1000) {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{us} us")
+    }
+}
+
+/// Parses a speed factor as people type it (`0.1`, `1`, `2.5`) into thousandths, within
+/// [`SPEED_MILLI_MIN`]`..=`[`SPEED_MILLI_MAX`]; the error says the accepted range.
+pub fn parse_speed(text: &str) -> Result<u32, String> {
+    let range = format!("{}..={}", show_speed(SPEED_MILLI_MIN), show_speed(SPEED_MILLI_MAX));
+    let f: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a speed factor: give a number in {range}, like 0.1 or 1"))?;
+    if !f.is_finite() || !(0.0..=f64::from(SPEED_MILLI_MAX) / 1000.0).contains(&f) {
+        return Err(format!("speed {text} is out of range: give a factor in {range}"));
+    }
+    let milli = (f * 1000.0).round() as u32;
+    if !(SPEED_MILLI_MIN..=SPEED_MILLI_MAX).contains(&milli) {
+        return Err(format!("speed {text} is out of range: give a factor in {range}"));
+    }
+    Ok(milli)
 }
 
 /// One response, matching the request with the same `id`.
@@ -74,6 +122,10 @@ pub struct ClientResponse {
     pub body: Response,
 }
 
+// A status is the largest answer (about 300 bytes with the watch counters and the
+// configuration); responses live one per request and briefly, so boxing it would buy
+// nothing but an allocation per status poll.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Ok(Reply),
@@ -131,6 +183,21 @@ pub struct NodeStatus {
     pub membership: raft_core::Membership,
     /// The network levers in force ([`Request::NetLevers`]).
     pub levers: crate::levers::NetLevers,
+    // --- `raft-supervisor watch` (issue 14): cheap counters, appended last. ---
+    /// Raft messages queued to each peer since this process started (cumulative; a
+    /// watcher takes differences for rates).
+    pub messages_sent: Vec<(NodeId, u64)>,
+    /// Raft messages received from each peer and stepped, since this process started.
+    pub messages_received: Vec<(NodeId, u64)>,
+    /// Ticks since the election timer was reset (for a follower: since it last heard
+    /// from the leader or granted a vote).
+    pub election_elapsed_ticks: u32,
+    /// This round's election timeout in ticks.
+    pub election_timeout_ticks: u32,
+    /// The tick's current length in microseconds (`tick_ms` scaled by the speed).
+    pub tick_us: u64,
+    /// The speed set by [`Request::SetSpeed`], in thousandths (1000: as configured).
+    pub speed_milli: u32,
 }
 
 #[cfg(test)]
@@ -149,5 +216,20 @@ mod tests {
         assert_eq!(req(Request::TransferLeader { to: 1 }), 4);
         assert_eq!(req(Request::Log { from: None, limit: 1 }), 5);
         assert_eq!(req(Request::NetLevers(Default::default())), 6);
+    }
+
+    #[test]
+    fn speeds_parse_within_bounds_with_clear_errors() {
+        assert_eq!(parse_speed("1"), Ok(1000));
+        assert_eq!(parse_speed("0.1"), Ok(100));
+        assert_eq!(parse_speed(" 0.01"), Ok(SPEED_MILLI_MIN));
+        assert_eq!(parse_speed("10"), Ok(SPEED_MILLI_MAX));
+        assert_eq!(show_speed(100), "0.10");
+        assert_eq!(show_speed(1000), "1.00");
+        assert_eq!(show_speed(10_000), "10.00");
+        for bad in ["0", "0.001", "10.5", "-1", "NaN", "inf", "1e9"] {
+            assert!(parse_speed(bad).unwrap_err().contains("0.01..=10.00"), "{bad}");
+        }
+        assert!(parse_speed("fast").unwrap_err().contains("not a speed factor"));
     }
 }

@@ -1,7 +1,7 @@
 //! The supervisor's control protocol on `<dir>/supervisor.sock`: same frames as a node
 //! socket, no hello. One [`SupervisorRequest`] in, one [`SupervisorResponse`] out.
 
-use raft_core::{Index, NodeId, Term};
+use raft_core::{Index, NodeId, PeerProgress, RoleKind, Term};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,12 @@ pub enum SupervisorRequest {
     Remove(NodeId),
     /// Ask the leader to hand leadership to the node (§3.10).
     Transfer(NodeId),
+    /// Slow motion: every running node (and every node started later) ticks at this
+    /// speed, in thousandths (see [`crate::SetSpeed`](crate::Request::SetSpeed)).
+    Speed(u32),
+    /// `watch`'s refresh: the latest status of every node at once, without waiting for
+    /// fresh answers (as `Status` does), and a new status round started for the next one.
+    Watch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +59,8 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeRow>,
     /// Empty when the network is whole.
     pub partitions: Vec<Vec<NodeId>>,
+    /// The speed set by `raft-supervisor speed`, in thousandths (1000: as configured).
+    pub speed_milli: u32,
 }
 
 /// One row of `status`.
@@ -74,4 +82,24 @@ pub struct NodeRow {
     pub levers: Option<crate::levers::NetLevers>,
     /// In the leader's configuration: voter, learner, or removed (None: no leader known).
     pub member: Option<String>,
+    /// What `watch` draws beyond the table; None when the node did not answer.
+    pub live: Option<NodeLive>,
+}
+
+/// A running node's counters for `watch` (from its [`crate::NodeStatus`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLive {
+    /// The exact role (`role` above folds a pre-candidate into candidate).
+    pub role: RoleKind,
+    pub election_elapsed_ticks: u32,
+    pub election_timeout_ticks: u32,
+    pub tick_us: u64,
+    pub speed_milli: u32,
+    /// On the leader: each follower's replication progress.
+    pub progress: Vec<PeerProgress>,
+    pub connected: Vec<NodeId>,
+    pub isolated: Vec<NodeId>,
+    /// Cumulative Raft messages sent to / received from each peer.
+    pub messages_sent: Vec<(NodeId, u64)>,
+    pub messages_received: Vec<(NodeId, u64)>,
 }
