@@ -42,11 +42,16 @@
 
 mod conn;
 mod eventlog;
+mod resp;
 mod server;
 #[cfg(test)]
 mod unit_tests;
 
 pub use eventlog::LogTarget;
+pub use resp::{
+    INPUT_BUFFER_BYTES, MAX_ARGS, MAX_OUTPUT_BYTES, MAX_PIPELINE, MAX_RESP_CONNECTIONS, MAX_SCAN_CURSORS, MAX_WAIT,
+    PARTIAL_FRAME_TIMEOUT, PAUSE_OUTPUT_BYTES, REQUEST_TIMEOUT,
+};
 pub use server::{NodeError, NodeSettings, Server, StopHandle};
 
 /// Client connections accepted at once; more are refused with a log line. Bounds memory

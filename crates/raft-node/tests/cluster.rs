@@ -44,6 +44,7 @@ impl Cluster {
                     id,
                     sockets: sockets.clone(),
                     log: LogTarget::File(node_dir.join("node.log")),
+                    redis: None,
                     node_dir,
                     cluster_id: 0xC0FFEE,
                     cluster_key: key.clone(),
