@@ -345,6 +345,7 @@ mod tests {
             applied: None,
             last_index: None,
             snapshot_index: None,
+            redis_port: None,
         };
         let mut st = ClusterStatus {
             nodes: vec![row(1, "leader", Some(2)), row(2, "leader", Some(5)), row(3, "follower", Some(5))],

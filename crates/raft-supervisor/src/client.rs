@@ -140,9 +140,10 @@ fn say(line: &str) {
 
 /// The `status` table: one row per node, then the partitions.
 pub fn status_table(st: &ClusterStatus) -> String {
-    let header = ["node", "pid", "process", "role", "term", "leader", "commit", "applied", "last index", "snapshot"];
+    let header =
+        ["node", "pid", "process", "role", "term", "leader", "commit", "applied", "last index", "snapshot", "redis"];
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    let rows: Vec<[String; 10]> = st
+    let rows: Vec<[String; 11]> = st
         .nodes
         .iter()
         .map(|r: &NodeRow| {
@@ -157,6 +158,7 @@ pub fn status_table(st: &ClusterStatus) -> String {
                 opt(r.applied),
                 opt(r.last_index),
                 opt(r.snapshot_index),
+                opt(r.redis_port.map(u64::from)),
             ]
         })
         .collect();
@@ -310,6 +312,7 @@ mod tests {
             applied: term.map(|_| 12),
             last_index: term.map(|_| 13),
             snapshot_index: term.map(|_| 0),
+            redis_port: pid.map(|_| 6379 + id as u16),
         }
     }
 
@@ -321,9 +324,9 @@ mod tests {
         };
         let table = status_table(&st);
         let expected = "\
-node  pid   process  role     term  leader  commit  applied  last index  snapshot
-1     4242  running  leader   3     1       12      12       13          0
-2     -     stopped  unknown  -     -       -       -        -           -
+node  pid   process  role     term  leader  commit  applied  last index  snapshot  redis
+1     4242  running  leader   3     1       12      12       13          0         6380
+2     -     stopped  unknown  -     -       -       -        -           -         -
 partitions: {1} {2}
 ";
         assert_eq!(table, expected);
@@ -333,9 +336,10 @@ partitions: {1} {2}
             serde_json::json!({
                 "nodes": [
                     {"id": 1, "pid": 4242, "process": "running", "role": "leader", "term": 3, "leader": 1,
-                     "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0},
+                     "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0, "redis_port": 6380},
                     {"id": 2, "pid": null, "process": "stopped", "role": "unknown", "term": null, "leader": null,
-                     "commit": null, "applied": null, "last_index": null, "snapshot_index": null}
+                     "commit": null, "applied": null, "last_index": null, "snapshot_index": null,
+                     "redis_port": null}
                 ],
                 "partitions": [[1], [2]]
             })

@@ -108,6 +108,15 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
         shell.cfg.nodes,
         shell.cfg.tick_ms
     ));
+    if let (Some(first), Some(last)) = (shell.cfg.redis_addr(1), shell.cfg.redis_addr(shell.cfg.nodes)) {
+        say_raw(&format!(
+            "redis: redis-cli -h {} -p {} (any node answers: ports {} to {})",
+            first.ip(),
+            first.port(),
+            first.port(),
+            last.port()
+        ));
+    }
     let result = shell.run();
     let _ = std::fs::remove_file(&sock);
     if let Err(e) = &result {
@@ -1007,6 +1016,7 @@ impl Shell {
                     applied: st.map(|s| s.applied),
                     last_index: st.map(|s| s.last_index),
                     snapshot_index: st.map(|s| s.snapshot_index),
+                    redis_port: self.cfg.redis_addr(id).map(|a| a.port()),
                 }
             })
             .collect();

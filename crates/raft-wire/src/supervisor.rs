@@ -56,4 +56,8 @@ pub struct NodeRow {
     pub applied: Option<Index>,
     pub last_index: Option<Index>,
     pub snapshot_index: Option<Index>,
+    /// The TCP port the node serves the Redis protocol on (`redis_port + id`); `None`
+    /// when the front end is off (`redis_port = 0`).
+    #[serde(default)]
+    pub redis_port: Option<u16>,
 }
