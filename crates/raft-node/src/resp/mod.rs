@@ -808,6 +808,9 @@ impl Resp {
         conn.next_slot += 1;
         conn.slots.push_back(Slot { id: slot, proto: conn.state.proto, reply: None });
         let plan = commands::plan(&args, &mut conn.state, &self.view);
+        // A reply is in the protocol the connection speaks once its command ran (so
+        // `HELLO 3` answers in RESP3), whatever comes after it.
+        conn.slots.back_mut().expect("pushed above").proto = conn.state.proto;
         let now = Instant::now();
         let (request, job, deadline) = match plan {
             Plan::Reply(v) => return self.answer(token, slot, v),
