@@ -355,6 +355,23 @@ fn bad_input_gets_a_protocol_error_and_the_node_keeps_serving() {
     raw.send(&encode_command(&["GET", "nope"]));
     assert_eq!(raw.reply(), Value::Nil);
     assert!(raw.buf.is_empty());
+    // Pipelines longer than the per-connection window all get answered, in order.
+    let mut many = Vec::new();
+    for i in 0..1000 {
+        many.extend(encode_command(&["ECHO", &i.to_string()]));
+    }
+    for i in 0..300 {
+        many.extend(encode_command(&["SET", &format!("pipe{i}"), &i.to_string()]));
+    }
+    many.extend(encode_command(&["GET", "pipe299"]));
+    raw.send(&many);
+    for i in 0..1000 {
+        assert_eq!(raw.reply(), Value::Bulk(i.to_string().into_bytes()));
+    }
+    for _ in 0..300 {
+        assert_eq!(raw.reply(), Value::Simple("OK".into()));
+    }
+    assert_eq!(raw.reply(), Value::Bulk(b"299".to_vec()), "a read sees the writes pipelined before it");
     raw.send(b"QUIT\r\n");
     assert_eq!(raw.reply(), Value::Simple("OK".into()));
     assert!(raw.closed_within(Duration::from_secs(5)));

@@ -418,7 +418,8 @@ impl Resp {
         if writable {
             self.flush(token, log);
         }
-        if readable {
+        // Also after a write: reading paused while replies waited for the client.
+        if readable || writable {
             self.serve(token, log);
         }
     }
@@ -721,7 +722,14 @@ impl Resp {
             if conn.finishing {
                 break;
             }
-            if conn.slots.len() >= MAX_PIPELINE || conn.output_bytes() > PAUSE_OUTPUT_BYTES {
+            if conn.slots.len() >= MAX_PIPELINE {
+                // Answered slots at the head make room once they move to the output.
+                Self::drain_slots(conn);
+                if conn.slots.len() >= MAX_PIPELINE {
+                    break;
+                }
+            }
+            if conn.output_bytes() > PAUSE_OUTPUT_BYTES {
                 break;
             }
             match parse_command(&conn.input[conn.input_pos..], &LIMITS) {
@@ -874,11 +882,7 @@ impl Resp {
     /// Moves answered slots at the head to the output and writes what the socket takes.
     fn flush(&mut self, token: Token, log: &mut EventLog) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
-        while conn.slots.front().is_some_and(|s| s.reply.is_some()) {
-            let bytes = conn.slots.pop_front().expect("non-empty").reply.expect("answered");
-            conn.slot_bytes -= bytes.len();
-            conn.out.extend_from_slice(&bytes);
-        }
+        Self::drain_slots(conn);
         let mut written = 0;
         let result = loop {
             if written == conn.out.len() {
@@ -900,6 +904,15 @@ impl Resp {
         if conn.out.len() > MAX_OUTPUT_BYTES {
             let why = format!("client too slow: over {MAX_OUTPUT_BYTES} bytes of replies unread");
             self.close(token, Some(why), log);
+        }
+    }
+
+    /// Moves the answered slots at the head of the queue to the output buffer.
+    fn drain_slots(conn: &mut RespConn) {
+        while conn.slots.front().is_some_and(|s| s.reply.is_some()) {
+            let bytes = conn.slots.pop_front().expect("non-empty").reply.expect("answered");
+            conn.slot_bytes -= bytes.len();
+            conn.out.extend_from_slice(&bytes);
         }
     }
 
