@@ -206,6 +206,13 @@ fn every_command_works_through_a_follower_and_the_leader() {
 fn scan_returns_every_key_once_across_calls_and_concurrent_writes() {
     let (c, base) = resp_cluster(3);
     let (leader, _) = c.wait_leader(&c.ids(), Duration::from_secs(10));
+    // `up` says how to connect; `status` shows each node's port.
+    let line = format!("redis-cli -h 127.0.0.1 -p {}", port(base, 1));
+    assert!(c.supervisor_output().contains(&line), "`{line}` in: {}", c.supervisor_output());
+    let st = c.sup_status().unwrap();
+    for n in &st.nodes {
+        assert_eq!(n.redis_port, Some(port(base, n.id)), "{n:?}");
+    }
     let mut con = connect(port(base, follower(&c, leader)));
     let keys: Vec<String> = (0..120).map(|i| format!("scan:{i:03}")).collect();
     for chunk in keys.chunks(40) {
@@ -457,4 +464,41 @@ fn redis_cli_and_redis_benchmark_work_against_the_cluster() {
     for t in ["SET:", "GET:"] {
         assert!(text.contains(t) && text.contains("requests per second"), "{text}");
     }
+}
+
+#[test]
+fn a_write_whose_leader_froze_gets_timeout_not_clusterdown() {
+    let (c, base) = resp_cluster(3);
+    let (leader, _) = c.wait_leader(&c.ids(), Duration::from_secs(10));
+    let f = follower(&c, leader);
+    let other = c.ids().into_iter().find(|&i| i != leader && i != f).unwrap();
+    // Two of three left: the leader still commits with f, but f alone can elect nobody.
+    c.kill(other);
+    let mut raw = Raw::connect(port(base, f));
+    let mut outcome = None;
+    for attempt in 0..3 {
+        raw.send(&encode_command(&["SET", "warm", "up"]));
+        assert_eq!(raw.reply(), Value::Simple("OK".into()), "the link to the leader is open");
+        // Frozen, not dead: f forwards the write before its election timer runs out, and
+        // nobody answers it. Whether it was applied is unknown.
+        c.pause(leader);
+        raw.send(&encode_command(&["SET", "frozen", &attempt.to_string()]));
+        let reply = raw.reply_within(Duration::from_secs(20)).expect("answered at the deadline, no hang");
+        c.resume(leader);
+        c.wait_leader(&[leader, f], Duration::from_secs(10));
+        match reply {
+            Value::Error(e) if e.starts_with("TIMEOUT") => {
+                outcome = Some(e);
+                break;
+            }
+            // f had already given up on the leader: the write surely was not sent.
+            Value::Error(e) if e.starts_with("CLUSTERDOWN") => assert!(e.contains("not applied"), "{e}"),
+            other => panic!("a frozen leader cannot answer: {other:?}"),
+        }
+    }
+    let e = outcome.expect("one of three writes reached the frozen leader");
+    assert!(e.contains("may or may not have been applied"), "{e}");
+    // Whatever happened to it, the cluster serves again.
+    raw.send(&encode_command(&["GET", "warm"]));
+    assert_eq!(raw.reply(), Value::Bulk(b"up".to_vec()));
 }

@@ -194,9 +194,12 @@ fn five_nodes_elect_replicate_survive_leader_loss_and_catch_up_by_snapshot() {
     for i in 20..200 {
         c.set(1, i + 1, &format!("k{i}"), &format!("v{i}"));
     }
-    // The leader has compacted past everything the stopped node had.
-    let st = c.status(new_leader).unwrap();
-    assert!(st.snapshot_index > 25, "leader should have compacted: {st:?}");
+    // The leader has compacted past everything the stopped node had. The snapshot is
+    // written by a forked child in the background, so it lands a little after the
+    // writes (under load, after the last one was answered): wait for it.
+    c.wait_until("the leader compacted past index 25", || {
+        c.status(new_leader).is_some_and(|st| st.snapshot_index > 25)
+    });
 
     // Restart the old leader: it rejoins and is caught up by a snapshot.
     c.start(leader);
