@@ -35,6 +35,15 @@
 //! bounded: a slow client is disconnected, a stuck peer stream is dropped and
 //! reconnected (Raft retransmits).
 //!
+//! ## The Redis protocol
+//!
+//! With `redis_port` set (the default), the node also listens on TCP and speaks RESP
+//! (module `resp`): Redis clients use any node; a follower forwards to the leader as a
+//! client of its `node.sock`. Its tokens live far above the transport's, its answers come
+//! back through [`raft_replica::Effects::respond`] like any client's, and the server hands
+//! its requests to the replica in the turn they were read. TCP has no uid check: see
+//! docs/architecture.md, "Who may connect".
+//!
 //! ## Event log
 //!
 //! Every meaningful event is one line on stdout: `<time> n<id> t<term> <what>`, e.g.
