@@ -6,7 +6,8 @@
 #   bench_start TIME_LIMIT     WORK (temp dir), RES (results in it), the cleanup trap and a
 #                              watchdog that stops the script after TIME_LIMIT seconds
 #   run_bg CMD ARGS...         runs a long step so the watchdog and Ctrl-C can interrupt it
-#   raft_up DIR / raft_down    our 5-node cluster in DIR; sets RAFT_CFG and SUP_PID
+#   raft_up DIR [TOML] / raft_down  our 5-node cluster in DIR (TOML: extra config lines);
+#                              sets RAFT_CFG and SUP_PID
 #   etcd_setup DATA PORT_BASE  a 5-member etcd's addresses (CLUSTER, ETCD_EPS); then
 #   start_etcd I / stop_etcd   member I (1..5) started, all stopped; ETCD_PIDS, etcd_pids
 #   wait_gone PID              until the process has exited (at most 10 s)
@@ -102,12 +103,13 @@ run_bg() {
     return "$rc"
 }
 
-raft_up() { # raft_up DIR: a 5-node cluster with default settings and fsync on
+raft_up() { # raft_up DIR [TOML]: a 5-node cluster with default settings and fsync on
     mkdir -p "$1"
     RAFT_CFG=$1/cluster.toml
     cat >"$RAFT_CFG" <<EOF
 dir = "$1"
 fsync = true
+${2:-}
 EOF
     log "starting our 5-node cluster in $1"
     "$BIN/raft-supervisor" --config "$RAFT_CFG" up --detach >&2

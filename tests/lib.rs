@@ -253,6 +253,10 @@ pub struct Opts {
     pub status_poll_ms: u64,
     /// Extra uids that may connect as clients.
     pub allowed_uids: Vec<u32>,
+    /// RESP front end base port (node N on `redis_port + N`). 0 (the default here, not
+    /// the cluster's 6379): tests run in parallel must not share ports; a test that
+    /// speaks RESP takes a free base from [`free_redis_base`].
+    pub redis_port: u32,
 }
 
 impl Default for Opts {
@@ -271,6 +275,7 @@ impl Default for Opts {
             shutdown_grace_ms: 1_000,
             status_poll_ms: 100,
             allowed_uids: Vec::new(),
+            redis_port: 0,
         }
     }
 }
@@ -292,7 +297,8 @@ impl Opts {
              restart_backoff_max_ms = {}\n\
              shutdown_grace_ms = {}\n\
              status_poll_ms = {}\n\
-             allowed_uids = {:?}\n",
+             allowed_uids = {:?}\n\
+             redis_port = {}\n",
             self.nodes,
             self.tick_ms,
             self.fsync,
@@ -306,9 +312,28 @@ impl Opts {
             self.shutdown_grace_ms,
             self.status_poll_ms,
             self.allowed_uids,
+            self.redis_port,
             dir = dir.display().to_string(),
         )
     }
+}
+
+/// A base port for the RESP front end such that `base + 1 ..= base + nodes` are free
+/// on 127.0.0.1 now (each port is checked by binding it). Drawn below Linux's ephemeral
+/// range (32768 and up), so outgoing connections cannot take the ports before the nodes
+/// bind them.
+pub fn free_redis_base(nodes: u64) -> u32 {
+    let mut seed = std::process::id() as u64
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    for _ in 0..100 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let base = 10_000 + ((seed >> 33) % 20_000) as u16;
+        let all_free = (1..=nodes).all(|n| std::net::TcpListener::bind(("127.0.0.1", base + n as u16)).is_ok());
+        if all_free {
+            return base as u32;
+        }
+    }
+    panic!("no run of {nodes} free ports found on 127.0.0.1 in 100 tries");
 }
 
 /// A fresh directory with a short path (`/tmp/rcXXXXXX`), removed on drop.

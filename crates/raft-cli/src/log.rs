@@ -108,6 +108,13 @@ pub fn describe(kind: &EntryKind) -> String {
                     format!("cas {} {} -> {}", show(key), show(old), show(new))
                 }
                 ShownOp::Cas { key, expected: None, new } => format!("cas {} absent -> {}", show(key), show(new)),
+                ShownOp::Redis { name, keys, value } => {
+                    let keys: Vec<String> = keys.iter().map(show).collect();
+                    match value {
+                        Some(v) => format!("{name} {} = {}", keys.join(" "), show(v)),
+                        None => format!("{name} {}", keys.join(" ")),
+                    }
+                }
             };
             format!("{op}  (session {session:x} seq {seq})")
         }
@@ -177,6 +184,11 @@ pub fn page_json(node: NodeId, page: &LogPage) -> serde_json::Value {
                             v["key"] = shown_json(key);
                             v["expected"] = expected.as_ref().map_or(serde_json::Value::Null, shown_json);
                             v["new"] = shown_json(new);
+                        }
+                        ShownOp::Redis { name, keys, value } => {
+                            v["op"] = name.as_str().into();
+                            v["keys"] = keys.iter().map(shown_json).collect::<Vec<_>>().into();
+                            v["value"] = value.as_ref().map_or(serde_json::Value::Null, shown_json);
                         }
                     }
                 }

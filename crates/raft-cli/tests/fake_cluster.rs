@@ -64,6 +64,7 @@ impl Store {
                 }
                 Reply::Cas { ok, current }
             }
+            other => panic!("raft-cli never sends {other:?}"),
         };
         self.replies.insert((session, seq), reply.clone());
         reply
@@ -78,6 +79,7 @@ impl Store {
                 keys.reverse();
                 Reply::Keys(keys)
             }
+            other => panic!("raft-cli never sends {other:?}"),
         }
     }
 }

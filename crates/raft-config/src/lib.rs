@@ -122,7 +122,16 @@ pub struct ClusterConfig {
     /// Uids, besides the nodes' own uid and root, whose processes may connect to a node as
     /// clients (checked with `SO_PEERCRED`). Peers must always be the same uid or root.
     pub allowed_uids: Vec<u32>,
+    /// The RESP (Redis protocol) front end: node N listens on `redis_port + N`; 0 turns
+    /// it off.
+    pub redis_port: u32,
+    /// The address the RESP front end binds (an IP address). Anyone who can reach it is
+    /// a client: there is no uid check on TCP (see docs/architecture.md).
+    pub redis_bind: String,
 }
+
+/// Default `redis_port`: Redis's own, so node N serves RESP on 6379 + N (6380 to 6384).
+pub const DEFAULT_REDIS_PORT: u32 = 6379;
 
 /// Default `snapshot_ratio`: chosen by measurement (docs/performance.md, "Choosing
 /// snapshot_ratio"): at 1,000,000 keys, 0.25 / 0.5 / 1.0 gave 31.8K / 37K / 40.9K
@@ -156,6 +165,8 @@ impl Default for ClusterConfig {
             shutdown_grace_ms: 3_000,
             status_poll_ms: 200,
             allowed_uids: Vec::new(),
+            redis_port: DEFAULT_REDIS_PORT,
+            redis_bind: "127.0.0.1".into(),
         }
     }
 }
@@ -289,6 +300,16 @@ impl ClusterConfig {
         self.node_dir(id).join("node.sock")
     }
 
+    /// The TCP address node `id` serves RESP on, `None` when the front end is off.
+    pub fn redis_addr(&self, id: u64) -> Option<std::net::SocketAddr> {
+        assert!(self.is_node(id), "node id {id} is not in 1..={}", self.nodes);
+        if self.redis_port == 0 {
+            return None;
+        }
+        let ip: std::net::IpAddr = self.redis_bind.parse().expect("validate() checks redis_bind");
+        Some(std::net::SocketAddr::new(ip, (self.redis_port as u64 + id) as u16))
+    }
+
     /// `<dir>/node-<id>/node.log`: the node's stdout and stderr.
     pub fn node_log(&self, id: u64) -> PathBuf {
         self.node_dir(id).join("node.log")
@@ -410,6 +431,21 @@ impl ClusterConfig {
             return invalid(
                 "quota_bytes",
                 format!("{} is over the limit of {MAX_QUOTA_BYTES} (1 TiB); 0 turns the quota off", self.quota_bytes),
+            );
+        }
+        if self.redis_port != 0 && self.redis_port as u64 + self.nodes > u16::MAX as u64 {
+            return invalid(
+                "redis_port",
+                format!(
+                    "{} leaves no port for node {} (ports end at 65535); 0 turns the RESP front end off",
+                    self.redis_port, self.nodes
+                ),
+            );
+        }
+        if self.redis_bind.parse::<std::net::IpAddr>().is_err() {
+            return invalid(
+                "redis_bind",
+                format!("{:?} is not an IP address (e.g. 127.0.0.1 or ::1)", self.redis_bind),
             );
         }
         if self.restart_intensity > MAX_RESTART_INTENSITY {

@@ -370,3 +370,25 @@ mod lookup {
         assert!(matches!(c.validate(), Err(ConfigError::SocketPathTooLong { .. })));
     }
 }
+
+#[test]
+fn redis_port_and_bind_default_to_6379_on_loopback_and_are_checked() {
+    let d = ClusterConfig::default();
+    assert_eq!((d.redis_port, d.redis_bind.as_str()), (6379, "127.0.0.1"));
+    assert_eq!(d.redis_addr(1), Some("127.0.0.1:6380".parse().unwrap()));
+    assert_eq!(d.redis_addr(5), Some("127.0.0.1:6384".parse().unwrap()));
+    let off = ClusterConfig::from_toml("redis_port = 0").unwrap();
+    assert_eq!(off.redis_addr(1), None, "0 turns the front end off");
+    let c = ClusterConfig::from_toml("redis_port = 7000\nredis_bind = \"::1\"").unwrap();
+    assert_eq!(c.redis_addr(2), Some("[::1]:7002".parse().unwrap()));
+    assert_eq!(ClusterConfig::from_toml(&c.to_toml()).unwrap(), c);
+    assert!(ClusterConfig::from_toml("redis_port = 65530").is_ok(), "65530 + 5 still fits");
+    let e = err("redis_port = 65531");
+    assert!(e.to_string().contains("0 turns the RESP front end off"), "{e}");
+    for bad in ["redis_port = 65531", "redis_port = -1", "redis_port = \"6379\""] {
+        assert_eq!(key_of(bad), "redis_port", "{bad}");
+    }
+    for bad in ["redis_bind = \"localhost\"", "redis_bind = \"\"", "redis_bind = 1"] {
+        assert_eq!(key_of(bad), "redis_bind", "{bad}");
+    }
+}

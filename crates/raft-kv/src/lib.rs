@@ -25,7 +25,9 @@
 
 use raft_core::{Entry, EntryData, Index};
 pub mod fuzz;
+mod glob;
 mod ops;
+pub use glob::{glob_match, literal_prefix, redis_int};
 pub use ops::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -217,7 +219,39 @@ impl KvStore {
     /// value minus the old one, never below 0. Deletes, shrinking overwrites and a cas
     /// that would fail add nothing. Pure: the store is not changed.
     pub fn growth(&self, op: &WriteOp) -> u64 {
+        let grow = |key: &str, new_len: usize| match self.map.get(key) {
+            Some(old) => (new_len as u64).saturating_sub(old.len() as u64),
+            None => (key.len() + new_len) as u64,
+        };
         let (key, new) = match op {
+            WriteOp::SetIf { key, value, cond, .. } => {
+                let present = self.map.contains_key(key.as_str());
+                let applies = match cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => !present,
+                    SetCond::IfPresent => present,
+                };
+                return if applies { grow(key, value.len()) } else { 0 };
+            }
+            WriteOp::SetMany { pairs } => return pairs.iter().map(|(k, v)| grow(k, v.len())).sum(),
+            WriteOp::IncrBy { key, by } => {
+                let current = match self.map.get(key.as_str()) {
+                    None => Some(0),
+                    Some(v) => redis_int(v),
+                };
+                return match current.and_then(|c| c.checked_add(*by)) {
+                    Some(next) => grow(key, next.to_string().len()),
+                    None => 0,
+                };
+            }
+            WriteOp::Append { key, value } => {
+                let old = self.map.get(key.as_str()).map_or(0, |v| v.len());
+                if old + value.len() > MAX_VALUE_BYTES {
+                    return 0;
+                }
+                return grow(key, old + value.len());
+            }
+            WriteOp::GetDel { .. } | WriteOp::DeleteMany { .. } => return 0,
             WriteOp::Set { key, value } => (key, value),
             WriteOp::Cas { key, expected, new } => {
                 if self.map.get(key.as_str()).map(|v| &**v) != expected.as_deref() {
@@ -284,12 +318,51 @@ impl KvStore {
                 self.insert(key, value);
                 Reply::Done
             }
-            WriteOp::Delete { key } => {
-                let removed = self.map.remove(key.as_str());
-                if let Some(old) = &removed {
-                    self.state_bytes -= (key.len() + old.len()) as u64;
+            WriteOp::Delete { key } => Reply::Deleted { existed: self.remove(&key).is_some() },
+            WriteOp::SetIf { key, value, cond, get } => {
+                let current = self.map.get(key.as_str());
+                let applies = match cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => current.is_none(),
+                    SetCond::IfPresent => current.is_some(),
+                };
+                let old = if get { current.map(|v| v.to_vec()) } else { None };
+                if applies {
+                    self.insert(key, value);
                 }
-                Reply::Deleted { existed: removed.is_some() }
+                Reply::SetIf { applied: applies, old }
+            }
+            WriteOp::GetDel { key } => Reply::Value(self.remove(&key).map(|v| v.into_vec())),
+            WriteOp::DeleteMany { keys } => {
+                Reply::Count(keys.iter().filter(|k| self.remove(k).is_some()).count() as u64)
+            }
+            WriteOp::SetMany { pairs } => {
+                for (k, v) in pairs {
+                    self.insert(k, v);
+                }
+                Reply::Done
+            }
+            WriteOp::IncrBy { key, by } => {
+                let current = match self.map.get(key.as_str()) {
+                    None => 0,
+                    Some(v) => match redis_int(v) {
+                        Some(n) => n,
+                        None => return Reply::Failed(OpError::NotAnInteger),
+                    },
+                };
+                let Some(next) = current.checked_add(by) else { return Reply::Failed(OpError::Overflow) };
+                self.insert(key, next.to_string().into_bytes());
+                Reply::Int(next)
+            }
+            WriteOp::Append { key, value } => {
+                let mut next = self.map.get(key.as_str()).map(|v| v.to_vec()).unwrap_or_default();
+                if next.len() + value.len() > MAX_VALUE_BYTES {
+                    return Reply::Failed(OpError::TooLarge);
+                }
+                next.extend_from_slice(&value);
+                let len = next.len() as u64;
+                self.insert(key, next);
+                Reply::Count(len)
             }
             WriteOp::Cas { key, expected, new } => {
                 let current = self.map.get(key.as_str()).map(|v| v.to_vec());
@@ -301,6 +374,15 @@ impl KvStore {
                 }
             }
         }
+    }
+
+    /// Removes `key`, keeping `state_bytes` in step.
+    fn remove(&mut self, key: &str) -> Option<Box<[u8]>> {
+        let removed = self.map.remove(key);
+        if let Some(old) = &removed {
+            self.state_bytes -= (key.len() + old.len()) as u64;
+        }
+        removed
     }
 
     /// Sets `key` to `value`, keeping `state_bytes` in step.
@@ -359,7 +441,65 @@ impl KvStore {
                     .collect();
                 Reply::Keys(keys)
             }
+            ReadOp::GetMany { keys } => {
+                let mut bytes = 0;
+                let mut values = Vec::with_capacity(keys.len().min(MAX_KEYS_PER_OP));
+                for k in keys.iter().take(MAX_KEYS_PER_OP) {
+                    let v = self.map.get(k.as_str()).map(|v| v.to_vec());
+                    bytes += v.as_ref().map_or(0, Vec::len);
+                    if bytes > MAX_MULTI_BYTES {
+                        return Reply::Failed(OpError::TooLarge);
+                    }
+                    values.push(v);
+                }
+                Reply::Values(values)
+            }
+            ReadOp::Exists { keys } => Reply::Count(
+                keys.iter().take(MAX_KEYS_PER_OP).filter(|k| self.map.contains_key(k.as_str())).count() as u64,
+            ),
+            ReadOp::Strlen { key } => Reply::Count(self.map.get(key.as_str()).map_or(0, |v| v.len() as u64)),
+            ReadOp::Count => Reply::Count(self.map.len() as u64),
+            ReadOp::Scan { after, pattern, count, max_examined } => {
+                self.scan(after.as_deref(), pattern.as_deref(), *count, *max_examined)
+            }
         }
+    }
+
+    /// Keys after `after` matching `pattern`: at most `count` returned, at most
+    /// `max_examined` (bounded by [`MAX_SCAN_EXAMINED`]) looked at. Only keys that start
+    /// with the pattern's literal prefix are looked at. `next` is the last key examined
+    /// when more may follow: resuming after it never returns a key twice, and returns
+    /// every key that existed for the whole scan, whatever was written meanwhile.
+    fn scan(&self, after: Option<&str>, pattern: Option<&str>, count: u32, max_examined: u32) -> Reply {
+        use std::ops::Bound;
+        let prefix = pattern.map_or("", literal_prefix);
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
+        let count = count.clamp(1, MAX_KEYS_PER_LISTING) as usize;
+        let budget = max_examined.clamp(1, MAX_SCAN_EXAMINED) as usize;
+        let (mut keys, mut bytes, mut examined) = (Vec::new(), 0, 0);
+        let mut next = None;
+        for (k, _) in self.map.range::<str, _>((start, Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                return Reply::Scan { keys, next: None };
+            }
+            if examined == budget || keys.len() == count || bytes + k.len() + 8 > MAX_LISTING_BYTES {
+                return Reply::Scan { keys, next };
+            }
+            examined += 1;
+            next = Some(k.to_string());
+            let matches = match pattern {
+                Some(p) => glob_match(p.as_bytes(), k.as_bytes()),
+                None => true,
+            };
+            if matches {
+                bytes += k.len() + 8;
+                keys.push(k.to_string());
+            }
+        }
+        Reply::Scan { keys, next: None }
     }
 
     /// Serialises the whole state (map and sessions) at the applied index into memory:
@@ -451,6 +591,8 @@ impl KvStore {
     }
 }
 
+#[cfg(test)]
+mod redis_ops_tests;
 #[cfg(test)]
 mod tests {
     use super::*;

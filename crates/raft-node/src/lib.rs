@@ -35,6 +35,15 @@
 //! bounded: a slow client is disconnected, a stuck peer stream is dropped and
 //! reconnected (Raft retransmits).
 //!
+//! ## The Redis protocol
+//!
+//! With `redis_port` set (the default), the node also listens on TCP and speaks RESP
+//! (module `resp`): Redis clients use any node; a follower forwards to the leader as a
+//! client of its `node.sock`. Its tokens live far above the transport's, its answers come
+//! back through [`raft_replica::Effects::respond`] like any client's, and the server hands
+//! its requests to the replica in the turn they were read. TCP has no uid check: see
+//! docs/architecture.md, "Who may connect".
+//!
 //! ## Event log
 //!
 //! Every meaningful event is one line on stdout: `<time> n<id> t<term> <what>`, e.g.
@@ -45,11 +54,16 @@ mod eventlog;
 pub mod levers;
 mod logpage;
 mod observe;
+mod resp;
 mod server;
 #[cfg(test)]
 mod unit_tests;
 
 pub use eventlog::{format_timestamp, parse_timestamp, LogTarget};
+pub use resp::{
+    INPUT_BUFFER_BYTES, MAX_ARGS, MAX_OUTPUT_BYTES, MAX_PIPELINE, MAX_RESP_CONNECTIONS, MAX_SCAN_CURSORS, MAX_WAIT,
+    PARTIAL_FRAME_TIMEOUT, PAUSE_OUTPUT_BYTES, REQUEST_TIMEOUT,
+};
 pub use server::{NodeError, NodeSettings, Server, StopHandle};
 
 /// Client connections accepted at once; more are refused with a log line. Bounds memory

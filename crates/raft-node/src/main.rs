@@ -79,6 +79,7 @@ fn main() -> ExitCode {
         seed: raft_node::random_seed(),
         handle_signals: true,
         log: raft_node::LogTarget::Stdout,
+        redis: cfg.redis_addr(args.id),
     };
     let server = match Server::open(settings) {
         Ok(s) => s,

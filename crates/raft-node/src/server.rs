@@ -69,6 +69,8 @@ pub struct NodeSettings {
     pub handle_signals: bool,
     /// Where event lines go.
     pub log: LogTarget,
+    /// Where the RESP front end listens (`redis_bind`:`redis_port + id`); `None`: off.
+    pub redis: Option<std::net::SocketAddr>,
 }
 
 impl NodeSettings {
@@ -183,6 +185,8 @@ struct Net {
     base_tick: Duration,
     /// The speed set by `raft-supervisor speed`, in thousandths.
     speed_milli: u32,
+    /// The RESP front end (`crate::resp`), when configured and its port could be bound.
+    resp: Option<crate::resp::Resp>,
 }
 
 impl Effects for Net {
@@ -289,7 +293,22 @@ impl Server {
             levers: crate::levers::DelayLine::new(s_seed ^ 0x9e37_79b9_7f4a_7c15),
             truncated_from: None,
             snapshot_installed: None,
+            resp: None,
         };
+        if let Some(addr) = net.s.redis {
+            // Every node's socket, added members' included: a follower forwards to whoever leads.
+            let sockets =
+                (1..=raft_config::MAX_NODE_ID).filter_map(|p| net.s.peer_path(p).map(|path| (p, path))).collect();
+            let (fsync, quota) = (net.s.fsync, net.s.quota_bytes);
+            match crate::resp::Resp::open(addr, net.poll.registry(), id, sockets, fsync, quota, net.s.seed) {
+                Ok(r) => {
+                    event!(net.log, term, "resp: serving the Redis protocol on {}", r.local_addr());
+                    net.resp = Some(r);
+                }
+                // The node still serves Raft and raft-cli; only the front end is off.
+                Err(e) => event!(net.log, term, "resp: front end off: cannot listen on {addr}: {e}"),
+            }
+        }
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
         event!(net.log, term, "listening on {}", path.display());
         let observer = crate::observe::Observer::new(seen(&replica));
@@ -335,6 +354,7 @@ impl Server {
                         }
                     }
                     WAKER => {}
+                    token if crate::resp::Resp::owns(token) => self.net.on_resp_event(token, ev),
                     token => self.on_conn_event(token, ev.is_readable(), ev.is_writable() || ev.is_write_closed()),
                 }
             }
@@ -345,7 +365,12 @@ impl Server {
                 self.net.close_silent_connections();
             }
             self.tick_if_due();
+            self.drive_resp();
             self.process_ready()?;
+            // Answers of this turn let pipelined commands go on: propose them now.
+            if self.drive_resp() {
+                self.process_ready()?;
+            }
             // A snapshot is written by a forked child; its end is noticed here, within a
             // turn (at most a tick) of happening.
             self.replica.poll_compaction(false, &mut self.net)?;
@@ -400,6 +425,47 @@ impl Server {
             raft.commit_index(),
             self.replica.kv().applied()
         );
+    }
+
+    /// The RESP front end's turn: the node's state, its timers, then the requests it has
+    /// for the local replica (proposed in this turn, so one fsync covers them all).
+    /// Returns whether it handed any.
+    fn drive_resp(&mut self) -> bool {
+        let Some(resp) = self.net.resp.as_mut() else { return false };
+        let raft = self.replica.raft();
+        let facts = crate::resp::NodeFacts {
+            role: raft.role(),
+            term: raft.term(),
+            leader: raft.leader(),
+            commit: raft.commit_index(),
+            applied: self.replica.kv().applied(),
+            last_index: raft.last_index(),
+            keys: self.replica.kv().len(),
+        };
+        resp.set_view(facts, &mut self.net.log);
+        resp.on_turn(Instant::now(), &mut self.net.log);
+        let mut any = false;
+        // Each round's answers (a status) can release more commands; a few rounds suffice.
+        for _ in 0..4 {
+            let batch = self.net.resp.as_mut().map(|r| r.take_outbox()).unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            any = true;
+            for (id, request) in batch {
+                let from = Waiter { conn: crate::resp::WAITER_CONN, request_id: id };
+                match request {
+                    Request::Write { session, seq, op } => self.replica.write(from, session, seq, op, &mut self.net),
+                    Request::Read { op, stale } => self.replica.read(from, op, stale, &mut self.net),
+                    Request::Status => {
+                        let status = self.status();
+                        self.net.respond(Token(from.conn as usize), id, Response::Status(status));
+                    }
+                    other => unreachable!("the RESP front end never asks {other:?}"),
+                }
+            }
+        }
+        any
     }
 
     fn tick_if_due(&mut self) {
@@ -881,7 +947,19 @@ impl Net {
         Ok(())
     }
 
+    fn on_resp_event(&mut self, token: Token, ev: &mio::event::Event) {
+        if let Some(resp) = self.resp.as_mut() {
+            resp.on_event(token, ev.is_readable(), ev.is_writable() || ev.is_write_closed(), &mut self.log);
+        }
+    }
+
     fn respond(&mut self, token: Token, id: u64, body: Response) {
+        if token.0 as u64 == crate::resp::WAITER_CONN {
+            if let Some(resp) = self.resp.as_mut() {
+                resp.on_response(id, body, &mut self.log);
+            }
+            return;
+        }
         let Some(conn) = self.conns.get_mut(&token) else { return };
         if let Err(e) = conn.queue(&ClientResponse { id, body }) {
             // Never leave a request unanswered: say why instead (this one always fits).

@@ -46,6 +46,7 @@ impl Cluster {
                     bootstrap: sockets.keys().copied().collect(),
                     cluster_dir: Some(dir.path().to_path_buf()),
                     log: LogTarget::File(node_dir.join("node.log")),
+                    redis: None,
                     node_dir,
                     cluster_id: 0xC0FFEE,
                     cluster_key: key.clone(),

@@ -497,6 +497,7 @@ impl<S: Store> Replica<S> {
             WriteOp::Set { .. } => Reply::Done,
             WriteOp::Delete { .. } => Reply::Deleted { existed: true },
             WriteOp::Cas { expected, .. } => Reply::Cas { ok: true, current: expected.clone() },
+            _ => Reply::Done,
         });
         let data = Command { session, seq, op }.encode();
         match self.raft.propose(data) {

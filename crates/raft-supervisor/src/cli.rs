@@ -473,6 +473,7 @@ mod tests {
             levers: None,
             member: None,
             live: None,
+            redis_port: None,
         };
         let mut st = ClusterStatus {
             nodes: vec![row(1, "leader", Some(2)), row(2, "leader", Some(5)), row(3, "follower", Some(5))],

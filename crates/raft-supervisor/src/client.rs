@@ -187,10 +187,22 @@ fn say(line: &str) {
 
 /// The `status` table: one row per node, then the partitions.
 pub fn status_table(st: &ClusterStatus) -> String {
-    let header =
-        ["node", "pid", "process", "role", "member", "term", "leader", "commit", "applied", "last index", "snapshot"];
+    let header = [
+        "node",
+        "pid",
+        "process",
+        "role",
+        "member",
+        "term",
+        "leader",
+        "commit",
+        "applied",
+        "last index",
+        "snapshot",
+        "redis",
+    ];
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-    let rows: Vec<[String; 11]> = st
+    let rows: Vec<[String; 12]> = st
         .nodes
         .iter()
         .map(|r: &NodeRow| {
@@ -206,6 +218,7 @@ pub fn status_table(st: &ClusterStatus) -> String {
                 opt(r.applied),
                 opt(r.last_index),
                 opt(r.snapshot_index),
+                opt(r.redis_port.map(u64::from)),
             ]
         })
         .collect();
@@ -371,6 +384,7 @@ mod tests {
             levers: term.map(|_| Default::default()),
             member: term.map(|_| "voter".into()),
             live: None,
+            redis_port: pid.map(|_| 6379 + id as u16),
         }
     }
 
@@ -383,9 +397,9 @@ mod tests {
         };
         let table = status_table(&st);
         let expected = "\
-node  pid   process  role     member  term  leader  commit  applied  last index  snapshot
-1     4242  running  leader   voter   3     1       12      12       13          0
-2     -     stopped  unknown  -       -     -       -       -        -           -
+node  pid   process  role     member  term  leader  commit  applied  last index  snapshot  redis
+1     4242  running  leader   voter   3     1       12      12       13          0         6380
+2     -     stopped  unknown  -       -     -       -       -        -           -         -
 partitions: {1} {2}
 speed: 0.10x
 ";
@@ -397,10 +411,11 @@ speed: 0.10x
                 "nodes": [
                     {"id": 1, "pid": 4242, "process": "running", "role": "leader", "term": 3, "leader": 1,
                      "commit": 12, "applied": 12, "last_index": 13, "snapshot_index": 0,
-                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}, "member": "voter", "live": null},
+                     "levers": {"delay_us": 0, "jitter_us": 0, "loss_ppm": 0}, "member": "voter", "live": null,
+                     "redis_port": 6380},
                     {"id": 2, "pid": null, "process": "stopped", "role": "unknown", "term": null, "leader": null,
                      "commit": null, "applied": null, "last_index": null, "snapshot_index": null,
-                     "levers": null, "member": null, "live": null}
+                     "levers": null, "member": null, "live": null, "redis_port": null}
                 ],
                 "partitions": [[1], [2]],
                 "speed_milli": 100

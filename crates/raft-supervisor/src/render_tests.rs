@@ -39,6 +39,7 @@ fn row(id: NodeId, process: &str, role: Option<RoleKind>, term: u64) -> NodeRow 
         levers: None,
         member: answering.then(|| "voter".into()),
         live: role.map(|r| live(r, 5)),
+        redis_port: None,
     }
 }
 

@@ -114,6 +114,15 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
         shell.cfg.nodes,
         shell.cfg.tick_ms
     ));
+    if let (Some(first), Some(last)) = (shell.cfg.redis_addr(1), shell.cfg.redis_addr(shell.cfg.nodes)) {
+        say_raw(&format!(
+            "redis: redis-cli -h {} -p {} (any node answers: ports {} to {})",
+            first.ip(),
+            first.port(),
+            first.port(),
+            last.port()
+        ));
+    }
     let result = shell.run();
     let _ = std::fs::remove_file(&sock);
     if let Err(e) = &result {
@@ -1430,6 +1439,7 @@ impl Shell {
                         messages_sent: s.messages_sent.clone(),
                         messages_received: s.messages_received.clone(),
                     }),
+                    redis_port: self.cfg.redis_addr(id).map(|a| a.port()),
                 }
             })
             .collect();

@@ -39,10 +39,30 @@ impl Shown {
 /// A client's operation, with keys and values cut to [`MAX_SHOWN_BYTES`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShownOp {
-    Set { key: Shown, value: Shown },
-    Delete { key: Shown },
-    Cas { key: Shown, expected: Option<Shown>, new: Shown },
+    Set {
+        key: Shown,
+        value: Shown,
+    },
+    Delete {
+        key: Shown,
+    },
+    Cas {
+        key: Shown,
+        expected: Option<Shown>,
+        new: Shown,
+    },
+    /// One of the Redis string operations (the RESP front end): its name as Redis says
+    /// it (`setnx`, `getdel`, `del`, `mset`, `incrby 5`, `append` ...), its keys (at most
+    /// [`MAX_SHOWN_KEYS`]) and its first value if it has one.
+    Redis {
+        name: String,
+        keys: Vec<Shown>,
+        value: Option<Shown>,
+    },
 }
+
+/// Keys shown of one multi-key operation (`del`, `mset`): the rest are counted in `name`.
+pub const MAX_SHOWN_KEYS: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
@@ -79,6 +99,7 @@ impl LogEntryView {
                             expected: expected.as_deref().map(Shown::of),
                             new: Shown::of(new),
                         },
+                        other => redis_op(other),
                     };
                     EntryKind::Write { session, seq, op }
                 }
@@ -98,11 +119,47 @@ impl LogEntryView {
                 ShownOp::Set { key, value } => shown(key) + shown(value),
                 ShownOp::Delete { key } => shown(key),
                 ShownOp::Cas { key, expected, new } => shown(key) + expected.as_ref().map_or(0, shown) + shown(new),
+                ShownOp::Redis { name, keys, value } => {
+                    name.len() + keys.iter().map(shown).sum::<usize>() + value.as_ref().map_or(0, shown)
+                }
             },
             EntryKind::Undecodable { reason, .. } => reason.len(),
             EntryKind::Config(m) => 8 * (m.voters.len() + m.learners.len()),
         }
     }
+}
+
+/// A Redis string operation as [`ShownOp::Redis`].
+fn redis_op(op: &WriteOp) -> ShownOp {
+    let key = |k: &str| Shown::of(k.as_bytes());
+    let many = |keys: &mut dyn Iterator<Item = &String>, n: usize, name: &str| {
+        let shown: Vec<Shown> = keys.take(MAX_SHOWN_KEYS).map(|k| key(k)).collect();
+        let name = if n > shown.len() { format!("{name} ({n} keys)") } else { name.to_string() };
+        (name, shown)
+    };
+    let (name, keys, value) = match op {
+        WriteOp::SetIf { key: k, value, cond, get } => {
+            let cond = match cond {
+                raft_kv::SetCond::Always => "",
+                raft_kv::SetCond::IfAbsent => " nx",
+                raft_kv::SetCond::IfPresent => " xx",
+            };
+            (format!("set{cond}{}", if *get { " get" } else { "" }), vec![key(k)], Some(Shown::of(value)))
+        }
+        WriteOp::GetDel { key: k } => ("getdel".into(), vec![key(k)], None),
+        WriteOp::DeleteMany { keys } => {
+            let (name, shown) = many(&mut keys.iter(), keys.len(), "del");
+            (name, shown, None)
+        }
+        WriteOp::SetMany { pairs } => {
+            let (name, shown) = many(&mut pairs.iter().map(|(k, _)| k), pairs.len(), "mset");
+            (name, shown, pairs.first().map(|(_, v)| Shown::of(v)))
+        }
+        WriteOp::IncrBy { key: k, by } => (format!("incrby {by}"), vec![key(k)], None),
+        WriteOp::Append { key: k, value } => ("append".into(), vec![key(k)], Some(Shown::of(value))),
+        WriteOp::Set { .. } | WriteOp::Delete { .. } | WriteOp::Cas { .. } => unreachable!("shown as themselves"),
+    };
+    ShownOp::Redis { name, keys, value }
 }
 
 /// The answer to [`crate::Request::Log`]: the entries asked for that this node still has,

@@ -84,6 +84,10 @@ pub struct NodeRow {
     pub member: Option<String>,
     /// What `watch` draws beyond the table; None when the node did not answer.
     pub live: Option<NodeLive>,
+    /// The TCP port the node serves the Redis protocol on (`redis_port + id`); `None`
+    /// when the front end is off (`redis_port = 0`).
+    #[serde(default)]
+    pub redis_port: Option<u16>,
 }
 
 /// A running node's counters for `watch` (from its [`crate::NodeStatus`]).
