@@ -128,7 +128,13 @@ pub struct ClusterConfig {
     /// The address the RESP front end binds (an IP address). Anyone who can reach it is
     /// a client: there is no uid check on TCP (see docs/architecture.md).
     pub redis_bind: String,
+    /// A learner (a node added with `raft-supervisor add`) is promoted to voter once its
+    /// log is within this many entries of the leader's (thesis §4.2.1).
+    pub promote_lag: u64,
 }
+
+/// Largest `promote_lag`: a learner further behind than this is far from caught up.
+pub const MAX_PROMOTE_LAG: u64 = 1_000_000;
 
 /// Default `redis_port`: Redis's own, so node N serves RESP on 6379 + N (6380 to 6384).
 pub const DEFAULT_REDIS_PORT: u32 = 6379;
@@ -167,6 +173,7 @@ impl Default for ClusterConfig {
             allowed_uids: Vec::new(),
             redis_port: DEFAULT_REDIS_PORT,
             redis_bind: "127.0.0.1".into(),
+            promote_lag: raft_core::PROMOTE_LAG_ENTRIES,
         }
     }
 }
@@ -426,6 +433,9 @@ impl ClusterConfig {
                 "snapshot_ratio",
                 format!("{} must be between 0 and {MAX_SNAPSHOT_RATIO}", self.snapshot_ratio),
             );
+        }
+        if self.promote_lag > MAX_PROMOTE_LAG {
+            return invalid("promote_lag", format!("{} is over {MAX_PROMOTE_LAG} entries", self.promote_lag));
         }
         if self.quota_bytes > MAX_QUOTA_BYTES {
             return invalid(

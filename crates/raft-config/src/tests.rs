@@ -99,9 +99,20 @@ fn paths() {
 }
 
 #[test]
-#[should_panic(expected = "node id 4 is not in 1..=3")]
+#[should_panic(expected = "node id 65 is not in 1..=64")]
 fn node_dir_of_a_stranger_is_a_bug() {
-    ClusterConfig::from_toml("dir = \"/x\"\nnodes = 3").unwrap().node_dir(4);
+    ClusterConfig::from_toml("dir = \"/x\"\nnodes = 3").unwrap().node_dir(65);
+}
+
+/// Nodes added at run time have ids past `nodes`: their paths are derived like the others.
+#[test]
+fn added_nodes_have_paths_too() {
+    let c = ClusterConfig::from_toml("dir = \"/x\"\nnodes = 3").unwrap();
+    assert_eq!(c.node_socket(7), std::path::Path::new("/x/node-7/node.sock"));
+    assert!(ClusterConfig::is_node_id(MAX_NODE_ID) && !ClusterConfig::is_node_id(0));
+    assert!(!ClusterConfig::is_node_id(MAX_NODE_ID + 1));
+    assert_eq!(ClusterConfig::default().promote_lag, 1024);
+    assert_eq!(ClusterConfig::from_toml("promote_lag = 0").unwrap().promote_lag, 0);
 }
 
 #[test]
@@ -198,6 +209,7 @@ fn invalid_values_name_the_key() {
         ("snapshot_entries = 0", "snapshot_entries"),
         ("snapshot_bytes = 0", "snapshot_bytes"),
         ("quota_bytes = 1099511627777", "quota_bytes"),
+        ("promote_lag = 1000001", "promote_lag"),
         ("restart_intensity = 1001", "restart_intensity"),
         ("restart_period_ms = 0", "restart_period_ms"),
         ("restart_backoff_min_ms = 0", "restart_backoff_min_ms"),

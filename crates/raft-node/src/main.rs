@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         fsync: cfg.fsync,
         snapshot_entries: cfg.snapshot_entries,
         snapshot_ratio: cfg.snapshot_ratio,
+        promote_lag: cfg.promote_lag,
         snapshot_bytes: cfg.snapshot_bytes,
         quota_bytes: cfg.quota_bytes,
         seed: raft_node::random_seed(),

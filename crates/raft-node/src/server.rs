@@ -59,6 +59,8 @@ pub struct NodeSettings {
     /// Compact once this many entries were applied since the last snapshot.
     pub snapshot_entries: u64,
     pub snapshot_ratio: f64,
+    /// A learner within this many entries of the leader's log is promoted (§4.2.1).
+    pub promote_lag: u64,
     /// ... or once this many bytes of entries were.
     pub snapshot_bytes: u64,
     /// Quota on the state's size (`quota_bytes`; 0: none), checked by the leader.
@@ -245,6 +247,7 @@ impl Server {
         config.election_ticks_max = s.election_ticks_max;
         config.pre_vote = s.pre_vote;
         config.check_quorum = s.check_quorum;
+        config.promote_lag = s.promote_lag;
         let replica_opts = ReplicaOptions::new(s.snapshot_entries, s.snapshot_bytes)
             .with_snapshot_ratio(s.snapshot_ratio)
             .with_quota(s.quota_bytes);

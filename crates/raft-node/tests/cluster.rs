@@ -60,6 +60,7 @@ impl Cluster {
                     fsync: false,
                     snapshot_entries,
                     snapshot_ratio: 0.0,
+                    promote_lag: raft_core::PROMOTE_LAG_ENTRIES,
                     snapshot_bytes: u64::MAX,
                     quota_bytes: 0,
                     seed: id * 7919,
