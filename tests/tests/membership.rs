@@ -122,7 +122,8 @@ fn the_leader_is_removed_under_load_and_writes_go_on() {
         .stderr(Stdio::null());
     let _load = Bg(cmd.spawn().expect("spawn raft-cli bench"));
     let (leader, term) = c.wait_leader(&c.ids(), START_TIMEOUT);
-    let out = until_ok(&c, &["remove", "leader"]);
+    // By id: a retry must not remove whoever leads next.
+    let out = until_ok(&c, &["remove", &leader.to_string()]);
     assert!(out.contains(&format!("removed node {leader}")), "{out}");
     let rest: Vec<u64> = c.ids().into_iter().filter(|&id| id != leader).collect();
     let (new_leader, new_term) = c.wait_leader(&rest, CONVERGE_TIMEOUT);

@@ -124,14 +124,40 @@ fn all_logs(c: &Cluster) -> String {
 /// The `"key":` names of the first node object of a `status --json` line, in order.
 fn first_node_keys(line: &str) -> Vec<String> {
     let start = line.find("[{").expect("a nodes array") + 2;
-    let end = line[start..].find("}, ...").or_else(|| line[start..].find("}},{").map(|i| i + 1)).expect("node object");
-    line[start..start + end]
-        .split('"')
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[1].starts_with(':'))
-        .map(|w| w[0].to_string())
-        .collect()
+    // The object ends at its own closing brace (nested objects, and the README's
+    // `{...}`, are balanced).
+    let mut depth = 0usize;
+    let end = line[start..]
+        .char_indices()
+        .find(|&(_, ch)| match ch {
+            '{' => {
+                depth += 1;
+                false
+            }
+            '}' if depth == 0 => true,
+            '}' => {
+                depth -= 1;
+                false
+            }
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .expect("node object");
+    // Only the object's own keys: nested objects (`levers`, `live`) are compared as a key.
+    let mut depth = 0usize;
+    let top: String = line[start..start + end]
+        .chars()
+        .filter(|&ch| {
+            let keep = depth == 0 && ch != '{' && ch != '}';
+            match ch {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            keep
+        })
+        .collect();
+    top.split('"').collect::<Vec<_>>().windows(2).filter(|w| w[1].starts_with(':')).map(|w| w[0].to_string()).collect()
 }
 
 #[test]
@@ -152,8 +178,8 @@ fn shapes_are_what_the_functions_promise() {
     assert_eq!(shape("listening on /tmp/a/node-4/node.sock"), "listening on PATH");
     assert!(is_log_line("2026-12-01T03:03:50.218258Z n4 t1 leader elected n1 term=1"));
     assert_eq!(
-        first_node_keys(r#"{"nodes":[{"id":1,"levers":{"delay_us":0}}, ...],"partitions":[]}"#),
-        ["id", "levers", "delay_us"]
+        first_node_keys(r#"{"nodes":[{"id":1,"levers":{"delay_us":0},"live":{...},"n":2}, ...],"partitions":[]}"#),
+        ["id", "levers", "live", "n"]
     );
 }
 
@@ -163,7 +189,8 @@ fn the_readme_walkthrough_matches_a_real_run() {
     let (commands, excerpts, json_lines) = parse_readme(&readme);
     assert!(commands.len() >= 20, "the walkthrough's commands were found: {commands:#?}");
     assert!(!excerpts.is_empty() && json_lines.len() == 1, "{excerpts:?} {json_lines:?}");
-    let c = Cluster::start(Opts { snapshot_entries: 500, ..Opts::default() });
+    // The README shows the Redis ports a default cluster serves.
+    let c = Cluster::start(Opts { snapshot_entries: 500, redis_port: free_redis_base(5), ..Opts::default() });
     // `kill leader` in the README names the node it killed; later commands name it too.
     let mut killed: Option<(String, String)> = None;
     let mut deferred: Vec<String> = Vec::new();
@@ -190,14 +217,16 @@ fn the_readme_walkthrough_matches_a_real_run() {
             deferred.extend(shown.lines.iter().cloned());
             continue;
         }
-        let retry = command.ends_with(" status") || command.ends_with("status --peers");
+        // A timeline shows what a kill just caused: the election may still be under way.
+        let retry =
+            command.ends_with(" status") || command.ends_with("status --peers") || command.contains(" timeline");
         let deadline = Instant::now() + WAIT;
         loop {
             let out = run(&c, &command);
             let text = format!("{}{}", out.stdout, out.stderr);
             let gone = missing(&shown.lines, &text);
             if out.code == Some(0) && gone.is_empty() {
-                if command.ends_with("kill leader") {
+                if command.ends_with("kill leader") && !shown.lines.is_empty() {
                     let id = |s: &str| s.split_whitespace().nth(1).map(str::to_string);
                     killed = Some((id(&shown.lines[0]).unwrap(), id(&out.stdout).unwrap()));
                 }
@@ -224,6 +253,11 @@ fn the_readme_walkthrough_matches_a_real_run() {
     assert_eq!(bench.code, Some(0), "{}", bench.describe());
     c.start_node(lagger);
     let other = c.ids().into_iter().find(|&id| id != leader && id != lagger).unwrap();
+    // Its snapshot is written by a forked child: restart it once one is in place, so its
+    // restart restores from a snapshot as the README shows.
+    c.wait("a snapshot on the node to restart", WAIT, || {
+        c.node_status(other).filter(|s| s.snapshot_index > 0).map(|_| ())
+    });
     c.sup_ok(&["restart", &other.to_string()]);
     c.cli(&["set", "chelsea", "rules"]);
     deferred.extend(excerpts);

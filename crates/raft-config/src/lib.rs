@@ -309,12 +309,15 @@ impl ClusterConfig {
 
     /// The TCP address node `id` serves RESP on, `None` when the front end is off.
     pub fn redis_addr(&self, id: u64) -> Option<std::net::SocketAddr> {
-        assert!(self.is_node(id), "node id {id} is not in 1..={}", self.nodes);
+        assert!(Self::is_node_id(id), "node id {id} is not in 1..={MAX_NODE_ID}");
         if self.redis_port == 0 {
             return None;
         }
         let ip: std::net::IpAddr = self.redis_bind.parse().expect("validate() checks redis_bind");
-        Some(std::net::SocketAddr::new(ip, (self.redis_port as u64 + id) as u16))
+        // validate() leaves a port for every bootstrap node; a node added later past
+        // port 65535 serves no RESP.
+        let port = u16::try_from(self.redis_port as u64 + id).ok()?;
+        Some(std::net::SocketAddr::new(ip, port))
     }
 
     /// `<dir>/node-<id>/node.log`: the node's stdout and stderr.

@@ -389,6 +389,10 @@ fn redis_port_and_bind_default_to_6379_on_loopback_and_are_checked() {
     assert_eq!((d.redis_port, d.redis_bind.as_str()), (6379, "127.0.0.1"));
     assert_eq!(d.redis_addr(1), Some("127.0.0.1:6380".parse().unwrap()));
     assert_eq!(d.redis_addr(5), Some("127.0.0.1:6384".parse().unwrap()));
+    assert_eq!(d.redis_addr(6), Some("127.0.0.1:6385".parse().unwrap()), "a node added at run time");
+    let high = ClusterConfig::from_toml("redis_port = 65530").unwrap();
+    assert_eq!(high.redis_addr(5), Some("127.0.0.1:65535".parse().unwrap()));
+    assert_eq!(high.redis_addr(6), None, "past port 65535: no RESP for that node");
     let off = ClusterConfig::from_toml("redis_port = 0").unwrap();
     assert_eq!(off.redis_addr(1), None, "0 turns the front end off");
     let c = ClusterConfig::from_toml("redis_port = 7000\nredis_bind = \"::1\"").unwrap();

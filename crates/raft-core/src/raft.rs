@@ -603,8 +603,13 @@ impl RawNode {
         assert!(matches!(self.role, Role::Candidate(_)), "only a candidate becomes leader");
         assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
         let next = self.log.last_index() + 1;
-        let progress =
-            self.members.current().members().filter(|&p| p != self.id).map(|p| Progress::new(p, next)).collect();
+        // Members of the configuration in effect, and those an inherited, uncommitted change
+        // removes: they are replicated to until they hold the change (release_removed).
+        let mut ids: Vec<NodeId> = self.members.current().members().collect();
+        ids.extend(self.members.at(self.log.committed).members());
+        ids.sort_unstable();
+        ids.dedup();
+        let progress = ids.into_iter().filter(|&p| p != self.id).map(|p| Progress::new(p, next)).collect();
         self.role = Role::Leader(Box::new(Leader {
             progress,
             heartbeat_elapsed: 0,
@@ -1284,6 +1289,8 @@ impl RawNode {
             if pr.on_ack(index) {
                 self.maybe_commit();
             }
+            // A removed member's ack usually comes after the change committed.
+            self.release_removed();
             self.maybe_send_timeout_now(from, last_index);
         } else {
             pr.on_reject(index, retry_from);
@@ -1411,7 +1418,9 @@ impl RawNode {
     /// they know to stop campaigning, and get nothing more.
     fn release_removed(&mut self) {
         let index = self.settled_config;
-        if index == 0 || index != self.members.current_index() {
+        // Nothing settled yet, or a newer change is in flight (it may add them back): wait.
+        // After a compaction the settled entry may be in the snapshot (current index 0).
+        if index == 0 || self.members.current_index() > index {
             return;
         }
         let members = self.members.current();
@@ -1760,6 +1769,9 @@ fn check_bounds(msg: &Message) -> Result<(), StepError> {
         }
         if let Err(why) = meta.membership().check() {
             return invalid("meta.learners", why);
+        }
+        if meta.voters.is_empty() {
+            return invalid("meta.voters", "a snapshot's configuration has no voters".into());
         }
     }
     let from_candidate_or_leader = matches!(

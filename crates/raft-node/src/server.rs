@@ -566,6 +566,15 @@ impl Server {
                 let body = self.net.isolate(peers);
                 self.net.respond(token, req.id, body);
             }
+            Request::Membership { change: raft_core::MembershipChange::AddLearner(id) }
+                if self.net.s.peer_path(id).is_none() =>
+            {
+                let reason = format!(
+                    "node id {id} has no socket this node can reach (ids are 1..={})",
+                    raft_config::MAX_NODE_ID
+                );
+                self.net.respond(token, req.id, Response::Invalid { reason });
+            }
             Request::Membership { change } => self.replica.change_membership(from, change, &mut self.net),
             Request::TransferLeader { to } => {
                 let body = match self.replica.raft_mut().transfer_leadership(to) {

@@ -903,6 +903,11 @@ impl<S: Store> Replica<S> {
         if self.compacting.is_some() || applied <= self.snapshot_index {
             return Ok(());
         }
+        // A snapshot from the leader was adopted by the core but not installed into the
+        // state machine yet (it is, in the next batch): nothing to compact until then.
+        if self.raft.snapshot().is_some_and(|s| s.index > applied) {
+            return Ok(());
+        }
         // The configuration at the snapshot's index, which the snapshot carries (§4.1).
         let members = self.raft.membership_at(applied);
         let meta = SnapshotMeta {

@@ -355,8 +355,16 @@ pub fn wipe(cfg: &ClusterConfig) -> Result<(), CliError> {
             if ours {
                 std::fs::remove_file(&path).map_err(|e| fail(&path, e))?;
             }
-        } else if ["supervisor.sock", "supervisor.log", "supervisor.lock", crate::timeline::SUPERVISOR_EVENTS_FILE]
-            .contains(&name.as_ref())
+        } else if [
+            "supervisor.sock",
+            "supervisor.log",
+            "supervisor.lock",
+            crate::timeline::SUPERVISOR_EVENTS_FILE,
+            // The node set: a fresh cluster starts with the bootstrap nodes again.
+            "members",
+            ".members.tmp",
+        ]
+        .contains(&name.as_ref())
         {
             std::fs::remove_file(&path).map_err(|e| fail(&path, e))?;
         }
@@ -451,6 +459,7 @@ speed: 0.10x
         std::fs::create_dir_all(t.path().join("node-7")).unwrap();
         std::fs::write(cfg.effective_config_path(), cfg.to_toml()).unwrap();
         std::fs::write(cfg.supervisor_log(), "log").unwrap();
+        std::fs::write(crate::members::path(&cfg), "7 added\n2 removed\n").unwrap();
         std::fs::write(t.path().join("notes.txt"), "mine").unwrap();
         std::fs::create_dir(t.path().join("node-x")).unwrap();
         wipe(&cfg).unwrap();

@@ -147,7 +147,15 @@ struct MemberChange {
     leader: NodeId,
     op: MemberOp,
     deadline: Instant,
+    /// Requests sent so far.
+    attempts: u32,
+    /// When to ask again after an answer that a moment may change (no leader, another
+    /// change in progress, the outcome unknown).
+    resend_at: Option<Instant>,
 }
+
+/// Pause before asking the leader again for a membership change it could not take yet.
+const MEMBER_CHANGE_RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug)]
 enum MemberOp {
@@ -752,6 +760,9 @@ impl Shell {
             }
         }
         self.answer_status_waiters(now);
+        if self.member_change.as_ref().is_some_and(|c| c.resend_at.is_some_and(|t| now >= t) && now < c.deadline) {
+            self.send_member_change(now);
+        }
         if self.member_change.as_ref().is_some_and(|c| now >= c.deadline) {
             let c = self.member_change.take().expect("checked");
             let line = format!(
@@ -776,39 +787,60 @@ impl Shell {
                 format!("another membership change is in progress ({}); wait for it to finish", describe_op(c.op));
             return self.respond(token, SupervisorResponse::Error(line));
         }
-        let Some((leader, _)) = self.leader.filter(|(l, _)| self.core.serving_pid(*l).is_some()) else {
-            let line = "no leader is known right now; try again once `raft-supervisor status` shows one".to_string();
-            return self.respond(token, SupervisorResponse::Error(line));
-        };
-        let body = match op {
-            MemberOp::Add(id) => {
-                if let Err(e) = self.start_added(id) {
-                    return self.respond(token, SupervisorResponse::Error(e));
-                }
-                Request::Membership { change: raft_core::MembershipChange::AddLearner(id) }
+        if let MemberOp::Add(id) = op {
+            // Everything that can fail locally is done before the cluster is asked; the
+            // node starts once the change has committed.
+            if let Err(e) = self.prepare_added(id) {
+                return self.respond(token, SupervisorResponse::Error(e));
             }
+        }
+        let deadline = now + MEMBER_CHANGE_TIMEOUT;
+        self.member_change =
+            Some(MemberChange { token, req_id: 0, leader: 0, op, deadline, attempts: 0, resend_at: None });
+        self.send_member_change(now);
+    }
+
+    /// Sends the pending membership change to the leader, or waits for one.
+    fn send_member_change(&mut self, now: Instant) {
+        let Some(op) = self.member_change.as_ref().map(|c| c.op) else { return };
+        let leader = self.leader.map(|(l, _)| l).filter(|&l| self.core.serving_pid(l).is_some());
+        let body = match op {
+            MemberOp::Add(id) => Request::Membership { change: raft_core::MembershipChange::AddLearner(id) },
             MemberOp::Remove(id) => Request::Membership { change: raft_core::MembershipChange::Remove(id) },
             MemberOp::Transfer(id) => Request::TransferLeader { to: id },
         };
         let req_id = self.request_id();
-        if !self.send_to_node(leader, &ClientRequest { id: req_id, body }) {
-            let line = format!("cannot reach the leader (node {leader}); try again");
-            self.undo_add(op);
-            return self.respond(token, SupervisorResponse::Error(line));
+        let sent = leader.filter(|&l| self.send_to_node(l, &ClientRequest { id: req_id, body }));
+        let c = self.member_change.as_mut().expect("checked above");
+        match sent {
+            Some(l) => {
+                c.req_id = req_id;
+                c.leader = l;
+                c.attempts += 1;
+                c.resend_at = None;
+                if c.attempts == 1 {
+                    self.say(&format!("asked the leader (node {l}) to {}", describe_op(op)));
+                    self.event(&format!("asks n{l} to {}", describe_op(op)));
+                }
+            }
+            // No leader reachable now (an election): ask again in a moment.
+            None => c.resend_at = Some(now + MEMBER_CHANGE_RETRY),
         }
-        self.say(&format!("asked the leader (node {leader}) to {}", describe_op(op)));
-        self.event(&format!("asks n{leader} to {}", describe_op(op)));
-        self.member_change = Some(MemberChange { token, req_id, leader, op, deadline: now + MEMBER_CHANGE_TIMEOUT });
+    }
+
+    /// A new node's directory and exec plan, made before the cluster is asked to add it.
+    fn prepare_added(&mut self, id: NodeId) -> Result<(), String> {
+        let dir = self.cfg.node_dir(id);
+        raft_storage::create_dir_durable(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let plan = node_plan(&self.cfg, &self.node_bin, id).map_err(|e| format!("cannot prepare node {id}: {e}"))?;
+        self.plans.insert(id, plan);
+        Ok(())
     }
 
     /// A node added at run time: its directory, its entry in `<dir>/members`, its process.
     fn start_added(&mut self, id: NodeId) -> Result<(), String> {
-        let dir = self.cfg.node_dir(id);
-        raft_storage::create_dir_durable(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let plan = node_plan(&self.cfg, &self.node_bin, id).map_err(|e| format!("cannot prepare node {id}: {e}"))?;
         self.members.add(id);
         self.members.save(&self.cfg).map_err(|e| format!("cannot record node {id} in <dir>/members: {e}"))?;
-        self.plans.insert(id, plan);
         self.core.supervise(id);
         self.links.insert(id, NodeLink::default());
         // Under a partition, the new node joins the leader's side, so it can catch up.
@@ -825,13 +857,6 @@ impl Shell {
             return Err(e);
         }
         Ok(())
-    }
-
-    /// An addition that did not happen: the node is stopped and its id retired.
-    fn undo_add(&mut self, op: MemberOp) {
-        if let MemberOp::Add(id) = op {
-            self.retire(id);
-        }
     }
 
     /// Stops node `id` for good and records it as removed.
@@ -851,17 +876,46 @@ impl Shell {
             return false;
         };
         let (token, op) = (c.token, c.op);
-        self.member_change = None;
+        let now = Instant::now();
+        // The change is already made: an earlier attempt took effect (an added id is one
+        // never used before, so only our own attempt can have added it; a node that is
+        // not a member is what `remove` asks for, and it is stopped all the same).
+        let already = match (&r.body, op) {
+            (Response::Invalid { reason }, MemberOp::Add(_)) => reason.contains("already a member"),
+            (Response::Invalid { reason }, MemberOp::Remove(_)) => reason.contains("is not a member"),
+            _ => false,
+        };
         let outcome = match (&r.body, op) {
-            (Response::Ok(_), MemberOp::Add(n)) => {
-                Ok(format!("added node {n} as a learner; the leader promotes it to voter once it has caught up"))
-            }
+            (Response::Ok(_), MemberOp::Add(n)) => self.start_added(n).map(|()| {
+                format!("added node {n} as a learner; the leader promotes it to voter once it has caught up")
+            }),
+            _ if already => match op {
+                MemberOp::Add(n) => self.start_added(n).map(|()| {
+                    format!("added node {n} as a learner; the leader promotes it to voter once it has caught up")
+                }),
+                MemberOp::Remove(n) | MemberOp::Transfer(n) => {
+                    self.retire(n);
+                    Ok(format!("removed node {n} from the configuration and stopped it"))
+                }
+            },
             (Response::Ok(_), MemberOp::Remove(n)) => {
                 self.retire(n);
                 Ok(format!("removed node {n} from the configuration and stopped it"))
             }
             (Response::Accepted, MemberOp::Transfer(n)) => {
                 Ok(format!("leadership transfer from node {id} to node {n} started"))
+            }
+            // A moment may change these (an election, the leader's own promotion of a
+            // learner in progress, an outcome the next attempt will learn): ask again.
+            (
+                Response::NotLeader { .. }
+                | Response::Unavailable { .. }
+                | Response::Unknown { .. }
+                | Response::Refused { .. },
+                _,
+            ) if now + MEMBER_CHANGE_RETRY < self.member_change.as_ref().expect("checked").deadline => {
+                self.member_change.as_mut().expect("checked").resend_at = Some(now + MEMBER_CHANGE_RETRY);
+                return true;
             }
             (Response::NotLeader { .. }, _) => Err(format!("node {id} is no longer the leader; try again")),
             (
@@ -873,6 +927,7 @@ impl Shell {
             ) => Err(reason.clone()),
             (other, _) => Err(format!("unexpected answer from node {id}: {other:?}")),
         };
+        self.member_change = None;
         let resp = match outcome {
             Ok(line) => {
                 self.event(&line);
@@ -880,9 +935,6 @@ impl Shell {
                 SupervisorResponse::Ok(line)
             }
             Err(why) => {
-                if matches!(op, MemberOp::Add(_)) {
-                    self.undo_add(op);
-                }
                 let line = format!("could not {}: {why}", describe_op(op));
                 self.say(&line);
                 SupervisorResponse::Error(line)
@@ -1388,7 +1440,12 @@ impl Shell {
     fn cluster_status(&self, since: Instant) -> ClusterStatus {
         // Membership as the leader sees it (its configuration is the newest committed or
         // about to be).
-        let membership = self.leader.and_then(|(l, _)| self.links.get(&l)).and_then(|link| link.status.as_ref());
+        // Without a leader (an election under way), the newest term's view will do.
+        let membership = self
+            .leader
+            .and_then(|(l, _)| self.links.get(&l))
+            .and_then(|link| link.status.as_ref())
+            .or_else(|| self.links.values().filter_map(|l| l.status.as_ref()).max_by_key(|(st, _)| st.term));
         let membership = membership.map(|(st, _)| &st.membership);
         let nodes = self
             .links
@@ -1422,7 +1479,8 @@ impl Shell {
                             match m.kind(id) {
                                 raft_core::MemberKind::Voter => "voter",
                                 raft_core::MemberKind::Learner => "learner",
-                                raft_core::MemberKind::None => "removed",
+                                // Not in the configuration and not removed by us: being added.
+                                raft_core::MemberKind::None => "none",
                             }
                             .to_string()
                         })

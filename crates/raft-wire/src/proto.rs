@@ -60,7 +60,7 @@ pub enum Request {
     Membership { change: raft_core::MembershipChange },
     /// Up to `limit` (at most [`crate::logview::MAX_LOG_ENTRIES_PER_REQUEST`]) of this
     /// node's log entries from `from` (`None`: the last `limit`), answered with
-    /// [`Response::Log`]. Last in the enum, so the earlier variants keep their tags.
+    /// [`Response::Log`]. Added after the variants above, so they keep their tags.
     Log { from: Option<Index>, limit: u32 },
     /// The supervisor's network levers: delay or drop this node's outgoing peer messages
     /// (all zero: none). Answered `Accepted`, or `Invalid` past the bounds.
@@ -214,8 +214,10 @@ mod tests {
         assert_eq!(tag(Response::Refused { reason: String::new() }), 7);
         let req = |r: Request| bincode::serde::encode_to_vec(&r, bincode::config::standard()).unwrap()[0];
         assert_eq!(req(Request::TransferLeader { to: 1 }), 4);
-        assert_eq!(req(Request::Log { from: None, limit: 1 }), 5);
-        assert_eq!(req(Request::NetLevers(Default::default())), 6);
+        assert_eq!(req(Request::Membership { change: raft_core::MembershipChange::Remove(1) }), 5);
+        assert_eq!(req(Request::Log { from: None, limit: 1 }), 6);
+        assert_eq!(req(Request::NetLevers(Default::default())), 7);
+        assert_eq!(req(Request::SetSpeed { factor_milli: 1000 }), 8);
     }
 
     #[test]
