@@ -340,6 +340,10 @@ fn head_spans(m: &WatchModel, idx: usize, row: &NodeRow) -> Vec<Span<'static>> {
             None => row.process.clone(),
         }
     )));
+    // A learner (added, not yet promoted) or a removed node: said in so many words.
+    if let Some(m) = row.member.as_deref().filter(|m| *m != "voter") {
+        spans.push(Span::styled(format!("  [{m}]"), Style::new().add_modifier(Modifier::BOLD)));
+    }
     spans
 }
 

@@ -266,3 +266,21 @@ fn a_lagging_node_has_a_shorter_bar_and_an_empty_log_none() {
     let down = row(2, "stopped", None, 0);
     assert_eq!(log_bar(&down, window, 4).0, "····");
 }
+
+/// A node added at run time reads as a learner until promoted; a removed one says so.
+#[test]
+fn learners_and_removed_nodes_are_marked() {
+    let mut m = cluster();
+    let mut six = row(6, "running", Some(RoleKind::Follower), 7);
+    six.member = Some("learner".into());
+    let mut seven = row(7, "stopped", None, 0);
+    seven.member = Some("removed".into());
+    if let Some(st) = m.status.as_mut() {
+        st.nodes.push(six);
+        st.nodes.push(seven);
+    }
+    let s = screen(&m, 140, 60);
+    assert!(line_with(&s, "n6 follower").contains("[learner]"));
+    assert!(line_with(&s, "[removed]").contains("n7"));
+    assert!(!s.join("\n").contains("[voter]"), "voters are not marked");
+}
