@@ -499,19 +499,19 @@ fn info(a: &[Vec<u8>], conn: &ConnState, view: &View) -> Vec<u8> {
         out.push_str(&format!(
             "# Replication\r\nrole:{role}\r\nraft_role:{}\r\nraft_term:{}\r\nraft_leader:{}\r\n\
              raft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_index:{}\r\nconnection_readonly:{}\r\n\r\n",
-            view.role.to_string().to_lowercase(),
-            view.term,
-            view.leader.map_or("none".into(), |l| l.to_string()),
-            view.commit,
-            view.applied,
-            view.last_index,
+            view.node.role.to_string().to_lowercase(),
+            view.node.term,
+            view.node.leader.map_or("none".into(), |l| l.to_string()),
+            view.node.commit,
+            view.node.applied,
+            view.node.last_index,
             u8::from(conn.readonly),
         ));
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
-        if view.keys > 0 {
-            out.push_str(&format!("db0:keys={},expires=0,avg_ttl=0\r\n", view.keys));
+        if view.node.keys > 0 {
+            out.push_str(&format!("db0:keys={},expires=0,avg_ttl=0\r\n", view.node.keys));
         }
         out.push_str("\r\n");
     }

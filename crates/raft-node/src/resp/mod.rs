@@ -118,17 +118,12 @@ const _: () = assert!(MAX_PIPELINE <= raft_kv::MAX_REPLIES_PER_SESSION);
 const _: () = assert!(PAUSE_OUTPUT_BYTES < MAX_OUTPUT_BYTES);
 const _: () = assert!(MAX_KEYS_PER_LISTING as usize <= MAX_KEYS_PER_OP);
 
-/// What the node tells the front end every turn.
+/// What the front end knows of its node: the facts the node hands in every turn, and its
+/// own settings and counts.
 #[derive(Clone, Debug)]
 pub(crate) struct View {
     pub id: NodeId,
-    pub role: RoleKind,
-    pub term: Term,
-    pub leader: Option<NodeId>,
-    pub commit: Index,
-    pub applied: Index,
-    pub last_index: Index,
-    pub keys: usize,
+    pub node: NodeFacts,
     pub clients: usize,
     pub fsync: bool,
     pub quota_bytes: u64,
@@ -137,11 +132,12 @@ pub(crate) struct View {
 
 impl View {
     pub fn is_leader(&self) -> bool {
-        self.role == RoleKind::Leader
+        self.node.role == RoleKind::Leader
     }
 }
 
 /// The part of the node's state a view is made of, handed in by the server.
+#[derive(Clone, Debug)]
 pub(crate) struct NodeFacts {
     pub role: RoleKind,
     pub term: Term,
@@ -282,8 +278,7 @@ impl Resp {
         let mut listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
-        let view = View {
-            id,
+        let node = NodeFacts {
             role: RoleKind::Follower,
             term: 0,
             leader: None,
@@ -291,11 +286,8 @@ impl Resp {
             applied: 0,
             last_index: 0,
             keys: 0,
-            clients: 0,
-            fsync,
-            quota_bytes,
-            port: local_addr.port(),
         };
+        let view = View { id, node, clients: 0, fsync, quota_bytes, port: local_addr.port() };
         Ok(Resp {
             listener,
             local_addr,
@@ -342,16 +334,10 @@ impl Resp {
     /// The node's state this turn. A new leader closes a link to the old one (its
     /// requests are tried again at the new one).
     pub fn set_view(&mut self, facts: NodeFacts, log: &mut EventLog) {
-        self.view.role = facts.role;
-        self.view.term = facts.term;
-        self.view.leader = facts.leader;
-        self.view.commit = facts.commit;
-        self.view.applied = facts.applied;
-        self.view.last_index = facts.last_index;
-        self.view.keys = facts.keys;
-        self.view.clients = self.conns.len();
         let stale_link =
             self.link.as_ref().is_some_and(|l| Some(l.to) != facts.leader || facts.leader == Some(self.view.id));
+        self.view.node = facts;
+        self.view.clients = self.conns.len();
         if stale_link {
             self.close_link(None, log);
         }
@@ -486,11 +472,11 @@ impl Resp {
             self.outbox.push(id);
             return;
         }
-        let Some(leader) = self.view.leader.filter(|&l| l != self.view.id) else { return self.park(id) };
+        let Some(leader) = self.view.node.leader.filter(|&l| l != self.view.id) else { return self.park(id) };
         if !matches!(&self.link, Some(l) if l.to == leader) {
             self.close_link(None, log);
             if let Err(e) = self.open_link(leader, log) {
-                event!(log, self.view.term, "resp: cannot reach leader n{leader} to forward: {e}");
+                event!(log, self.view.node.term, "resp: cannot reach leader n{leader} to forward: {e}");
                 return self.park(id);
             }
         }
@@ -589,7 +575,7 @@ impl Resp {
         conn.queue(&Hello::Client).expect("a hello encodes");
         self.link_gen += 1;
         self.link = Some(Link { to, token, conn, gen: self.link_gen });
-        event!(log, self.view.term, "resp: forwarding to leader n{to}");
+        event!(log, self.view.node.term, "resp: forwarding to leader n{to}");
         Ok(())
     }
 
@@ -599,7 +585,7 @@ impl Resp {
         let Some(mut link) = self.link.take() else { return };
         let _ = self.registry.deregister(&mut link.conn.stream);
         if let Some(why) = why {
-            event!(log, self.view.term, "resp: link to leader n{} closed: {why}", link.to);
+            event!(log, self.view.node.term, "resp: link to leader n{} closed: {why}", link.to);
         }
         let sent: Vec<u64> =
             self.pending.iter().filter(|(_, p)| p.at == At::Link(link.gen)).map(|(&id, _)| id).collect();
@@ -708,7 +694,7 @@ impl Resp {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    event!(log, self.view.term, "resp: accept failed: {e}");
+                    event!(log, self.view.node.term, "resp: accept failed: {e}");
                     return;
                 }
             }
@@ -943,7 +929,7 @@ impl Resp {
         let _ = self.registry.deregister(&mut conn.stream);
         self.partial.remove(&token);
         if let Some(why) = why {
-            event!(log, self.view.term, "resp: connection closed: {why}");
+            event!(log, self.view.node.term, "resp: connection closed: {why}");
         }
         // Its pending requests stay until answered or expired (a write in flight still
         // applies); their answers find no connection and are dropped.

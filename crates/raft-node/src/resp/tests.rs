@@ -1,7 +1,7 @@
 //! The command layer's Redis wording and reply translation, without sockets.
 
 use super::commands::{self, ConnState, Plan, Want};
-use super::View;
+use super::{NodeFacts, View};
 use raft_core::RoleKind;
 use raft_kv::{OpError, Reply};
 use raft_resp::{Protocol, Value};
@@ -9,13 +9,15 @@ use raft_resp::{Protocol, Value};
 fn view() -> View {
     View {
         id: 2,
-        role: RoleKind::Follower,
-        term: 3,
-        leader: Some(1),
-        commit: 10,
-        applied: 9,
-        last_index: 11,
-        keys: 4,
+        node: NodeFacts {
+            role: RoleKind::Follower,
+            term: 3,
+            leader: Some(1),
+            commit: 10,
+            applied: 9,
+            last_index: 11,
+            keys: 4,
+        },
         clients: 1,
         fsync: true,
         quota_bytes: 0,
