@@ -6,7 +6,7 @@
 use raft_e2e::*;
 use raft_wire::supervisor::ClusterStatus;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one membership command may keep being refused (no leader during a fault, a
 /// change still in progress) before the test gives up.
@@ -15,15 +15,16 @@ const CHANGE_DEADLINE: Duration = Duration::from_secs(60);
 /// Runs `raft-supervisor ARGS` until it exits 0 (retrying refusals that a fault in
 /// progress explains), returns its stdout.
 fn until_ok(c: &Cluster, args: &[&str]) -> String {
-    let start = Instant::now();
-    loop {
+    let mut last = String::new();
+    let ok = poll_until(CHANGE_DEADLINE, || {
         let out = c.sup(args);
         if out.code == Some(0) {
-            return out.stdout;
+            return Some(out.stdout);
         }
-        assert!(start.elapsed() < CHANGE_DEADLINE, "{args:?} kept failing: {}\n{}", out.describe(), c.dump());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        last = out.describe();
+        None
+    });
+    ok.unwrap_or_else(|| panic!("{args:?} kept failing: {last}\n{}", c.dump()))
 }
 
 fn member_of(st: &ClusterStatus, id: u64) -> Option<String> {
@@ -84,14 +85,7 @@ fn grow_to_seven_and_shrink_to_three_under_chaos() {
     wait_voters(&c, &[1, 2, 3]);
 
     // The chaos run ends by itself; its verdict covers the whole history.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = chaos.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "chaos did not finish\n{}", c.dump());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = c.wait("the chaos run to finish", Duration::from_secs(240), || chaos.0.try_wait().unwrap());
     let text = std::fs::read_to_string(&report).unwrap();
     assert!(status.success(), "chaos failed:\n{text}\n{}", c.dump());
     assert!(text.contains("verdict: linearizable"), "{text}");

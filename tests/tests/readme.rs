@@ -11,7 +11,7 @@
 
 use raft_e2e::*;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -220,25 +220,30 @@ fn the_readme_walkthrough_matches_a_real_run() {
         // A timeline shows what a kill just caused: the election may still be under way.
         let retry =
             command.ends_with(" status") || command.ends_with("status --peers") || command.contains(" timeline");
-        let deadline = Instant::now() + WAIT;
-        loop {
+        // Status-like commands are asked again until they show the README's shapes; the
+        // others must show them at once.
+        let mut last = (Vec::new(), String::new());
+        let shown_ok = poll_until(if retry { WAIT } else { Duration::ZERO }, || {
             let out = run(&c, &command);
             let text = format!("{}{}", out.stdout, out.stderr);
             let gone = missing(&shown.lines, &text);
             if out.code == Some(0) && gone.is_empty() {
-                if command.ends_with("kill leader") && !shown.lines.is_empty() {
-                    let id = |s: &str| s.split_whitespace().nth(1).map(str::to_string);
-                    killed = Some((id(&shown.lines[0]).unwrap(), id(&out.stdout).unwrap()));
-                }
-                break;
+                return Some(out);
             }
-            assert!(
-                retry && Instant::now() < deadline,
-                "`{command}`: the README shows lines this run did not print: {gone:#?}\n{}\n{}",
-                out.describe(),
+            last = (gone, out.describe());
+            None
+        });
+        let Some(out) = shown_ok else {
+            panic!(
+                "`{command}`: the README shows lines this run did not print: {:#?}\n{}\n{}",
+                last.0,
+                last.1,
                 c.dump()
             );
-            std::thread::sleep(Duration::from_millis(100));
+        };
+        if command.ends_with("kill leader") && !shown.lines.is_empty() {
+            let id = |s: &str| s.split_whitespace().nth(1).map(str::to_string);
+            killed = Some((id(&shown.lines[0]).unwrap(), id(&out.stdout).unwrap()));
         }
     }
     // `status --json`: the README's node object has the fields, in order, that a real one has.
