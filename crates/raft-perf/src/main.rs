@@ -6,6 +6,10 @@
 //! * `floor`: the hardware floor of one replicated write here, one 4 KiB
 //!   `pwrite` + `fdatasync` into a preallocated file (what a WAL append costs) and one
 //!   Unix-socket round trip (what a hop between processes costs), medians of many.
+//! * `replica-floor`: five 4 KiB appends + `fdatasync` started together on this disk,
+//!   the time until three have finished (a 5-replica write's disk floor; see
+//!   [`replica_floor`]), median of many rounds; `scripts/bench-vs-redis.sh` prints it
+//!   beside the 1-client p50s.
 //! * `failover`: SIGKILL the leader (ours through `raft-supervisor kill`, etcd by pid),
 //!   then write until one write succeeds, trying every live member in turn with the same
 //!   short pause for both systems; prints milliseconds from the kill.
@@ -25,6 +29,7 @@
 //! Every wait is bounded; a measurement that cannot finish prints an error and exits 1.
 
 mod etcd;
+mod replica_floor;
 mod report;
 mod scale;
 mod scale_report;
@@ -58,6 +63,7 @@ const RTT_SAMPLES: usize = 20_000;
 fn usage() -> ExitCode {
     eprintln!(
         "usage: raft-perf floor --dir DIR\n\
+         \x20      raft-perf replica-floor --dir DIR [--rounds N]\n\
          \x20      raft-perf failover --raft-config PATH --supervisor BIN [--deadline-ms N]\n\
          \x20      raft-perf failover --etcd EP,EP,... --pids PID,PID,... [--deadline-ms N]\n\
          \x20      raft-perf catchup --raft-config PATH --node N --since UNIX_NS [--deadline-ms N]\n\
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
     };
     let res = match cmd.as_str() {
         "floor" => floor(&flags),
+        "replica-floor" => replica_floor(&flags),
         "failover" => failover(&flags),
         "catchup" => catchup(&flags),
         "raft-pids" => raft_pids(&flags),
@@ -198,6 +205,19 @@ fn floor(flags: &Flags) -> Result<(), String> {
     let rtt_us = rtt_floor_us().map_err(|e| format!("socket round trip: {e}"))?;
     println!("fdatasync_4k_us {fsync_us:.1}");
     println!("unix_rtt_us {rtt_us:.1}");
+    Ok(())
+}
+
+fn replica_floor(flags: &Flags) -> Result<(), String> {
+    let dir = PathBuf::from(flags.need("dir")?);
+    let rounds = flags.num("rounds", replica_floor::DEFAULT_ROUNDS as u64)?;
+    if rounds == 0 || rounds > replica_floor::MAX_ROUNDS as u64 {
+        return Err(format!("--rounds must be 1 to {}, got {rounds}", replica_floor::MAX_ROUNDS));
+    }
+    let f = replica_floor::measure(&dir, rounds as usize)
+        .map_err(|e| format!("replica floor in {}: {e}", dir.display()))?;
+    println!("replica_floor_3of5_us {:.1}", f.quorum_p50_us);
+    println!("fdatasync_4k_concurrent5_us {:.1}", f.each_p50_us);
     Ok(())
 }
 
