@@ -175,6 +175,13 @@ struct Leader {
     read_seq: u64,
     /// Reads arrived since the last round: start a new round in the next `ready`.
     read_round_needed: bool,
+    /// A tick passed since the last `ready`: a follower whose only news is a higher
+    /// commit index gets it now, in an empty append. Between ticks the commit index rides
+    /// on the next append with entries (or the next heartbeat): under load every turn has
+    /// entries, and with one client the next write follows within a round trip, so an
+    /// empty append per commit would cost each follower a wake-up, a receive and an
+    /// acknowledgement per write for news that changes nothing a client sees (issue 16).
+    commit_notice_due: bool,
     /// Reads waiting for a quorum to confirm round `seq`.
     pending_reads: VecDeque<PendingRead>,
     /// Reads that arrived before this leader committed an entry of its term (§6.4 step 1).
@@ -615,6 +622,7 @@ impl RawNode {
             heartbeat_elapsed: 0,
             read_seq: 0,
             read_round_needed: false,
+            commit_notice_due: false,
             pending_reads: VecDeque::new(),
             reads_awaiting_commit: Vec::new(),
             transfer: None,
@@ -660,6 +668,7 @@ impl RawNode {
         let heartbeat_ticks = self.config.heartbeat_ticks;
         let election_ticks = self.config.election_ticks_min;
         let Role::Leader(l) = &mut self.role else { unreachable!() };
+        l.commit_notice_due = true;
         l.heartbeat_elapsed += 1;
         let heartbeat_due = l.heartbeat_elapsed >= heartbeat_ticks;
         if heartbeat_due {
@@ -1661,13 +1670,15 @@ impl RawNode {
     }
 
     /// Sends what each follower is owed: entries (pipelined within the window),
-    /// snapshot chunks, or an empty append carrying a new commit index.
+    /// snapshot chunks, or, once a tick has passed, an empty append carrying a new commit
+    /// index (see `Leader::commit_notice_due`).
     fn flush_appends(&mut self) {
         let Role::Leader(l) = &mut self.role else { return };
         let log = &self.log;
         let cfg = &self.config;
+        let commit_notice = std::mem::take(&mut l.commit_notice_due) || !cfg.commit_notice_on_tick;
         for pr in &mut l.progress {
-            send_to_peer(self.id, self.term, pr, log, self.snapshot.as_ref(), cfg, &mut self.out);
+            send_to_peer(self.id, self.term, pr, log, self.snapshot.as_ref(), cfg, commit_notice, &mut self.out);
         }
         if l.read_round_needed {
             l.read_round_needed = false;
@@ -1888,6 +1899,7 @@ fn send_to_peer(
     log: &RaftLog,
     snapshot: Option<&SnapshotMeta>,
     cfg: &Config,
+    commit_notice: bool,
     out: &mut Out,
 ) {
     loop {
@@ -1922,7 +1934,7 @@ fn send_to_peer(
             continue;
         }
         let entries = log.slice(pr.next_index, cfg.max_entries_per_append, cfg.max_append_bytes);
-        if entries.is_empty() && !pr.force_send && pr.sent_commit >= log.committed {
+        if entries.is_empty() && !pr.force_send && (pr.sent_commit >= log.committed || !commit_notice) {
             return;
         }
         let base_index = pr.next_index - 1;

@@ -20,6 +20,45 @@ fn three_nodes_elect_and_replicate() {
     c.assert_logs_match();
 }
 
+/// What ships (`commit_notice_on_tick`, issue 16): a commit with no new entries to carry
+/// it costs no message at once; it rides on the next append, or goes out at the next tick.
+#[test]
+fn a_commit_reaches_followers_on_the_next_append_or_tick_not_in_an_empty_append_of_its_own() {
+    let mut c = Cluster::new(3, |cfg| cfg.commit_notice_on_tick = true);
+    c.campaign(1);
+    c.tick(1);
+    c.stabilize();
+    let first = c.put(1, "a", "1").unwrap();
+    c.stabilize();
+    assert_eq!(c.node(1).commit_index(), first, "the leader commits once a majority has it");
+    for id in [2, 3] {
+        assert_eq!(c.node(id).commit_index(), first - 1, "n{id} is not told in an empty append of its own");
+    }
+    // The next write's append carries the commit index.
+    let second = c.put(1, "b", "2").unwrap();
+    c.process(1);
+    assert!(c.network.iter().all(
+        |m| matches!(&m.body, MessageBody::Append { entries, commit, .. } if entries.len() == 1 && *commit == first)
+    ));
+    c.deliver_round(Some(&[2, 3]));
+    for id in [2, 3] {
+        assert_eq!(c.node(id).commit_index(), first, "n{id} learnt the commit from the next append");
+        assert_eq!(c.nodes[&id].kv.get("a").map(String::as_str), Some("1"));
+    }
+    c.stabilize();
+    assert_eq!(c.node(2).commit_index(), first, "still no empty append");
+    // One tick later the followers know, without a heartbeat being due.
+    c.tick(1);
+    c.process(1);
+    let notices = c.network.iter().filter(|m| matches!(&m.body, MessageBody::Append { entries, commit, .. } if entries.is_empty() && *commit == second)).count();
+    assert_eq!(notices, 2, "one empty append per follower at the tick");
+    c.stabilize();
+    for id in [2, 3] {
+        assert_eq!(c.node(id).commit_index(), second);
+        assert_eq!(c.nodes[&id].kv.get("b").map(String::as_str), Some("2"));
+    }
+}
+
 #[test]
 fn elections_happen_by_ticking() {
     let mut c = Cluster::new(5, |_| {});

@@ -250,6 +250,9 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for &id in &ids {
             let mut config = Config::new(id, ids.clone(), 42);
+            // The scripts and tests here were written with a commit notice in the turn the
+            // commit moves; `commit_notice_on_tick` has its own tests in basic.rs.
+            config.commit_notice_on_tick = false;
             tweak(&mut config);
             nodes.insert(id, TestNode::start(config, Disk::default()));
         }
@@ -262,6 +265,9 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for (&id, disk) in ids.iter().zip(disks) {
             let mut config = Config::new(id, ids.clone(), 42);
+            // The scripts and tests here were written with a commit notice in the turn the
+            // commit moves; `commit_notice_on_tick` has its own tests in basic.rs.
+            config.commit_notice_on_tick = false;
             tweak(&mut config);
             nodes.insert(id, TestNode::start(config, disk));
         }
