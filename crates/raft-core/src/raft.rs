@@ -1678,7 +1678,7 @@ impl RawNode {
         let cfg = &self.config;
         let commit_notice = std::mem::take(&mut l.commit_notice_due) || !cfg.commit_notice_on_tick;
         for pr in &mut l.progress {
-            send_to_peer(self.id, self.term, pr, log, self.snapshot.as_ref(), cfg, commit_notice, &mut self.out);
+            send_to_peer((self.id, self.term), pr, log, self.snapshot.as_ref(), cfg, commit_notice, &mut self.out);
         }
         if l.read_round_needed {
             l.read_round_needed = false;
@@ -1891,10 +1891,10 @@ fn bugs_on(config: &Config) -> bool {
     }
 }
 
-/// Ships what one follower is owed, within its progress state's limits.
+/// Ships what one follower is owed, within its progress state's limits, as leader
+/// `from` in `term`. A bare commit notice goes only if `commit_notice`.
 fn send_to_peer(
-    from: NodeId,
-    term: Term,
+    (from, term): (NodeId, Term),
     pr: &mut Progress,
     log: &RaftLog,
     snapshot: Option<&SnapshotMeta>,
