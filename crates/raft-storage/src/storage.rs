@@ -30,7 +30,7 @@ pub struct StorageStats {
     /// `fsync`/`fdatasync` calls on segments, the hard-state file and the WAL directory
     /// (snapshot files not included).
     pub syncs: u64,
-    /// Bytes of zeros written ahead of the log's end (see [`ZERO_AHEAD_BYTES`]): about
+    /// Bytes of zeros written ahead of the log's end (a MiB at a time): about
     /// one byte per byte of log, never per write.
     pub zero_fill_bytes: u64,
 }
