@@ -961,6 +961,9 @@ impl Net {
 
     fn on_resp_event(&mut self, token: Token, ev: &mio::event::Event) {
         if let Some(resp) = self.resp.as_mut() {
+            if ev.is_read_closed() {
+                resp.on_read_closed(token);
+            }
             resp.on_event(token, ev.is_readable(), ev.is_writable() || ev.is_write_closed(), &mut self.log);
         }
     }

@@ -195,6 +195,14 @@ struct RespConn {
     seq: u64,
     /// `QUIT`, or the client closed its side: close once every reply is out.
     finishing: bool,
+    /// The last read returned fewer bytes than asked, so the socket was empty then, and
+    /// no readable event came since: a read now would only return `WouldBlock`. Sound
+    /// because the poll is edge-triggered and Linux raises an edge for every arrival
+    /// after the last report (issue 16: one `recvfrom` less per command).
+    drained: bool,
+    /// The poll reported the client's side closed: read to the end (`Ok(0)`) whatever
+    /// the size of a read, since that report may have come with the data already read.
+    read_closed: bool,
 }
 
 impl RespConn {
@@ -390,6 +398,15 @@ impl Resp {
         }
     }
 
+    /// The poll reported that the client of `token` closed its side (call before
+    /// [`Resp::on_event`] for the same event): reads go on to the end of the stream.
+    pub fn on_read_closed(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.read_closed = true;
+            conn.drained = false;
+        }
+    }
+
     /// Readiness of one of the front end's sockets.
     pub fn on_event(&mut self, token: Token, readable: bool, writable: bool, log: &mut EventLog) {
         if token == LISTENER {
@@ -398,8 +415,9 @@ impl Resp {
         if self.link.as_ref().is_some_and(|l| l.token == token) {
             return self.on_link_event(readable, writable, log);
         }
-        if !self.conns.contains_key(&token) {
-            return;
+        let Some(conn) = self.conns.get_mut(&token) else { return };
+        if readable {
+            conn.drained = false;
         }
         if writable {
             self.flush(token, log);
@@ -688,6 +706,8 @@ impl Resp {
                             session,
                             seq: 0,
                             finishing: false,
+                            drained: false,
+                            read_closed: false,
                         },
                     );
                 }
@@ -780,15 +800,22 @@ impl Resp {
         if room == 0 {
             return Ok(false);
         }
+        if conn.drained {
+            return Ok(false);
+        }
         let want = room.min(self.scratch.len());
         loop {
             match conn.stream.read(&mut self.scratch[..want]) {
                 Ok(0) => return Err(String::new()),
                 Ok(n) => {
                     conn.input.extend_from_slice(&self.scratch[..n]);
+                    conn.drained = n < want && !conn.read_closed;
                     return Ok(true);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.drained = !conn.read_closed;
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("read failed: {e}")),
             }
