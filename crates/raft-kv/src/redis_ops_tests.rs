@@ -197,6 +197,7 @@ proptest! {
         for op in ops {
             let before = a.state_bytes();
             let growth = a.growth(&op);
+            prop_assert!(growth <= KvStore::growth_bound(&op), "the bound is never below the growth: {op:?}");
             let ra = apply(&mut a, op.clone());
             let rb = apply(&mut b, op);
             prop_assert_eq!(ra, rb);

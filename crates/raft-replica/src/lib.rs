@@ -482,11 +482,15 @@ impl<S: Store> Replica<S> {
         // the leader's uncommitted window (`Config::max_uncommitted_bytes`, 64 MiB by
         // default: `raft_core::MAX_UNCOMMITTED_BYTES`) plus entries a new leader inherits
         // uncommitted from its predecessor's window.
+        // The exact growth searches the map; its bound does not, and far below the quota
+        // the bound settles the check alone.
         let quota = self.opts.quota_bytes;
-        let growth = self.kv.growth(&op);
-        if quota > 0 && growth > 0 && self.kv.state_bytes().saturating_add(growth) > quota {
-            let reason = quota_reason(self.kv.state_bytes(), growth, quota);
-            return fx.respond(from, Response::Refused { reason });
+        if quota > 0 && self.kv.state_bytes().saturating_add(KvStore::growth_bound(&op)) > quota {
+            let growth = self.kv.growth(&op);
+            if growth > 0 && self.kv.state_bytes().saturating_add(growth) > quota {
+                let reason = quota_reason(self.kv.state_bytes(), growth, quota);
+                return fx.respond(from, Response::Refused { reason });
+            }
         }
         if self.pending() >= MAX_PENDING_REQUESTS {
             let reason = "node busy: too many requests in flight; retry".into();
