@@ -137,6 +137,16 @@ pub enum Cmd {
     /// A live full-screen picture of the cluster: nodes, logs, network, events; keys act on
     /// the cluster (see the help line). `q` leaves.
     Watch,
+    /// Serve the live picture as a web page (RaftScope on the real cluster) and print its
+    /// URL with an access token; actions on the page need that token.
+    Web {
+        /// TCP port (0: any free one; the printed URL says which).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on. Keep the default unless others must see the page.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+    },
 }
 
 fn parse_speed_arg(s: &str) -> Result<u32, String> {
@@ -243,6 +253,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::timeline_cmd::run(&client::effective_config(&cfg), follow, since, node, json)
         }
         Cmd::Watch => crate::watch::run(&cfg),
+        Cmd::Web { port, bind } => crate::web::run(&cfg, &bind, port),
         Cmd::Completions { .. } => unreachable!("answered before the config is read"),
         cmd => client::command(&cfg, cmd),
     }
