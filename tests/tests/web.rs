@@ -191,9 +191,11 @@ fn http_api_and_event_stream() {
     assert!(body["message"].as_str().unwrap().contains("token"), "{body}");
     let (code, _) = answer(a.get(&format!("{status_url}?token={}", "0".repeat(32))).call());
     assert_eq!(code, 401, "a wrong token of the right length");
-    let (code, body) = answer(a.get(&format!("{status_url}?token={}", web.token)).call());
-    assert_eq!(code, 200);
-    assert_eq!(body["status"]["nodes"].as_array().map(Vec::len), Some(5), "{body}");
+    c.wait("the status of five nodes", PAGE_TIMEOUT, || {
+        let (code, body) = answer(a.get(&format!("{status_url}?token={}", web.token)).call());
+        assert_eq!(code, 200, "{body}");
+        (body["status"]["nodes"].as_array().map(Vec::len) == Some(5)).then_some(())
+    });
     let (code, _) = answer(a.get(&format!("{}/events", web.base)).call());
     assert_eq!(code, 401, "the stream needs the token too");
 
@@ -238,13 +240,33 @@ fn http_api_and_event_stream() {
     let (code, _) = answer(a.get(&action_url).set("X-Raft-Token", &web.token).call());
     assert_eq!(code, 405);
 
-    // The stream: statuses of five nodes with one leader, and the events.
+    // The stream: statuses of five nodes with one leader, the leader's heartbeats, and
+    // the events.
     let frames = Frames::open(&web);
     let (leader, term) = frames.until("a leader", PAGE_TIMEOUT, frame_leader);
+    frames.until("the leader's heartbeats in the traffic", PAGE_TIMEOUT, |f| {
+        let traffic = f["view"]["traffic"].as_array()?;
+        traffic.iter().any(|m| m["from"] == leader && m["kind"] == "heartbeat" && m["term"] == term).then_some(())
+    });
 
     // The client panel writes through the cluster and reads it back.
     let (code, body) = web.action(&json!({"action": "set", "key": "chelsea", "value": "rules"}));
     assert_eq!((code, &body["ok"]), (200, &json!(true)), "{body}");
+    // The write travels: the leader's append carrying it is in the stream's traffic, and
+    // every node's log cells end with it.
+    let mut saw_append = false;
+    frames.until("the leader's append with the write, and the entry in every log", PAGE_TIMEOUT, |f| {
+        let traffic = f["view"]["traffic"].as_array()?;
+        saw_append |=
+            traffic.iter().any(|m| m["from"] == leader && m["kind"] == "append" && m["count"].as_u64() >= Some(1));
+        let logs = f["view"]["logs"].as_object()?;
+        let all = (1..=5).all(|id| {
+            logs.get(&id.to_string())
+                .and_then(|l| l.as_array())
+                .is_some_and(|cells| cells.iter().any(|c| c[1].as_u64() == Some(term) && c[2] == "set chelsea rules"))
+        });
+        (saw_append && all).then_some(())
+    });
     let (code, body) = web.action(&json!({"action": "get", "key": "chelsea"}));
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["message"], "get chelsea: rules");
@@ -564,6 +586,32 @@ fn the_page_in_headless_chromium() {
         (v == json!(true)).then_some(())
     });
     b.screenshot("3-partition-by-dragging.png");
+
+    // Heal with the button, slow the cluster tenfold from the speed menu, and write from
+    // the panel: the page draws the leader's append carrying the entry on its way.
+    b.click("#btn-heal");
+    c.wait("the heal", PAGE_TIMEOUT, || c.sup_status().ok()?.partitions.is_empty().then_some(()));
+    b.click("#speed option[value=\"100\"]");
+    c.wait("speed 0.1 on the cluster", PAGE_TIMEOUT, || (c.sup_status().ok()?.speed_milli == 100).then_some(()));
+    c.wait("the healed node to catch up", PAGE_TIMEOUT, || {
+        let st = c.sup_status().ok()?;
+        let last = st.nodes.iter().find(|n| n.id == new_leader)?.last_index?;
+        (st.nodes.iter().find(|n| n.id == follower)?.commit? >= last).then_some(())
+    });
+    b.script("document.getElementById('value').value = 'slowly';");
+    b.click("#btn-set");
+    c.wait("an append with the write drawn on its way", PAGE_TIMEOUT, || {
+        let v = b.script(
+            "return [...document.querySelectorAll('#msgs circle[data-kind=\"append\"]')].some(d => +d.dataset.count >= 1);",
+        );
+        (v == json!(true)).then_some(())
+    });
+    b.screenshot("4-slow-motion-write.png");
+    c.wait("the panel's set to answer", PAGE_TIMEOUT, || {
+        let t = b.script("return document.getElementById('actions').textContent;");
+        t.as_str()?.contains("set chelsea: OK").then_some(())
+    });
+    assert_eq!(c.cli(&["get", "chelsea"]).stdout.trim(), "slowly");
 }
 
 /// The supervisor's leader (the highest-term running leader).

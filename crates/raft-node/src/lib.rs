@@ -56,6 +56,7 @@ mod logpage;
 mod observe;
 mod resp;
 mod server;
+mod traffic;
 #[cfg(test)]
 mod unit_tests;
 

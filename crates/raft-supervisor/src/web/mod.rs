@@ -5,8 +5,9 @@
 //! Three kinds of thread, none of which ever holds a lock while doing I/O:
 //!
 //! * the **poller** asks the supervisor for the cluster ten times a second
-//!   (`SupervisorRequest::Watch`), reads the lines appended to the event logs, and
-//!   publishes one [`View`]: the latest status and a bounded ring of recent events;
+//!   (`SupervisorRequest::Watch`), asks each running node for the messages it sent since
+//!   and its newest log entries ([`nodes`]), reads the lines appended to the event logs,
+//!   and publishes one [`View`]: the latest look and a bounded ring of recent events;
 //! * the **acceptor** (the thread that called [`run`]) takes HTTP requests from tiny_http
 //!   and answers the page and the status at once; an action runs on a short-lived thread
 //!   (at most [`MAX_ACTIONS_IN_FLIGHT`]) because a restart waits for the node to stop;
@@ -20,6 +21,7 @@
 //! ours or whose Origin is another site's are refused ([`api::check_request`]).
 
 pub mod api;
+pub mod nodes;
 
 use crate::cli::CliError;
 use crate::client::{self, effective_config};
@@ -118,7 +120,10 @@ pub fn run(cfg: &ClusterConfig, bind: &str, port: u16) -> Result<(), CliError> {
     let port = server.server_addr().to_ip().map_or(port, |a| a.port());
     let host = if bind.contains(':') { format!("[{bind}]") } else { bind.to_string() };
     let shared = Arc::new(Shared {
-        view: Mutex::new(View::default()),
+        view: Mutex::new(View {
+            status_json: r#"{"status":null,"error":"no look at the cluster yet"}"#.into(),
+            ..View::default()
+        }),
         changed: Condvar::new(),
         streams: AtomicUsize::new(0),
         actions: AtomicUsize::new(0),
@@ -144,6 +149,7 @@ pub fn run(cfg: &ClusterConfig, bind: &str, port: u16) -> Result<(), CliError> {
 /// The poller: one look at the cluster and the event logs per [`POLL_INTERVAL`], forever.
 fn poller(shared: &Shared) {
     let mut tails: BTreeMap<PathBuf, FileTail> = BTreeMap::new();
+    let mut probe = nodes::NodeProbe::default();
     loop {
         let started = Instant::now();
         let (status, error) = match client::request(&shared.cfg, &SupervisorRequest::Watch, STATUS_TIMEOUT) {
@@ -155,13 +161,27 @@ fn poller(shared: &Shared) {
             tails.entry(path.clone()).or_insert_with(|| FileTail::from_end(path, source, INITIAL_TAIL_BYTES));
         }
         let new = merge(tails.values_mut().flat_map(|t| t.read_new()).collect());
-        publish(shared, status.as_ref(), error.as_deref(), new.iter().map(|e| e.json()));
+        let look = status.as_ref().map(|st| probe.look(&shared.cfg, st)).unwrap_or_default();
+        publish(shared, status.as_ref(), error.as_deref(), &look, new.iter().map(|e| e.json()));
         std::thread::sleep(POLL_INTERVAL.saturating_sub(started.elapsed()));
     }
 }
 
-fn publish(shared: &Shared, status: Option<&ClusterStatus>, error: Option<&str>, events: impl Iterator<Item = String>) {
-    let status_json = serde_json::json!({ "status": status, "error": error }).to_string();
+fn publish(
+    shared: &Shared,
+    status: Option<&ClusterStatus>,
+    error: Option<&str>,
+    look: &nodes::NodesLook,
+    events: impl Iterator<Item = String>,
+) {
+    let status_json = serde_json::json!({
+        "status": status,
+        "error": error,
+        "traffic": look.traffic,
+        "traffic_missed": look.traffic_missed,
+        "logs": look.logs,
+    })
+    .to_string();
     let mut v = shared.view.lock().expect("web view lock");
     v.seq += 1;
     v.status_json = status_json;
