@@ -10,6 +10,7 @@
 use raft_e2e::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -315,6 +316,70 @@ fn the_stream_says_when_the_supervisor_is_gone_and_carries_on_after_up() {
     let c = c.up();
     let (leader, _) = frames.until("a leader after up", PAGE_TIMEOUT, frame_leader);
     assert!(c.ids().contains(&leader));
+
+    // The token is kept in <dir>/web.token (0600): a restarted `web` serves the same URL,
+    // so a page left open carries on.
+    let token_file = c.dir.join("web.token");
+    let mode = std::fs::metadata(&token_file).expect("web.token").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = web.token.clone();
+    drop(web);
+    let web = Web::start(&c);
+    assert_eq!(web.token, token, "the same token after a restart");
+
+    // A damaged or readable token file is refused with a clear line, nothing served.
+    drop(web);
+    std::fs::write(&token_file, "not a token").unwrap();
+    let out = c.sup(&["web", "--port", "0"]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("web.token") && out.stderr.contains("hex digits"), "{}", out.describe());
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = c.sup(&["web", "--port", "0"]);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("chmod 600"), "{}", out.describe());
+}
+
+#[test]
+fn up_with_web_serves_the_page_from_the_supervisor() {
+    let c = Cluster::prepare(Opts::default());
+    let log = c.dir.join("up-web.out");
+    let mut cmd = Command::new(&bins().supervisor);
+    cmd.arg("--config").arg(&c.config).args(["up", "--web", "0"]).env_remove("RAFT_CONFIG");
+    cmd.stdin(Stdio::null()).stdout(std::fs::File::create(&log).unwrap()).stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut up = UpWeb(cmd.spawn().expect("spawn raft-supervisor up --web"));
+    let url = c.wait("up to print the page's URL", START_LIMIT, || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let line = text.lines().find(|l| l.starts_with("web: open "))?;
+        Some(line.trim_start_matches("web: open ").to_string())
+    });
+    let (base, token) = url.split_once("/?token=").expect("a token in the URL");
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let a = agent();
+    c.wait("the page's status of five nodes with a leader", PAGE_TIMEOUT, || {
+        let (code, body) = answer(a.get(&format!("{base}/api/status?token={token}")).call());
+        assert_eq!(code, 200, "{body}");
+        let nodes = body["status"]["nodes"].as_array()?;
+        (nodes.len() == 5 && nodes.iter().any(|n| n["role"] == "leader")).then_some(())
+    });
+    let (code, _) = answer(a.post(&format!("{base}/api/action")).send_json(json!({"action": "heal"})));
+    assert_eq!(code, 401, "actions need the token here too");
+    c.sup_ok(&["down"]);
+    let status = poll_until(PAGE_TIMEOUT, || up.0.try_wait().ok().flatten()).expect("up exits after down");
+    assert!(status.success(), "{status:?}");
+}
+
+/// `up --web` run by the test itself (the harness's `Cluster::up` runs plain `up`); killed
+/// by pid on drop if still running.
+struct UpWeb(Child);
+
+impl Drop for UpWeb {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            kill_child(&mut self.0, false);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

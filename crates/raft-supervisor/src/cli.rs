@@ -40,6 +40,10 @@ pub enum Cmd {
         /// Run in the background (output to <dir>/supervisor.log); return once a leader is elected.
         #[arg(long)]
         detach: bool,
+        /// Also serve the web page (as `raft-supervisor web`) on this port of 127.0.0.1
+        /// (8080 when no port is given; 0: any free one); its URL is printed.
+        #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080", conflicts_with = "detach")]
+        web: Option<u16>,
     },
     /// Stop every node (SIGTERM, then SIGKILL after the grace period) and the supervisor.
     Down,
@@ -239,7 +243,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
     let (cfg, source) = ClusterConfig::load(cli.config.as_deref()).map_err(|e| CliError::usage(e.to_string()))?;
     match cli.command {
-        Cmd::Up { detach } => crate::shell::up(cfg, source, detach),
+        Cmd::Up { detach, web } => crate::shell::up(cfg, source, detach, web),
         Cmd::Logs { node, follow } => {
             let node = client::resolve(&cfg, node)?;
             check_node(&client::effective_config(&cfg), node)?;
@@ -366,8 +370,17 @@ mod tests {
 
     #[test]
     fn commands_parse() {
-        assert_eq!(parse(&["up"]).unwrap().command, Cmd::Up { detach: false });
-        assert_eq!(parse(&["up", "--detach"]).unwrap().command, Cmd::Up { detach: true });
+        assert_eq!(parse(&["up"]).unwrap().command, Cmd::Up { detach: false, web: None });
+        assert_eq!(parse(&["up", "--detach"]).unwrap().command, Cmd::Up { detach: true, web: None });
+        assert_eq!(parse(&["up", "--web"]).unwrap().command, Cmd::Up { detach: false, web: Some(8080) });
+        assert_eq!(parse(&["up", "--web", "0"]).unwrap().command, Cmd::Up { detach: false, web: Some(0) });
+        assert!(parse(&["up", "--web", "--detach"]).is_err(), "a detached up has no terminal to print the URL on");
+        assert!(parse(&["up", "--web", "http"]).is_err());
+        assert_eq!(parse(&["web"]).unwrap().command, Cmd::Web { port: 8080, bind: "127.0.0.1".into() });
+        assert_eq!(
+            parse(&["web", "--port", "0", "--bind", "0.0.0.0"]).unwrap().command,
+            Cmd::Web { port: 0, bind: "0.0.0.0".into() }
+        );
         assert_eq!(parse(&["status", "--json"]).unwrap().command, Cmd::Status { json: true });
         assert_eq!(parse(&["kill", "3"]).unwrap().command, Cmd::Kill { node: NodeTarget::Id(3) });
         assert_eq!(parse(&["logs", "2", "-f"]).unwrap().command, Cmd::Logs { node: NodeTarget::Id(2), follow: true });

@@ -24,6 +24,17 @@ pub fn new_token() -> std::io::Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// The token kept in `<dir>/web.token`, checked: exactly the hex of [`TOKEN_BYTES`] bytes
+/// (a trailing newline allowed).
+pub fn parse_token_file(text: &str) -> Result<String, String> {
+    let t = text.strip_suffix('\n').unwrap_or(text);
+    if t.len() == 2 * TOKEN_BYTES && t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        Ok(t.to_string())
+    } else {
+        Err(format!("it must hold {} lowercase hex digits; delete it and a new token is made", 2 * TOKEN_BYTES))
+    }
+}
+
 /// Compares a presented token with the real one in time that does not depend on where
 /// they first differ (so timing cannot guess it byte by byte).
 pub fn token_matches(presented: &str, token: &str) -> bool {
@@ -247,6 +258,18 @@ mod tests {
         let t = new_token().unwrap();
         assert_eq!(t.len(), 2 * TOKEN_BYTES);
         assert_ne!(t, new_token().unwrap(), "two tokens are never the same");
+    }
+
+    #[test]
+    fn token_files_are_checked() {
+        let t = "0123456789abcdef0123456789abcdef";
+        assert_eq!(parse_token_file(t), Ok(t.to_string()));
+        assert_eq!(parse_token_file(&format!("{t}\n")), Ok(t.to_string()));
+        for bad in
+            ["", "abc", &t[1..], &format!("{t}0"), &t.replace('a', "A"), &t.replace('a', "g"), &format!("{t}\n\n")]
+        {
+            assert!(parse_token_file(bad).unwrap_err().contains("hex digits"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -111,10 +111,62 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Where the access token is kept, so that a page left open keeps working when `web` (or
+/// `up --web`) restarts: mode 0600 in the cluster directory, which only its owner can enter.
+pub const WEB_TOKEN_FILE: &str = "web.token";
+
+/// The token of `<dir>/web.token`, made (from /dev/urandom) when the file is missing.
+pub fn load_or_create_token(cfg: &ClusterConfig) -> Result<String, CliError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = cfg.dir.join(WEB_TOKEN_FILE);
+    let bad = |what: String| CliError::failed(format!("the web token file {}: {what}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(&path).map_err(|e| bad(e.to_string()))?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(bad(format!(
+                    "mode {:o} lets others read it: `chmod 600 {}`",
+                    mode & 0o777,
+                    path.display()
+                )));
+            }
+            api::parse_token_file(&text).map_err(bad)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = api::new_token().map_err(|e| bad(format!("no random bytes: {e}")))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| bad(format!("cannot create it: {e}")))?;
+            f.write_all(format!("{token}\n").as_bytes()).map_err(|e| bad(format!("cannot write it: {e}")))?;
+            Ok(token)
+        }
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
 /// Serves the page until killed. Prints the URL (with the token) on stdout first.
 pub fn run(cfg: &ClusterConfig, bind: &str, port: u16) -> Result<(), CliError> {
     let cfg = effective_config(cfg);
-    let token = api::new_token().map_err(|e| CliError::failed(format!("no random bytes for the access token: {e}")))?;
+    if !cfg.dir.is_dir() {
+        return Err(CliError::failed(format!(
+            "no cluster directory {}; start the cluster with `raft-supervisor up` first",
+            cfg.dir.display()
+        )));
+    }
+    let (url, acceptor) = start(&cfg, bind, port)?;
+    println!("raft-supervisor web: open {url} (Ctrl-C stops it)");
+    let _ = std::io::stdout().flush();
+    let _ = acceptor.join();
+    Ok(())
+}
+
+/// Binds, starts the poller and the acceptor threads, and returns the URL to open (with
+/// the token) and the acceptor's handle. `up --web` calls this inside the supervisor.
+pub fn start(cfg: &ClusterConfig, bind: &str, port: u16) -> Result<(String, std::thread::JoinHandle<()>), CliError> {
+    let token = load_or_create_token(cfg)?;
     let server = tiny_http::Server::http((bind, port))
         .map_err(|e| CliError::failed(format!("cannot listen on {bind}:{port}: {e}")))?;
     let port = server.server_addr().to_ip().map_or(port, |a| a.port());
@@ -129,21 +181,23 @@ pub fn run(cfg: &ClusterConfig, bind: &str, port: u16) -> Result<(), CliError> {
         actions: AtomicUsize::new(0),
         hosts: api::allowed_hosts(&host, port),
         token,
-        cfg,
+        cfg: cfg.clone(),
     });
+    let thread_err = |e: std::io::Error| CliError::failed(format!("cannot start a thread: {e}"));
     {
         let shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("web-poller".into())
-            .spawn(move || poller(&shared))
-            .map_err(|e| CliError::failed(format!("cannot start a thread: {e}")))?;
+        std::thread::Builder::new().name("web-poller".into()).spawn(move || poller(&shared)).map_err(thread_err)?;
     }
-    println!("raft-supervisor web: open http://{host}:{port}/?token={} (Ctrl-C stops it)", shared.token);
-    let _ = std::io::stdout().flush();
-    for request in server.incoming_requests() {
-        handle(&shared, request);
-    }
-    Ok(())
+    let url = format!("http://{host}:{port}/?token={}", shared.token);
+    let acceptor = std::thread::Builder::new()
+        .name("web-acceptor".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                handle(&shared, request);
+            }
+        })
+        .map_err(thread_err)?;
+    Ok((url, acceptor))
 }
 
 /// The poller: one look at the cluster and the event logs per [`POLL_INTERVAL`], forever.
