@@ -629,6 +629,14 @@ fn the_page_in_headless_chromium() {
     });
     assert!(new_term > term);
     assert_eq!(c.sup_status().unwrap().nodes.iter().find(|n| n.id == leader).unwrap().process, "stopped");
+    // The new leader won a majority of five: at least two others show their vote for it.
+    c.wait("the page to show the votes for the new leader", PAGE_TIMEOUT, || {
+        let v = b.script(&format!(
+            "return [...document.querySelectorAll('#nodes .node')].filter(n => +n.dataset.term === {new_term} && \
+             n.querySelector('.vote')?.textContent === 'voted n{new_leader}').length;"
+        ));
+        (v.as_u64()? >= 2).then_some(())
+    });
     b.screenshot("2-leader-killed-new-leader.png");
 
     // Drag a follower into the island: `status` reports the partition.

@@ -602,7 +602,7 @@ impl Server {
                 self.net.respond(token, req.id, body);
             }
             Request::Traffic { after_seq } => {
-                let body = Response::Traffic(self.net.traffic.page(after_seq));
+                let body = Response::Traffic(self.net.traffic.page(after_seq, &self.replica.raft().hard_state()));
                 self.net.respond(token, req.id, body);
             }
         }

@@ -5,7 +5,7 @@
 //! Under heavy load the ring holds only the newest messages; the asker learns how many
 //! it missed (`TrafficPage::missed`) and draws those as a count: a sample, by design.
 
-use raft_core::Message;
+use raft_core::{HardState, Message};
 use raft_wire::traffic::{MessageSummary, TrafficPage, MAX_TRAFFIC_PER_REQUEST};
 use std::collections::VecDeque;
 
@@ -34,8 +34,8 @@ impl TrafficRing {
         self.ring.push_back(MessageSummary::of(msg, self.last_seq, ts_us));
     }
 
-    /// The summaries after `after_seq`, oldest first.
-    pub fn page(&self, after_seq: u64) -> TrafficPage {
+    /// The summaries after `after_seq`, oldest first, with the node's term and vote.
+    pub fn page(&self, after_seq: u64, hs: &HardState) -> TrafficPage {
         // A number from the future (the node restarted and counts from 0 again): all of it.
         let after = if after_seq > self.last_seq { 0 } else { after_seq };
         let first_held = self.ring.front().map_or(self.last_seq + 1, |s| s.seq);
@@ -44,7 +44,7 @@ impl TrafficRing {
         let messages: Vec<MessageSummary> = self.ring.iter().skip(skip).copied().collect();
         assert!(messages.len() <= MAX_TRAFFIC_PER_REQUEST, "the ring holds one answer at most");
         assert!(messages.first().is_none_or(|m| m.seq == start), "sequence numbers are contiguous in the ring");
-        TrafficPage { messages, last_seq: self.last_seq, missed: start - (after + 1) }
+        TrafficPage { messages, last_seq: self.last_seq, missed: start - (after + 1), term: hs.term, vote: hs.vote }
     }
 }
 
@@ -61,28 +61,29 @@ mod tests {
     #[test]
     fn answers_what_came_after_and_counts_what_it_dropped() {
         let mut r = TrafficRing::new();
-        assert_eq!(r.page(0), TrafficPage { messages: vec![], last_seq: 0, missed: 0 });
+        let hs = HardState { term: 3, vote: Some(2), commit: 0 };
+        assert_eq!(r.page(0, &hs), TrafficPage { messages: vec![], last_seq: 0, missed: 0, term: 3, vote: Some(2) });
         for i in 0..10 {
             r.record(&msg(2 + i % 4), 1000 + i);
         }
-        let p = r.page(0);
+        let p = r.page(0, &hs);
         assert_eq!((p.messages.len(), p.last_seq, p.missed), (10, 10, 0));
         assert_eq!(p.messages[0].kind, MessageKind::Heartbeat);
         assert_eq!((p.messages[0].seq, p.messages[0].to, p.messages[0].ts_us), (1, 2, 1000));
-        let p = r.page(7);
+        let p = r.page(7, &hs);
         assert_eq!(p.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
-        assert!(r.page(10).messages.is_empty());
+        assert!(r.page(10, &hs).messages.is_empty());
         // Past the ring: the newest ring's worth, and how many were missed.
         for i in 0..(TRAFFIC_RING as u64 + 90) {
             r.record(&msg(2), 2000 + i);
         }
-        let p = r.page(5);
+        let p = r.page(5, &hs);
         assert_eq!(p.messages.len(), TRAFFIC_RING);
         assert_eq!(p.last_seq, 10 + TRAFFIC_RING as u64 + 90);
         assert_eq!(p.missed, p.last_seq - 5 - TRAFFIC_RING as u64);
         assert_eq!(p.messages.last().unwrap().seq, p.last_seq);
         // A number the node never reached (it restarted): everything it holds.
-        assert_eq!(r.page(u64::MAX).messages.len(), TRAFFIC_RING);
+        assert_eq!(r.page(u64::MAX, &hs).messages.len(), TRAFFIC_RING);
     }
 
     #[test]

@@ -75,4 +75,7 @@ pub struct TrafficPage {
     /// Messages after the asked-for number that the ring no longer holds (the asker came
     /// too late for them): drawn as a count, not one by one.
     pub missed: u64,
+    /// The node's term and its vote in that term (§5.2) as it answers, for the page.
+    pub term: Term,
+    pub vote: Option<NodeId>,
 }

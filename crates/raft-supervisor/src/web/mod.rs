@@ -234,6 +234,7 @@ fn publish(
         "traffic": look.traffic,
         "traffic_missed": look.traffic_missed,
         "logs": look.logs,
+        "votes": look.votes,
     })
     .to_string();
     let mut v = shared.view.lock().expect("web view lock");

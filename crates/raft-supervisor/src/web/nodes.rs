@@ -38,6 +38,8 @@ pub struct NodesLook {
     pub traffic_missed: u64,
     /// Each answering node's newest log cells, oldest first.
     pub logs: BTreeMap<NodeId, Vec<Cell>>,
+    /// Each answering node's term and its vote in it.
+    pub votes: BTreeMap<NodeId, (u64, Option<NodeId>)>,
 }
 
 /// The connections and, per node, the last message number seen.
@@ -71,6 +73,7 @@ impl NodeProbe {
             let log = conn.call(Request::Log { from: None, limit: LOG_CELLS }, deadline);
             match (traffic, log) {
                 (Ok(Response::Traffic(page)), Ok(Response::Log(log))) => {
+                    look.votes.insert(row.id, (page.term, page.vote));
                     if after.is_some() {
                         look.traffic_missed += page.missed;
                         look.traffic.extend(page.messages);
