@@ -691,3 +691,40 @@ fn the_page_in_headless_chromium() {
 fn cli_leader(st: &raft_wire::supervisor::ClusterStatus) -> Option<u64> {
     st.nodes.iter().filter(|n| n.role == "leader" && n.process == "running").max_by_key(|n| n.term).map(|n| n.id)
 }
+
+#[test]
+fn web_says_why_it_cannot_start() {
+    // No cluster directory: nothing to show, and no token file made anywhere.
+    let tmp = short_tempdir();
+    let config = tmp.path().join("c.toml");
+    let dir = tmp.path().join("nothing-here");
+    std::fs::write(&config, format!("dir = {:?}\n", dir.display().to_string())).unwrap();
+    let mut cmd = Command::new(&bins().supervisor);
+    cmd.arg("--config").arg(&config).args(["web", "--port", "0"]).env_remove("RAFT_CONFIG");
+    let out = run_limited(&mut cmd, START_LIMIT);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("no cluster directory") && out.stderr.contains("raft-supervisor up"),
+        "{}",
+        out.describe()
+    );
+    assert!(!dir.exists());
+
+    // A port already taken: one line naming it.
+    std::fs::create_dir(&dir).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut cmd = Command::new(&bins().supervisor);
+    cmd.arg("--config").arg(&config).args(["web", "--port", &port]).env_remove("RAFT_CONFIG");
+    let out = run_limited(&mut cmd, START_LIMIT);
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(out.stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", out.describe());
+
+    // Bad arguments are usage errors (exit 2).
+    for args in [&["web", "--port", "99999"][..], &["web", "--port", "http"], &["web", "extra"]] {
+        let mut cmd = Command::new(&bins().supervisor);
+        cmd.arg("--config").arg(&config).args(args).env_remove("RAFT_CONFIG");
+        let out = run_limited(&mut cmd, START_LIMIT);
+        assert_eq!(out.code, Some(2), "{}", out.describe());
+    }
+}

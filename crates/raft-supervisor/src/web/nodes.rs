@@ -48,6 +48,9 @@ pub struct NodeProbe {
     conns: BTreeMap<NodeId, NodeConn>,
     /// None until the first answer: the backlog a node holds when first seen is not news.
     last_seq: BTreeMap<NodeId, u64>,
+    /// Each node's cells and the (last index, term) they were read at: the log is only
+    /// asked for again when one of them moved, so an idle cluster costs no log reads.
+    cells: BTreeMap<NodeId, ((u64, u64), Vec<Cell>)>,
 }
 
 impl NodeProbe {
@@ -56,6 +59,7 @@ impl NodeProbe {
         for row in &status.nodes {
             if row.process != "running" {
                 self.conns.remove(&row.id);
+                self.cells.remove(&row.id);
                 continue;
             }
             let deadline = Instant::now() + NODE_CALL_TIMEOUT;
@@ -70,21 +74,30 @@ impl NodeProbe {
             };
             let after = self.last_seq.get(&row.id).copied();
             let traffic = conn.call(Request::Traffic { after_seq: after.unwrap_or(u64::MAX) }, deadline);
-            let log = conn.call(Request::Log { from: None, limit: LOG_CELLS }, deadline);
+            let at = (row.last_index.unwrap_or(0), row.term.unwrap_or(0));
+            let log = match self.cells.get(&row.id) {
+                Some((read_at, cells)) if *read_at == at => Ok(cells.clone()),
+                _ => match conn.call(Request::Log { from: None, limit: LOG_CELLS }, deadline) {
+                    Ok(Response::Log(page)) => Ok(page.entries.iter().map(cell).collect()),
+                    _ => Err(()),
+                },
+            };
             match (traffic, log) {
-                (Ok(Response::Traffic(page)), Ok(Response::Log(log))) => {
+                (Ok(Response::Traffic(page)), Ok(cells)) => {
                     look.votes.insert(row.id, (page.term, page.vote));
                     if after.is_some() {
                         look.traffic_missed += page.missed;
                         look.traffic.extend(page.messages);
                     }
                     self.last_seq.insert(row.id, page.last_seq);
-                    look.logs.insert(row.id, log.entries.iter().map(cell).collect());
+                    self.cells.insert(row.id, (at, cells.clone()));
+                    look.logs.insert(row.id, cells);
                 }
                 // An old node that knows no Traffic, a timeout, a closed connection:
                 // reconnect next time.
                 _ => {
                     self.conns.remove(&row.id);
+                    self.cells.remove(&row.id);
                 }
             }
         }
