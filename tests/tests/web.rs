@@ -301,6 +301,36 @@ fn http_api_and_event_stream() {
     let (code, body) = web.action(&json!({"action": "heal"}));
     assert_eq!(code, 200, "{body}");
     assert!(c.sup_status().unwrap().partitions.is_empty());
+
+    // The other levers reach the cluster as `status` reports them.
+    let (code, body) = web.action(&json!({"action": "delay", "ms": 100}));
+    assert_eq!(code, 200, "{body}");
+    c.wait("every running node to report the delay", PAGE_TIMEOUT, || {
+        let st = c.sup_status().ok()?;
+        st.nodes
+            .iter()
+            .filter(|n| n.process == "running")
+            .all(|n| n.levers.is_some_and(|l| l.delay_us == 100_000))
+            .then_some(())
+    });
+    let (code, body) = web.action(&json!({"action": "delay", "ms": 0}));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = web.action(&json!({"action": "speed", "milli": 500}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.sup_status().unwrap().speed_milli, 500);
+    let follower = c.ids().into_iter().find(|&id| id != leader && id != new_leader).unwrap();
+    let (code, body) = web.action(&json!({"action": "pause", "node": follower}));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.sup_status().unwrap().nodes.iter().find(|n| n.id == follower).unwrap().process, "paused");
+    let (code, body) = web.action(&json!({"action": "resume", "node": follower}));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = web.action(&json!({"action": "transfer", "node": follower}));
+    assert_eq!(code, 200, "{body}");
+    c.wait("the transfer to make it leader", PAGE_TIMEOUT, || (c.stable_leader(&c.ids())?.0 == follower).then_some(()));
+    // An action the supervisor refuses is a 409 with its reason.
+    let (code, body) = web.action(&json!({"action": "start", "node": follower}));
+    assert_eq!(code, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("already running"), "{body}");
 }
 
 #[test]
