@@ -425,25 +425,83 @@ fn stream(shared: &Shared, mut out: Box<dyn Write + Send>) {
                 v = shared.changed.wait(v).expect("web view lock");
             }
             seen_seq = v.seq;
-            let first_kept = v.events.front().map_or(v.next_event, |e| e.0);
-            let from = next_event.max(first_kept).max(v.next_event.saturating_sub(MAX_EVENTS_PER_FRAME as u64));
-            let skipped = from - next_event.min(from);
-            let events: Vec<&str> = v.events.iter().filter(|(n, _)| *n >= from).map(|(_, e)| e.as_str()).collect();
-            next_event = v.next_event;
-            let mut f = String::with_capacity(v.status_json.len() + 256 * events.len() + 64);
-            f.push_str("data: {\"seq\":");
-            f.push_str(&seen_seq.to_string());
-            f.push_str(",\"skipped_events\":");
-            f.push_str(&skipped.to_string());
-            f.push_str(",\"view\":");
-            f.push_str(&v.status_json);
-            f.push_str(",\"events\":[");
-            f.push_str(&events.join(","));
-            f.push_str("]}\n\n");
-            f
+            let (frame, next) = frame_for(&v, next_event);
+            next_event = next;
+            frame
         };
         if out.write_all(frame.as_bytes()).and_then(|_| out.flush()).is_err() {
             return;
         }
+    }
+}
+
+/// One server-sent event for a page that has had the events before `client_next`: the
+/// latest look and the events since (at most [`MAX_EVENTS_PER_FRAME`], the newest; how many
+/// it missed is in `skipped_events`). Returns the frame and the page's next event number.
+fn frame_for(v: &View, client_next: u64) -> (String, u64) {
+    let first_kept = v.events.front().map_or(v.next_event, |e| e.0);
+    let from = client_next.max(first_kept).max(v.next_event.saturating_sub(MAX_EVENTS_PER_FRAME as u64));
+    let skipped = from - client_next.min(from);
+    let events: Vec<&str> = v.events.iter().filter(|(n, _)| *n >= from).map(|(_, e)| e.as_str()).collect();
+    assert!(events.len() <= MAX_EVENTS_PER_FRAME, "a frame carries at most {MAX_EVENTS_PER_FRAME} events");
+    let mut f = String::with_capacity(v.status_json.len() + 256 * events.len() + 64);
+    f.push_str("data: {\"seq\":");
+    f.push_str(&v.seq.to_string());
+    f.push_str(",\"skipped_events\":");
+    f.push_str(&skipped.to_string());
+    f.push_str(",\"view\":");
+    f.push_str(&v.status_json);
+    f.push_str(",\"events\":[");
+    f.push_str(&events.join(","));
+    f.push_str("]}\n\n");
+    (f, v.next_event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(events: std::ops::Range<u64>) -> View {
+        View {
+            seq: 7,
+            status_json: r#"{"status":null,"error":"x"}"#.into(),
+            ids: vec![],
+            events: events.clone().map(|n| (n, format!("{{\"n\":{n}}}"))).collect(),
+            next_event: events.end,
+        }
+    }
+
+    fn parse(frame: &str) -> serde_json::Value {
+        let data = frame.strip_prefix("data: ").and_then(|f| f.strip_suffix("\n\n")).expect("one SSE data line");
+        assert!(!data.contains('\n'), "one line");
+        serde_json::from_str(data).expect("JSON")
+    }
+
+    fn numbers(v: &serde_json::Value) -> Vec<u64> {
+        v["events"].as_array().unwrap().iter().map(|e| e["n"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn frames_carry_the_new_events_and_count_the_missed() {
+        // A fresh page gets what the ring holds, up to a frame's worth (the newest).
+        let v = view(0..10);
+        let (f, next) = frame_for(&v, 0);
+        let j = parse(&f);
+        assert_eq!(
+            (numbers(&j), next, j["seq"].as_u64(), j["skipped_events"].as_u64()),
+            ((0..10).collect(), 10, Some(7), Some(0))
+        );
+        assert_eq!(j["view"]["error"], "x");
+        // Later frames: only what came since.
+        let (f, next) = frame_for(&view(0..13), 10);
+        assert_eq!((numbers(&parse(&f)), next), (vec![10, 11, 12], 13));
+        assert!(numbers(&parse(&frame_for(&view(0..13), 13).0)).is_empty());
+        // A page that fell behind the ring, or past a frame's worth: the newest, and a count.
+        let big = EVENT_RING as u64 + 50;
+        let (f, _) = frame_for(&view(50..big), 3);
+        let j = parse(&f);
+        assert_eq!(numbers(&j).len(), MAX_EVENTS_PER_FRAME);
+        assert_eq!(*numbers(&j).last().unwrap(), big - 1);
+        assert_eq!(j["skipped_events"].as_u64(), Some(big - MAX_EVENTS_PER_FRAME as u64 - 3));
     }
 }
