@@ -486,7 +486,11 @@ impl Bench<'_> {
                 self.tally.errors.unknown += 1;
                 f.resend_at = Some(now + RETRY_PAUSE);
             }
-            Response::Invalid { .. } | Response::Status(_) | Response::Accepted | Response::Log(_) => {
+            Response::Invalid { .. }
+            | Response::Status(_)
+            | Response::Accepted
+            | Response::Log(_)
+            | Response::Traffic(_) => {
                 self.tally.errors.invalid += 1;
                 c.inflight.remove(&resp.id);
             }

@@ -27,6 +27,11 @@ pub fn timestamp() -> String {
     format_timestamp(now.as_micros() as u64)
 }
 
+/// Microseconds since the Unix epoch, now (the clock of [`timestamp`]).
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
+}
+
 /// The timestamp of `micros` since the Unix epoch, in the form of [`timestamp`].
 pub fn format_timestamp(micros: u64) -> String {
     let secs = micros / 1_000_000;

@@ -44,6 +44,12 @@
 //! its requests to the replica in the turn they were read. TCP has no uid check: see
 //! docs/architecture.md, "Who may connect".
 //!
+//! ## Traffic
+//!
+//! For `raft-supervisor web`'s animation the node keeps a summary of each of the last few
+//! hundred Raft messages it sent (module `traffic`: O(1) per message, a fixed ring) and
+//! answers `Request::Traffic` with those after a sequence number.
+//!
 //! ## Event log
 //!
 //! Every meaningful event is one line on stdout: `<time> n<id> t<term> <what>`, e.g.
@@ -56,6 +62,7 @@ mod logpage;
 mod observe;
 mod resp;
 mod server;
+mod traffic;
 #[cfg(test)]
 mod unit_tests;
 

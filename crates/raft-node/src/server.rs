@@ -189,6 +189,8 @@ struct Net {
     speed_milli: u32,
     /// The RESP front end (`crate::resp`), when configured and its port could be bound.
     resp: Option<crate::resp::Resp>,
+    /// Recent sent messages for `raft-supervisor web` (`Request::Traffic`).
+    traffic: crate::traffic::TrafficRing,
 }
 
 impl Effects for Net {
@@ -297,6 +299,7 @@ impl Server {
             truncated_from: None,
             snapshot_installed: None,
             resp: None,
+            traffic: crate::traffic::TrafficRing::new(),
         };
         if let Some(addr) = net.s.redis {
             // Every node's socket, added members' included: a follower forwards to whoever leads.
@@ -596,6 +599,10 @@ impl Server {
             }
             Request::SetSpeed { factor_milli } => {
                 let body = self.net.set_speed(factor_milli, self.replica.term());
+                self.net.respond(token, req.id, body);
+            }
+            Request::Traffic { after_seq } => {
+                let body = Response::Traffic(self.net.traffic.page(after_seq, &self.replica.raft().hard_state()));
                 self.net.respond(token, req.id, body);
             }
         }
@@ -1026,6 +1033,7 @@ impl Net {
         if let Some(link) = self.peers.get_mut(&to) {
             link.sent += 1;
         }
+        self.traffic.record(&msg, crate::eventlog::now_us());
         if conn.queued_bytes() > MAX_PEER_OUT_BYTES {
             self.close(token, Some("peer stream stuck: output queue over its limit".into()));
         }

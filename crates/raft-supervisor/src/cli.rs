@@ -40,6 +40,10 @@ pub enum Cmd {
         /// Run in the background (output to <dir>/supervisor.log); return once a leader is elected.
         #[arg(long)]
         detach: bool,
+        /// Also serve the web page (as `raft-supervisor web`) on this port of 127.0.0.1
+        /// (8080 when no port is given; 0: any free one); its URL is printed.
+        #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080", conflicts_with = "detach")]
+        web: Option<u16>,
     },
     /// Stop every node (SIGTERM, then SIGKILL after the grace period) and the supervisor.
     Down,
@@ -137,6 +141,16 @@ pub enum Cmd {
     /// A live full-screen picture of the cluster: nodes, logs, network, events; keys act on
     /// the cluster (see the help line). `q` leaves.
     Watch,
+    /// Serve the live picture as a web page (RaftScope on the real cluster) and print its
+    /// URL with an access token; actions on the page need that token.
+    Web {
+        /// TCP port (0: any free one; the printed URL says which).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on. Keep the default unless others must see the page.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+    },
 }
 
 fn parse_speed_arg(s: &str) -> Result<u32, String> {
@@ -229,7 +243,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
     let (cfg, source) = ClusterConfig::load(cli.config.as_deref()).map_err(|e| CliError::usage(e.to_string()))?;
     match cli.command {
-        Cmd::Up { detach } => crate::shell::up(cfg, source, detach),
+        Cmd::Up { detach, web } => crate::shell::up(cfg, source, detach, web),
         Cmd::Logs { node, follow } => {
             let node = client::resolve(&cfg, node)?;
             check_node(&client::effective_config(&cfg), node)?;
@@ -243,6 +257,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::timeline_cmd::run(&client::effective_config(&cfg), follow, since, node, json)
         }
         Cmd::Watch => crate::watch::run(&cfg),
+        Cmd::Web { port, bind } => crate::web::run(&cfg, &bind, port),
         Cmd::Completions { .. } => unreachable!("answered before the config is read"),
         cmd => client::command(&cfg, cmd),
     }
@@ -355,8 +370,17 @@ mod tests {
 
     #[test]
     fn commands_parse() {
-        assert_eq!(parse(&["up"]).unwrap().command, Cmd::Up { detach: false });
-        assert_eq!(parse(&["up", "--detach"]).unwrap().command, Cmd::Up { detach: true });
+        assert_eq!(parse(&["up"]).unwrap().command, Cmd::Up { detach: false, web: None });
+        assert_eq!(parse(&["up", "--detach"]).unwrap().command, Cmd::Up { detach: true, web: None });
+        assert_eq!(parse(&["up", "--web"]).unwrap().command, Cmd::Up { detach: false, web: Some(8080) });
+        assert_eq!(parse(&["up", "--web", "0"]).unwrap().command, Cmd::Up { detach: false, web: Some(0) });
+        assert!(parse(&["up", "--web", "--detach"]).is_err(), "a detached up has no terminal to print the URL on");
+        assert!(parse(&["up", "--web", "http"]).is_err());
+        assert_eq!(parse(&["web"]).unwrap().command, Cmd::Web { port: 8080, bind: "127.0.0.1".into() });
+        assert_eq!(
+            parse(&["web", "--port", "0", "--bind", "0.0.0.0"]).unwrap().command,
+            Cmd::Web { port: 0, bind: "0.0.0.0".into() }
+        );
         assert_eq!(parse(&["status", "--json"]).unwrap().command, Cmd::Status { json: true });
         assert_eq!(parse(&["kill", "3"]).unwrap().command, Cmd::Kill { node: NodeTarget::Id(3) });
         assert_eq!(parse(&["logs", "2", "-f"]).unwrap().command, Cmd::Logs { node: NodeTarget::Id(2), follow: true });

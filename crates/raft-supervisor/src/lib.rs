@@ -19,6 +19,8 @@
 //!   it (`raft-supervisor timeline`).
 //! * [`render`]: `watch`'s screen as a pure function of a `WatchModel`, and its keys;
 //!   [`watch`] is the terminal shell (ratatui + crossterm) around it.
+//! * [`web`]: `raft-supervisor web`, the same picture as a live web page (tiny_http,
+//!   server-sent events, one embedded HTML page); [`web::api`] holds its access rules.
 //! * [`cli`]: argument parsing and exit codes (0 ok, 1 refused or failed, 2 usage,
 //!   3 no supervisor running).
 //!
@@ -38,3 +40,4 @@ pub mod spawn;
 pub mod timeline;
 pub mod timeline_cmd;
 pub mod watch;
+pub mod web;

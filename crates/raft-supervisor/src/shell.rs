@@ -60,7 +60,7 @@ const CONTROL_TOKEN_BASE: usize = 1024;
 const _: () = assert!(NODE_TOKEN_BASE as u64 + raft_config::MAX_NODES < CONTROL_TOKEN_BASE as u64);
 
 /// Runs `up`. Returns when the cluster has been stopped (`down`, Ctrl-C, SIGTERM).
-pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), CliError> {
+pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool, web: Option<u16>) -> Result<(), CliError> {
     let node_bin = spawn::node_binary().map_err(|e| CliError::failed(format!("cannot locate raft-node: {e}")))?;
     if !node_bin.is_file() {
         spawn::build_missing_binaries(&node_bin);
@@ -122,6 +122,13 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
             first.port(),
             last.port()
         ));
+    }
+    if let Some(port) = web {
+        // The page's threads only talk to this process over its control socket.
+        match crate::web::start(&shell.cfg, "127.0.0.1", port) {
+            Ok((url, _acceptor)) => say_raw(&format!("web: open {url}")),
+            Err(e) => say_raw(&format!("web: {e} (the cluster runs without the page)")),
+        }
     }
     let result = shell.run();
     let _ = std::fs::remove_file(&sock);

@@ -30,6 +30,7 @@ pub mod levers;
 pub mod logview;
 mod proto;
 pub mod supervisor;
+pub mod traffic;
 pub use codec::*;
 pub use proto::*;
 /// The key-value operations are raft-kv's (with their limits and validation); they

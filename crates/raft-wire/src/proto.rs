@@ -71,6 +71,10 @@ pub enum Request {
     /// changes. Accepted in `SPEED_MILLI_MIN..=SPEED_MILLI_MAX`. Appended last: bincode
     /// numbers variants in order.
     SetSpeed { factor_milli: u32 },
+    /// `raft-supervisor web`'s animation: summaries of the Raft messages this node sent
+    /// after `after_seq` (0: all it still holds), answered with [`Response::Traffic`].
+    /// Bounded by the node's ring. Appended last: bincode numbers variants in order.
+    Traffic { after_seq: u64 },
 }
 
 /// Slowest speed a node accepts: 0.01x (a 10 ms tick becomes 1 s; slower than that an
@@ -159,6 +163,8 @@ pub enum Response {
     },
     /// The answer to [`Request::Log`].
     Log(crate::logview::LogPage),
+    /// The answer to [`Request::Traffic`]. Appended last.
+    Traffic(crate::traffic::TrafficPage),
 }
 
 /// Status of one node, answered to [`Request::Status`].
@@ -218,6 +224,8 @@ mod tests {
         assert_eq!(req(Request::Log { from: None, limit: 1 }), 6);
         assert_eq!(req(Request::NetLevers(Default::default())), 7);
         assert_eq!(req(Request::SetSpeed { factor_milli: 1000 }), 8);
+        assert_eq!(req(Request::Traffic { after_seq: 0 }), 9);
+        assert_eq!(tag(Response::Traffic(Default::default())), 9);
     }
 
     #[test]

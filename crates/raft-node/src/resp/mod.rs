@@ -472,7 +472,7 @@ impl Resp {
                 let (conn, slot) = (p.conn, p.slot);
                 self.finish(id, conn, slot, Value::Error(format!("OOM {reason}")), log);
             }
-            Response::Accepted | Response::Log(_) => {
+            Response::Accepted | Response::Log(_) | Response::Traffic(_) => {
                 let (conn, slot) = (p.conn, p.slot);
                 self.finish(id, conn, slot, Value::err("internal: an admin answer"), log);
             }
