@@ -54,11 +54,15 @@ pub struct Conn {
     pub connecting: bool,
     /// When the connection was accepted or dialled (for the hello timeout).
     pub opened: Instant,
+    /// Over TCP, the other end's address as accepted (for refusal lines); `None` over
+    /// Unix sockets and on dialled streams (their line names the peer's address).
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 impl Conn {
     pub fn new(stream: Stream, kind: Kind) -> Conn {
         let peer_uid = stream.peer_uid();
+        let remote = stream.peer_addr();
         Conn {
             framed: FramedConn::new(stream, NO_OUTPUT_BOUND),
             kind,
@@ -66,6 +70,7 @@ impl Conn {
             peer_uid,
             connecting: false,
             opened: Instant::now(),
+            remote,
         }
     }
 
@@ -76,6 +81,11 @@ impl Conn {
             return Ok(());
         }
         self.framed.flush()
+    }
+
+    /// `" from <addr>"` over TCP, for log lines about this connection; empty otherwise.
+    pub fn from_where(&self) -> String {
+        self.remote.map_or(String::new(), |a| format!(" from {a}"))
     }
 
     /// Whether this connection may be a client. Who may is decided by what the other end

@@ -129,6 +129,9 @@ struct PeerLink {
     /// (for `raft-supervisor watch`'s messages per second).
     sent: u64,
     received: u64,
+    /// The last TLS refusal logged for this peer, so a redial refused the same way adds
+    /// no line; cleared once the peer connects.
+    last_refusal: Option<String>,
 }
 
 impl PeerLink {
@@ -140,6 +143,7 @@ impl PeerLink {
             connected: false,
             sent: 0,
             received: 0,
+            last_refusal: None,
         }
     }
 }
@@ -843,8 +847,20 @@ impl Net {
     fn close(&mut self, token: Token, why: Option<String>) {
         let Some(mut conn) = self.conns.remove(&token) else { return };
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        let from = conn.from_where();
         match conn.kind {
             Kind::PeerOut(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
+            // A TLS refusal (another CA, another node's certificate) is one line; the same
+            // refusal again on each redial is not repeated (see `crate::tcp`).
+            Kind::PeerOutAuth(peer) if why.as_deref().is_some_and(crate::tcp::is_tls_refusal) => {
+                let why = why.expect("checked");
+                if self.peers.get_mut(&peer).is_some_and(|l| l.last_refusal.as_deref() != Some(&why)) {
+                    let at = self.peer_endpoint(peer).map_or(String::new(), |a| format!(" at {a}"));
+                    event!(self.log, self.term, "refused peer n{peer}{at}: {why}");
+                    self.peers.get_mut(&peer).expect("checked").last_refusal = Some(why.clone());
+                }
+                self.peer_failed(peer, Instant::now(), &why);
+            }
             // Not connected yet, so quiet like a failed connect (a peer that is down is
             // redialled every PEER_RECONNECT_MAX_MS); a refused challenge was logged.
             Kind::PeerOutAuth(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
@@ -852,23 +868,23 @@ impl Net {
                 self.unidentified -= 1;
                 let why =
                     why.unwrap_or_else(|| format!("refused peer n{peer}: closed before proving it holds the key"));
-                event!(self.log, self.term, "connection from n{peer} closed: {why}");
+                event!(self.log, self.term, "connection from n{peer}{from} closed: {why}");
             }
             Kind::Client => {
                 self.clients -= 1;
                 if let Some(why) = why {
-                    event!(self.log, self.term, "client connection closed: {why}");
+                    event!(self.log, self.term, "client connection{from} closed: {why}");
                 }
             }
             Kind::PeerIn(peer) => {
                 if let Some(why) = why {
-                    event!(self.log, self.term, "connection from n{peer} closed: {why}");
+                    event!(self.log, self.term, "connection from n{peer}{from} closed: {why}");
                 }
             }
             Kind::Unidentified => {
                 self.unidentified -= 1;
                 if let Some(why) = why {
-                    event!(self.log, self.term, "connection closed: {why}");
+                    event!(self.log, self.term, "connection{from} closed: {why}");
                 }
             }
         }
@@ -949,6 +965,7 @@ impl Net {
         conn.kind = Kind::PeerOut(peer);
         let link = self.peers.get_mut(&peer).expect("known peer");
         link.connected = true;
+        link.last_refusal = None;
         link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
         event!(self.log, self.term, "peer n{peer} connected");
         Ok(())

@@ -114,3 +114,85 @@ fn write(path: &Path, text: &str, secret: bool) -> Result<(), CertError> {
     f.write_all(text.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn plan(dir: &Path, force: bool) -> CertPlan {
+        CertPlan {
+            dir: dir.to_path_buf(),
+            nodes: vec![(1, Some("10.0.0.1".into())), (2, Some("db-2.example".into()))],
+            force,
+        }
+    }
+
+    fn cert(path: &Path) -> CertificateDer<'static> {
+        CertificateDer::from_pem_file(path).unwrap()
+    }
+
+    #[test]
+    fn node_certificates_name_their_node_only_and_keys_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = generate(&plan(dir.path(), false)).unwrap();
+        assert_eq!(written.len(), 8, "ca, two nodes, client: a crt and a key each");
+        for p in &written {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let secret = p.extension().is_some_and(|e| e == "key");
+            assert_eq!(mode, if secret { 0o600 } else { 0o644 }, "{}", p.display());
+        }
+        let n1 = cert(&dir.path().join("node-1.crt"));
+        assert!(crate::tls::cert_names_node(&n1, 1));
+        assert!(!crate::tls::cert_names_node(&n1, 2), "node 1's certificate is not node 2's");
+        assert!(!crate::tls::cert_names_node(&n1, 11), "no prefix match: node-1 is not node-11");
+        let client = cert(&dir.path().join("client.crt"));
+        assert!((1..=2).all(|id| !crate::tls::cert_names_node(&client, id)), "the client certificate names no node");
+        // The identities load as rustls configurations.
+        let paths = |name: &str| raft_config::TlsPaths {
+            ca: dir.path().join("ca.crt"),
+            cert: dir.path().join(format!("{name}.crt")),
+            key: dir.path().join(format!("{name}.key")),
+        };
+        crate::NodeTls::load(&paths("node-2")).unwrap();
+        crate::ClientTls::load(&paths("client")).unwrap();
+    }
+
+    #[test]
+    fn existing_files_are_kept_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(&plan(dir.path(), false)).unwrap();
+        let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
+        let e = generate(&plan(dir.path(), false)).unwrap_err();
+        assert!(matches!(&e, CertError::Exists(p) if p.ends_with("ca.crt")), "{e}");
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(std::fs::read(dir.path().join("ca.crt")).unwrap(), ca, "nothing overwritten");
+        generate(&plan(dir.path(), true)).unwrap();
+        assert_ne!(std::fs::read(dir.path().join("ca.crt")).unwrap(), ca, "--force makes a new CA");
+    }
+
+    #[test]
+    fn a_host_that_would_claim_another_identity_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for host in ["node-2", "client"] {
+            let p = CertPlan { dir: dir.path().to_path_buf(), nodes: vec![(1, Some(host.into()))], force: false };
+            assert!(matches!(generate(&p), Err(CertError::ReservedHost(h)) if h == host));
+        }
+        assert!(!dir.path().join("ca.crt").exists(), "nothing written");
+    }
+
+    #[test]
+    fn unreadable_tls_files_are_errors_that_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
+        let paths = raft_config::TlsPaths {
+            ca: dir.path().join("ca.crt"),
+            cert: dir.path().join("x.crt"),
+            key: dir.path().join("x.key"),
+        };
+        let e = crate::ClientTls::load(&paths).unwrap_err();
+        assert!(e.to_string().contains("ca.crt"), "{e}");
+    }
+}

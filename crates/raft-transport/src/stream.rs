@@ -108,6 +108,15 @@ impl Stream {
         }
     }
 
+    /// The other end's TCP address (`None` over Unix sockets, or before a connect ends).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Unix(_) => None,
+            Stream::Tcp(s) => s.peer_addr().ok(),
+            Stream::Tls(s) => s.tcp.peer_addr().ok(),
+        }
+    }
+
     /// Whether identity comes from certificates.
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
