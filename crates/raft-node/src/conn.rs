@@ -84,7 +84,7 @@ impl Conn {
     }
 
     /// `" from <addr>"` over TCP, for log lines about this connection; empty otherwise.
-    pub fn from_where(&self) -> String {
+    pub fn remote_suffix(&self) -> String {
         self.remote.map_or(String::new(), |a| format!(" from {a}"))
     }
 

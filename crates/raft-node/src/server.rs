@@ -847,7 +847,7 @@ impl Net {
     fn close(&mut self, token: Token, why: Option<String>) {
         let Some(mut conn) = self.conns.remove(&token) else { return };
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        let from = conn.from_where();
+        let from = conn.remote_suffix();
         match conn.kind {
             Kind::PeerOut(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
             // A TLS refusal (another CA, another node's certificate) is one line; the same
