@@ -269,7 +269,7 @@ fn a_peer_with_a_certificate_of_another_ca_is_refused_with_one_line() {
     c.wait_until("node 1 logs the refusal", || c.lines(1, "TLS: ") > before);
     assert!(c.status(1).is_some(), "node 1 serves on");
     assert_eq!(c.lines(1, "TLS: "), before + 1, "one line:\n{}", c.log(1));
-    let line = c.log(1).lines().filter(|l| l.contains("TLS: ")).last().unwrap().to_string();
+    let line = c.log(1).lines().rfind(|l| l.contains("TLS: ")).unwrap().to_string();
     assert!(line.contains("from 127.0.0.1:"), "names the address: {line}");
 }
 
