@@ -163,9 +163,12 @@ impl Cluster {
         self.nodes.iter().find(|(n, _)| *n == id).map(|(_, p)| p.as_path())
     }
 
-    /// `<dir>/node-*/node.sock`, for messages.
+    /// `<dir>/node-*/node.sock`, or over tcp the `addrs`, for messages.
     pub fn socket_pattern(&self) -> String {
-        format!("{}/node-*/node.sock", self.dir.display())
+        match &self.tcp {
+            Some(t) => t.addrs.join(", "),
+            None => format!("{}/node-*/node.sock", self.dir.display()),
+        }
     }
 
     fn leader_file(&self) -> PathBuf {
@@ -507,8 +510,14 @@ impl Client {
         }
         let not_applied = if kind == Kind::Write { "; the write was not applied" } else { "" };
         if !p.answered_by_any && !self.cluster.supervisor_reachable() {
+            // Over TCP the supervisor may be on another host, and the reason (a refused
+            // certificate, say) matters more than the hint.
+            let why = match (&self.cluster.tcp, &p.last_problem) {
+                (Some(_), Some(last)) => format!(" (last: {last})"),
+                _ => String::new(),
+            };
             return ClientError::Unavailable(format!(
-                "no node answered at {}{not_applied}; start the cluster with `raft-supervisor up`",
+                "no node answered at {}{why}{not_applied}; start the cluster with `raft-supervisor up`",
                 self.cluster.socket_pattern()
             ));
         }
