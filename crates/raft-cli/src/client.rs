@@ -619,3 +619,37 @@ mod cluster_tests {
         assert_eq!(c.socket(7), Some(dir.path().join("node-7/node.sock").as_path()));
     }
 }
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+
+    fn tcp_config(dir: &Path, insecure: bool) -> ClusterConfig {
+        let text = format!(
+            "dir = {dir:?}\nnodes = 2\ntransport = \"tcp\"\naddrs = [\"127.0.0.1:1\", \"db-2.example:7001\"]\ninsecure = {insecure}\n"
+        );
+        ClusterConfig::from_toml(&text).unwrap()
+    }
+
+    /// Over tcp the client dials the addrs entries, and only those.
+    #[test]
+    fn tcp_nodes_are_dialled_at_their_addrs_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cluster::from_config(&tcp_config(dir.path(), true));
+        assert_eq!(c.endpoint(2), Some(Endpoint::Tcp("db-2.example:7001".into())));
+        assert_eq!(c.endpoint(3), None, "no entry, no address");
+        assert_eq!(c.socket_pattern(), "127.0.0.1:1, db-2.example:7001");
+        assert!(c.config_error().is_none(), "plain tcp needs no files");
+    }
+
+    /// With TLS and no certificates, the client refuses to dial and says what to run.
+    #[test]
+    fn missing_client_certificates_are_a_config_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cluster::from_config(&tcp_config(dir.path(), false));
+        let e = c.config_error().expect("no certificates yet");
+        assert!(e.contains("ca.crt") && e.contains("raft-supervisor certs"), "{e}");
+        let err = c.dial(1, Duration::from_millis(100)).err().expect("refused before dialling");
+        assert!(matches!(err, CallError::Connect(_)), "{err}");
+    }
+}

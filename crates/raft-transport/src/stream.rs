@@ -237,8 +237,7 @@ impl Listener {
             Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
             Listener::Tcp(l, tls) => {
                 let (tcp, _) = l.accept()?;
-                // Raft messages and answers are small and latency-bound.
-                tcp.set_nodelay(true)?;
+                tune(&tcp)?;
                 match tls {
                     None => Ok(Stream::Tcp(tcp)),
                     Some(config) => {
@@ -280,6 +279,14 @@ impl Source for Listener {
     }
 }
 
+/// Every node stream: no Nagle delay (Raft messages and answers are small and
+/// latency-bound), and a bound on unacknowledged data ([`crate::TCP_USER_TIMEOUT_MS`]).
+fn tune(tcp: &TcpStream) -> io::Result<()> {
+    tcp.set_nodelay(true)?;
+    nix::sys::socket::setsockopt(tcp, nix::sys::socket::sockopt::TcpUserTimeout, &crate::TCP_USER_TIMEOUT_MS)
+        .map_err(io::Error::from)
+}
+
 /// Resolves `host:port` (a name is looked up now: an IP literal costs nothing).
 fn resolve(addr: &str) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?
@@ -295,7 +302,7 @@ pub fn connect(to: &Endpoint, node: u64, tls: Option<&ClientTls>) -> io::Result<
         Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
         Endpoint::Tcp(addr) => {
             let tcp = TcpStream::connect(resolve(addr)?)?;
-            tcp.set_nodelay(true)?;
+            tune(&tcp)?;
             match tls {
                 None => Ok(Stream::Tcp(tcp)),
                 Some(t) => Ok(Stream::Tls(Box::new(TlsStream::new(tcp, t.session(node)?.into())))),
