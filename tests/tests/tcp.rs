@@ -79,4 +79,13 @@ fn plain_tcp_needs_insecure_and_every_node_says_so_loudly() {
     }
     assert_eq!(cli_ok(&c, &["set", "k", "v"]), "OK\n");
     assert_eq!(cli_ok(&c, &["get", "k"]), "v\n");
+    // A node added past the addrs list has nowhere to listen: refused before it starts.
+    let out = c.sup(&["add"]);
+    assert_ne!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stderr.contains("cannot add node 4") && out.stderr.contains("node 4 has no entry"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(c.sup_status().unwrap().nodes.len(), 3, "nothing started");
 }
