@@ -409,3 +409,76 @@ impl Write for BlockingStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{generate, CertPlan};
+    use raft_wire::conn::FramedConn;
+    use raft_wire::{ClientRequest, Request, WriteOp};
+    use std::time::Instant;
+
+    /// Spins until `f` says done, at most a few seconds (both ends live in this thread).
+    fn drive(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    fn identities(dir: &std::path::Path) -> (NodeTls, ClientTls) {
+        generate(&CertPlan { dir: dir.to_path_buf(), nodes: vec![(1, None)], force: false }).unwrap();
+        let p = |name: &str| raft_config::TlsPaths {
+            ca: dir.join("ca.crt"),
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        (NodeTls::load(&p("node-1")).unwrap(), ClientTls::load(&p("client")).unwrap())
+    }
+
+    /// Frames larger than rustls' buffer and the socket's cross a TLS stream whole and in
+    /// order: a full buffer answers `WouldBlock` (the frame waits in the caller's queue),
+    /// never a zero-length write, and handshake records go out with no frame queued.
+    #[test]
+    fn frames_cross_a_tls_stream_whole_and_in_order_through_backpressure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = identities(dir.path());
+        let listener = Listener::bind(&Endpoint::Tcp("127.0.0.1:0".into()), Some(&node)).unwrap();
+        let at = Endpoint::Tcp(listener.local_addr().unwrap().to_string());
+        let tx = connect(&at, 1, Some(&client)).unwrap();
+        let mut rx = None;
+        drive("accept", || {
+            rx = listener.accept().ok();
+            rx.is_some()
+        });
+        let (mut tx, mut rx) = (FramedConn::new(tx, usize::MAX), FramedConn::new(rx.unwrap(), usize::MAX));
+        let big = |id| ClientRequest {
+            id,
+            body: Request::Write {
+                session: 1,
+                seq: id,
+                op: WriteOp::Set { key: "k".into(), value: vec![id as u8; 3 << 20] },
+            },
+        };
+        for id in 0..4 {
+            tx.queue(&big(id)).unwrap();
+        }
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut got = Vec::new();
+        drive("four 3 MiB frames over TLS", || {
+            tx.flush().expect("no write error: a full buffer is WouldBlock");
+            // The dialer reads too (every user of a stream does): the handshake's answers.
+            tx.read_available(&mut scratch, usize::MAX).expect("reads");
+            rx.flush().expect("the acceptor's handshake records go out");
+            rx.read_available(&mut scratch, usize::MAX).expect("reads");
+            while let Some(r) = rx.next_frame::<ClientRequest>().unwrap() {
+                got.push(r);
+            }
+            got.len() == 4
+        });
+        assert_eq!(got, (0..4).map(big).collect::<Vec<_>>());
+        assert!(rx.stream.has_peer_cert(), "the acceptor saw the client's certificate");
+        assert!(rx.stream.check_peer_cert(1).is_err(), "the client certificate names no node");
+    }
+}
