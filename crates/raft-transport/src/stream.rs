@@ -294,14 +294,77 @@ fn resolve(addr: &str) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} resolves to no address")))
 }
 
+/// A name's address as last looked up, off the caller's thread (see [`resolve_cached`]).
+struct Lookup {
+    addr: Option<SocketAddr>,
+    error: Option<String>,
+    at: std::time::Instant,
+    pending: bool,
+}
+
+/// The names being looked up or known, and the channel to the lookup thread.
+struct Resolver {
+    names: std::sync::Mutex<std::collections::HashMap<String, Lookup>>,
+    queue: std::sync::Mutex<std::sync::mpsc::Sender<String>>,
+}
+
+fn resolver() -> &'static Resolver {
+    static RESOLVER: std::sync::OnceLock<Resolver> = std::sync::OnceLock::new();
+    RESOLVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("dns".into())
+            .spawn(move || {
+                for name in rx {
+                    let result = resolve(&name);
+                    let mut names = resolver().names.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(l) = names.get_mut(&name) {
+                        l.pending = false;
+                        l.at = std::time::Instant::now();
+                        match result {
+                            Ok(a) => (l.addr, l.error) = (Some(a), None),
+                            Err(e) => l.error = Some(e.to_string()),
+                        }
+                    }
+                }
+            })
+            .expect("spawn the lookup thread");
+        Resolver { names: Default::default(), queue: std::sync::Mutex::new(tx) }
+    })
+}
+
+/// `host:port` without blocking: an IP literal at once; a name from the last lookup,
+/// which a thread of its own refreshes when older than [`crate::DNS_REFRESH`] (so a
+/// Kubernetes pod that moved is found again), and an error saying "looking up" until the
+/// first lookup is done (the caller redials with backoff, by then it is). The names are
+/// those of the config's `addrs`, so the table stays that small.
+fn resolve_cached(addr: &str) -> io::Result<SocketAddr> {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let r = resolver();
+    let mut names = r.names.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    let l = names.entry(addr.to_string()).or_insert(Lookup { addr: None, error: None, at: now, pending: false });
+    if !l.pending && (l.addr.is_none() || now.duration_since(l.at) > crate::DNS_REFRESH) {
+        l.pending = true;
+        let _ = r.queue.lock().unwrap_or_else(|e| e.into_inner()).send(addr.to_string());
+    }
+    match (l.addr, &l.error) {
+        (Some(a), _) => Ok(a),
+        (None, Some(e)) => Err(io::Error::new(io::ErrorKind::NotFound, e.clone())),
+        (None, None) => Err(io::Error::other(format!("looking up {addr}"))),
+    }
+}
+
 /// Starts a non-blocking connect to node `node` at `to`; the first writable event says
 /// whether it worked ([`Stream::take_error`]). With `tls`, the acceptor must prove it is
-/// `node-<node>`.
+/// `node-<node>`. Never blocks: a name is looked up on another thread.
 pub fn connect(to: &Endpoint, node: u64, tls: Option<&ClientTls>) -> io::Result<Stream> {
     match to {
         Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
         Endpoint::Tcp(addr) => {
-            let tcp = TcpStream::connect(resolve(addr)?)?;
+            let tcp = TcpStream::connect(resolve_cached(addr)?)?;
             tune(&tcp)?;
             match tls {
                 None => Ok(Stream::Tcp(tcp)),
@@ -435,6 +498,21 @@ mod tests {
             key: dir.join(format!("{name}.key")),
         };
         (NodeTls::load(&p("node-1")).unwrap(), ClientTls::load(&p("client")).unwrap())
+    }
+
+    /// A name is looked up off the caller's thread: the first call says so, a later one
+    /// has the address; an IP literal needs no lookup.
+    #[test]
+    fn names_are_looked_up_off_the_loop_and_literals_at_once() {
+        assert_eq!(resolve_cached("127.0.0.1:7001").unwrap(), "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(resolve_cached("[::1]:7001").unwrap(), "[::1]:7001".parse().unwrap());
+        let mut got = None;
+        drive("localhost resolves", || {
+            got = resolve_cached("localhost:7001").ok();
+            got.is_some()
+        });
+        let a = got.unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 7001, "{a}");
     }
 
     /// Frames larger than rustls' buffer and the socket's cross a TLS stream whole and in
