@@ -5,7 +5,9 @@
 //! (or, with `transport = "tcp"`, its `addrs` entry: see `tcp` and raft-transport),
 //! bytes from a peer or a client, room to write, SIGTERM/SIGINT (through
 //! signal-hook-mio), a stop request from an in-process test (a [`mio::Waker`]), or the
-//! next tick deadline, which is the poll timeout. There is no thread per connection.
+//! next tick deadline, which is the poll timeout. There is no thread per connection
+//! (over TCP with names in `addrs`, raft-transport looks them up on one thread of its own,
+//! so a slow resolver never stalls the loop).
 //!
 //! ## One turn of the loop
 //!
