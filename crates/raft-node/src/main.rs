@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// One Raft node: serves peers and clients on <dir>/node-<id>/node.sock.
+/// One Raft node: serves peers and clients on <dir>/node-<id>/node.sock, or over TCP at
+/// its `addrs` entry (transport = "tcp").
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -39,8 +40,16 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Over tcp: the node's addrs entry and, with TLS, its certificate files.
+    let tcp = match raft_node::TcpSettings::from_config(&cfg, args.id) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("raft-node {}: bad config: {e}", args.id);
+            return ExitCode::from(2);
+        }
+    };
     let own_socket = cfg.node_socket(args.id);
-    if own_socket.as_os_str().len() > raft_config::MAX_SOCKET_PATH_BYTES {
+    if tcp.is_none() && own_socket.as_os_str().len() > raft_config::MAX_SOCKET_PATH_BYTES {
         eprintln!(
             "raft-node: socket path {} is over the {}-byte Unix limit; choose a shorter dir",
             own_socket.display(),
@@ -81,6 +90,7 @@ fn main() -> ExitCode {
         handle_signals: true,
         log: raft_node::LogTarget::Stdout,
         redis: cfg.redis_addr(args.id),
+        tcp,
     };
     let server = match Server::open(settings) {
         Ok(s) => s,

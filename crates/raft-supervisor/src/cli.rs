@@ -151,6 +151,16 @@ pub enum Cmd {
         #[arg(long, default_value = "127.0.0.1")]
         bind: String,
     },
+    /// Write <dir>/certs/: a CA, a certificate per node id (1..=N, default `nodes` plus
+    /// a few spare ids for `add`) and a client certificate, for transport = "tcp".
+    Certs {
+        /// Node certificates for ids 1..=N.
+        #[arg(long, value_name = "N")]
+        nodes: Option<u64>,
+        /// Replace existing certificates and keys.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn parse_speed_arg(s: &str) -> Result<u32, String> {
@@ -258,6 +268,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Cmd::Watch => crate::watch::run(&cfg),
         Cmd::Web { port, bind } => crate::web::run(&cfg, &bind, port),
+        Cmd::Certs { nodes, force } => crate::certs::run(&cfg, nodes, force),
         Cmd::Completions { .. } => unreachable!("answered before the config is read"),
         cmd => client::command(&cfg, cmd),
     }

@@ -147,7 +147,8 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
         | Cmd::Completions { .. }
         | Cmd::Timeline { .. }
         | Cmd::Watch
-        | Cmd::Web { .. } => {
+        | Cmd::Web { .. }
+        | Cmd::Certs { .. } => {
             unreachable!("not a control command")
         }
     };
