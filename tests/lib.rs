@@ -40,6 +40,9 @@
 //!   not two clusters plus a load generator without spurious elections, so clusters are
 //!   serialised by a process-wide lock (test binaries already run one after another).
 
+pub mod proc;
+pub use proc::{damage_middle_record, wal_record_offsets, wal_segments, NodeProc};
+
 use raft_cli::client::ClientError;
 use raft_cli::conn::NodeConn;
 use raft_wire::blocking::{read_frame, write_frame};
