@@ -40,6 +40,7 @@
 //!   not two clusters plus a load generator without spurious elections, so clusters are
 //!   serialised by a process-wide lock (test binaries already run one after another).
 
+pub mod deploy;
 pub mod netns;
 pub mod proc;
 pub use proc::{damage_middle_record, wal_record_offsets, wal_segments, NodeProc};
