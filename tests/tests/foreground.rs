@@ -145,3 +145,31 @@ fn corrupt_wal_exits_4_naming_the_file() {
         out.describe()
     );
 }
+
+/// `raft-cli chaos --no-supervisor` checks a cluster nobody supervises (here one
+/// foreground node): it needs no supervisor socket, injects nothing, and still checks the
+/// history; asking it for faults too is a usage error.
+#[test]
+fn chaos_without_a_supervisor_drives_clients_and_checks_the_history() {
+    let _bins = bins();
+    let tmp = short_tempdir();
+    let config = one_node_config(tmp.path());
+    let mut node = NodeProc::spawn(node_cmd(&config, "1"), &tmp.path().join("n1"));
+    node.wait_output("became leader", READY);
+    let chaos = |extra: &[&str]| {
+        let mut cmd = Command::new(&bins().cli);
+        cmd.arg("--config").arg(&config).args(["chaos", "--duration", "2s", "--clients", "3", "--no-supervisor"]);
+        run_limited(cmd.args(extra), COMMAND_LIMIT)
+    };
+    let out = chaos(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains("verdict: linearizable") && out.stdout.contains("caught up: yes"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.contains("faults: 0 "), "{}", out.describe());
+    let out = chaos(&["--faults", "kill"]);
+    assert_eq!(out.code, Some(2), "faults need the supervisor: {}", out.describe());
+    assert!(node.exited().is_none(), "the node still serves\n{}", node.describe());
+}
