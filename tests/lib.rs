@@ -41,6 +41,7 @@
 //!   serialised by a process-wide lock (test binaries already run one after another).
 
 pub mod deploy;
+pub mod netcluster;
 pub mod netns;
 pub mod proc;
 pub use proc::{damage_middle_record, wal_record_offsets, wal_segments, NodeProc};
