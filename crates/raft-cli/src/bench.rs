@@ -17,7 +17,6 @@ use crate::client::{random_u64, Client, Cluster};
 use crate::commands::Output;
 use crate::rng::Rng;
 use crate::{EXIT_OK, EXIT_UNAVAILABLE};
-use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use raft_core::NodeId;
 use raft_wire::conn::{FramedConn, ReadOutcome};
@@ -172,7 +171,7 @@ struct InFlight {
 struct Conn {
     node: NodeId,
     /// The connection to `node`, while there is one.
-    framed: Option<FramedConn<UnixStream>>,
+    framed: Option<FramedConn<raft_transport::Stream>>,
     reconnect_at: Option<Instant>,
     inflight: BTreeMap<u64, InFlight>,
     remaining: u64,
@@ -389,8 +388,9 @@ impl Bench<'_> {
 
     fn connect(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
-        let path = self.cluster.socket(c.node).expect("configured node").to_path_buf();
-        match UnixStream::connect(&path) {
+        let at = self.cluster.endpoint(c.node).expect("configured node");
+        let tls = self.cluster.tcp.as_ref().and_then(|t| t.tls.as_ref().ok().cloned().flatten());
+        match raft_transport::connect(&at, c.node, tls.as_ref()) {
             Ok(mut stream) => {
                 if let Err(e) =
                     self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)

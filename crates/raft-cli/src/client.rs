@@ -26,6 +26,7 @@
 use crate::conn::{CallError, NodeConn};
 use raft_config::ClusterConfig;
 use raft_core::NodeId;
+use raft_transport::{ClientTls, Endpoint};
 use raft_wire::{NodeStatus, ReadOp, Reply, Request, Response, WriteOp};
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -80,6 +81,27 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub nodes: Vec<(NodeId, PathBuf)>,
     pub supervisor_socket: PathBuf,
+    /// Over tcp (issue 18): node N at `addrs[N-1]`, and the client's TLS identity (or why
+    /// it could not be loaded). `None`: the Unix sockets of `nodes`.
+    pub tcp: Option<TcpClient>,
+}
+
+/// How a client reaches nodes over TCP.
+#[derive(Clone, Debug)]
+pub struct TcpClient {
+    pub addrs: Vec<String>,
+    /// `Ok(None)`: plain TCP (`insecure = true`); `Err`: the TLS files are missing or bad.
+    pub tls: Result<Option<ClientTls>, String>,
+}
+
+impl TcpClient {
+    /// From the config: the addresses and, unless `insecure`, the client certificate.
+    pub fn from_config(cfg: &ClusterConfig) -> Option<TcpClient> {
+        if cfg.transport_kind() == raft_config::Transport::Unix {
+            return None;
+        }
+        Some(TcpClient { addrs: cfg.addrs.clone(), tls: raft_transport::client_tls(cfg) })
+    }
 }
 
 impl Cluster {
@@ -91,6 +113,7 @@ impl Cluster {
             dir: cfg.dir.clone(),
             nodes: cfg.node_ids().into_iter().map(|id| (id, cfg.node_socket(id))).collect(),
             supervisor_socket: cfg.supervisor_socket(),
+            tcp: TcpClient::from_config(cfg),
         };
         c.rescan();
         c
@@ -108,6 +131,32 @@ impl Cluster {
             }
         }
         self.nodes.sort_unstable_by_key(|(id, _)| *id);
+    }
+
+    /// Where node `id` is dialled: its Unix socket, or its `addrs` entry over tcp.
+    pub fn endpoint(&self, id: NodeId) -> Option<Endpoint> {
+        match &self.tcp {
+            Some(t) => t.addrs.get((id as usize).checked_sub(1)?).map(|a| Endpoint::Tcp(a.clone())),
+            None => self.socket(id).map(|p| Endpoint::Unix(p.to_path_buf())),
+        }
+    }
+
+    /// Why this client cannot dial at all (TLS files missing or bad), if so.
+    pub fn config_error(&self) -> Option<&str> {
+        self.tcp.as_ref().and_then(|t| t.tls.as_ref().err()).map(String::as_str)
+    }
+
+    /// A client connection to node `id` over the cluster's transport.
+    pub fn dial(&self, id: NodeId, timeout: Duration) -> Result<NodeConn, CallError> {
+        let at = self
+            .endpoint(id)
+            .ok_or_else(|| CallError::Connect(std::io::Error::other(format!("node {id} has no address"))))?;
+        let tls = match &self.tcp {
+            Some(TcpClient { tls: Err(e), .. }) => return Err(CallError::Connect(std::io::Error::other(e.clone()))),
+            Some(TcpClient { tls: Ok(t), .. }) => t.as_ref(),
+            None => None,
+        };
+        NodeConn::connect_to(id, &at, tls, timeout)
     }
 
     pub fn socket(&self, id: NodeId) -> Option<&Path> {
@@ -149,9 +198,11 @@ impl Cluster {
 
     /// One node's status on a fresh connection.
     pub fn node_status(&self, id: NodeId, timeout: Duration) -> Result<NodeStatus, String> {
-        let path = self.socket(id).ok_or_else(|| format!("node {id} is not in the config"))?;
+        if self.socket(id).is_none() {
+            return Err(format!("node {id} is not in the config"));
+        }
         let deadline = Instant::now() + timeout;
-        let mut conn = NodeConn::connect(id, path, timeout).map_err(|e| e.to_string())?;
+        let mut conn = self.dial(id, timeout).map_err(|e| e.to_string())?;
         match conn.call(Request::Status, deadline) {
             Ok(Response::Status(s)) => Ok(s),
             Ok(other) => Err(format!("unexpected answer {other:?}")),
@@ -271,8 +322,8 @@ impl Client {
             self.conn = None;
         }
         if self.conn.is_none() {
-            let path = self.cluster.socket(id).expect("only configured nodes are tried").to_path_buf();
-            self.conn = Some(NodeConn::connect(id, &path, self.attempt_timeout)?);
+            assert!(self.cluster.socket(id).is_some(), "only configured nodes are tried");
+            self.conn = Some(self.cluster.dial(id, self.attempt_timeout)?);
         }
         Ok(self.conn.as_mut().expect("just set"))
     }

@@ -1,9 +1,9 @@
 //! One blocking client connection to one node: hello, then request/response by id.
 
 use raft_core::NodeId;
+use raft_transport::{BlockingStream, ClientTls, Endpoint};
 use raft_wire::{blocking::write_frame, ClientRequest, ClientResponse, FrameReader, Hello, Request, Response};
 use std::io::{self, Read};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ impl std::fmt::Display for CallError {
 /// A client connection to one node.
 pub struct NodeConn {
     pub node: NodeId,
-    stream: UnixStream,
+    stream: BlockingStream,
     reader: FrameReader,
     next_id: u64,
 }
@@ -45,8 +45,19 @@ pub struct NodeConn {
 impl NodeConn {
     /// Connects and sends the `Hello::Client` frame.
     pub fn connect(node: NodeId, path: &Path, timeout: Duration) -> Result<NodeConn, CallError> {
-        let mut stream = UnixStream::connect(path).map_err(CallError::Connect)?;
-        stream.set_write_timeout(Some(timeout.max(Duration::from_millis(1)))).map_err(CallError::Connect)?;
+        NodeConn::connect_to(node, &Endpoint::Unix(path.to_path_buf()), None, timeout)
+    }
+
+    /// Connects over any transport (with `tls`, the node must prove it is `node-<node>`
+    /// and we present the client certificate) and sends the `Hello::Client` frame.
+    pub fn connect_to(
+        node: NodeId,
+        at: &Endpoint,
+        tls: Option<&ClientTls>,
+        timeout: Duration,
+    ) -> Result<NodeConn, CallError> {
+        let mut stream = raft_transport::connect_blocking(at, node, tls, timeout).map_err(CallError::Connect)?;
+        // Over TLS the handshake happens here: a refused certificate is a failed connect.
         write_frame(&mut stream, &Hello::Client).map_err(CallError::Connect)?;
         Ok(NodeConn { node, stream, reader: FrameReader::new(), next_id: 1 })
     }

@@ -115,6 +115,9 @@ pub fn run(cli: Cli) -> Output {
         Err(e) => return Output::fail(EXIT_USAGE, format!("{e}; fix the config file or pass --config PATH")),
     };
     let cluster = Cluster::from_config(&cfg);
+    if let Some(e) = cluster.config_error() {
+        return Output::fail(EXIT_USAGE, format!("raft-cli: cannot use TLS: {e}"));
+    }
     let timeout = cli.timeout;
     match cli.command {
         Command::Set { key, .. } => {

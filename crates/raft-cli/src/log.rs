@@ -5,7 +5,6 @@
 
 use crate::client::Cluster;
 use crate::commands::{render_table, Output};
-use crate::conn::NodeConn;
 use crate::{EXIT_UNAVAILABLE, EXIT_USAGE};
 use base64::Engine as _;
 use raft_core::{NodeId, RoleKind};
@@ -18,21 +17,18 @@ pub const DEFAULT_LOG_LIMIT: u32 = 20;
 
 /// `raft-cli log N [--from I] [--limit K] [--json]`.
 pub fn log(cluster: &Cluster, node: NodeId, from: Option<u64>, limit: u32, json: bool, timeout: Duration) -> Output {
-    let Some(path) = cluster.socket(node) else {
+    let Some(path) = cluster.endpoint(node).filter(|_| cluster.socket(node).is_some()) else {
         let ids: Vec<String> = cluster.nodes.iter().map(|(id, _)| id.to_string()).collect();
         return Output::fail(EXIT_USAGE, format!("no node {node}: the nodes are {}", ids.join(", ")));
     };
     let unreachable = |why: String| {
         Output::fail(
             EXIT_UNAVAILABLE,
-            format!(
-                "node {node} does not answer at {} ({why}); is it running? see `raft-supervisor status`",
-                path.display()
-            ),
+            format!("node {node} does not answer at {} ({why}); is it running? see `raft-supervisor status`", path),
         )
     };
     let deadline = Instant::now() + timeout;
-    let mut conn = match NodeConn::connect(node, path, timeout) {
+    let mut conn = match cluster.dial(node, timeout) {
         Ok(c) => c,
         Err(e) => return unreachable(e.to_string()),
     };

@@ -33,6 +33,9 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+pub mod transport;
+pub use transport::{Endpoint, TlsPaths, Transport};
+
 /// Most nodes in one cluster: five is the design point; nine keeps a one-machine cluster
 /// (and the O(n^2) peer connections) small while still allowing a 4-failure quorum.
 pub const MAX_NODES: u64 = 9;
@@ -131,6 +134,23 @@ pub struct ClusterConfig {
     /// A learner (a node added with `raft-supervisor add`) is promoted to voter once its
     /// log is within this many entries of the leader's (thesis §4.2.1).
     pub promote_lag: u64,
+    /// How nodes listen and dial: `"unix"` (`<dir>/node-<id>/node.sock`) or `"tcp"` (see
+    /// [`transport`]).
+    pub transport: String,
+    /// tcp only, required with it: node N listens on and is dialled at `addrs[N-1]`
+    /// (`"host:port"`, names resolved when dialling).
+    pub addrs: Vec<String>,
+    /// tcp: the host a node binds; empty: the host of its own `addrs` entry.
+    pub listen_host: String,
+    /// tcp without TLS; the node logs it loudly at start.
+    pub insecure: bool,
+    /// TLS files, relative to `dir`; `{id}` is replaced by the node id.
+    pub tls_ca: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// The client identity of `raft-cli` and the supervisor's node links.
+    pub tls_client_cert: String,
+    pub tls_client_key: String,
 }
 
 /// Largest `promote_lag`: a learner further behind than this is far from caught up.
@@ -174,6 +194,15 @@ impl Default for ClusterConfig {
             redis_port: DEFAULT_REDIS_PORT,
             redis_bind: "127.0.0.1".into(),
             promote_lag: raft_core::PROMOTE_LAG_ENTRIES,
+            transport: "unix".into(),
+            addrs: Vec::new(),
+            listen_host: String::new(),
+            insecure: false,
+            tls_ca: transport::DEFAULT_TLS_CA.into(),
+            tls_cert: transport::DEFAULT_TLS_CERT.into(),
+            tls_key: transport::DEFAULT_TLS_KEY.into(),
+            tls_client_cert: transport::DEFAULT_TLS_CLIENT_CERT.into(),
+            tls_client_key: transport::DEFAULT_TLS_CLIENT_KEY.into(),
         }
     }
 }
@@ -489,6 +518,7 @@ impl ClusterConfig {
                 ),
             );
         }
+        self.validate_transport()?;
         // The longest socket path is the highest-numbered node's (ids have the most digits).
         for path in [self.supervisor_socket(), self.node_socket(self.nodes)] {
             let len = path.as_os_str().len();

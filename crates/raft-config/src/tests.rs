@@ -408,3 +408,79 @@ fn redis_port_and_bind_default_to_6379_on_loopback_and_are_checked() {
         assert_eq!(key_of(bad), "redis_bind", "{bad}");
     }
 }
+
+// ----- issue 18: transport keys ------------------------------------------------------------
+
+const TCP3: &str = "dir = \"/x\"\nnodes = 3\ntransport = \"tcp\"\naddrs = [\"10.0.0.1:7001\", \"10.0.0.2:7001\", \"node-c.example:7002\"]\n";
+
+#[test]
+fn a_flat_file_without_transport_keys_is_the_unix_socket_cluster() {
+    let c = ClusterConfig::from_toml("dir = \"/x\"").unwrap();
+    assert_eq!(c.transport_kind(), Transport::Unix);
+    assert_eq!(c.node_endpoint(2).unwrap(), Endpoint::Unix("/x/node-2/node.sock".into()));
+    assert_eq!(c.listen_endpoint(2).unwrap(), c.node_endpoint(2).unwrap());
+}
+
+#[test]
+fn tcp_nodes_listen_and_are_dialled_at_their_addrs_entry() {
+    let c = ClusterConfig::from_toml(TCP3).unwrap();
+    assert_eq!(c.transport_kind(), Transport::Tls, "tcp without insecure is TLS");
+    assert_eq!(c.node_endpoint(1).unwrap(), Endpoint::Tcp("10.0.0.1:7001".into()));
+    assert_eq!(c.node_endpoint(3).unwrap(), Endpoint::Tcp("node-c.example:7002".into()));
+    assert_eq!(c.node_host(3).as_deref(), Some("node-c.example"));
+    let c = ClusterConfig::from_toml(&format!("{TCP3}listen_host = \"0.0.0.0\"\ninsecure = true")).unwrap();
+    assert_eq!(c.transport_kind(), Transport::InsecureTcp);
+    assert_eq!(c.listen_endpoint(2).unwrap(), Endpoint::Tcp("0.0.0.0:7001".into()));
+    assert_eq!(ClusterConfig::from_toml(&c.to_toml()).unwrap(), c, "the effective config round-trips");
+}
+
+#[test]
+fn a_tcp_node_id_past_the_addrs_list_is_a_clear_error() {
+    let c = ClusterConfig::from_toml(TCP3).unwrap();
+    let e = c.node_endpoint(4).unwrap_err();
+    assert_eq!(e.key(), Some("addrs"));
+    assert!(e.to_string().contains("node 4 has no entry (3 listed)"), "{e}");
+}
+
+#[test]
+fn tcp_without_enough_addrs_or_with_a_bad_one_is_refused_naming_the_key() {
+    let e = err("nodes = 3\ntransport = \"tcp\"");
+    assert_eq!(e.key(), Some("addrs"));
+    assert!(e.to_string().contains("0 listed, nodes = 3"), "{e}");
+    assert_eq!(key_of("nodes = 2\ntransport = \"tcp\"\naddrs = [\"a:1\"]"), "addrs");
+    for bad in ["\"10.0.0.1\"", "\"10.0.0.1:0\"", "\"10.0.0.1:70000\"", "\":7001\"", "\"a b:1\""] {
+        let e = err(&format!("nodes = 1\ntransport = \"tcp\"\naddrs = [{bad}]"));
+        assert_eq!(e.key(), Some("addrs"), "{bad}: {e}");
+        assert!(e.to_string().contains("node 1"), "{e}");
+    }
+    assert_eq!(key_of("transport = \"udp\""), "transport");
+    assert_eq!(key_of("addrs = [\"a:1\"]"), "addrs", "addrs with the unix transport");
+    assert_eq!(key_of(&format!("{TCP3}listen_host = \"any\"")), "listen_host");
+    assert_eq!(key_of("tls_ca = \"\""), "tls_ca");
+    // IPv6 literals work in brackets.
+    let c = ClusterConfig::from_toml("nodes = 1\ntransport = \"tcp\"\naddrs = [\"[::1]:7001\"]").unwrap();
+    assert_eq!(c.node_host(1).as_deref(), Some("::1"));
+}
+
+#[test]
+fn tls_paths_are_relative_to_dir_with_the_id_filled_in_and_missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("dir = {:?}\n{}", dir.path(), TCP3.trim_start_matches("dir = \"/x\"\n"));
+    let c = ClusterConfig::from_toml(&text).unwrap();
+    let p = c.node_tls_paths(2);
+    assert_eq!(p.cert, dir.path().join("certs/node-2.crt"));
+    assert_eq!(p.key, dir.path().join("certs/node-2.key"));
+    assert_eq!(p.ca, dir.path().join("certs/ca.crt"));
+    assert_eq!(c.client_tls_paths().cert, dir.path().join("certs/client.crt"));
+    let e = c.check_tls_files(&p).unwrap_err();
+    assert_eq!(e.key(), Some("tls_ca"));
+    assert!(e.to_string().contains("raft-supervisor certs"), "says how to make them: {e}");
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    std::fs::write(&p.ca, "x").unwrap();
+    std::fs::write(&p.cert, "x").unwrap();
+    let e = c.check_tls_files(&p).unwrap_err();
+    assert_eq!(e.key(), Some("tls_key"));
+    assert!(e.to_string().contains("node-2.key"), "{e}");
+    std::fs::write(&p.key, "x").unwrap();
+    c.check_tls_files(&p).unwrap();
+}

@@ -1,12 +1,13 @@
 //! The node's connections: raft-wire's [`FramedConn`] (frame reader, output buffer,
-//! non-blocking reads with a budget and flushes) over a mio Unix stream, plus what only
+//! non-blocking reads with a budget and flushes) over a [`Stream`] of raft-transport (a
+//! Unix socket, TCP, or TLS over TCP), plus what only
 //! the node needs: who is on the other end, whether an outbound connect is still under
 //! way, and when the connection was opened. A `Conn` derefs to its `FramedConn`, so
 //! `conn.queue(..)`, `conn.read_available(..)`, `conn.reader` and `conn.stream` are the
 //! shared type's.
 
-use mio::net::UnixStream;
 use raft_core::NodeId;
+use raft_transport::Stream;
 use raft_wire::conn::FramedConn;
 pub use raft_wire::conn::ReadOutcome;
 use std::io;
@@ -43,7 +44,7 @@ pub enum Handshake {
 }
 
 pub struct Conn {
-    framed: FramedConn<UnixStream>,
+    framed: FramedConn<Stream>,
     pub kind: Kind,
     /// The handshake under way, if the connection is in a `*Auth` kind.
     pub handshake: Option<Handshake>,
@@ -53,11 +54,15 @@ pub struct Conn {
     pub connecting: bool,
     /// When the connection was accepted or dialled (for the hello timeout).
     pub opened: Instant,
+    /// Over TCP, the other end's address as accepted (for refusal lines); `None` over
+    /// Unix sockets and on dialled streams (their line names the peer's address).
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 impl Conn {
-    pub fn new(stream: UnixStream, kind: Kind) -> Conn {
-        let peer_uid = peer_uid(&stream);
+    pub fn new(stream: Stream, kind: Kind) -> Conn {
+        let peer_uid = stream.peer_uid();
+        let remote = stream.peer_addr();
         Conn {
             framed: FramedConn::new(stream, NO_OUTPUT_BOUND),
             kind,
@@ -65,6 +70,7 @@ impl Conn {
             peer_uid,
             connecting: false,
             opened: Instant::now(),
+            remote,
         }
     }
 
@@ -76,25 +82,71 @@ impl Conn {
         }
         self.framed.flush()
     }
-}
 
-/// The uid of the process at the other end of a Unix stream, from the kernel
-/// (`SO_PEERCRED`: the connecting process's credentials at `connect`, or the listener's
-/// at `listen`), so it cannot be claimed, only had.
-pub fn peer_uid(stream: &UnixStream) -> Option<u32> {
-    nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials).ok().map(|c| c.uid())
+    /// `" from <addr>"` over TCP, for log lines about this connection; empty otherwise.
+    pub fn remote_suffix(&self) -> String {
+        self.remote.map_or(String::new(), |a| format!(" from {a}"))
+    }
+
+    /// Whether this connection may be a client. Who may is decided by what the other end
+    /// has: over a Unix socket its uid from the kernel (`SO_PEERCRED`: our uid, root, or
+    /// in `allowed_uids`); over TLS a certificate of the cluster's CA (the handshake
+    /// checked it; `allowed_uids` does not apply); over plain TCP (`insecure = true`)
+    /// anyone who reached the port, as the node said loudly at start.
+    pub fn admit_client(&self, our_uid: u32, allowed_uids: &[u32]) -> Result<(), String> {
+        let stream = &self.framed.stream;
+        if stream.is_tls() {
+            return if stream.has_peer_cert() {
+                Ok(())
+            } else {
+                Err("refused client: no certificate of the cluster's CA".into())
+            };
+        }
+        if stream.is_plain_tcp() {
+            return Ok(());
+        }
+        let uid = self.peer_uid;
+        if !uid.is_some_and(|u| u == our_uid || u == 0 || allowed_uids.contains(&u)) {
+            return Err(format!(
+                "refused client uid {}: not the node's uid {our_uid}, root, or in allowed_uids",
+                uid.map_or("unknown".into(), |u| u.to_string()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the other end may be peer `node` (on either side of the handshake). Over a
+    /// Unix socket: our uid or root. Over TLS: its certificate names `node-<node>` (on an
+    /// outbound stream the handshake already checked it; asked again, it costs nothing).
+    /// Over plain TCP: nothing more than the cluster key, checked by the handshake.
+    pub fn admit_peer(&self, node: NodeId, our_uid: u32) -> Result<(), String> {
+        let stream = &self.framed.stream;
+        if stream.is_tls() {
+            return stream.check_peer_cert(node).map_err(|why| format!("refused peer n{node}: {why}"));
+        }
+        if stream.is_plain_tcp() {
+            return Ok(());
+        }
+        if !self.peer_uid.is_some_and(|u| u == our_uid || u == 0) {
+            return Err(format!(
+                "refused peer n{node}: uid {} is neither the node's ({our_uid}) nor root",
+                self.peer_uid.map_or("unknown".into(), |u| u.to_string()),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Deref for Conn {
-    type Target = FramedConn<UnixStream>;
+    type Target = FramedConn<Stream>;
 
-    fn deref(&self) -> &FramedConn<UnixStream> {
+    fn deref(&self) -> &FramedConn<Stream> {
         &self.framed
     }
 }
 
 impl DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut FramedConn<UnixStream> {
+    fn deref_mut(&mut self) -> &mut FramedConn<Stream> {
         &mut self.framed
     }
 }

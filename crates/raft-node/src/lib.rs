@@ -65,6 +65,7 @@ mod logpage;
 mod observe;
 mod resp;
 mod server;
+mod tcp;
 #[cfg(test)]
 mod unit_tests;
 
@@ -74,6 +75,7 @@ pub use resp::{
     PARTIAL_FRAME_TIMEOUT, PAUSE_OUTPUT_BYTES, REQUEST_TIMEOUT,
 };
 pub use server::{NodeError, NodeSettings, Server, StopHandle};
+pub use tcp::TcpSettings;
 
 /// Client connections accepted at once; more are refused with a log line. Bounds memory
 /// and file descriptors.

@@ -40,8 +40,13 @@ fn main() -> ExitCode {
         return fail("raft-node", "bad usage", NodeError::Config(e));
     }
     let me = format!("raft-node {}", args.id);
+    // Over tcp: the node's addrs entry and, with TLS, its certificate files.
+    let tcp = match raft_node::TcpSettings::from_config(&cfg, args.id) {
+        Ok(t) => t,
+        Err(e) => return fail(&me, "bad config", e),
+    };
     let own_socket = cfg.node_socket(args.id);
-    if own_socket.as_os_str().len() > raft_config::MAX_SOCKET_PATH_BYTES {
+    if tcp.is_none() && own_socket.as_os_str().len() > raft_config::MAX_SOCKET_PATH_BYTES {
         let e = format!(
             "socket path {} is over the {}-byte Unix limit; choose a shorter dir",
             own_socket.display(),
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         handle_signals: true,
         log: raft_node::LogTarget::Stdout,
         redis: cfg.redis_addr(args.id),
+        tcp,
     };
     let server = match Server::open(settings) {
         Ok(s) => s,

@@ -5,7 +5,6 @@ use crate::conn::{Conn, Handshake, Kind, ReadOutcome};
 use crate::event;
 use crate::eventlog::{EventLog, LogTarget};
 use crate::*;
-use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use raft_core::{Config, Message, NodeId, Term};
 use raft_replica::{Effects, Replica, ReplicaError, ReplicaOptions, Waiter};
@@ -73,11 +72,14 @@ pub struct NodeSettings {
     pub log: LogTarget,
     /// Where the RESP front end listens (`redis_bind`:`redis_port + id`); `None`: off.
     pub redis: Option<std::net::SocketAddr>,
+    /// TCP (and TLS) instead of Unix sockets (`crate::tcp`); the keys of `sockets` still
+    /// list the nodes known at start. `None`: Unix sockets.
+    pub tcp: Option<crate::tcp::TcpSettings>,
 }
 
 impl NodeSettings {
     /// The socket of node `id`: known at start, or derived for a member added at run time.
-    fn peer_path(&self, id: NodeId) -> Option<PathBuf> {
+    pub(crate) fn peer_path(&self, id: NodeId) -> Option<PathBuf> {
         if id == 0 || id > raft_config::MAX_NODE_ID {
             return None;
         }
@@ -127,6 +129,9 @@ struct PeerLink {
     /// (for `raft-supervisor watch`'s messages per second).
     sent: u64,
     received: u64,
+    /// The last TLS refusal logged for this peer, so a redial refused the same way adds
+    /// no line; cleared once the peer connects.
+    last_refusal: Option<String>,
 }
 
 impl PeerLink {
@@ -138,6 +143,7 @@ impl PeerLink {
             connected: false,
             sent: 0,
             received: 0,
+            last_refusal: None,
         }
     }
 }
@@ -156,7 +162,7 @@ struct Net {
     s: NodeSettings,
     log: EventLog,
     poll: Poll,
-    listener: UnixListener,
+    listener: raft_transport::Listener,
     stop: StopHandle,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     conns: HashMap<Token, Conn>,
@@ -252,12 +258,14 @@ impl Server {
             .with_snapshot_ratio(s.snapshot_ratio)
             .with_quota(s.quota_bytes);
 
-        let path = s.sockets.get(&id).ok_or_else(|| NodeError::Config(format!("node {id} has no socket")))?.clone();
+        let at = s.listen_endpoint()?;
         // A socket file left by a dead incarnation would make bind fail; the storage lock
         // we hold proves no live node owns it.
-        let _ = std::fs::remove_file(&path);
-        let mut listener =
-            UnixListener::bind(&path).map_err(|source| NodeError::Listen { path: path.clone(), source })?;
+        if let raft_config::Endpoint::Unix(path) = &at {
+            let _ = std::fs::remove_file(path);
+        }
+        let mut listener = raft_transport::Listener::bind(&at, s.node_tls())
+            .map_err(|source| NodeError::Listen { path: at.to_string().into(), source })?;
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -300,10 +308,14 @@ impl Server {
         };
         if let Some(addr) = net.s.redis {
             // Every node's socket, added members' included: a follower forwards to whoever leads.
-            let sockets =
-                (1..=raft_config::MAX_NODE_ID).filter_map(|p| net.s.peer_path(p).map(|path| (p, path))).collect();
+            let nodes = crate::tcp::NodeAddrs {
+                endpoints: (1..=raft_config::MAX_NODE_ID)
+                    .filter_map(|p| net.s.peer_endpoint(p).map(|e| (p, e)))
+                    .collect(),
+                tls: net.s.client_tls().cloned(),
+            };
             let (fsync, quota) = (net.s.fsync, net.s.quota_bytes);
-            match crate::resp::Resp::open(addr, net.poll.registry(), id, sockets, fsync, quota, net.s.seed) {
+            match crate::resp::Resp::open(addr, net.poll.registry(), id, nodes, fsync, quota, net.s.seed) {
                 Ok(r) => {
                     event!(net.log, term, "resp: serving the Redis protocol on {}", r.local_addr());
                     net.resp = Some(r);
@@ -313,7 +325,10 @@ impl Server {
             }
         }
         let replica = Replica::recover(config, storage, recovery.restored, replica_opts, &mut net)?;
-        event!(net.log, term, "listening on {}", path.display());
+        if let Some(line) = net.s.transport_line() {
+            event!(net.log, term, "{line}");
+        }
+        event!(net.log, term, "listening on {at}");
         let observer = crate::observe::Observer::new(seen(&replica));
         Ok(Server { net, replica, observer })
     }
@@ -567,10 +582,10 @@ impl Server {
                 self.net.respond(token, req.id, body);
             }
             Request::Membership { change: raft_core::MembershipChange::AddLearner(id) }
-                if self.net.s.peer_path(id).is_none() =>
+                if self.net.s.peer_endpoint(id).is_none() =>
             {
                 let reason = format!(
-                    "node id {id} has no socket this node can reach (ids are 1..={})",
+                    "node id {id} has no address this node can reach (ids are 1..={}; over tcp, an addrs entry)",
                     raft_config::MAX_NODE_ID
                 );
                 self.net.respond(token, req.id, Response::Invalid { reason });
@@ -642,9 +657,9 @@ impl Net {
         d
     }
 
-    /// The socket of node `id`: known at start, or derived for a member added at run time.
-    fn peer_path(&self, id: NodeId) -> Option<PathBuf> {
-        self.s.peer_path(id)
+    /// Where node `id` is dialled (`None`: not reachable).
+    fn peer_endpoint(&self, id: NodeId) -> Option<raft_config::Endpoint> {
+        self.s.peer_endpoint(id)
     }
 
     /// The delay and loss levers: bounds checked, one line when they change.
@@ -669,7 +684,7 @@ impl Net {
     /// The partition lever: drop all traffic with `peers` (empty heals).
     fn isolate(&mut self, peers: Vec<NodeId>) -> Response {
         let peers: BTreeSet<NodeId> = peers.into_iter().filter(|p| *p != self.s.id).collect();
-        if let Some(bad) = peers.iter().find(|&&p| self.peer_path(p).is_none()) {
+        if let Some(bad) = peers.iter().find(|&&p| self.peer_endpoint(p).is_none()) {
             return Response::Invalid { reason: format!("unknown node id {bad}") };
         }
         if peers != self.isolated {
@@ -723,7 +738,7 @@ impl Net {
         self.accept_retry = false;
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
+                Ok(mut stream) => {
                     if self.unidentified >= MAX_UNIDENTIFIED_CONNECTIONS {
                         event!(
                             self.log,
@@ -787,8 +802,8 @@ impl Net {
         let due: Vec<NodeId> =
             self.peers.iter().filter(|(_, l)| l.token.is_none() && l.retry_at <= now).map(|(&p, _)| p).collect();
         for peer in due {
-            let path = self.peer_path(peer).expect("a peer link has a socket");
-            match UnixStream::connect(&path) {
+            let at = self.peer_endpoint(peer).expect("a peer link has an address");
+            match raft_transport::connect(&at, peer, self.s.client_tls()) {
                 Ok(mut stream) => {
                     let token = self.new_token();
                     if let Err(e) =
@@ -832,8 +847,20 @@ impl Net {
     fn close(&mut self, token: Token, why: Option<String>) {
         let Some(mut conn) = self.conns.remove(&token) else { return };
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        let from = conn.remote_suffix();
         match conn.kind {
             Kind::PeerOut(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
+            // A TLS refusal (another CA, another node's certificate) is one line; the same
+            // refusal again on each redial is not repeated (see `crate::tcp`).
+            Kind::PeerOutAuth(peer) if why.as_deref().is_some_and(crate::tcp::is_tls_refusal) => {
+                let why = why.expect("checked");
+                if self.peers.get_mut(&peer).is_some_and(|l| l.last_refusal.as_deref() != Some(&why)) {
+                    let at = self.peer_endpoint(peer).map_or(String::new(), |a| format!(" at {a}"));
+                    event!(self.log, self.term, "refused peer n{peer}{at}: {why}");
+                    self.peers.get_mut(&peer).expect("checked").last_refusal = Some(why.clone());
+                }
+                self.peer_failed(peer, Instant::now(), &why);
+            }
             // Not connected yet, so quiet like a failed connect (a peer that is down is
             // redialled every PEER_RECONNECT_MAX_MS); a refused challenge was logged.
             Kind::PeerOutAuth(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
@@ -841,23 +868,23 @@ impl Net {
                 self.unidentified -= 1;
                 let why =
                     why.unwrap_or_else(|| format!("refused peer n{peer}: closed before proving it holds the key"));
-                event!(self.log, self.term, "connection from n{peer} closed: {why}");
+                event!(self.log, self.term, "connection from n{peer}{from} closed: {why}");
             }
             Kind::Client => {
                 self.clients -= 1;
                 if let Some(why) = why {
-                    event!(self.log, self.term, "client connection closed: {why}");
+                    event!(self.log, self.term, "client connection{from} closed: {why}");
                 }
             }
             Kind::PeerIn(peer) => {
                 if let Some(why) = why {
-                    event!(self.log, self.term, "connection from n{peer} closed: {why}");
+                    event!(self.log, self.term, "connection from n{peer}{from} closed: {why}");
                 }
             }
             Kind::Unidentified => {
                 self.unidentified -= 1;
                 if let Some(why) = why {
-                    event!(self.log, self.term, "connection closed: {why}");
+                    event!(self.log, self.term, "connection{from} closed: {why}");
                 }
             }
         }
@@ -870,14 +897,7 @@ impl Net {
         assert_eq!(conn.kind, Kind::Unidentified, "a connection says hello once");
         match hello {
             Hello::Client => {
-                let uid = conn.peer_uid;
-                if !uid.is_some_and(|u| u == self.uid || u == 0 || self.s.allowed_uids.contains(&u)) {
-                    return Err(format!(
-                        "refused client uid {}: not the node's uid {}, root, or in allowed_uids",
-                        uid.map_or("unknown".into(), |u| u.to_string()),
-                        self.uid
-                    ));
-                }
+                conn.admit_client(self.uid, &self.s.allowed_uids)?;
                 if self.clients >= MAX_CLIENT_CONNECTIONS {
                     return Err(format!("too many clients ({MAX_CLIENT_CONNECTIONS})"));
                 }
@@ -892,16 +912,10 @@ impl Net {
                         self.s.cluster_id
                     ));
                 }
-                if node == self.s.id || self.s.peer_path(node).is_none() {
+                if node == self.s.id || self.s.peer_endpoint(node).is_none() {
                     return Err(format!("refused peer: unknown node id {node}"));
                 }
-                if !conn.peer_uid.is_some_and(|u| u == self.uid || u == 0) {
-                    return Err(format!(
-                        "refused peer n{node}: uid {} is neither the node's ({}) nor root",
-                        conn.peer_uid.map_or("unknown".into(), |u| u.to_string()),
-                        self.uid
-                    ));
-                }
+                conn.admit_peer(node, self.uid)?;
                 let ours = raft_wire::auth::random_nonce().map_err(|e| format!("no random nonce: {e}"))?;
                 let (handshake, challenge) =
                     AcceptorHandshake::new(&self.s.cluster_key, cluster_id, self.s.id, node, nonce, ours);
@@ -942,18 +956,16 @@ impl Net {
         let Some(Handshake::Dialer(handshake)) = conn.handshake.take() else {
             panic!("a PeerOutAuth connection holds a dialer handshake (bug)");
         };
-        if !conn.peer_uid.is_some_and(|u| u == self.uid || u == 0) {
-            return Err(format!(
-                "its socket is served by uid {}, neither ours ({}) nor root",
-                conn.peer_uid.map_or("unknown".into(), |u| u.to_string()),
-                self.uid
-            ));
-        }
+        conn.admit_peer(peer, self.uid).map_err(|why| match why.strip_prefix(&format!("refused peer n{peer}: ")) {
+            Some(rest) => format!("its socket is served by {rest}"),
+            None => why,
+        })?;
         let proof = handshake.on_challenge(&self.s.cluster_key, challenge).map_err(|e| e.to_string())?;
         conn.queue(&proof).expect("a proof encodes");
         conn.kind = Kind::PeerOut(peer);
         let link = self.peers.get_mut(&peer).expect("known peer");
         link.connected = true;
+        link.last_refusal = None;
         link.backoff = Duration::from_millis(PEER_RECONNECT_MIN_MS);
         event!(self.log, self.term, "peer n{peer} connected");
         Ok(())
@@ -1004,7 +1016,7 @@ impl Net {
         }
         let Some(link) = self.peers.get(&msg.to) else {
             // A member added at run time: dial it; Raft resends what this drops.
-            if self.peer_path(msg.to).is_some() {
+            if self.peer_endpoint(msg.to).is_some() {
                 event!(self.log, self.term, "new peer n{}: connecting", msg.to);
                 self.peers.insert(msg.to, PeerLink::new(Instant::now()));
             }

@@ -15,8 +15,8 @@ fn nothing_is_flushed_while_connecting() {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
-    let mut tx = Conn::new(UnixStream::from_std(a), Kind::PeerOut(2));
-    let mut rx = Conn::new(UnixStream::from_std(b), Kind::Client);
+    let mut tx = Conn::new(raft_transport::Stream::Unix(UnixStream::from_std(a)), Kind::PeerOut(2));
+    let mut rx = Conn::new(raft_transport::Stream::Unix(UnixStream::from_std(b)), Kind::Client);
     tx.connecting = true;
     tx.queue(&ClientRequest { id: 1, body: Request::Status }).unwrap();
     tx.flush().unwrap();

@@ -47,6 +47,7 @@ impl Cluster {
                     cluster_dir: Some(dir.path().to_path_buf()),
                     log: LogTarget::File(node_dir.join("node.log")),
                     redis: None,
+                    tcp: None,
                     node_dir,
                     cluster_id: 0xC0FFEE,
                     cluster_key: key.clone(),

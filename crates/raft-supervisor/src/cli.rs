@@ -137,6 +137,16 @@ pub enum Cmd {
     /// A live full-screen picture of the cluster: nodes, logs, network, events; keys act on
     /// the cluster (see the help line). `q` leaves.
     Watch,
+    /// Write <dir>/certs/: a CA, a certificate per node id (1..=N, default `nodes` plus
+    /// a few spare ids for `add`) and a client certificate, for transport = "tcp".
+    Certs {
+        /// Node certificates for ids 1..=N.
+        #[arg(long, value_name = "N")]
+        nodes: Option<u64>,
+        /// Replace existing certificates and keys.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn parse_speed_arg(s: &str) -> Result<u32, String> {
@@ -243,6 +253,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::timeline_cmd::run(&client::effective_config(&cfg), follow, since, node, json)
         }
         Cmd::Watch => crate::watch::run(&cfg),
+        Cmd::Certs { nodes, force } => crate::certs::run(&cfg, nodes, force),
         Cmd::Completions { .. } => unreachable!("answered before the config is read"),
         cmd => client::command(&cfg, cmd),
     }

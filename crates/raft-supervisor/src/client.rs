@@ -141,7 +141,13 @@ pub fn command(cfg: &ClusterConfig, cmd: Cmd) -> Result<(), CliError> {
             SupervisorRequest::Levers { nodes, delay: None, loss_ppm: Some(ppm) }
         }
         Cmd::Speed { factor } => SupervisorRequest::Speed(factor),
-        Cmd::Up { .. } | Cmd::Logs { .. } | Cmd::Wipe | Cmd::Completions { .. } | Cmd::Timeline { .. } | Cmd::Watch => {
+        Cmd::Up { .. }
+        | Cmd::Logs { .. }
+        | Cmd::Wipe
+        | Cmd::Completions { .. }
+        | Cmd::Timeline { .. }
+        | Cmd::Watch
+        | Cmd::Certs { .. } => {
             unreachable!("not a control command")
         }
     };

@@ -27,6 +27,7 @@
 //! (so a signal never reaches a recycled pid); `<dir>/supervisor.lock` (flock) is held by
 //! exactly one running supervisor per directory.
 
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod core;

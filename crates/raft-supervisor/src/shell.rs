@@ -10,13 +10,14 @@ use crate::cli::{normalize_groups, show_groups, CliError};
 use crate::client::EFFECTIVE_CONFIG_HEADER;
 use crate::core::{Action, Command, Event, ExitHow, NodeId, Policy, Report, Sig, Supervisor};
 use crate::spawn::{self, ExecPlan};
-use mio::net::{UnixListener, UnixStream};
+use mio::net::UnixListener;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use raft_config::{ClusterConfig, ConfigSource};
 use raft_core::{RoleKind, Term};
+use raft_transport::Stream;
 use raft_wire::conn::{FramedConn, ReadOutcome};
 use raft_wire::levers::NetLevers;
 use raft_wire::supervisor::{ClusterStatus, NodeLive, NodeRow, SupervisorRequest, SupervisorResponse};
@@ -89,6 +90,8 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     write_effective_config(&cfg).map_err(fail(format!("cannot write {}", cfg.effective_config_path().display())))?;
     // The nodes to run: the bootstrap ones, plus those added, minus those removed.
     let members = crate::members::Members::load(&cfg).map_err(CliError::failed)?;
+    // Over tcp: every member has an address (and, with TLS, its files); our identity.
+    let node_tls = crate::certs::check_transport(&cfg, &members.ids())?;
     let mut plans = BTreeMap::new();
     for id in members.ids() {
         raft_storage::create_dir_durable(&cfg.node_dir(id))
@@ -107,6 +110,7 @@ pub fn up(cfg: ClusterConfig, source: ConfigSource, detach: bool) -> Result<(), 
     // Only the process that runs the loop gets here.
     let _ = (&lock).write_all(format!("{}\n", std::process::id()).as_bytes());
     let mut shell = Shell::new(cfg, listener, plans, ready, lock, members, node_bin)?;
+    shell.node_tls = node_tls;
     say_raw(&format!(
         "raft-supervisor {}: cluster in {} (config: {source}): {} nodes, tick {} ms; stop it with Ctrl-C or `raft-supervisor down`",
         std::process::id(),
@@ -378,9 +382,9 @@ fn say_raw(line: &str) {
 
 /// A control client's or a node link's connection: raft-wire's framed one, its output
 /// bounded by [`MAX_QUEUED_BYTES`].
-type Conn = FramedConn<UnixStream>;
+type Conn = FramedConn<Stream>;
 
-fn new_conn(stream: UnixStream) -> Conn {
+fn new_conn(stream: Stream) -> Conn {
     FramedConn::new(stream, MAX_QUEUED_BYTES)
 }
 
@@ -472,6 +476,8 @@ struct Shell {
     /// `raft-supervisor speed`, in thousandths: sent to every node, and again to every node
     /// that (re)starts.
     speed_milli: u32,
+    /// Our client identity for the node links over TLS (`None`: Unix sockets or plain TCP).
+    node_tls: Option<raft_transport::ClientTls>,
 }
 
 impl Shell {
@@ -503,6 +509,7 @@ impl Shell {
         Ok(Shell {
             events: events.ok(),
             speed_milli: SPEED_MILLI_NORMAL,
+            node_tls: None,
             next_round: now + Duration::from_millis(cfg.status_poll_ms),
             cfg,
             started: now,
@@ -973,7 +980,8 @@ impl Shell {
             self.reset_link(id, Some(pid));
         }
         if self.links[&id].conn.is_none() {
-            let Ok(mut stream) = UnixStream::connect(self.cfg.node_socket(id)) else { return false };
+            let Ok(at) = self.cfg.node_endpoint(id) else { return false };
+            let Ok(mut stream) = raft_transport::connect(&at, id, self.node_tls.as_ref()) else { return false };
             let token = Token(NODE_TOKEN_BASE + id as usize);
             if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
                 return false;
@@ -1164,7 +1172,7 @@ impl Shell {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     if self.controls.len() >= MAX_CONTROL_CONNECTIONS {
-                        let mut c = new_conn(stream);
+                        let mut c = new_conn(Stream::Unix(stream));
                         let _ =
                             send(&mut c, &SupervisorResponse::Error("too many control connections; try again".into()));
                         continue;
@@ -1177,7 +1185,7 @@ impl Shell {
                         .register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
                         .is_ok()
                     {
-                        self.controls.insert(token, new_conn(stream));
+                        self.controls.insert(token, new_conn(Stream::Unix(stream)));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

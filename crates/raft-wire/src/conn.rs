@@ -116,7 +116,12 @@ impl<S: Read + Write> FramedConn<S> {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
         }
-        Ok(())
+        // A stream with its own buffer (TLS: handshake records, sealed frames) writes it
+        // now; a plain socket's flush does nothing.
+        match self.stream.flush() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Reads what is available into the frame reader, stopping once `budget` bytes were

@@ -52,7 +52,7 @@ mod commands;
 use crate::event;
 use crate::eventlog::EventLog;
 use commands::{ConnState, Plan, Req, Want};
-use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use raft_core::{Index, NodeId, RoleKind, Term};
 use raft_kv::{ReadOp, Reply, MAX_KEYS_PER_LISTING, MAX_KEYS_PER_OP, MAX_MULTI_BYTES, MAX_VALUE_BYTES};
@@ -62,7 +62,6 @@ use raft_wire::{ClientRequest, ClientResponse, Hello, Request, Response};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The front end's listening socket.
@@ -235,7 +234,7 @@ struct Pending {
 struct Link {
     to: NodeId,
     token: Token,
-    conn: FramedConn<UnixStream>,
+    conn: FramedConn<raft_transport::Stream>,
     gen: u64,
 }
 
@@ -243,7 +242,9 @@ pub(crate) struct Resp {
     listener: TcpListener,
     local_addr: SocketAddr,
     registry: Registry,
-    sockets: BTreeMap<NodeId, PathBuf>,
+    sockets: BTreeMap<NodeId, raft_config::Endpoint>,
+    /// The node's own identity for the link over TLS (`None`: Unix sockets or plain TCP).
+    tls: Option<raft_transport::ClientTls>,
     conns: HashMap<Token, RespConn>,
     next_token: usize,
     next_client_id: u64,
@@ -270,7 +271,7 @@ impl Resp {
         addr: SocketAddr,
         registry: &Registry,
         id: NodeId,
-        sockets: BTreeMap<NodeId, PathBuf>,
+        nodes: crate::tcp::NodeAddrs,
         fsync: bool,
         quota_bytes: u64,
         seed: u64,
@@ -292,7 +293,8 @@ impl Resp {
             listener,
             local_addr,
             registry: registry.try_clone()?,
-            sockets,
+            sockets: nodes.endpoints,
+            tls: nodes.tls,
             conns: HashMap::new(),
             next_token: FIRST_TOKEN,
             next_client_id: 1,
@@ -567,8 +569,8 @@ impl Resp {
     // ----- the link to the leader ---------------------------------------------------------
 
     fn open_link(&mut self, to: NodeId, log: &mut EventLog) -> io::Result<()> {
-        let path = self.sockets.get(&to).ok_or_else(|| io::Error::other(format!("unknown node {to}")))?;
-        let mut stream = UnixStream::connect(path)?;
+        let at = self.sockets.get(&to).ok_or_else(|| io::Error::other(format!("unknown node {to}")))?;
+        let mut stream = raft_transport::connect(at, to, self.tls.as_ref())?;
         let token = self.new_token();
         self.registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         let mut conn = FramedConn::new(stream, usize::MAX);
