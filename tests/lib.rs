@@ -350,7 +350,8 @@ pub fn short_tempdir() -> tempfile::TempDir {
 // ---------------------------------------------------------------------------------------
 // The cluster
 
-fn serial() -> MutexGuard<'static, ()> {
+/// One cluster at a time in a test process (the namespace clusters take it too).
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     // A test that panicked while holding it poisoned it; its cluster is gone all the same.
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())

@@ -37,12 +37,15 @@ pub struct NetCluster<'n> {
     nodes: BTreeMap<u64, NodeProc>,
     /// How many times each node was started (names its output files).
     starts: BTreeMap<u64, u32>,
+    /// One cluster at a time, namespace or not: two cores run one five-node cluster well.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl<'n> NetCluster<'n> {
     /// Writes every host's directory (certificates made by `raft-supervisor certs` when
     /// `tls`) and starts every node.
     pub fn start(net: &'n TestNet, tls: bool) -> NetCluster<'n> {
+        let serial = crate::serial();
         let tmp = short_tempdir();
         let gen = tmp.path().join("gen");
         std::fs::create_dir(&gen).expect("mkdir gen");
@@ -70,7 +73,7 @@ impl<'n> NetCluster<'n> {
         if tls {
             copy_certs(&gen, &client, &["ca.crt".into(), "client.crt".into(), "client.key".into()]);
         }
-        let mut c = NetCluster { net, tmp, tls, nodes: BTreeMap::new(), starts: BTreeMap::new() };
+        let mut c = NetCluster { net, tmp, tls, nodes: BTreeMap::new(), starts: BTreeMap::new(), _serial: serial };
         for id in 1..=net.nodes() {
             c.start_node(id);
         }
@@ -95,7 +98,7 @@ impl<'n> NetCluster<'n> {
             *n += 1;
             *n
         };
-        let out = self.host_dir(id).join(format!("node-{id}.run{n}"));
+        let out = self.host_dir(id).join(format!("node-{id}-run{n}"));
         self.nodes.insert(id, NodeProc::spawn(cmd, &out));
     }
 
@@ -115,7 +118,7 @@ impl<'n> NetCluster<'n> {
         let runs = self.starts.get(&id).copied().unwrap_or(0);
         (1..=runs)
             .map(|n| {
-                std::fs::read_to_string(self.host_dir(id).join(format!("node-{id}.run{n}.out"))).unwrap_or_default()
+                std::fs::read_to_string(self.host_dir(id).join(format!("node-{id}-run{n}.out"))).unwrap_or_default()
             })
             .collect()
     }
@@ -176,6 +179,7 @@ impl<'n> NetCluster<'n> {
                 by_term.entry(t).or_default().insert(id);
             }
         }
+        assert!(!by_term.is_empty(), "no node logged `became leader`: are the logs read?\n{}", self.dump());
         for (t, ids) in &by_term {
             assert!(ids.len() == 1, "term {t} had leaders {ids:?}");
         }
