@@ -71,7 +71,9 @@ impl ExitKind {
         match self {
             ExitKind::Clean => "",
             ExitKind::Other => "the node may be restarted",
-            ExitKind::Config => "fix the config (see cluster.example.toml), then start the node again",
+            ExitKind::Config => {
+                "fix the config or the files it names (see cluster.example.toml), then start the node again"
+            }
             ExitKind::Held => "stop the other node on this directory, or give this one its own `dir`",
             // StorageError::Corrupt's own text already says what wiping does; repeat the rule.
             ExitKind::Corrupt => "not restarting on damaged data",
