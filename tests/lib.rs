@@ -263,6 +263,9 @@ pub struct Opts {
     /// the cluster's 6379): tests run in parallel must not share ports; a test that
     /// speaks RESP takes a free base from [`free_redis_base`].
     pub redis_port: u32,
+    /// More config lines, appended as written (issue 18's `transport`, `addrs`, ...).
+    /// When set, the harness reads the layout from the written file (see `layout`).
+    pub extra_toml: String,
 }
 
 impl Default for Opts {
@@ -282,6 +285,7 @@ impl Default for Opts {
             status_poll_ms: 100,
             allowed_uids: Vec::new(),
             redis_port: 0,
+            extra_toml: String::new(),
         }
     }
 }
@@ -304,7 +308,7 @@ impl Opts {
              shutdown_grace_ms = {}\n\
              status_poll_ms = {}\n\
              allowed_uids = {:?}\n\
-             redis_port = {}\n",
+             redis_port = {}\n{}",
             self.nodes,
             self.tick_ms,
             self.fsync,
@@ -319,6 +323,7 @@ impl Opts {
             self.status_poll_ms,
             self.allowed_uids,
             self.redis_port,
+            self.extra_toml,
             dir = dir.display().to_string(),
         )
     }
@@ -434,6 +439,9 @@ impl Cluster {
 
     /// The file layout comes from raft-config, the one place that defines it.
     fn layout(&self) -> raft_config::ClusterConfig {
+        if !self.opts.extra_toml.is_empty() {
+            return raft_config::load_file(&self.config).expect("the harness's config loads");
+        }
         raft_config::ClusterConfig { dir: self.dir.clone(), nodes: self.opts.nodes, ..Default::default() }
     }
 

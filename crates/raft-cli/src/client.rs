@@ -163,9 +163,12 @@ impl Cluster {
         self.nodes.iter().find(|(n, _)| *n == id).map(|(_, p)| p.as_path())
     }
 
-    /// `<dir>/node-*/node.sock`, for messages.
+    /// `<dir>/node-*/node.sock`, or over tcp the `addrs`, for messages.
     pub fn socket_pattern(&self) -> String {
-        format!("{}/node-*/node.sock", self.dir.display())
+        match &self.tcp {
+            Some(t) => t.addrs.join(", "),
+            None => format!("{}/node-*/node.sock", self.dir.display()),
+        }
     }
 
     fn leader_file(&self) -> PathBuf {
@@ -507,8 +510,14 @@ impl Client {
         }
         let not_applied = if kind == Kind::Write { "; the write was not applied" } else { "" };
         if !p.answered_by_any && !self.cluster.supervisor_reachable() {
+            // Over TCP the supervisor may be on another host, and the reason (a refused
+            // certificate, say) matters more than the hint.
+            let why = match (&self.cluster.tcp, &p.last_problem) {
+                (Some(_), Some(last)) => format!(" (last: {last})"),
+                _ => String::new(),
+            };
             return ClientError::Unavailable(format!(
-                "no node answered at {}{not_applied}; start the cluster with `raft-supervisor up`",
+                "no node answered at {}{why}{not_applied}; start the cluster with `raft-supervisor up`",
                 self.cluster.socket_pattern()
             ));
         }
@@ -608,5 +617,39 @@ mod cluster_tests {
         let ids: Vec<NodeId> = c.nodes.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, [1, 2, 3, 7], "bootstrap nodes plus node-7; 65 is past MAX_NODE_ID");
         assert_eq!(c.socket(7), Some(dir.path().join("node-7/node.sock").as_path()));
+    }
+}
+
+#[cfg(test)]
+mod tcp_tests {
+    use super::*;
+
+    fn tcp_config(dir: &Path, insecure: bool) -> ClusterConfig {
+        let text = format!(
+            "dir = {dir:?}\nnodes = 2\ntransport = \"tcp\"\naddrs = [\"127.0.0.1:1\", \"db-2.example:7001\"]\ninsecure = {insecure}\n"
+        );
+        ClusterConfig::from_toml(&text).unwrap()
+    }
+
+    /// Over tcp the client dials the addrs entries, and only those.
+    #[test]
+    fn tcp_nodes_are_dialled_at_their_addrs_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cluster::from_config(&tcp_config(dir.path(), true));
+        assert_eq!(c.endpoint(2), Some(Endpoint::Tcp("db-2.example:7001".into())));
+        assert_eq!(c.endpoint(3), None, "no entry, no address");
+        assert_eq!(c.socket_pattern(), "127.0.0.1:1, db-2.example:7001");
+        assert!(c.config_error().is_none(), "plain tcp needs no files");
+    }
+
+    /// With TLS and no certificates, the client refuses to dial and says what to run.
+    #[test]
+    fn missing_client_certificates_are_a_config_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cluster::from_config(&tcp_config(dir.path(), false));
+        let e = c.config_error().expect("no certificates yet");
+        assert!(e.contains("ca.crt") && e.contains("raft-supervisor certs"), "{e}");
+        let err = c.dial(1, Duration::from_millis(100)).err().expect("refused before dialling");
+        assert!(matches!(err, CallError::Connect(_)), "{err}");
     }
 }

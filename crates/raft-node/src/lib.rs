@@ -1,10 +1,13 @@
 //! # raft-node: one Raft server process
 //!
 //! A node is one thread running one [`mio::Poll`]. Everything that can happen to it is
-//! an event on that poll: a connection on its listening socket `<dir>/node-<id>/node.sock`,
+//! an event on that poll: a connection on its listening socket `<dir>/node-<id>/node.sock`
+//! (or, with `transport = "tcp"`, its `addrs` entry: see `tcp` and raft-transport),
 //! bytes from a peer or a client, room to write, SIGTERM/SIGINT (through
 //! signal-hook-mio), a stop request from an in-process test (a [`mio::Waker`]), or the
-//! next tick deadline, which is the poll timeout. There is no thread per connection.
+//! next tick deadline, which is the poll timeout. There is no thread per connection
+//! (over TCP with names in `addrs`, raft-transport looks them up on one thread of its own,
+//! so a slow resolver never stalls the loop).
 //!
 //! ## One turn of the loop
 //!
@@ -29,9 +32,16 @@
 //! challenge-response of [`raft_wire::auth`], both ways: we check a dialling peer's
 //! proof, and check the challenge of every peer we dial before sending it anything).
 //! A peer's inbound stream only carries messages to us; we send to each peer over our
-//! own outbound stream, reconnected with backoff. Garbage, an oversize length, a wrong
-//! cluster id, an unknown node id, a refused uid or key, or a message that claims another
-//! sender closes that connection with one log line; the node keeps serving everyone else. Output queues are
+//! own outbound stream, reconnected with backoff.
+//!
+//! Over TCP with TLS (module `tcp`), certificates of the cluster's CA replace the uid: a
+//! client needs one, a peer's must name `node-<id>` of the id in its hello (and a dialled
+//! peer's the id we dialled); the cluster key is still proved. Over plain TCP
+//! (`insecure = true`) anyone who reaches the port is a client, said loudly at start.
+//!
+//! Garbage, an oversize length, a wrong cluster id, an unknown node id, a refused uid,
+//! certificate or key, or a message that claims another sender closes that connection
+//! with one log line; the node keeps serving everyone else. Output queues are
 //! bounded: a slow client is disconnected, a stuck peer stream is dropped and
 //! reconnected (Raft retransmits).
 //!

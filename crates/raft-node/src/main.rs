@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// One Raft node: serves peers and clients on <dir>/node-<id>/node.sock.
+/// One Raft node: serves peers and clients on <dir>/node-<id>/node.sock, or over TCP at
+/// its `addrs` entry (transport = "tcp").
 #[derive(Parser)]
 #[command(version)]
 struct Args {

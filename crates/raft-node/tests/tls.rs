@@ -264,13 +264,17 @@ fn a_peer_with_a_certificate_of_another_ca_is_refused_with_one_line() {
     let other = c.dir.path().join("other-ca");
     make_certs(&other, 3);
     let before = c.lines(1, "TLS: ");
-    let stranger = NodeTls::load(&node_paths(&other, 2)).unwrap().client;
+    // It trusts our CA (so it goes through with the handshake) but holds node 2's
+    // certificate of another CA: node 1 must refuse it, not the other way round.
+    let foreign = node_paths(&other, 2);
+    let stranger = ClientTls::load(&TlsPaths { ca: c.certs().join("ca.crt"), ..foreign }).unwrap();
     stranger_peer(&c, &stranger, 2);
     c.wait_until("node 1 logs the refusal", || c.lines(1, "TLS: ") > before);
     assert!(c.status(1).is_some(), "node 1 serves on");
     assert_eq!(c.lines(1, "TLS: "), before + 1, "one line:\n{}", c.log(1));
     let line = c.log(1).lines().rfind(|l| l.contains("TLS: ")).unwrap().to_string();
     assert!(line.contains("from 127.0.0.1:"), "names the address: {line}");
+    assert!(line.contains("invalid peer certificate"), "says why: {line}");
 }
 
 #[test]

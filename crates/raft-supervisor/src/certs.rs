@@ -47,3 +47,45 @@ pub fn check_transport(cfg: &ClusterConfig, ids: &[NodeId]) -> Result<Option<raf
     }
     raft_transport::client_tls(cfg).map_err(CliError::usage)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path, extra: &str) -> ClusterConfig {
+        ClusterConfig::from_toml(&format!("dir = {dir:?}\nnodes = 3\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn certs_covers_the_nodes_plus_spares_and_a_node_count_out_of_range_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), "");
+        for bad in [0, raft_config::MAX_NODE_ID + 1] {
+            let e = run(&cfg, Some(bad), false).unwrap_err();
+            assert_eq!(e.code, crate::cli::EXIT_USAGE, "{}", e.message);
+        }
+        assert!(!dir.path().join("certs").exists(), "nothing written for a bad count");
+        run(&cfg, None, false).unwrap();
+        let last = 3 + SPARE_NODE_CERTS;
+        assert!(dir.path().join(format!("certs/node-{last}.crt")).is_file());
+        assert!(!dir.path().join(format!("certs/node-{}.crt", last + 1)).exists());
+        let e = run(&cfg, None, false).unwrap_err();
+        assert_eq!(e.code, crate::cli::EXIT_USAGE, "existing files: {}", e.message);
+        run(&cfg, Some(2), true).unwrap();
+    }
+
+    #[test]
+    fn up_checks_every_members_address_and_files_before_starting() {
+        let dir = tempfile::tempdir().unwrap();
+        let tcp = "transport = \"tcp\"\naddrs = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"]\n";
+        let cfg = config(dir.path(), tcp);
+        let e = check_transport(&cfg, &[1, 2, 3]).unwrap_err();
+        assert!(e.message.contains("node 1") && e.message.contains("raft-supervisor certs"), "{}", e.message);
+        run(&cfg, None, false).unwrap();
+        assert!(check_transport(&cfg, &[1, 2, 3]).unwrap().is_some(), "the supervisor's client identity");
+        let e = check_transport(&cfg, &[1, 2, 3, 4]).unwrap_err();
+        assert!(e.message.contains("node 4 has no entry"), "an added node past addrs: {}", e.message);
+        // Unix sockets need nothing.
+        assert!(check_transport(&config(dir.path(), ""), &[1, 2, 3]).unwrap().is_none());
+    }
+}

@@ -1333,7 +1333,12 @@ impl Shell {
             }
             SupervisorRequest::Add => {
                 match self.members.next_id() {
-                    Some(id) => self.begin_member_change(token, MemberOp::Add(id), now),
+                    // Over tcp the new node needs an addrs entry (and its certificate) first.
+                    Some(id) => match crate::certs::check_transport(&self.cfg, &[id]) {
+                        Err(e) => self
+                            .respond(token, SupervisorResponse::Error(format!("cannot add node {id}: {}", e.message))),
+                        Ok(_) => self.begin_member_change(token, MemberOp::Add(id), now),
+                    },
                     None => self.respond(
                         token,
                         SupervisorResponse::Error(format!("no node id left: ids stop at {}", raft_config::MAX_NODE_ID)),

@@ -42,6 +42,16 @@ pub use tls::{node_name, ClientTls, NodeTls, TlsError};
 /// `WouldBlock`: bounds memory per connection, large enough for a full append batch to
 /// go out in a few writes.
 pub const TLS_BUFFER_BYTES: usize = 1 << 20;
+/// How long bytes a node sent may stay unacknowledged before the kernel closes the TCP
+/// stream (`TCP_USER_TIMEOUT`). After a partition, TCP's retransmission backoff would
+/// otherwise leave a stream silent for minutes after the network heals; closed, it is
+/// redialled within `PEER_RECONNECT_MAX_MS`. Far above any round trip a cluster can run
+/// on (an election cannot work across a link this slow), so a live link never hits it.
+pub const TCP_USER_TIMEOUT_MS: u32 = 5_000;
+/// A name in `addrs` is looked up again when its last lookup is older than this, so a
+/// node that moved (a rescheduled Kubernetes pod) is dialled at its new address within a
+/// second or two; the lookup runs on its own thread, never on an event loop.
+pub const DNS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The TLS identity a client of this cluster dials with (`raft-cli`, the supervisor's
 /// node links): `Ok(None)` over Unix sockets or plain TCP; an error names the missing or

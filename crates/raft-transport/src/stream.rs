@@ -237,8 +237,7 @@ impl Listener {
             Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
             Listener::Tcp(l, tls) => {
                 let (tcp, _) = l.accept()?;
-                // Raft messages and answers are small and latency-bound.
-                tcp.set_nodelay(true)?;
+                tune(&tcp)?;
                 match tls {
                     None => Ok(Stream::Tcp(tcp)),
                     Some(config) => {
@@ -280,6 +279,14 @@ impl Source for Listener {
     }
 }
 
+/// Every node stream: no Nagle delay (Raft messages and answers are small and
+/// latency-bound), and a bound on unacknowledged data ([`crate::TCP_USER_TIMEOUT_MS`]).
+fn tune(tcp: &TcpStream) -> io::Result<()> {
+    tcp.set_nodelay(true)?;
+    nix::sys::socket::setsockopt(tcp, nix::sys::socket::sockopt::TcpUserTimeout, &crate::TCP_USER_TIMEOUT_MS)
+        .map_err(io::Error::from)
+}
+
 /// Resolves `host:port` (a name is looked up now: an IP literal costs nothing).
 fn resolve(addr: &str) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?
@@ -287,15 +294,78 @@ fn resolve(addr: &str) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} resolves to no address")))
 }
 
+/// A name's address as last looked up, off the caller's thread (see [`resolve_cached`]).
+struct Lookup {
+    addr: Option<SocketAddr>,
+    error: Option<String>,
+    at: std::time::Instant,
+    pending: bool,
+}
+
+/// The names being looked up or known, and the channel to the lookup thread.
+struct Resolver {
+    names: std::sync::Mutex<std::collections::HashMap<String, Lookup>>,
+    queue: std::sync::Mutex<std::sync::mpsc::Sender<String>>,
+}
+
+fn resolver() -> &'static Resolver {
+    static RESOLVER: std::sync::OnceLock<Resolver> = std::sync::OnceLock::new();
+    RESOLVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("dns".into())
+            .spawn(move || {
+                for name in rx {
+                    let result = resolve(&name);
+                    let mut names = resolver().names.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(l) = names.get_mut(&name) {
+                        l.pending = false;
+                        l.at = std::time::Instant::now();
+                        match result {
+                            Ok(a) => (l.addr, l.error) = (Some(a), None),
+                            Err(e) => l.error = Some(e.to_string()),
+                        }
+                    }
+                }
+            })
+            .expect("spawn the lookup thread");
+        Resolver { names: Default::default(), queue: std::sync::Mutex::new(tx) }
+    })
+}
+
+/// `host:port` without blocking: an IP literal at once; a name from the last lookup,
+/// which a thread of its own refreshes when older than [`crate::DNS_REFRESH`] (so a
+/// Kubernetes pod that moved is found again), and an error saying "looking up" until the
+/// first lookup is done (the caller redials with backoff, by then it is). The names are
+/// those of the config's `addrs`, so the table stays that small.
+fn resolve_cached(addr: &str) -> io::Result<SocketAddr> {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let r = resolver();
+    let mut names = r.names.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    let l = names.entry(addr.to_string()).or_insert(Lookup { addr: None, error: None, at: now, pending: false });
+    if !l.pending && (l.addr.is_none() || now.duration_since(l.at) > crate::DNS_REFRESH) {
+        l.pending = true;
+        let _ = r.queue.lock().unwrap_or_else(|e| e.into_inner()).send(addr.to_string());
+    }
+    match (l.addr, &l.error) {
+        (Some(a), _) => Ok(a),
+        (None, Some(e)) => Err(io::Error::new(io::ErrorKind::NotFound, e.clone())),
+        (None, None) => Err(io::Error::other(format!("looking up {addr}"))),
+    }
+}
+
 /// Starts a non-blocking connect to node `node` at `to`; the first writable event says
 /// whether it worked ([`Stream::take_error`]). With `tls`, the acceptor must prove it is
-/// `node-<node>`.
+/// `node-<node>`. Never blocks: a name is looked up on another thread.
 pub fn connect(to: &Endpoint, node: u64, tls: Option<&ClientTls>) -> io::Result<Stream> {
     match to {
         Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
         Endpoint::Tcp(addr) => {
-            let tcp = TcpStream::connect(resolve(addr)?)?;
-            tcp.set_nodelay(true)?;
+            let tcp = TcpStream::connect(resolve_cached(addr)?)?;
+            tune(&tcp)?;
             match tls {
                 None => Ok(Stream::Tcp(tcp)),
                 Some(t) => Ok(Stream::Tls(Box::new(TlsStream::new(tcp, t.session(node)?.into())))),
@@ -400,5 +470,93 @@ impl Write for BlockingStream {
             BlockingStream::Tcp(s) => s.flush(),
             BlockingStream::Tls(s) => s.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{generate, CertPlan};
+    use raft_wire::conn::FramedConn;
+    use raft_wire::{ClientRequest, Request, WriteOp};
+    use std::time::Instant;
+
+    /// Spins until `f` says done, at most a few seconds (both ends live in this thread).
+    fn drive(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    fn identities(dir: &std::path::Path) -> (NodeTls, ClientTls) {
+        generate(&CertPlan { dir: dir.to_path_buf(), nodes: vec![(1, None)], force: false }).unwrap();
+        let p = |name: &str| raft_config::TlsPaths {
+            ca: dir.join("ca.crt"),
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        (NodeTls::load(&p("node-1")).unwrap(), ClientTls::load(&p("client")).unwrap())
+    }
+
+    /// A name is looked up off the caller's thread: the first call says so, a later one
+    /// has the address; an IP literal needs no lookup.
+    #[test]
+    fn names_are_looked_up_off_the_loop_and_literals_at_once() {
+        assert_eq!(resolve_cached("127.0.0.1:7001").unwrap(), "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(resolve_cached("[::1]:7001").unwrap(), "[::1]:7001".parse().unwrap());
+        let mut got = None;
+        drive("localhost resolves", || {
+            got = resolve_cached("localhost:7001").ok();
+            got.is_some()
+        });
+        let a = got.unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 7001, "{a}");
+    }
+
+    /// Frames larger than rustls' buffer and the socket's cross a TLS stream whole and in
+    /// order: a full buffer answers `WouldBlock` (the frame waits in the caller's queue),
+    /// never a zero-length write, and handshake records go out with no frame queued.
+    #[test]
+    fn frames_cross_a_tls_stream_whole_and_in_order_through_backpressure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, client) = identities(dir.path());
+        let listener = Listener::bind(&Endpoint::Tcp("127.0.0.1:0".into()), Some(&node)).unwrap();
+        let at = Endpoint::Tcp(listener.local_addr().unwrap().to_string());
+        let tx = connect(&at, 1, Some(&client)).unwrap();
+        let mut rx = None;
+        drive("accept", || {
+            rx = listener.accept().ok();
+            rx.is_some()
+        });
+        let (mut tx, mut rx) = (FramedConn::new(tx, usize::MAX), FramedConn::new(rx.unwrap(), usize::MAX));
+        let big = |id| ClientRequest {
+            id,
+            body: Request::Write {
+                session: 1,
+                seq: id,
+                op: WriteOp::Set { key: "k".into(), value: vec![id as u8; 3 << 20] },
+            },
+        };
+        for id in 0..4 {
+            tx.queue(&big(id)).unwrap();
+        }
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut got = Vec::new();
+        drive("four 3 MiB frames over TLS", || {
+            tx.flush().expect("no write error: a full buffer is WouldBlock");
+            // The dialer reads too (every user of a stream does): the handshake's answers.
+            tx.read_available(&mut scratch, usize::MAX).expect("reads");
+            rx.flush().expect("the acceptor's handshake records go out");
+            rx.read_available(&mut scratch, usize::MAX).expect("reads");
+            while let Some(r) = rx.next_frame::<ClientRequest>().unwrap() {
+                got.push(r);
+            }
+            got.len() == 4
+        });
+        assert_eq!(got, (0..4).map(big).collect::<Vec<_>>());
+        assert!(rx.stream.has_peer_cert(), "the acceptor saw the client's certificate");
+        assert!(rx.stream.check_peer_cert(1).is_err(), "the client certificate names no node");
     }
 }
