@@ -89,6 +89,15 @@ fn manifest_is_a_statefulset_with_headless_service_config_secret_and_volume() {
     for ordinal in 0..replicas {
         assert!(toml.contains(&format!("\"raft-{ordinal}.raft.")), "addrs names pod raft-{ordinal}: {toml}");
     }
+    // The ConfigMap's config is one raft-config accepts: TCP, one address per replica,
+    // TLS on, binding every interface of the pod.
+    let cfg = raft_config::ClusterConfig::from_toml(toml).unwrap_or_else(|e| panic!("the ConfigMap's config: {e}"));
+    assert_eq!(cfg.transport, "tcp");
+    assert!(!cfg.insecure, "TLS on");
+    assert_eq!(cfg.addrs.len() as i64, replicas);
+    assert_eq!(cfg.nodes as i64, replicas);
+    assert_eq!(cfg.listen_host, "0.0.0.0");
+    assert_eq!(cfg.dir, std::path::Path::new("/var/lib/raft"), "the data volume");
 }
 
 /// The container's command, run by `sh` as the container runs it (pod `raft-0`, so node

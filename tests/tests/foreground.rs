@@ -92,6 +92,18 @@ fn bad_config_bad_id_and_missing_key_exit_2() {
         assert!(out.stderr.contains(&format!("`{key}`")), "names `{key}`: {}", out.describe());
         assert!(out.stderr.contains("fix the config"), "says what to do: {}", out.describe());
     }
+    // Over TCP: no addrs, and TLS without its certificate files.
+    let tcp = [
+        ("transport = \"tcp\"\n", "addrs"),
+        ("nodes = 1\ntransport = \"tcp\"\naddrs = [\"127.0.0.1:1\"]\n", "certs/ca.crt"),
+    ];
+    for (i, (body, names)) in tcp.iter().enumerate() {
+        let path = tmp.path().join(format!("tcp{i}.toml"));
+        std::fs::write(&path, format!("dir = {dir:?}\n{body}")).expect("write config");
+        raft_wire::auth::ClusterKey::create_if_missing(&tmp.path().join("cluster.key")).expect("cluster key");
+        let out = refused(&path, "1", EXIT_CONFIG);
+        assert!(out.stderr.contains(names), "names {names}: {}", out.describe());
+    }
     // A config file that does not exist.
     let out = refused(&tmp.path().join("missing.toml"), "1", EXIT_CONFIG);
     assert!(out.stderr.contains("missing.toml"), "{}", out.describe());
