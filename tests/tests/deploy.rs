@@ -49,6 +49,24 @@ fn systemd_unit_runs_the_tested_command_and_never_restarts_what_cannot_recover()
     assert_eq!(unit_value("KillSignal"), "SIGTERM", "the signal raft-node stops cleanly on");
 }
 
+/// `systemd-analyze verify` accepts the unit (every key known, the command executable),
+/// with this build's binary in place of the installed one. Skipped with one line where
+/// systemd's tools are missing: the unit is an example, not something CI installs.
+#[test]
+fn systemd_analyze_verifies_the_unit() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPED systemd_analyze_verifies_the_unit: no systemd-analyze here");
+        return;
+    }
+    let tmp = short_tempdir();
+    let text = std::fs::read_to_string(deploy_dir().join("raft-node@.service")).expect("read the unit");
+    let unit = tmp.path().join("raft-node@3.service");
+    std::fs::write(&unit, text.replace(INSTALLED_NODE, &bins().node.display().to_string())).expect("write unit");
+    let out = run_limited(Command::new("systemd-analyze").arg("verify").arg(&unit), COMMAND_LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert_eq!(out.stderr.trim(), "", "no warnings: {}", out.describe());
+}
+
 #[test]
 fn manifest_is_a_statefulset_with_headless_service_config_secret_and_volume() {
     let docs = manifest();
