@@ -21,7 +21,8 @@
 //!
 //! Cleanup: drop SIGKILLs every process still inside the namespaces (by pid, from `ip
 //! netns pids`: they are in namespaces only this test made) and deletes the namespaces,
-//! which removes the veths and bridges with them. It runs when a test panics too.
+//! which removes the veths and bridges with them. It runs when a test panics too; what a
+//! test killed outright leaves is removed by the next [`TestNet::create`].
 //!
 //! Where namespaces cannot be made (not root, no `ip`), [`TestNet::create`] returns why:
 //! tests print one line and return, unless `RAFT_E2E_REQUIRE=1` (set by `.ci/run`), where
@@ -29,6 +30,7 @@
 
 use crate::run_limited;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -68,6 +70,7 @@ impl TestNet {
         if let Err(e) = Command::new("ip").arg("-V").output() {
             return Err(format!("no `ip` command ({e}); install iproute2"));
         }
+        sweep_dead();
         let mut net = TestNet { tag, nodes, namespaces: Vec::new() };
         net.add_namespace(&net.switch())?;
         let sw = net.switch();
@@ -224,6 +227,22 @@ impl Drop for TestNet {
                 }
             }
             let _ = self.ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// Deletes namespaces a test process killed outright left behind (`rt<pid>x<n>-*` whose
+/// pid is gone; their nodes died with it by `PR_SET_PDEATHSIG`). Only our naming, only
+/// dead owners, so a test running in parallel keeps its own.
+fn sweep_dead() {
+    let out = run_limited(Command::new("ip").args(["netns", "list"]), IP_LIMIT);
+    for name in out.stdout.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(pid) = name.strip_prefix("rt").and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run_limited(Command::new("ip").args(["netns", "del", name]), IP_LIMIT);
         }
     }
 }

@@ -12,7 +12,19 @@ use std::time::Duration;
 /// node off; a split leaves the minority talking among itself only; heal restores all.
 #[test]
 fn test_network_links_split_and_heal() {
+    // A namespace left by a test process killed outright (its pid is gone) is swept.
+    let mut gone = std::process::Command::new("true").spawn().expect("spawn true");
+    let dead_pid = gone.id();
+    gone.wait().expect("reap true");
+    let stale = format!("rt{dead_pid}x0-sw");
+    let made_stale =
+        std::process::Command::new("ip").args(["netns", "add", &stale]).status().is_ok_and(|s| s.success());
     let Some(net) = net_or_skip("test_network_links_split_and_heal", 3) else { return };
+    if made_stale {
+        let list = std::process::Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+        let list = String::from_utf8_lossy(&list.stdout);
+        assert!(!list.lines().any(|l| l.starts_with(&format!("{stale} ")) || l == stale), "{stale} swept: {list}");
+    }
     // Port 9 (discard) has no listener anywhere: a refusal proves the path carries packets.
     let port = 9;
     let c = net.client_ns();
