@@ -84,3 +84,39 @@ impl ExitKind {
 // Distinct codes, so a process manager can tell them apart.
 const _: () = assert!(EXIT_CLEAN != EXIT_OTHER && EXIT_OTHER != EXIT_CONFIG);
 const _: () = assert!(EXIT_CONFIG != EXIT_HELD && EXIT_HELD != EXIT_CORRUPT && EXIT_CORRUPT != EXIT_OTHER);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn each_error_has_the_code_a_process_manager_needs() {
+        let p = || PathBuf::from("/d/node-1/wal/0001.log");
+        let io = || std::io::Error::other("disk on fire");
+        let cases: Vec<(NodeError, u8)> = vec![
+            (NodeError::Config("bad".into()), EXIT_CONFIG),
+            (NodeError::Storage(StorageError::Locked { path: p() }), EXIT_HELD),
+            (NodeError::Storage(StorageError::Corrupt { file: p(), offset: 8, reason: "crc".into() }), EXIT_CORRUPT),
+            (
+                NodeError::Storage(StorageError::MissingSegment { file: p(), previous: p(), expected: 5, found: 9 }),
+                EXIT_CORRUPT,
+            ),
+            (NodeError::Storage(StorageError::Gap { file: p(), snapshot_index: 3, first_index: 9 }), EXIT_CORRUPT),
+            // Found while the replica loads: the same rule.
+            (NodeError::Replica(ReplicaError::Storage(StorageError::Locked { path: p() })), EXIT_HELD),
+            (NodeError::Replica(ReplicaError::DiskSnapshot("bad".into())), EXIT_CORRUPT),
+            (NodeError::Replica(ReplicaError::Start("x".into())), EXIT_OTHER),
+            (NodeError::Storage(StorageError::Io { path: p(), source: io() }), EXIT_OTHER),
+            (NodeError::Storage(StorageError::Poisoned { reason: "fsync".into() }), EXIT_OTHER),
+            (NodeError::Listen { path: p(), source: io() }, EXIT_OTHER),
+            (NodeError::Io(io()), EXIT_OTHER),
+        ];
+        for (e, code) in cases {
+            let kind = ExitKind::of(&e);
+            assert_eq!(kind.code(), code, "{e}");
+            assert!(!kind.advice().is_empty(), "{e}: says what to do");
+        }
+        assert_eq!(ExitKind::Clean.code(), EXIT_CLEAN);
+    }
+}
