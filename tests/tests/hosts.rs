@@ -136,6 +136,9 @@ fn leader_split_into_a_minority_cannot_commit_and_the_majority_goes_on() {
     assert_eq!(gone.code, Some(1), "the minority's write was never committed: {}", gone.describe());
     let kept = c.cli(&["get", "after"]);
     assert_eq!(kept.stdout, "split\n", "{}", kept.describe());
+    // The old leader follows the new term's leader now.
+    let row = c.status().into_iter().find(|r| r.id == old.id).expect("the old leader answers");
+    assert!(row.role == "follower" && row.term > old.term, "old leader after the heal: {row:?}");
     c.assert_one_leader_per_term();
 }
 
