@@ -42,6 +42,7 @@ bench_build() {
 
 ETCD_PIDS=("" "" "" "" "")
 SUP_PID=""
+EXTRA_SUP_PIDS=()
 WATCHDOG=""
 CHILD_PID=""
 RAFT_CFG=""
@@ -58,6 +59,10 @@ bench_cleanup() {
     # Reaped here, or they would stay zombies under an init that does not reap.
     for p in "${ETCD_PIDS[@]}"; do
         [ -n "$p" ] && wait_gone "$p"
+    done
+    # A second cluster of ours (bench-vs-etcd.sh TCP=1): its supervisor, whose nodes die with it.
+    for p in "${EXTRA_SUP_PIDS[@]}"; do
+        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
     done
     if [ -n "$SUP_PID" ] && kill -0 "$SUP_PID" 2>/dev/null; then
         timeout 10 "$BIN/raft-supervisor" --config "$RAFT_CFG" down >/dev/null 2>&1 || true
@@ -111,6 +116,10 @@ dir = "$1"
 fsync = true
 ${2:-}
 EOF
+    # TLS over TCP needs the CA and node certificates before the nodes start.
+    if grep -q '^transport = "tcp"' "$RAFT_CFG" && ! grep -q '^insecure = true' "$RAFT_CFG"; then
+        "$BIN/raft-supervisor" --config "$RAFT_CFG" certs >&2
+    fi
     log "starting our 5-node cluster in $1"
     "$BIN/raft-supervisor" --config "$RAFT_CFG" up --detach >&2
     local first_pid

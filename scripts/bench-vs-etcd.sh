@@ -6,6 +6,10 @@
 #
 #   scripts/bench-vs-etcd.sh            # the full run (about 5 minutes here)
 #   QUICK=1 scripts/bench-vs-etcd.sh    # smaller counts, for trying the script itself
+#   TCP=1 scripts/bench-vs-etcd.sh      # the transports side by side (about 2 minutes):
+#                                       # ours over Unix sockets, ours over TCP with mutual
+#                                       # TLS on 127.0.0.1, etcd over TCP; throughput and
+#                                       # latency stages only, in a section of their own
 #
 # The machine may be shared, and its disk with it: both clusters run side by side while
 # the throughput stages alternate between them (ours, etcd, ours, etcd, ...), each stage
@@ -31,6 +35,54 @@ fi
 bench_install_etcd
 bench_build
 bench_start "$TIME_LIMIT"
+
+if [ "${TCP:-0}" = 1 ]; then
+    # ----- transports: ours on Unix sockets, ours on TCP+TLS, etcd on TCP ------------------
+    # The three run side by side and the stages alternate between them, as below; each
+    # of ours has its own dir and ports (RESP off on the TCP one, so the two do not clash).
+    [ "$QUICK" = 1 ] && REPS=1 || REPS=${TCP_REPS:-2}
+    {
+        machine_info
+        echo "workload: 16-byte keys, 100-byte values, window 1 per client; $N_W1 / $N_W16 / $N_W64 writes at 1 / 16 / 64 clients; $N_R16 reads at 16 clients; each stage $REPS times, alternating between the three, median reported"
+    } >"$RES/machine.txt"
+    raft_up "$WORK/unix"
+    CFG_UNIX=$RAFT_CFG
+    EXTRA_SUP_PIDS+=("$SUP_PID")
+    TCP_BASE=${TCP_PORT_BASE:-27000}
+    raft_up "$WORK/tcp" "transport = \"tcp\"
+addrs = [\"127.0.0.1:$((TCP_BASE + 1))\", \"127.0.0.1:$((TCP_BASE + 2))\", \"127.0.0.1:$((TCP_BASE + 3))\", \"127.0.0.1:$((TCP_BASE + 4))\", \"127.0.0.1:$((TCP_BASE + 5))\"]
+redis_port = 0"
+    CFG_TCP=$RAFT_CFG
+    etcd_setup "$WORK/etcd" "${ETCD_PORT_BASE:-23790}"
+    for i in 1 2 3 4 5; do start_etcd "$i"; done
+    "$PERF" leader --etcd "$ETCD_EPS" --deadline-ms 30000 >/dev/null || die "etcd elected no leader; see $WORK/etcd/*.log"
+    tbench() { # tbench SYSTEM NAME ARGS...: SYSTEM is raft (Unix), rafttcp or etcd
+        local sys=$1 name=$2
+        shift 2
+        local out=$RES/$sys-$name.json
+        case $sys in
+            etcd) run_bg "$PERF" bench-etcd --timeout 10s --etcd "$ETCD_EPS" --json --value-size 100 "$@" >"$out" ;;
+            raft) run_bg "$BIN/raft-cli" --timeout 10s --config "$CFG_UNIX" bench --json --value-size 100 "$@" >"$out" ;;
+            rafttcp) run_bg "$BIN/raft-cli" --timeout 10s --config "$CFG_TCP" bench --json --value-size 100 "$@" >"$out" ;;
+        esac
+        log "$sys $name: $(head -c 300 "$out")"
+    }
+    for sys in raft rafttcp etcd; do
+        tbench "$sys" warmup --clients 16 --window 1 --requests 2000 --read-ratio 0 --keys 1000
+    done
+    for rep in $(seq "$REPS"); do
+        for sys in raft rafttcp etcd; do
+            tbench "$sys" "w1-$rep" --clients 1 --window 1 --requests "$N_W1" --read-ratio 0 --keys 1000
+            tbench "$sys" "w16-$rep" --clients 16 --window 1 --requests "$N_W16" --read-ratio 0 --keys 1000
+            tbench "$sys" "w64-$rep" --clients 64 --window 1 --requests "$N_W64" --read-ratio 0 --keys 1000
+            tbench "$sys" "r16-$rep" --clients 16 --window 1 --requests "$N_R16" --read-ratio 1 --keys 1000
+        done
+    done
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/machine.txt"
+    "$PERF" tcp-report --results "$RES" --out "$OUT"
+    log "wrote $OUT"
+    exit 0
+fi
 
 # ----- the machine -------------------------------------------------------------------
 {

@@ -40,6 +40,12 @@
 //!   not two clusters plus a load generator without spurious elections, so clusters are
 //!   serialised by a process-wide lock (test binaries already run one after another).
 
+pub mod deploy;
+pub mod netcluster;
+pub mod netns;
+pub mod proc;
+pub use proc::{damage_middle_record, wal_record_offsets, wal_segments, NodeProc};
+
 use raft_cli::client::ClientError;
 use raft_cli::conn::NodeConn;
 use raft_wire::blocking::{read_frame, write_frame};
@@ -349,7 +355,8 @@ pub fn short_tempdir() -> tempfile::TempDir {
 // ---------------------------------------------------------------------------------------
 // The cluster
 
-fn serial() -> MutexGuard<'static, ()> {
+/// One cluster at a time in a test process (the namespace clusters take it too).
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     // A test that panicked while holding it poisoned it; its cluster is gone all the same.
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())

@@ -109,38 +109,6 @@ fn claims_huge_key() -> Vec<u8> {
     [(patched.len() as u32).to_be_bytes().to_vec(), patched].concat()
 }
 
-/// The WAL segments of a node (`wal/*.log`), oldest first.
-fn segments(wal: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(wal)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log")).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Offsets of the records in a segment, by the framing raft-storage documents:
-/// `u32 len | u32 crc | len bytes`, little endian, ending at a zero header (the
-/// preallocated rest of the file) or at the end of the file.
-fn record_offsets(segment: &std::path::Path) -> Vec<(u64, u32)> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(segment).expect("open segment");
-    let size = f.metadata().expect("metadata").len();
-    let mut out = Vec::new();
-    let mut at = 0u64;
-    // Bounded: each record is at least 9 bytes, and at most a million are looked at.
-    while at + 8 <= size && out.len() < 1_000_000 {
-        let mut header = [0u8; 8];
-        f.read_exact_at(&mut header, at).expect("read header");
-        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
-        if len == 0 || at + 8 + u64::from(len) > size {
-            break;
-        }
-        out.push((at, len));
-        at += 8 + u64::from(len);
-    }
-    out
-}
-
 #[test]
 fn corrupted_wal_byte_stops_that_node_and_the_rest_keep_serving() {
     // Give up after two crashes, quickly.
@@ -162,8 +130,8 @@ fn corrupted_wal_byte_stops_that_node_and_the_rest_keep_serving() {
     c.kill(victim);
     // Flip one byte inside the payload of the record in the middle of the newest segment:
     // damage no crash can explain, with valid records after it.
-    let segment = segments(&c.wal_dir(victim)).pop().expect("the victim has a WAL segment");
-    let records = record_offsets(&segment);
+    let segment = wal_segments(&c.wal_dir(victim)).pop().expect("the victim has a WAL segment");
+    let records = wal_record_offsets(&segment);
     assert!(records.len() >= 100, "{} holds the writes: {} records", segment.display(), records.len());
     let (rec, len) = records[records.len() / 2];
     let at = rec + 8 + u64::from(len) / 2;

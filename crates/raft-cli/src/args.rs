@@ -174,6 +174,11 @@ pub struct ChaosArgs {
     /// How long to wait, after the faults, for every node to catch up.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub settle_timeout: Duration,
+    /// The nodes are not run by raft-supervisor (systemd, containers, a test's network):
+    /// inject no faults (whoever runs the nodes makes them and undoes them before
+    /// --duration ends); only drive the clients, wait for the catch-up and check.
+    #[arg(long, conflicts_with = "faults")]
+    pub no_supervisor: bool,
 }
 
 /// Which faults `chaos` may inject.

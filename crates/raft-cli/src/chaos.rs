@@ -8,6 +8,10 @@
 //! a node, kill the leader, pause and resume, partition and heal, a delay and loss on
 //! some nodes' outgoing messages and off again) and always undoes it.
 //!
+//! With `--no-supervisor` (nodes run by systemd, containers or a test's own network) no
+//! faults are injected here and nothing is restored: whoever runs the nodes makes the
+//! faults and undoes them before `--duration` ends; the rest is the same.
+//!
 //! After `--duration`, the clients stop, the network is healed and every node started and
 //! resumed; then the run waits (up to `--settle-timeout`) until one leader has committed
 //! its whole log and every node has applied all of it, and checks the history key by key.
@@ -174,7 +178,9 @@ pub fn run_report(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Res
             ),
         )
     };
-    sup(&SupervisorRequest::Status).map_err(no_supervisor)?;
+    if !args.no_supervisor {
+        sup(&SupervisorRequest::Status).map_err(no_supervisor)?;
+    }
     let mut probe = Client::new(cluster.clone(), START_TIMEOUT).without_leader_file();
     probe
         .read(ReadOp::Get { key: "chaos-probe".into() }, false)
@@ -303,8 +309,12 @@ pub fn run_report(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Res
     for h in handles {
         history.extend(h.join().expect("a chaos client thread panicked"));
     }
-    say(format!("{}  clients stopped; healing and restarting every node", stamp()));
-    restore_everything(cluster, timeout);
+    if args.no_supervisor {
+        say(format!("{}  clients stopped; waiting for every node to catch up", stamp()));
+    } else {
+        say(format!("{}  clients stopped; healing and restarting every node", stamp()));
+        restore_everything(cluster, timeout);
+    }
 
     let (caught_up, detail) = wait_caught_up(cluster, args.settle_timeout);
     report.caught_up = caught_up;
@@ -334,6 +344,9 @@ pub fn run_report(cluster: &Cluster, args: &ChaosArgs, timeout: Duration) -> Res
 }
 
 fn fault_names(args: &ChaosArgs) -> String {
+    if args.no_supervisor {
+        return "none here (--no-supervisor: made by whoever runs the nodes)".into();
+    }
     let f = args.faults;
     let mut names = Vec::new();
     if f.kill {
@@ -357,6 +370,9 @@ fn fault_names(args: &ChaosArgs) -> String {
 
 fn fault_menu(args: &ChaosArgs) -> Vec<FaultKind> {
     let mut menu = Vec::new();
+    if args.no_supervisor {
+        return menu;
+    }
     if args.faults.kill {
         menu.push(FaultKind::Kill);
         menu.push(FaultKind::LeaderKill);

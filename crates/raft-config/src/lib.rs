@@ -385,11 +385,16 @@ impl ClusterConfig {
         self.dir.join(CONFIG_FILE_NAME)
     }
 
-    /// A stable id of this cluster: 64-bit FNV-1a of the bytes of `dir` (absolute and
-    /// normalised when loaded with [`ClusterConfig::load`]). Nodes exchange it in their
-    /// hello so a node of another cluster is refused.
+    /// A stable id of this cluster. Nodes exchange it in their hello so a node of another
+    /// cluster is refused. Over Unix sockets: 64-bit FNV-1a of the bytes of `dir` (absolute
+    /// and normalised when loaded with [`ClusterConfig::load`]), which all nodes share.
+    /// Over TCP each host has a `dir` of its own (any path), so the id is FNV-1a of what
+    /// every host's config does share: `tcp:` and the `addrs` list, comma-joined.
     pub fn cluster_id(&self) -> u64 {
         use std::os::unix::ffi::OsStrExt;
+        if self.transport == "tcp" {
+            return fnv1a(format!("tcp:{}", self.addrs.join(",")).as_bytes());
+        }
         fnv1a(self.dir.as_os_str().as_bytes())
     }
 

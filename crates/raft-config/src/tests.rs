@@ -484,3 +484,22 @@ fn tls_paths_are_relative_to_dir_with_the_id_filled_in_and_missing_files_are_nam
     std::fs::write(&p.key, "x").unwrap();
     c.check_tls_files(&p).unwrap();
 }
+
+#[test]
+fn tcp_cluster_id_is_the_same_on_hosts_with_different_dirs() {
+    // Pretend hosts: each its own `dir`, the same `addrs`: one cluster.
+    let host = |dir: &str, addrs: &str| {
+        ClusterConfig::from_toml(&format!(
+            "dir = \"{dir}\"\nnodes = 3\ntransport = \"tcp\"\naddrs = [{addrs}]\ninsecure = true"
+        ))
+        .unwrap()
+    };
+    let one = "\"10.0.0.1:7001\", \"10.0.0.2:7001\", \"10.0.0.3:7001\"";
+    let a = host("/var/lib/raft", one);
+    let b = host("/srv/raft-b", one);
+    assert_eq!(a.cluster_id(), b.cluster_id());
+    assert_eq!(a.cluster_id(), fnv1a(b"tcp:10.0.0.1:7001,10.0.0.2:7001,10.0.0.3:7001"));
+    // Other addresses: another cluster.
+    let other = host("/var/lib/raft", "\"10.0.0.1:7001\", \"10.0.0.2:7001\", \"10.0.0.4:7001\"");
+    assert_ne!(a.cluster_id(), other.cluster_id());
+}

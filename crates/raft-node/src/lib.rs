@@ -64,9 +64,18 @@
 //!
 //! Every meaningful event is one line on stdout: `<time> n<id> t<term> <what>`, e.g.
 //! `2026-12-01T07:41:02.117302Z n3 t4 became leader term=4`. The supervisor sends stdout to `node.log`.
+//!
+//! ## Run by anything
+//!
+//! The binary runs in the foreground under whatever starts it (the supervisor, systemd,
+//! Kubernetes, a shell): SIGTERM or SIGINT ends the loop between turns, so the stop is
+//! clean, and it exits 0. A failure exits with a code from [`exit`] that tells a process
+//! manager whether restarting can help (bad config 2, data directory held 3, corrupt
+//! storage 4, anything else 1), after one stderr line saying what and what to do.
 
 mod conn;
 mod eventlog;
+pub mod exit;
 pub mod levers;
 mod logpage;
 mod observe;

@@ -26,6 +26,9 @@
 //! `scale-fill`, `restart-time`, `scale-catchup`, `scale-verify`, `disk-rate` and
 //! `scale-report` (its own generated section of `docs/performance.md`).
 //!
+//! For `TCP=1 scripts/bench-vs-etcd.sh` (issue 18): `tcp-report`, ours over Unix sockets
+//! and over TCP with TLS next to etcd over TCP (see [`tcp_report`]).
+//!
 //! Every wait is bounded; a measurement that cannot finish prints an error and exits 1.
 
 mod etcd;
@@ -33,6 +36,7 @@ mod replica_floor;
 mod report;
 mod scale;
 mod scale_report;
+mod tcp_report;
 
 use clap::Parser;
 use etcd::BlockingConn;
@@ -79,7 +83,8 @@ fn usage() -> ExitCode {
          \x20      raft-perf scale-catchup --raft-config PATH --node N --since UNIX_NS [--deadline-ms N]\n\
          \x20      raft-perf scale-verify --raft-config PATH --keys N --since UNIX_NS [--samples 1000] [--value-size 100]\n\
          \x20      raft-perf disk-rate --dir DIR [--mib 256]\n\
-         \x20      raft-perf scale-report --results DIR --out FILE"
+         \x20      raft-perf scale-report --results DIR --out FILE\n\
+         \x20      raft-perf tcp-report --results DIR --out FILE"
     );
     ExitCode::from(2)
 }
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
         "scale-verify" => scale::verify(&flags),
         "disk-rate" => scale::disk_rate(&flags),
         "scale-report" => scale_report::run(&flags),
+        "tcp-report" => tcp_report::run(&flags),
         _ => return usage(),
     };
     match res {
