@@ -39,10 +39,7 @@
 //! A segment is named by the index of its first entry, zero padded, so `ls` shows the
 //! log's order and any gap. A new segment starts when the next batch would take the
 //! active one past [`StorageOptions::segment_bytes`]; it is preallocated with `fallocate`
-//! so that appends inside it change no file size, and zeros are written a MiB ahead of
-//! the log's end (with the batch that passes the zeroed part), so that appends land in
-//! blocks already written and `fdatasync` has only data to flush, no extent to convert
-//! (`storage::ZERO_AHEAD_BYTES`).
+//! so that appends inside it change no file size and `fdatasync` has only data to flush.
 //! The end of the log inside a segment is therefore found by reading: the records stop
 //! at a zero header followed only by zeros (or at the end of the file).
 //!

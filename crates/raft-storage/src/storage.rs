@@ -30,27 +30,6 @@ pub struct StorageStats {
     /// `fsync`/`fdatasync` calls on segments, the hard-state file and the WAL directory
     /// (snapshot files not included).
     pub syncs: u64,
-    /// Bytes of zeros written ahead of the log's end (a MiB at a time): about
-    /// one byte per byte of log, never per write.
-    pub zero_fill_bytes: u64,
-}
-
-/// Zeros written ahead of the log's end in the active segment, in the same `pwrite` as
-/// the batch that passes the zeroed part. A preallocated block is "unwritten" until its
-/// first write, and converting it is a metadata write (the extent and the inode) that
-/// `fdatasync` waits for on every append; once the block holds zeros, the append's
-/// `fdatasync` flushes data only (issue 16). One fill per MiB of log, about 7,000 small
-/// writes; the batch that carries it writes one MiB more.
-pub(crate) const ZERO_AHEAD_BYTES: u64 = 1 << 20;
-
-/// Where the zeroed part of a segment of `segment_bytes` should end after a write that
-/// ends at `write_end`, given it ends at `zeroed_to` now: unchanged while the write stays
-/// inside it, else [`ZERO_AHEAD_BYTES`] past the write, never past the preallocation.
-pub(crate) fn zero_fill_end(write_end: u64, zeroed_to: u64, segment_bytes: u64) -> u64 {
-    if write_end <= zeroed_to {
-        return zeroed_to;
-    }
-    write_end.saturating_add(ZERO_AHEAD_BYTES).min(segment_bytes).max(write_end)
 }
 
 /// Where an entry's record starts, and its term (to check appends and truncations).
@@ -89,9 +68,6 @@ pub struct Storage {
     active: File,
     /// Offset in `active` just past the last record: where the next write goes.
     end: u64,
-    /// Offset in `active` below which every byte has been written, records or zeros
-    /// (see [`ZERO_AHEAD_BYTES`]); at least `end`.
-    zeroed_to: u64,
     /// The newest hard state written.
     hard_state: HardState,
     /// The current snapshot (index 0: none).
@@ -231,7 +207,6 @@ impl Storage {
             segments,
             active,
             end,
-            zeroed_to: end,
             hard_state,
             snapshot: snap_meta,
             snapshot_path,
@@ -709,18 +684,7 @@ impl Storage {
                 st.start_segment(entries[0].index)?;
             }
             st.stats.writes += 1;
-            let records = buf.len();
-            let write_end = st.end + records as u64;
-            let zeroed_to = zero_fill_end(write_end, st.zeroed_to, st.opts.segment_bytes);
-            if zeroed_to > st.zeroed_to && zeroed_to > write_end {
-                let fill = zeroed_to - write_end;
-                st.stats.zero_fill_bytes += fill;
-                buf.resize(records + fill as usize, 0);
-            }
-            let written = st.active.write_all_at(&buf, st.end);
-            buf.truncate(records);
-            written.at(&st.segments.last().expect("active").path)?;
-            st.zeroed_to = st.zeroed_to.max(zeroed_to);
+            st.active.write_all_at(&buf, st.end).at(&st.segments.last().expect("active").path)?;
             if st.opts.fsync {
                 st.stats.syncs += 1;
                 st.active.sync_data().at(&st.segments.last().expect("active").path)?;
@@ -767,7 +731,6 @@ impl Storage {
         self.stats.syncs += 1;
         self.active.sync_all().at(&seg.path)?;
         self.end = at;
-        self.zeroed_to = at;
         Ok(())
     }
 
@@ -781,7 +744,6 @@ impl Storage {
         self.segments.push(Segment { first, path, entries: Vec::new() });
         self.active = file;
         self.end = 0;
-        self.zeroed_to = 0;
         Ok(())
     }
 
@@ -813,7 +775,6 @@ impl Storage {
         self.segments.push(Segment { first: next, path, entries: Vec::new() });
         self.active = file;
         self.end = 0;
-        self.zeroed_to = 0;
         self.hard_state.commit = self.hard_state.commit.max(self.snapshot.index);
         let hs = self.hard_state;
         self.write_batch(Some(&hs), &[], None)
@@ -1185,20 +1146,4 @@ fn recover_snapshot(
         Some((snap, path)) => (Some(snap), Some(path)),
         None => (None, None),
     })
-}
-
-#[cfg(test)]
-mod zero_fill_tests {
-    use super::*;
-
-    #[test]
-    fn the_zeroed_part_grows_a_mib_past_a_write_that_leaves_it_and_stops_at_the_preallocation() {
-        let seg = 64 << 20;
-        assert_eq!(zero_fill_end(100, 0, seg), 100 + ZERO_AHEAD_BYTES, "a fresh segment");
-        assert_eq!(zero_fill_end(500, 100 + ZERO_AHEAD_BYTES, seg), 100 + ZERO_AHEAD_BYTES, "inside: no fill");
-        let z = 100 + ZERO_AHEAD_BYTES;
-        assert_eq!(zero_fill_end(z + 1, z, seg), z + 1 + ZERO_AHEAD_BYTES);
-        assert_eq!(zero_fill_end(seg - 10, seg - 20, seg), seg, "never past the preallocation");
-        assert_eq!(zero_fill_end(seg + 10, seg, seg), seg + 10, "a batch past the segment's end: no fill");
-    }
 }

@@ -66,41 +66,6 @@ fn persist_and_restart() {
     assert!(rec.notes.iter().any(|n| n.contains("recovered 30 entries")), "{:?}", rec.notes);
 }
 
-/// Issue 16: the batch that passes the zeroed part of the segment also writes zeros a MiB
-/// ahead (so appends land in written blocks); the zeros read as the end of the log, the
-/// segment does not grow, and a truncation and a restart see exactly the records.
-#[test]
-fn appends_across_the_zeroed_part_read_back_exactly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let opts = StorageOptions { fsync: false, segment_bytes: 4 << 20 };
-    let last = 25_000; // about 3 MiB of records: three zero fills in one segment
-    {
-        let (mut st, _) = open(tmp.path(), opts);
-        st.persist(Some(&hs(1, Some(1), 0)), &[]).unwrap();
-        for first in (1..=last).step_by(250) {
-            st.persist(None, &entries(first..=first + 249, 1)).unwrap();
-        }
-        assert_eq!(st.segment_paths().len(), 1);
-        let fill = st.stats().zero_fill_bytes;
-        let log = st.wal_end();
-        assert!(fill > log && fill <= log + (1 << 20), "zeros written once ahead of the log: {fill} for {log} bytes");
-        let len = std::fs::metadata(&segments(tmp.path())[0]).unwrap().len();
-        assert_eq!(len, 4 << 20, "the zero fill stays inside the preallocation");
-    }
-    let (mut st, rec) = open(tmp.path(), opts);
-    assert_eq!(rec.restored.entries.len() as u64, last);
-    assert_eq!(rec.restored.entries.last(), Some(&entry(last, 1)));
-    // A conflict cuts into the zero-filled part; the next appends and a restart see only
-    // the new records.
-    st.persist(Some(&hs(2, Some(2), 0)), &entries(20_000..=20_010, 2)).unwrap();
-    st.persist(None, &entries(20_011..=20_500, 2)).unwrap();
-    drop(st);
-    let (_st, rec) = open(tmp.path(), opts);
-    let mut want = entries(1..=19_999, 1);
-    want.extend(entries(20_000..=20_500, 2));
-    assert_eq!(rec.restored.entries, want);
-}
-
 #[test]
 fn default_options_with_fsync() {
     let tmp = tempfile::tempdir().unwrap();
