@@ -422,11 +422,12 @@ impl Cluster {
             });
         }
         self.supervisor = Some(cmd.spawn().expect("spawn raft-supervisor up"));
-        let ids = self.ids();
-        self.wait("every node running", START_TIMEOUT, || {
+        // The supervisor's node set, not `ids()`: a cluster that grew with `add` restarts
+        // with its added nodes (kept in <dir>/members), and one of them may win the election.
+        let ids = self.wait("every node running", START_TIMEOUT, || {
             self.check_supervisor_alive();
             let st = self.sup_status().ok()?;
-            st.nodes.iter().all(|n| n.process == "running").then_some(())
+            st.nodes.iter().all(|n| n.process == "running").then(|| st.nodes.iter().map(|n| n.id).collect::<Vec<_>>())
         });
         self.wait_leader(&ids, START_TIMEOUT);
         self
@@ -635,7 +636,9 @@ impl Cluster {
     /// A leader among `among` that a majority of the cluster follows in its term.
     pub fn stable_leader(&self, among: &[NodeId]) -> Option<(NodeId, Term)> {
         let quorum = (self.opts.nodes / 2 + 1) as usize;
-        let st: Vec<NodeStatus> = self.statuses(&self.ids()).into_iter().filter_map(|(_, s)| s).collect();
+        let mut ids = self.ids();
+        ids.extend(among.iter().filter(|id| !ids.contains(id)).collect::<Vec<_>>());
+        let st: Vec<NodeStatus> = self.statuses(&ids).into_iter().filter_map(|(_, s)| s).collect();
         let leader =
             st.iter().filter(|s| s.role == RoleKind::Leader && among.contains(&s.id)).max_by_key(|s| s.term)?;
         let following = st.iter().filter(|s| s.term == leader.term && s.leader == Some(leader.id)).count();
