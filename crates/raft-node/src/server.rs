@@ -745,7 +745,13 @@ impl Net {
         self.accept_retry = false;
         loop {
             match self.listener.accept() {
-                Ok(mut stream) => {
+                // One connection that could not be set up: it is closed, the listener is
+                // fine, so the others queued behind it are still taken.
+                Ok(raft_transport::Accepted::Dropped(e)) => {
+                    event!(self.log, self.term, "dropped an accepted connection {e}");
+                    continue;
+                }
+                Ok(raft_transport::Accepted::Stream(mut stream)) => {
                     if self.unidentified >= MAX_UNIDENTIFIED_CONNECTIONS {
                         event!(
                             self.log,

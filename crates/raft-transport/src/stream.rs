@@ -217,6 +217,25 @@ pub enum Listener {
     Tcp(TcpListener, Option<Arc<rustls::ServerConfig>>),
 }
 
+/// What one [`Listener::accept`] took off the queue.
+pub enum Accepted {
+    /// A new connection.
+    Stream(Stream),
+    /// A connection that could not be set up (a socket option, the TLS session): closed
+    /// when this is dropped; the listener itself is fine.
+    Dropped(io::Error),
+}
+
+impl Accepted {
+    /// The stream, or the reason the connection was dropped (for tests and simple callers).
+    pub fn stream(self) -> io::Result<Stream> {
+        match self {
+            Accepted::Stream(s) => Ok(s),
+            Accepted::Dropped(e) => Err(e),
+        }
+    }
+}
+
 impl Listener {
     /// Binds `at`. A Unix socket file left by a dead process must be removed first (the
     /// caller holds the lock that proves it dead). TLS needs the node's identity.
@@ -231,19 +250,24 @@ impl Listener {
     }
 
     /// Accepts one connection (`WouldBlock` when none waits). Over TLS the handshake runs
-    /// on the stream's first reads and writes.
-    pub fn accept(&self) -> io::Result<Stream> {
+    /// on the stream's first reads and writes. The outer error is the listener's (EMFILE:
+    /// try again later); [`Accepted::Dropped`] is one connection that could not be set up
+    /// and is closed, the listener being fine (keep accepting).
+    pub fn accept(&self) -> io::Result<Accepted> {
         match self {
-            Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
+            Listener::Unix(l) => Ok(Accepted::Stream(Stream::Unix(l.accept()?.0))),
             Listener::Tcp(l, tls) => {
-                let (tcp, _) = l.accept()?;
-                tune(&tcp)?;
+                let (tcp, from) = l.accept()?;
+                let dropped = |e: io::Error| Accepted::Dropped(io::Error::new(e.kind(), format!("from {from}: {e}")));
+                if let Err(e) = tune(&tcp) {
+                    return Ok(dropped(e));
+                }
                 match tls {
-                    None => Ok(Stream::Tcp(tcp)),
-                    Some(config) => {
-                        let conn = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-                        Ok(Stream::Tls(Box::new(TlsStream::new(tcp, conn.into()))))
-                    }
+                    None => Ok(Accepted::Stream(Stream::Tcp(tcp))),
+                    Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                        Ok(conn) => Ok(Accepted::Stream(Stream::Tls(Box::new(TlsStream::new(tcp, conn.into()))))),
+                        Err(e) => Ok(dropped(io::Error::other(e))),
+                    },
                 }
             }
         }
@@ -527,7 +551,7 @@ mod tests {
         let tx = connect(&at, 1, Some(&client)).unwrap();
         let mut rx = None;
         drive("accept", || {
-            rx = listener.accept().ok();
+            rx = listener.accept().and_then(Accepted::stream).ok();
             rx.is_some()
         });
         let (mut tx, mut rx) = (FramedConn::new(tx, usize::MAX), FramedConn::new(rx.unwrap(), usize::MAX));
