@@ -136,7 +136,7 @@ impl Cluster {
     /// Where node `id` is dialled: its Unix socket, or its `addrs` entry over tcp.
     pub fn endpoint(&self, id: NodeId) -> Option<Endpoint> {
         match &self.tcp {
-            Some(t) => t.addrs.get((id as usize).checked_sub(1)?).map(|a| Endpoint::Tcp(a.clone())),
+            Some(t) => raft_config::transport::addr_of(&t.addrs, id).map(|a| Endpoint::Tcp(a.to_string())),
             None => self.socket(id).map(|p| Endpoint::Unix(p.to_path_buf())),
         }
     }

@@ -63,7 +63,7 @@ impl NodeSettings {
             return None;
         }
         match &self.tcp {
-            Some(t) => t.addrs.get(id as usize - 1).map(|a| Endpoint::Tcp(a.clone())),
+            Some(t) => raft_config::transport::addr_of(&t.addrs, id).map(|a| Endpoint::Tcp(a.to_string())),
             None => self.peer_path(id).map(Endpoint::Unix),
         }
     }
