@@ -38,6 +38,25 @@ impl TlsStream {
     }
 }
 
+/// A TLS session refused (a certificate of another CA, none, a bad record): the error a
+/// TLS stream's read returns, so callers tell it from other I/O errors by type
+/// ([`is_tls_refusal`]), not by its text. Shown as `TLS: <rustls' reason>`.
+#[derive(Debug)]
+pub struct TlsRefusal(pub String);
+
+impl std::fmt::Display for TlsRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsRefusal {}
+
+/// Whether an I/O error is a [`TlsRefusal`].
+pub fn is_tls_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TlsRefusal>())
+}
+
 impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -52,7 +71,7 @@ impl Read for TlsStream {
                     if let Err(e) = self.tls.process_new_packets() {
                         // Tell the other end why (the alert), then give up on the stream.
                         let _ = self.push();
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")));
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, TlsRefusal(e.to_string())));
                     }
                     // Handshake replies and key updates go out as soon as they exist.
                     self.push()?;
@@ -500,6 +519,14 @@ impl Write for BlockingStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_refusals_are_told_by_type_not_text() {
+        let e = io::Error::new(io::ErrorKind::InvalidData, TlsRefusal("bad certificate".into()));
+        assert!(is_tls_refusal(&e));
+        assert_eq!(e.to_string(), "TLS: bad certificate");
+        assert!(!is_tls_refusal(&io::Error::other("TLS: lookalike text")), "the text alone is not one");
+    }
     use crate::certs::{generate, CertPlan};
     use raft_wire::conn::FramedConn;
     use raft_wire::{ClientRequest, Request, WriteOp};
