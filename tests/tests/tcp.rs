@@ -68,6 +68,10 @@ fn five_nodes_over_mutual_tls_from_certs_and_up_take_writes_and_survive_the_lead
     let out = c.cli(&["get", "chelsea"]);
     assert_eq!(out.code, Some(2), "{}", out.describe());
     assert!(out.stderr.contains("client.key") && out.stderr.contains("raft-supervisor certs"), "{}", out.describe());
+    // The benchmark too: at once, never plain TCP instead.
+    let out = c.cli(&["bench", "--requests", "10"]);
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("client.key"), "{}", out.describe());
 }
 
 #[test]

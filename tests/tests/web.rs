@@ -333,6 +333,30 @@ fn http_api_and_event_stream() {
     assert!(body["message"].as_str().unwrap().contains("already running"), "{body}");
 }
 
+/// Over `transport = "tcp"` the view dials the nodes at their `addrs` (there are no node
+/// sockets): the stream carries every node's messages, log cells and vote.
+#[test]
+fn the_stream_carries_the_nodes_own_answers_over_tcp() {
+    let nodes = 3;
+    let base = free_redis_base(nodes);
+    let addrs: Vec<String> = (1..=nodes).map(|n| format!("\"127.0.0.1:{}\"", base as u64 + n)).collect();
+    let extra_toml = format!("transport = \"tcp\"\naddrs = [{}]\ninsecure = true\n", addrs.join(", "));
+    let c = Cluster::start(Opts { nodes, extra_toml, ..Opts::default() });
+    assert!(!c.dir.join("node-1").join("node.sock").exists(), "no Unix socket to fall back on");
+    let web = Web::start(&c);
+    let frames = Frames::open(&web);
+    let (leader, term) = frames.until("a leader", PAGE_TIMEOUT, frame_leader);
+    frames.until("the leader's heartbeats, and every node's log cells and vote", PAGE_TIMEOUT, |f| {
+        let view = &f["view"];
+        let heartbeat = view["traffic"]
+            .as_array()?
+            .iter()
+            .any(|m| m["from"] == leader && m["kind"] == "heartbeat" && m["term"] == term);
+        let every = |key: &str| (1..=nodes).all(|id| view[key].get(id.to_string()).is_some_and(|v| !v.is_null()));
+        (heartbeat && every("logs") && every("votes")).then_some(())
+    });
+}
+
 #[test]
 fn the_stream_says_when_the_supervisor_is_gone_and_carries_on_after_up() {
     let mut c = Cluster::start(Opts::default());

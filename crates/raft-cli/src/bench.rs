@@ -16,9 +16,10 @@ use crate::args::BenchArgs;
 use crate::client::{random_u64, Client, Cluster};
 use crate::commands::Output;
 use crate::rng::Rng;
-use crate::{EXIT_OK, EXIT_UNAVAILABLE};
+use crate::{EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE};
 use mio::{Events, Interest, Poll, Token};
 use raft_core::NodeId;
+use raft_transport::ClientTls;
 use raft_wire::conn::{FramedConn, ReadOutcome};
 use raft_wire::{ClientRequest, ClientResponse, Hello, ReadOp, Request, Response, WriteOp};
 use serde::Serialize;
@@ -235,6 +236,8 @@ struct Bench<'a> {
     last_success: Instant,
     /// The next key with --sequential-keys.
     next_key: u64,
+    /// The client's TLS identity, checked once before anything is dialled.
+    tls: Option<ClientTls>,
 }
 
 /// The key of number `n`: 16 bytes for every `n` below 10^10 (the workload is defined
@@ -271,6 +274,9 @@ pub fn output(report: Result<BenchReport, Output>, json: bool) -> Output {
 
 /// Runs the benchmark; `Err` is the output for a cluster that could not be found.
 pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Result<BenchReport, Output> {
+    // Unusable TLS files are the config's fault: said at once, never plain TCP instead.
+    let tls = cluster.tls().map_err(|e| Output::fail(EXIT_USAGE, format!("raft-cli bench: cannot use TLS: {e}")))?;
+    let tls = tls.cloned();
     // Find the leader once with a plain client; every connection starts there.
     let mut probe = Client::new(cluster.clone(), timeout);
     probe.read(ReadOp::Get { key: "bench-0".into() }, false).map_err(Output::from)?;
@@ -286,6 +292,7 @@ pub fn run_report(cluster: &Cluster, args: &BenchArgs, timeout: Duration) -> Res
         value: (0..args.value_size).map(|i| b'a' + (i % 26) as u8).collect(),
         last_success: Instant::now(),
         next_key: args.first_key % args.keys,
+        tls,
     };
     let seed = random_u64();
     for i in 0..args.clients as u64 {
@@ -389,8 +396,7 @@ impl Bench<'_> {
     fn connect(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
         let at = self.cluster.endpoint(c.node).expect("configured node");
-        let tls = self.cluster.tcp.as_ref().and_then(|t| t.tls.as_ref().ok().cloned().flatten());
-        match raft_transport::connect(&at, c.node, tls.as_ref()) {
+        match raft_transport::connect(&at, c.node, self.tls.as_ref()) {
             Ok(mut stream) => {
                 if let Err(e) =
                     self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
@@ -522,5 +528,21 @@ mod tests {
         assert_eq!(p.max, 1000.0);
         assert_eq!(percentiles(vec![]), Percentiles::default());
         assert_eq!(percentiles(vec![7000]).p50, 7.0);
+    }
+
+    /// With TLS files missing the benchmark refuses at once with a usage error naming the
+    /// file (it used to dial plain TCP and count every request as an error).
+    #[test]
+    fn unusable_tls_files_are_a_usage_error_before_anything_is_dialled() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("dir = {:?}\nnodes = 1\ntransport = \"tcp\"\naddrs = [\"127.0.0.1:1\"]\n", dir.path());
+        let cluster = Cluster::from_config(&raft_config::ClusterConfig::from_toml(&text).unwrap());
+        use clap::Parser;
+        let cli = crate::args::Cli::try_parse_from(["raft-cli", "bench", "--requests", "10"]).unwrap();
+        let crate::args::Command::Bench(args) = cli.command else { panic!("bench parses as bench") };
+        let Err(out) = run_report(&cluster, &args, Duration::from_millis(200)) else { panic!("refused") };
+        assert_eq!(out.code, EXIT_USAGE);
+        let said = out.stderr.unwrap_or_default();
+        assert!(said.contains("ca.crt"), "names the file: {said}");
     }
 }

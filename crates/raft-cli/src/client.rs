@@ -136,14 +136,24 @@ impl Cluster {
     /// Where node `id` is dialled: its Unix socket, or its `addrs` entry over tcp.
     pub fn endpoint(&self, id: NodeId) -> Option<Endpoint> {
         match &self.tcp {
-            Some(t) => t.addrs.get((id as usize).checked_sub(1)?).map(|a| Endpoint::Tcp(a.clone())),
+            Some(t) => raft_config::transport::addr_of(&t.addrs, id).map(|a| Endpoint::Tcp(a.to_string())),
             None => self.socket(id).map(|p| Endpoint::Unix(p.to_path_buf())),
         }
     }
 
     /// Why this client cannot dial at all (TLS files missing or bad), if so.
     pub fn config_error(&self) -> Option<&str> {
-        self.tcp.as_ref().and_then(|t| t.tls.as_ref().err()).map(String::as_str)
+        self.tls().err()
+    }
+
+    /// The client's TLS identity: `None` over Unix sockets or plain TCP; `Err` why the
+    /// TLS files could not be used (then nothing may be dialled: never plain TCP instead).
+    pub fn tls(&self) -> Result<Option<&ClientTls>, &str> {
+        match &self.tcp {
+            Some(TcpClient { tls: Err(e), .. }) => Err(e),
+            Some(TcpClient { tls: Ok(t), .. }) => Ok(t.as_ref()),
+            None => Ok(None),
+        }
     }
 
     /// A client connection to node `id` over the cluster's transport.
@@ -151,11 +161,7 @@ impl Cluster {
         let at = self
             .endpoint(id)
             .ok_or_else(|| CallError::Connect(std::io::Error::other(format!("node {id} has no address"))))?;
-        let tls = match &self.tcp {
-            Some(TcpClient { tls: Err(e), .. }) => return Err(CallError::Connect(std::io::Error::other(e.clone()))),
-            Some(TcpClient { tls: Ok(t), .. }) => t.as_ref(),
-            None => None,
-        };
+        let tls = self.tls().map_err(|e| CallError::Connect(std::io::Error::other(e.to_string())))?;
         NodeConn::connect_to(id, &at, tls, timeout)
     }
 

@@ -443,6 +443,16 @@ fn a_tcp_node_id_past_the_addrs_list_is_a_clear_error() {
 }
 
 #[test]
+fn node_n_is_at_addrs_n_minus_one_and_nowhere_else() {
+    let addrs: Vec<String> = ["a:1", "b:2"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(crate::transport::addr_of(&addrs, 1), Some("a:1"));
+    assert_eq!(crate::transport::addr_of(&addrs, 2), Some("b:2"));
+    assert_eq!(crate::transport::addr_of(&addrs, 0), None, "0 is no node");
+    assert_eq!(crate::transport::addr_of(&addrs, 3), None);
+    assert_eq!(crate::transport::addr_of(&addrs, u64::MAX), None);
+}
+
+#[test]
 fn tcp_without_enough_addrs_or_with_a_bad_one_is_refused_naming_the_key() {
     let e = err("nodes = 3\ntransport = \"tcp\"");
     assert_eq!(e.key(), Some("addrs"));

@@ -19,6 +19,13 @@ pub const DEFAULT_TLS_CLIENT_KEY: &str = "certs/client.key";
 /// Longest `host:port` entry: a DNS name is at most 253 bytes, plus `:65535`.
 pub const MAX_ADDR_BYTES: usize = 260;
 
+/// The one rule that places nodes in `addrs`: node N (from 1) is at `addrs[N-1]`.
+/// `None` for id 0 or an id past the list.
+pub fn addr_of(addrs: &[String], id: u64) -> Option<&str> {
+    let i = usize::try_from(id.checked_sub(1)?).ok()?;
+    addrs.get(i).map(String::as_str)
+}
+
 /// How the nodes of a cluster reach each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -83,9 +90,9 @@ impl ClusterConfig {
         if self.transport_kind() == Transport::Unix {
             return Ok(Endpoint::Unix(self.node_socket(id)));
         }
-        match self.addrs.get((id as usize).wrapping_sub(1)) {
-            Some(a) if id >= 1 => Ok(Endpoint::Tcp(a.clone())),
-            _ => Err(ConfigError::Invalid {
+        match addr_of(&self.addrs, id) {
+            Some(a) => Ok(Endpoint::Tcp(a.to_string())),
+            None => Err(ConfigError::Invalid {
                 key: "addrs",
                 reason: format!(
                     "node {id} has no entry ({} listed); a node added with `add` needs one too",
@@ -114,7 +121,7 @@ impl ClusterConfig {
 
     /// The host of node `id`'s `addrs` entry (for its certificate), `None` without one.
     pub fn node_host(&self, id: u64) -> Option<String> {
-        let a = self.addrs.get((id as usize).checked_sub(1)?)?;
+        let a = addr_of(&self.addrs, id)?;
         split_host_port(a).ok().map(|(h, _)| h.to_string())
     }
 

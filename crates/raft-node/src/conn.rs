@@ -57,6 +57,9 @@ pub struct Conn {
     /// Over TCP, the other end's address as accepted (for refusal lines); `None` over
     /// Unix sockets and on dialled streams (their line names the peer's address).
     pub remote: Option<std::net::SocketAddr>,
+    /// Its TLS session was refused (raft-transport's typed `TlsRefusal`): such a close
+    /// on a dialled peer stream is logged once per distinct reason.
+    pub tls_refused: bool,
 }
 
 impl Conn {
@@ -69,6 +72,7 @@ impl Conn {
             handshake: None,
             peer_uid,
             connecting: false,
+            tls_refused: false,
             opened: Instant::now(),
             remote,
         }
@@ -122,14 +126,14 @@ impl Conn {
     pub fn admit_peer(&self, node: NodeId, our_uid: u32) -> Result<(), String> {
         let stream = &self.framed.stream;
         if stream.is_tls() {
-            return stream.check_peer_cert(node).map_err(|why| format!("refused peer n{node}: {why}"));
+            return stream.check_peer_cert(node);
         }
         if stream.is_plain_tcp() {
             return Ok(());
         }
         if !self.peer_uid.is_some_and(|u| u == our_uid || u == 0) {
             return Err(format!(
-                "refused peer n{node}: uid {} is neither the node's ({our_uid}) nor root",
+                "uid {} is neither the node's ({our_uid}) nor root",
                 self.peer_uid.map_or("unknown".into(), |u| u.to_string()),
             ));
         }

@@ -745,7 +745,13 @@ impl Net {
         self.accept_retry = false;
         loop {
             match self.listener.accept() {
-                Ok(mut stream) => {
+                // One connection that could not be set up: it is closed, the listener is
+                // fine, so the others queued behind it are still taken.
+                Ok(raft_transport::Accepted::Dropped(e)) => {
+                    event!(self.log, self.term, "dropped an accepted connection {e}");
+                    continue;
+                }
+                Ok(raft_transport::Accepted::Stream(mut stream)) => {
                     if self.unidentified >= MAX_UNIDENTIFIED_CONNECTIONS {
                         event!(
                             self.log,
@@ -859,8 +865,8 @@ impl Net {
             Kind::PeerOut(peer) => self.peer_failed(peer, Instant::now(), why.as_deref().unwrap_or("closed")),
             // A TLS refusal (another CA, another node's certificate) is one line; the same
             // refusal again on each redial is not repeated (see `crate::tcp`).
-            Kind::PeerOutAuth(peer) if why.as_deref().is_some_and(crate::tcp::is_tls_refusal) => {
-                let why = why.expect("checked");
+            Kind::PeerOutAuth(peer) if conn.tls_refused => {
+                let why = why.unwrap_or_else(|| "TLS session refused".into());
                 if self.peers.get_mut(&peer).is_some_and(|l| l.last_refusal.as_deref() != Some(&why)) {
                     let at = self.peer_endpoint(peer).map_or(String::new(), |a| format!(" at {a}"));
                     event!(self.log, self.term, "refused peer n{peer}{at}: {why}");
@@ -922,7 +928,7 @@ impl Net {
                 if node == self.s.id || self.s.peer_endpoint(node).is_none() {
                     return Err(format!("refused peer: unknown node id {node}"));
                 }
-                conn.admit_peer(node, self.uid)?;
+                conn.admit_peer(node, self.uid).map_err(|why| format!("refused peer n{node}: {why}"))?;
                 let ours = raft_wire::auth::random_nonce().map_err(|e| format!("no random nonce: {e}"))?;
                 let (handshake, challenge) =
                     AcceptorHandshake::new(&self.s.cluster_key, cluster_id, self.s.id, node, nonce, ours);
@@ -963,10 +969,7 @@ impl Net {
         let Some(Handshake::Dialer(handshake)) = conn.handshake.take() else {
             panic!("a PeerOutAuth connection holds a dialer handshake (bug)");
         };
-        conn.admit_peer(peer, self.uid).map_err(|why| match why.strip_prefix(&format!("refused peer n{peer}: ")) {
-            Some(rest) => format!("its socket is served by {rest}"),
-            None => why,
-        })?;
+        conn.admit_peer(peer, self.uid).map_err(|why| format!("its socket is served by {why}"))?;
         let proof = handshake.on_challenge(&self.s.cluster_key, challenge).map_err(|e| e.to_string())?;
         conn.queue(&proof).expect("a proof encodes");
         conn.kind = Kind::PeerOut(peer);
@@ -1103,6 +1106,7 @@ impl Net {
             }
             Ok(ReadOutcome::Closed) => true,
             Err(e) => {
+                conn.tls_refused = raft_transport::is_tls_refusal(&e);
                 self.close(token, Some(format!("read failed: {e}")));
                 return None;
             }

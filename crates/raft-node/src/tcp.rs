@@ -49,12 +49,6 @@ impl TcpSettings {
     }
 }
 
-/// Whether a close reason is a TLS refusal (raft-transport says `TLS: ...` for a failed
-/// handshake: a certificate of another CA, of another node, or none).
-pub(crate) fn is_tls_refusal(why: &str) -> bool {
-    why.contains("TLS: ")
-}
-
 impl NodeSettings {
     /// Where node `id` is dialled: its Unix socket (known at start, or derived for a
     /// member added at run time), or its `addrs` entry. `None`: not reachable.
@@ -63,7 +57,7 @@ impl NodeSettings {
             return None;
         }
         match &self.tcp {
-            Some(t) => t.addrs.get(id as usize - 1).map(|a| Endpoint::Tcp(a.clone())),
+            Some(t) => raft_config::transport::addr_of(&t.addrs, id).map(|a| Endpoint::Tcp(a.to_string())),
             None => self.peer_path(id).map(Endpoint::Unix),
         }
     }

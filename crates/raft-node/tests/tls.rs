@@ -17,6 +17,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two passes of a wait with a deadline: each pass makes TLS handshakes, so
+/// spinning would take a core from the nodes it waits for. A poll interval, not a wait
+/// for something to happen.
+const POLL_PAUSE: Duration = Duration::from_millis(20);
 const CLUSTER_ID: u64 = 0x7115;
 
 struct Node {
@@ -177,7 +181,7 @@ impl Cluster {
                 }
             }
             assert!(start.elapsed() < DEADLINE, "no agreed leader within {DEADLINE:?}: {statuses:?}");
-            std::thread::yield_now();
+            std::thread::sleep(POLL_PAUSE);
         }
     }
 
@@ -193,6 +197,7 @@ impl Cluster {
                 _ => target = self.nodes.keys().copied().find(|&id| id > target).unwrap_or(1),
             }
             assert!(start.elapsed() < DEADLINE, "write {key} did not succeed within {DEADLINE:?}");
+            std::thread::sleep(POLL_PAUSE);
         }
     }
 
@@ -204,7 +209,7 @@ impl Cluster {
         let start = Instant::now();
         while !cond() {
             assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-            std::thread::yield_now();
+            std::thread::sleep(POLL_PAUSE);
         }
     }
 }
@@ -324,7 +329,7 @@ impl Cluster {
                 return leaders[0];
             }
             assert!(start.elapsed() < DEADLINE, "no leader among {ids:?} within {DEADLINE:?}");
-            std::thread::yield_now();
+            std::thread::sleep(POLL_PAUSE);
         }
     }
 }

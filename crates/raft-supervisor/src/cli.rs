@@ -147,7 +147,10 @@ pub enum Cmd {
         /// TCP port (0: any free one; the printed URL says which).
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Address to listen on. Keep the default unless others must see the page.
+        /// Address to listen on. Keep the default unless others must see the page. On
+        /// loopback only requests for this address (or localhost) are answered; on any other
+        /// address (0.0.0.0: all) any Host is, and the printed token guards everything but
+        /// the page.
         #[arg(long, default_value = "127.0.0.1")]
         bind: String,
     },

@@ -50,7 +50,11 @@ pub fn files(plan: &CertPlan) -> Vec<PathBuf> {
     v
 }
 
+/// Whether `host` would make a certificate name an identity (`node-<n>`, `client`).
+/// webpki matches DNS names ignoring ASCII case and a trailing dot, so this compares the
+/// same way: `Node-2` and `node-2.` are node 2's name too.
 fn reserved(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     host == CLIENT_NAME
         || host.strip_prefix("node-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -89,16 +93,26 @@ pub fn generate(plan: &CertPlan) -> Result<Vec<PathBuf>, CertError> {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let cert = params.signed_by(&key, &ca, &ca_key).map_err(gen)?;
         write(&plan.dir.join(format!("{name}.crt")), &cert.pem(), false)?;
-        write(&plan.dir.join(format!("{name}.key")), &key.serialize_pem(), true)
+        write(&plan.dir.join(format!("{name}.key")), &key.serialize_pem(), true)?;
+        Ok::<_, CertError>(cert.der().clone())
     };
+    // Each certificate is checked with the handshake's own name matching: node N's names
+    // node N and no other node id there can be, the client's names none (identity from
+    // credentials). At most MAX_NODE_ID checks a certificate: cheap, once per `certs`.
+    let ids = 1..=raft_config::MAX_NODE_ID;
     for (id, host) in &plan.nodes {
         let mut names = vec![crate::node_name(*id)];
         names.extend(host.clone());
         // A node is a server to its peers and clients, and a client of its peers.
         let usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        leaf(names, &format!("raft node {id}"), usages, &format!("node-{id}"))?;
+        let der = leaf(names, &format!("raft node {id}"), usages, &format!("node-{id}"))?;
+        for other in ids.clone() {
+            let names = crate::tls::cert_names_node(&der, other);
+            assert_eq!(names, other == *id, "node {id}'s certificate naming node {other}: {names}");
+        }
     }
-    leaf(vec![CLIENT_NAME.into()], "raft client", vec![ExtendedKeyUsagePurpose::ClientAuth], "client")?;
+    let der = leaf(vec![CLIENT_NAME.into()], "raft client", vec![ExtendedKeyUsagePurpose::ClientAuth], "client")?;
+    assert!(!ids.clone().any(|id| crate::tls::cert_names_node(&der, id)), "the client certificate names a node");
     Ok(all)
 }
 
@@ -176,7 +190,8 @@ mod tests {
     #[test]
     fn a_host_that_would_claim_another_identity_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for host in ["node-2", "client"] {
+        // webpki matches names ignoring case and a trailing dot: so does the refusal.
+        for host in ["node-2", "client", "Node-2", "node-2.", "NODE-2.", "Client", "client."] {
             let p = CertPlan { dir: dir.path().to_path_buf(), nodes: vec![(1, Some(host.into()))], force: false };
             assert!(matches!(generate(&p), Err(CertError::ReservedHost(h)) if h == host));
         }

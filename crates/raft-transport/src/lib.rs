@@ -35,7 +35,7 @@ mod stream;
 mod tls;
 
 pub use raft_config::{Endpoint, TlsPaths, Transport};
-pub use stream::{connect, connect_blocking, BlockingStream, Listener, Stream};
+pub use stream::{connect, connect_blocking, is_tls_refusal, Accepted, BlockingStream, Listener, Stream, TlsRefusal};
 pub use tls::{node_name, ClientTls, NodeTls, TlsError};
 
 /// Plaintext and TLS records rustls may hold for one connection before a write answers

@@ -38,6 +38,25 @@ impl TlsStream {
     }
 }
 
+/// A TLS session refused (a certificate of another CA, none, a bad record): the error a
+/// TLS stream's read returns, so callers tell it from other I/O errors by type
+/// ([`is_tls_refusal`]), not by its text. Shown as `TLS: <rustls' reason>`.
+#[derive(Debug)]
+pub struct TlsRefusal(pub String);
+
+impl std::fmt::Display for TlsRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsRefusal {}
+
+/// Whether an I/O error is a [`TlsRefusal`].
+pub fn is_tls_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<TlsRefusal>())
+}
+
 impl Read for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -52,7 +71,7 @@ impl Read for TlsStream {
                     if let Err(e) = self.tls.process_new_packets() {
                         // Tell the other end why (the alert), then give up on the stream.
                         let _ = self.push();
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")));
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, TlsRefusal(e.to_string())));
                     }
                     // Handshake replies and key updates go out as soon as they exist.
                     self.push()?;
@@ -217,6 +236,25 @@ pub enum Listener {
     Tcp(TcpListener, Option<Arc<rustls::ServerConfig>>),
 }
 
+/// What one [`Listener::accept`] took off the queue.
+pub enum Accepted {
+    /// A new connection.
+    Stream(Stream),
+    /// A connection that could not be set up (a socket option, the TLS session): closed
+    /// when this is dropped; the listener itself is fine.
+    Dropped(io::Error),
+}
+
+impl Accepted {
+    /// The stream, or the reason the connection was dropped (for tests and simple callers).
+    pub fn stream(self) -> io::Result<Stream> {
+        match self {
+            Accepted::Stream(s) => Ok(s),
+            Accepted::Dropped(e) => Err(e),
+        }
+    }
+}
+
 impl Listener {
     /// Binds `at`. A Unix socket file left by a dead process must be removed first (the
     /// caller holds the lock that proves it dead). TLS needs the node's identity.
@@ -231,19 +269,24 @@ impl Listener {
     }
 
     /// Accepts one connection (`WouldBlock` when none waits). Over TLS the handshake runs
-    /// on the stream's first reads and writes.
-    pub fn accept(&self) -> io::Result<Stream> {
+    /// on the stream's first reads and writes. The outer error is the listener's (EMFILE:
+    /// try again later); [`Accepted::Dropped`] is one connection that could not be set up
+    /// and is closed, the listener being fine (keep accepting).
+    pub fn accept(&self) -> io::Result<Accepted> {
         match self {
-            Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
+            Listener::Unix(l) => Ok(Accepted::Stream(Stream::Unix(l.accept()?.0))),
             Listener::Tcp(l, tls) => {
-                let (tcp, _) = l.accept()?;
-                tune(&tcp)?;
+                let (tcp, from) = l.accept()?;
+                let dropped = |e: io::Error| Accepted::Dropped(io::Error::new(e.kind(), format!("from {from}: {e}")));
+                if let Err(e) = tune(&tcp) {
+                    return Ok(dropped(e));
+                }
                 match tls {
-                    None => Ok(Stream::Tcp(tcp)),
-                    Some(config) => {
-                        let conn = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-                        Ok(Stream::Tls(Box::new(TlsStream::new(tcp, conn.into()))))
-                    }
+                    None => Ok(Accepted::Stream(Stream::Tcp(tcp))),
+                    Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                        Ok(conn) => Ok(Accepted::Stream(Stream::Tls(Box::new(TlsStream::new(tcp, conn.into()))))),
+                        Err(e) => Ok(dropped(io::Error::other(e))),
+                    },
                 }
             }
         }
@@ -476,6 +519,14 @@ impl Write for BlockingStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_refusals_are_told_by_type_not_text() {
+        let e = io::Error::new(io::ErrorKind::InvalidData, TlsRefusal("bad certificate".into()));
+        assert!(is_tls_refusal(&e));
+        assert_eq!(e.to_string(), "TLS: bad certificate");
+        assert!(!is_tls_refusal(&io::Error::other("TLS: lookalike text")), "the text alone is not one");
+    }
     use crate::certs::{generate, CertPlan};
     use raft_wire::conn::FramedConn;
     use raft_wire::{ClientRequest, Request, WriteOp};
@@ -527,7 +578,7 @@ mod tests {
         let tx = connect(&at, 1, Some(&client)).unwrap();
         let mut rx = None;
         drive("accept", || {
-            rx = listener.accept().ok();
+            rx = listener.accept().and_then(Accepted::stream).ok();
             rx.is_some()
         });
         let (mut tx, mut rx) = (FramedConn::new(tx, usize::MAX), FramedConn::new(rx.unwrap(), usize::MAX));

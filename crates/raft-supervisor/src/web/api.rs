@@ -61,16 +61,46 @@ pub fn path_of(url: &str) -> &str {
     url.split_once('?').map_or(url, |(p, _)| p)
 }
 
-/// The Host values the server answers to: the address it is bound to and, on loopback,
-/// `localhost` too. Anything else (a DNS name rebound to 127.0.0.1 by a web page) is refused.
-pub fn allowed_hosts(bind: &str, port: u16) -> Vec<String> {
+/// The Host values the server answers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosts {
+    /// Bound to loopback: the address it is bound to and, on 127.0.0.1 or ::1, `localhost`
+    /// too. Anything else (a DNS name rebound to 127.0.0.1 by a web page) is refused.
+    Only(Vec<String>),
+    /// Bound to another or a wildcard address (`--bind 0.0.0.0`): the page is reached by
+    /// whatever name or address others use for this machine, which the server cannot
+    /// know, so any Host is answered. The token still guards everything but the page,
+    /// and an Origin must still be the Host the request names.
+    Any,
+}
+
+impl Hosts {
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            Hosts::Only(hosts) => hosts.iter().any(|h| h == host),
+            Hosts::Any => true,
+        }
+    }
+}
+
+/// The Host values a server bound to `bind` (IPv6 in brackets) on `port` answers to.
+pub fn allowed_hosts(bind: &str, port: u16) -> Hosts {
+    let loopback = bind == "localhost"
+        || bind
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Hosts::Any;
+    }
     let mut hosts = vec![format!("{bind}:{port}")];
     if bind == "127.0.0.1" || bind == "localhost" || bind == "::1" || bind == "[::1]" {
         hosts.extend(["127.0.0.1", "localhost", "[::1]"].iter().map(|h| format!("{h}:{port}")));
     }
     hosts.sort();
     hosts.dedup();
-    hosts
+    Hosts::Only(hosts)
 }
 
 /// Why a request is refused, with its HTTP status.
@@ -96,14 +126,14 @@ pub fn check_request(
     header_token: Option<&str>,
     url: &str,
     token: &str,
-    hosts: &[String],
+    hosts: &Hosts,
 ) -> Result<(), Refusal> {
     let host = host.ok_or_else(|| Refusal::new(400, "no Host header"))?;
-    if !hosts.iter().any(|h| h == host) {
-        return Err(Refusal::new(
-            403,
-            format!("Host {host} is not this server (expected one of {})", hosts.join(", ")),
-        ));
+    if let Hosts::Only(only) = hosts {
+        if !hosts.allows(host) {
+            let expected = only.join(", ");
+            return Err(Refusal::new(403, format!("Host {host} is not this server (expected one of {expected})")));
+        }
     }
     if let Some(origin) = origin {
         if origin != format!("http://{host}") {
@@ -245,7 +275,7 @@ mod tests {
         parse_action(body.as_bytes(), &IDS)
     }
 
-    fn hosts() -> Vec<String> {
+    fn hosts() -> Hosts {
         allowed_hosts("127.0.0.1", 8080)
     }
 
@@ -308,9 +338,24 @@ mod tests {
     }
 
     #[test]
-    fn hosts_of_a_non_loopback_bind_are_just_it() {
-        assert_eq!(allowed_hosts("10.0.0.5", 80), vec!["10.0.0.5:80".to_string()]);
-        assert!(hosts().contains(&"localhost:8080".to_string()));
+    fn loopback_answers_its_own_names_and_other_binds_any_host() {
+        assert!(hosts().allows("localhost:8080") && hosts().allows("[::1]:8080"));
+        assert!(!hosts().allows("10.0.0.5:8080"));
+        assert_eq!(allowed_hosts("127.0.0.2", 80), Hosts::Only(vec!["127.0.0.2:80".to_string()]));
+        assert_eq!(allowed_hosts("[::1]", 80), allowed_hosts("127.0.0.1", 80), "the same loopback names");
+        // Others reach a wildcard or LAN bind by names the server cannot know.
+        for bind in ["0.0.0.0", "[::]", "10.0.0.5"] {
+            assert_eq!(allowed_hosts(bind, 8080), Hosts::Any, "{bind}");
+        }
+        let any = Hosts::Any;
+        let ok = |host, origin, header| check_request(host, origin, header, "/api/action", "t0k", &any);
+        assert_eq!(ok(Some("raft.lan:8080"), Some("http://raft.lan:8080"), Some("t0k")), Ok(()));
+        assert_eq!(ok(Some("192.168.1.9:8080"), None, Some("t0k")), Ok(()));
+        // The token and the Origin still guard it.
+        assert_eq!(ok(Some("raft.lan:8080"), None, None).unwrap_err().status, 401);
+        assert_eq!(ok(Some("raft.lan:8080"), None, Some("nope")).unwrap_err().status, 401);
+        assert_eq!(ok(Some("raft.lan:8080"), Some("http://evil.example"), Some("t0k")).unwrap_err().status, 403);
+        assert_eq!(ok(None, None, Some("t0k")).unwrap_err().status, 400);
     }
 
     #[test]

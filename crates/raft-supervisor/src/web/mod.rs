@@ -83,7 +83,7 @@ struct Shared {
     streams: AtomicUsize,
     actions: AtomicUsize,
     token: String,
-    hosts: Vec<String>,
+    hosts: api::Hosts,
     cfg: ClusterConfig,
 }
 
@@ -282,7 +282,7 @@ fn handle(shared: &Arc<Shared>, mut request: tiny_http::Request) {
     let host = header_value(&request, "Host");
     // The page itself is no secret (the token comes in its URL); only its Host is checked.
     if method == tiny_http::Method::Get && (path == "/" || path == "/index.html") {
-        if host.is_some_and(|h| shared.hosts.iter().any(|x| x == h)) {
+        if host.is_some_and(|h| shared.hosts.allows(h)) {
             let response = tiny_http::Response::from_string(PAGE_HTML)
                 .with_header(header("Content-Type", "text/html; charset=utf-8"))
                 .with_header(header("Cache-Control", "no-store"))

@@ -4,8 +4,11 @@
 //! between looks. Both answers are bounded (a ring, a page), so a look costs each node the
 //! same whatever its log or load; nodes the supervisor does not report running are not
 //! asked, and a node that does not answer within [`NODE_CALL_TIMEOUT`] is skipped this time.
+//! Nodes are dialled through the configured transport (Unix socket, TCP or TLS) by the
+//! client library's [`Cluster`], the one place that knows where node N listens.
 
 use crate::core::NodeId;
+use raft_cli::client::Cluster;
 use raft_cli::conn::NodeConn;
 use raft_config::ClusterConfig;
 use raft_wire::logview::{EntryKind, LogEntryView, ShownOp};
@@ -45,6 +48,8 @@ pub struct NodesLook {
 /// The connections and, per node, the last message number seen.
 #[derive(Default)]
 pub struct NodeProbe {
+    /// How to reach the nodes, made from the config at the first look.
+    cluster: Option<Cluster>,
     conns: BTreeMap<NodeId, NodeConn>,
     /// None until the first answer: the backlog a node holds when first seen is not news.
     last_seq: BTreeMap<NodeId, u64>,
@@ -66,7 +71,12 @@ impl NodeProbe {
             let conn = match self.conns.entry(row.id) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    match NodeConn::connect(row.id, &cfg.node_socket(row.id), NODE_CALL_TIMEOUT) {
+                    let cluster = self.cluster.get_or_insert_with(|| Cluster::from_config(cfg));
+                    if cluster.endpoint(row.id).is_none() {
+                        // A node added since the last look: its directory names it.
+                        cluster.rescan();
+                    }
+                    match cluster.dial(row.id, NODE_CALL_TIMEOUT) {
                         Ok(c) => v.insert(c),
                         Err(_) => continue,
                     }
