@@ -329,6 +329,10 @@ impl Opts {
     }
 }
 
+/// Client timeout for a command that should succeed: long enough for an election (a
+/// test's kill or partition may have started one) and a retry after it.
+pub const CLI_OK_TIMEOUT: &str = "10s";
+
 /// A base port for the RESP front end such that `base + 1 ..= base + nodes` are free
 /// on 127.0.0.1 now (each port is checked by binding it). Drawn below Linux's ephemeral
 /// range (32768 and up), so outgoing connections cannot take the ports before the nodes
@@ -532,6 +536,16 @@ impl Cluster {
         let mut cmd = Command::new(&bins().cli);
         cmd.arg("--config").arg(&self.config).args(args).env_remove("RAFT_CONFIG");
         run_limited(&mut cmd, COMMAND_LIMIT)
+    }
+
+    /// `raft-cli --timeout` [`CLI_OK_TIMEOUT`] `ARGS`, which must succeed (exit 0; on
+    /// failure the panic shows the cluster); returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let mut full = vec!["--timeout", CLI_OK_TIMEOUT];
+        full.extend_from_slice(args);
+        let out = self.cli(&full);
+        assert_eq!(out.code, Some(0), "{}\n{}", out.describe(), self.dump());
+        out.stdout
     }
 
     /// `raft-supervisor --config <cfg> ARGS`, limited to [`COMMAND_LIMIT`].

@@ -7,17 +7,6 @@ use raft_e2e::*;
 use raft_wire::{ReadOp, Reply, WriteOp};
 use std::time::Duration;
 
-/// Client timeout for a write that should succeed (an election may be under way).
-const OK_TIMEOUT: &str = "10s";
-
-fn cli_ok(c: &Cluster, args: &[&str]) -> String {
-    let mut full = vec!["--timeout", OK_TIMEOUT];
-    full.extend_from_slice(args);
-    let out = c.cli(&full);
-    assert_eq!(out.code, Some(0), "{}\n{}", out.describe(), c.dump());
-    out.stdout
-}
-
 fn process_of(c: &Cluster, id: NodeId) -> String {
     c.sup_status().expect("supervisor status").nodes.into_iter().find(|n| n.id == id).expect("node row").process
 }
@@ -39,7 +28,7 @@ fn kill_the_leader_a_new_leader_takes_writes() {
     let c = Cluster::start(Opts::default());
     let (old, old_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
     // Through the leader, which the client now remembers in <dir>/cli-leader.
-    assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
+    assert_eq!(c.cli_ok(&["set", "before", "1"]), "OK\n");
 
     let _ = c.sup_status(); // remember the pids before they change
     let out = c.sup_ok(&["kill", &old.to_string()]).stdout;
@@ -61,10 +50,10 @@ fn kill_the_leader_a_new_leader_takes_writes() {
     assert!(out.contains(&format!("node {old} (pid")), "{out}");
 
     // The cached leader is dead: the client finds the new one within its timeout.
-    assert_eq!(cli_ok(&c, &["set", "after", "2"]), "OK\n");
-    assert_eq!(cli_ok(&c, &["get", "before"]), "1\n");
-    assert_eq!(cli_ok(&c, &["get", "after"]), "2\n");
-    let status = cli_ok(&c, &["status"]);
+    assert_eq!(c.cli_ok(&["set", "after", "2"]), "OK\n");
+    assert_eq!(c.cli_ok(&["get", "before"]), "1\n");
+    assert_eq!(c.cli_ok(&["get", "after"]), "2\n");
+    let status = c.cli_ok(&["status"]);
     assert!(status.contains("unreachable"), "{status}");
     // The killed node stays down until `start` (DESIGN.md), then catches up.
     assert_eq!(process_of(&c, old), "stopped");
@@ -88,10 +77,10 @@ fn kill_two_followers_writes_go_on() {
         assert_eq!(process_of(&c, f), "stopped");
     }
     for i in 0..20 {
-        assert_eq!(cli_ok(&c, &["set", &format!("k{i}"), &format!("v{i}")]), "OK\n");
+        assert_eq!(c.cli_ok(&["set", &format!("k{i}"), &format!("v{i}")]), "OK\n");
     }
-    assert_eq!(cli_ok(&c, &["get", "k19"]), "v19\n");
-    assert_eq!(cli_ok(&c, &["keys", "k1"]).lines().count(), 11);
+    assert_eq!(c.cli_ok(&["get", "k19"]), "v19\n");
+    assert_eq!(c.cli_ok(&["keys", "k1"]).lines().count(), 11);
     let up: Vec<NodeId> = c.ids().into_iter().filter(|i| !followers.contains(i)).collect();
     c.wait_converged(&up, CONVERGE_TIMEOUT);
     c.assert_one_leader_per_term();
@@ -101,7 +90,7 @@ fn kill_two_followers_writes_go_on() {
 fn kill_three_writes_fail_then_succeed_after_start() {
     let c = Cluster::start(Opts::default());
     let (leader, _) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
+    assert_eq!(c.cli_ok(&["set", "before", "1"]), "OK\n");
     // The leader and two followers: two nodes are left, no majority.
     let mut victims = vec![leader];
     victims.extend(c.ids().into_iter().filter(|&i| i != leader).take(2));
@@ -126,9 +115,9 @@ fn kill_three_writes_fail_then_succeed_after_start() {
         c.start_node(v);
     }
     c.wait_leader(&c.ids(), LEADER_TIMEOUT);
-    assert_eq!(cli_ok(&c, &["set", "after", "2"]), "OK\n");
-    assert_eq!(cli_ok(&c, &["get", "before"]), "1\n");
-    assert_eq!(cli_ok(&c, &["get", "after"]), "2\n");
+    assert_eq!(c.cli_ok(&["set", "after", "2"]), "OK\n");
+    assert_eq!(c.cli_ok(&["get", "before"]), "1\n");
+    assert_eq!(c.cli_ok(&["get", "after"]), "2\n");
     converged_data(&c);
     c.assert_one_leader_per_term();
 }
@@ -175,7 +164,7 @@ fn partition_the_leader_into_the_minority() {
     let buddy = c.ids().into_iter().find(|&i| i != old).expect("a follower");
     let minority = vec![old, buddy];
     let majority: Vec<NodeId> = c.ids().into_iter().filter(|i| !minority.contains(i)).collect();
-    assert_eq!(cli_ok(&c, &["set", "before", "1"]), "OK\n");
+    assert_eq!(c.cli_ok(&["set", "before", "1"]), "OK\n");
 
     let group = |ids: &[NodeId]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
     let out = c.sup_ok(&["partition", &group(&minority), &group(&majority)]).stdout;
@@ -203,7 +192,7 @@ fn partition_the_leader_into_the_minority() {
     let (new, new_term) = c.wait_leader(&majority, LEADER_TIMEOUT);
     assert!(new_term > old_term, "majority leader {new} in term {new_term} after {old_term}");
     for i in 0..10 {
-        assert_eq!(cli_ok(&c, &["set", &format!("majority{i}"), "kept"]), "OK\n");
+        assert_eq!(c.cli_ok(&["set", &format!("majority{i}"), "kept"]), "OK\n");
     }
     for n in 1..4 {
         write_to_minority(&mut minority_client, n);
@@ -228,7 +217,7 @@ fn partition_the_leader_into_the_minority() {
     for key in &minority_writes {
         assert!(!data.contains_key(key), "{key}, sent only to the minority, was applied after the heal");
     }
-    assert_eq!(cli_ok(&c, &["get", "before"]), "1\n");
+    assert_eq!(c.cli_ok(&["get", "before"]), "1\n");
     c.assert_one_leader_per_term();
 }
 

@@ -7,23 +7,12 @@
 use raft_e2e::*;
 use std::os::unix::fs::PermissionsExt;
 
-/// Client timeout for a command that should succeed (an election may be under way).
-const OK_TIMEOUT: &str = "10s";
-
 /// `transport = "tcp"` with one free 127.0.0.1 port per node (below the ephemeral range).
 fn tcp_opts(nodes: u64, insecure: bool) -> Opts {
     let base = free_redis_base(nodes);
     let addrs: Vec<String> = (1..=nodes).map(|n| format!("\"127.0.0.1:{}\"", base as u64 + n)).collect();
     let extra_toml = format!("transport = \"tcp\"\naddrs = [{}]\ninsecure = {insecure}\n", addrs.join(", "));
     Opts { nodes, extra_toml, ..Opts::default() }
-}
-
-fn cli_ok(c: &Cluster, args: &[&str]) -> String {
-    let mut full = vec!["--timeout", OK_TIMEOUT];
-    full.extend_from_slice(args);
-    let out = c.cli(&full);
-    assert_eq!(out.code, Some(0), "{}\n{}", out.describe(), c.dump());
-    out.stdout
 }
 
 #[test]
@@ -51,16 +40,16 @@ fn five_nodes_over_mutual_tls_from_certs_and_up_take_writes_and_survive_the_lead
         assert!(log.contains("transport: TCP with mutual TLS on 127.0.0.1:"), "n{id}:\n{log}");
         assert!(!log.contains("TLS: "), "no refusal among the cluster's own nodes, n{id}:\n{log}");
     }
-    assert_eq!(cli_ok(&c, &["set", "chelsea", "rules"]), "OK\n");
-    assert_eq!(cli_ok(&c, &["get", "chelsea"]), "rules\n");
+    assert_eq!(c.cli_ok(&["set", "chelsea", "rules"]), "OK\n");
+    assert_eq!(c.cli_ok(&["get", "chelsea"]), "rules\n");
 
     let (old, old_term) = c.wait_leader(&c.ids(), LEADER_TIMEOUT);
     c.kill(old);
     let others: Vec<NodeId> = c.ids().into_iter().filter(|&id| id != old).collect();
     let (new, new_term) = c.wait_leader(&others, LEADER_TIMEOUT);
     assert!(new != old && new_term > old_term);
-    assert_eq!(cli_ok(&c, &["set", "chelsea", "rocks"]), "OK\n");
-    assert_eq!(cli_ok(&c, &["get", "chelsea"]), "rocks\n");
+    assert_eq!(c.cli_ok(&["set", "chelsea", "rocks"]), "OK\n");
+    assert_eq!(c.cli_ok(&["get", "chelsea"]), "rocks\n");
     c.assert_one_leader_per_term();
 
     // A client without its key cannot dial: a clear usage error, nothing sent.
@@ -81,8 +70,8 @@ fn plain_tcp_needs_insecure_and_every_node_says_so_loudly() {
         let log = c.read_log(id);
         assert!(log.contains("WARNING: INSECURE transport: plain TCP"), "n{id}:\n{log}");
     }
-    assert_eq!(cli_ok(&c, &["set", "k", "v"]), "OK\n");
-    assert_eq!(cli_ok(&c, &["get", "k"]), "v\n");
+    assert_eq!(c.cli_ok(&["set", "k", "v"]), "OK\n");
+    assert_eq!(c.cli_ok(&["get", "k"]), "v\n");
     // A node added past the addrs list has nowhere to listen: refused before it starts.
     let out = c.sup(&["add"]);
     assert_ne!(out.code, Some(0), "{}", out.describe());

@@ -2,27 +2,23 @@
 //! survive the leader's loop being stopped, and catch a restarted node up by snapshot.
 
 use raft_core::RoleKind;
-use raft_node::{LogTarget, NodeSettings, Server, StopHandle};
+use raft_node::{LogTarget, NodeSettings, Server};
 use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::*;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const DEADLINE: Duration = Duration::from_secs(20);
-
-struct Node {
-    stop: StopHandle,
-    thread: Option<JoinHandle<()>>,
-}
+mod common;
+use common::{Node, Nodes, TestClient};
 
 /// The cluster; stops every node loop on drop, also when a test fails.
 struct Cluster {
+    /// First, so the node loops stop before the temp dir goes.
+    nodes: Nodes,
     dir: tempfile::TempDir,
     settings: BTreeMap<u64, NodeSettings>,
-    nodes: BTreeMap<u64, Node>,
 }
 
 impl Cluster {
@@ -72,7 +68,7 @@ impl Cluster {
                 (id, s)
             })
             .collect();
-        let mut c = Cluster { dir, settings, nodes: BTreeMap::new() };
+        let mut c = Cluster { nodes: Nodes::default(), dir, settings };
         for id in 1..=n {
             c.start(id);
         }
@@ -102,18 +98,11 @@ impl Cluster {
 
     /// Asks the leader (following hints) for a membership change until it is answered.
     fn change(&self, change: raft_core::MembershipChange) -> Response {
-        let start = Instant::now();
-        let mut target = *self.nodes.keys().next().unwrap();
-        loop {
-            match self.request(target, Request::Membership { change }) {
-                Some(Response::NotLeader { leader: Some(l) }) if self.nodes.contains_key(&l) => target = l,
-                Some(Response::NotLeader { .. } | Response::Unavailable { .. }) | None => {
-                    target = self.next_node(target)
-                }
-                Some(other) => return other,
-            }
-            assert!(start.elapsed() < DEADLINE, "{change} not answered within {DEADLINE:?}");
-        }
+        self.to_leader(
+            &change.to_string(),
+            || Request::Membership { change },
+            |r| !matches!(r, Response::NotLeader { .. } | Response::Unavailable { .. }),
+        )
     }
 
     fn stop(&mut self, id: u64) {
@@ -129,6 +118,12 @@ impl Cluster {
     fn log(&self, id: u64) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("node-{id}/node.log"))).unwrap_or_default()
     }
+}
+
+impl TestClient for Cluster {
+    fn running(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
 
     fn request(&self, id: u64, body: Request) -> Option<Response> {
         let mut s = UnixStream::connect(self.socket(id)).ok()?;
@@ -138,74 +133,6 @@ impl Cluster {
         let resp: ClientResponse = read_frame(&mut s).ok()?;
         assert_eq!(resp.id, 1);
         Some(resp.body)
-    }
-
-    fn status(&self, id: u64) -> Option<NodeStatus> {
-        match self.request(id, Request::Status)? {
-            Response::Status(s) => Some(s),
-            other => panic!("status answered {other:?}"),
-        }
-    }
-
-    /// Waits until the running nodes agree on one leader; returns it.
-    fn wait_leader(&self) -> u64 {
-        let start = Instant::now();
-        loop {
-            let statuses: Vec<NodeStatus> = self.nodes.keys().filter_map(|&id| self.status(id)).collect();
-            let leaders: Vec<&NodeStatus> = statuses.iter().filter(|s| s.role == RoleKind::Leader).collect();
-            if leaders.len() == 1 && statuses.len() == self.nodes.len() {
-                let l = leaders[0];
-                if statuses.iter().all(|s| s.leader == Some(l.id) && s.term == l.term) {
-                    return l.id;
-                }
-            }
-            assert!(start.elapsed() < DEADLINE, "no agreed leader within {DEADLINE:?}: {statuses:?}");
-            std::thread::yield_now();
-        }
-    }
-
-    /// Writes through whichever node leads, following hints; retries keep (session, seq).
-    fn set(&self, session: u64, seq: u64, key: &str, value: &str) {
-        let start = Instant::now();
-        let mut target = *self.nodes.keys().next().unwrap();
-        loop {
-            let op = WriteOp::Set { key: key.into(), value: value.as_bytes().to_vec() };
-            match self.request(target, Request::Write { session, seq, op }) {
-                Some(Response::Ok(Reply::Done)) => return,
-                Some(Response::NotLeader { leader: Some(l) }) if self.nodes.contains_key(&l) => target = l,
-                _ => target = self.next_node(target),
-            }
-            assert!(start.elapsed() < DEADLINE, "write {key} did not succeed within {DEADLINE:?}");
-        }
-    }
-
-    fn next_node(&self, after: u64) -> u64 {
-        self.nodes.keys().copied().find(|&id| id > after).unwrap_or(*self.nodes.keys().next().unwrap())
-    }
-
-    fn get(&self, id: u64, key: &str, stale: bool) -> Option<Response> {
-        self.request(id, Request::Read { op: ReadOp::Get { key: key.into() }, stale })
-    }
-
-    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !cond() {
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in self.nodes.values_mut() {
-            node.stop.stop();
-        }
-        for node in self.nodes.values_mut() {
-            if let Some(t) = node.thread.take() {
-                let _ = t.join();
-            }
-        }
     }
 }
 

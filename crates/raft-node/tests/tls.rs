@@ -6,27 +6,19 @@
 //! a client with no certificate, and a client that does not speak TLS.
 
 use raft_core::RoleKind;
-use raft_node::{LogTarget, NodeSettings, Server, StopHandle, TcpSettings};
+use raft_node::{LogTarget, NodeSettings, Server, TcpSettings};
 use raft_transport::certs::{generate, CertPlan};
 use raft_transport::{connect_blocking, ClientTls, Endpoint, NodeTls, TlsPaths};
 use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two passes of a wait with a deadline: each pass makes TLS handshakes, so
-/// spinning would take a core from the nodes it waits for. A poll interval, not a wait
-/// for something to happen.
-const POLL_PAUSE: Duration = Duration::from_millis(20);
-const CLUSTER_ID: u64 = 0x7115;
+mod common;
+use common::{Node, Nodes, TestClient, DEADLINE, POLL_PAUSE};
 
-struct Node {
-    stop: StopHandle,
-    thread: Option<JoinHandle<()>>,
-}
+const CLUSTER_ID: u64 = 0x7115;
 
 /// Writes a CA and certificates for nodes 1..=n and a client into `dir`.
 fn make_certs(dir: &Path, n: u64) {
@@ -59,10 +51,11 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// The cluster; stops every node loop on drop, also when a test fails.
 struct Cluster {
+    /// First, so the node loops stop before the temp dir goes.
+    nodes: Nodes,
     dir: tempfile::TempDir,
     addrs: Vec<String>,
     settings: BTreeMap<u64, NodeSettings>,
-    nodes: BTreeMap<u64, Node>,
     client: ClientTls,
 }
 
@@ -116,7 +109,7 @@ impl Cluster {
             })
             .collect();
         let client = ClientTls::load(&client_paths(&certs)).expect("client identity loads");
-        let mut c = Cluster { dir, addrs, settings, nodes: BTreeMap::new(), client };
+        let mut c = Cluster { nodes: Nodes::default(), dir, addrs, settings, client };
         for id in 1..=n {
             c.start(id);
         }
@@ -151,6 +144,12 @@ impl Cluster {
     fn lines(&self, id: u64, needle: &str) -> usize {
         self.log(id).lines().filter(|l| l.contains(needle)).count()
     }
+}
+
+impl TestClient for Cluster {
+    fn running(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
 
     fn request(&self, id: u64, body: Request) -> Option<Response> {
         let mut s = connect_blocking(&self.at(id), id, Some(&self.client), Duration::from_secs(2)).ok()?;
@@ -159,71 +158,6 @@ impl Cluster {
         let resp: ClientResponse = read_frame(&mut s).ok()?;
         assert_eq!(resp.id, 1);
         Some(resp.body)
-    }
-
-    fn status(&self, id: u64) -> Option<NodeStatus> {
-        match self.request(id, Request::Status)? {
-            Response::Status(s) => Some(s),
-            other => panic!("status answered {other:?}"),
-        }
-    }
-
-    /// Waits until the running nodes agree on one leader; returns it.
-    fn wait_leader(&self) -> u64 {
-        let start = Instant::now();
-        loop {
-            let statuses: Vec<NodeStatus> = self.nodes.keys().filter_map(|&id| self.status(id)).collect();
-            let leaders: Vec<&NodeStatus> = statuses.iter().filter(|s| s.role == RoleKind::Leader).collect();
-            if leaders.len() == 1 && statuses.len() == self.nodes.len() {
-                let l = leaders[0];
-                if statuses.iter().all(|s| s.leader == Some(l.id) && s.term == l.term) {
-                    return l.id;
-                }
-            }
-            assert!(start.elapsed() < DEADLINE, "no agreed leader within {DEADLINE:?}: {statuses:?}");
-            std::thread::sleep(POLL_PAUSE);
-        }
-    }
-
-    /// Writes through whichever node leads, following hints; retries keep (session, seq).
-    fn set(&self, session: u64, seq: u64, key: &str, value: &str) {
-        let start = Instant::now();
-        let mut target = *self.nodes.keys().next().unwrap();
-        loop {
-            let op = WriteOp::Set { key: key.into(), value: value.as_bytes().to_vec() };
-            match self.request(target, Request::Write { session, seq, op }) {
-                Some(Response::Ok(Reply::Done)) => return,
-                Some(Response::NotLeader { leader: Some(l) }) if self.nodes.contains_key(&l) => target = l,
-                _ => target = self.nodes.keys().copied().find(|&id| id > target).unwrap_or(1),
-            }
-            assert!(start.elapsed() < DEADLINE, "write {key} did not succeed within {DEADLINE:?}");
-            std::thread::sleep(POLL_PAUSE);
-        }
-    }
-
-    fn get(&self, id: u64, key: &str) -> Option<Response> {
-        self.request(id, Request::Read { op: ReadOp::Get { key: key.into() }, stale: false })
-    }
-
-    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !cond() {
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-            std::thread::sleep(POLL_PAUSE);
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in self.nodes.values_mut() {
-            node.stop.stop();
-        }
-        for node in self.nodes.values_mut() {
-            if let Some(t) = node.thread.take() {
-                let _ = t.join();
-            }
-        }
     }
 }
 
@@ -242,13 +176,13 @@ fn three_nodes_over_mutual_tls_elect_replicate_and_survive_the_leader() {
     for i in 0..10 {
         c.set(1, i + 1, &format!("k{i}"), &format!("v{i}"));
     }
-    assert_eq!(c.get(leader, "k9"), value("v9"));
+    assert_eq!(c.get(leader, "k9", false), value("v9"));
     c.stop(leader);
     let new_leader = c.wait_leader();
     assert_ne!(new_leader, leader);
     c.set(1, 11, "after", "loss");
-    assert_eq!(c.get(new_leader, "after"), value("loss"));
-    assert_eq!(c.get(new_leader, "k0"), value("v0"), "the old leader's writes survived over TLS");
+    assert_eq!(c.get(new_leader, "after", false), value("loss"));
+    assert_eq!(c.get(new_leader, "k0", false), value("v0"), "the old leader's writes survived over TLS");
 }
 
 /// Says hello as peer `claims` to node 1 with `identity`, then reads until the node
