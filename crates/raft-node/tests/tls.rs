@@ -13,10 +13,10 @@ use raft_wire::blocking::{read_frame, write_frame};
 use raft_wire::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
-use common::{Node, Nodes, TestClient, DEADLINE, POLL_PAUSE};
+use common::{Node, Nodes, TestClient};
 
 const CLUSTER_ID: u64 = 0x7115;
 
@@ -251,20 +251,15 @@ fn a_dialler_refuses_a_listener_with_another_nodes_certificate_once_however_ofte
 
 impl Cluster {
     fn wait_leader_among(&self, ids: &[u64]) -> u64 {
-        let start = Instant::now();
-        loop {
+        common::poll(&format!("one leader among {ids:?}"), || {
             let leaders: Vec<u64> = ids
                 .iter()
                 .filter_map(|&id| self.status(id))
                 .filter(|s| s.role == RoleKind::Leader)
                 .map(|s| s.id)
                 .collect();
-            if leaders.len() == 1 {
-                return leaders[0];
-            }
-            assert!(start.elapsed() < DEADLINE, "no leader among {ids:?} within {DEADLINE:?}");
-            std::thread::sleep(POLL_PAUSE);
-        }
+            (leaders.len() == 1).then(|| leaders[0])
+        })
     }
 }
 

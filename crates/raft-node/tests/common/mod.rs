@@ -72,36 +72,29 @@ pub trait TestClient {
 
     /// Waits until the running nodes agree on one leader; returns it.
     fn wait_leader(&self) -> u64 {
-        let start = Instant::now();
-        loop {
+        poll("the running nodes to agree on one leader", || {
             let running = self.running();
             let statuses: Vec<NodeStatus> = running.iter().filter_map(|&id| self.status(id)).collect();
             let leaders: Vec<&NodeStatus> = statuses.iter().filter(|s| s.role == RoleKind::Leader).collect();
-            if leaders.len() == 1 && statuses.len() == running.len() {
-                let l = leaders[0];
-                if statuses.iter().all(|s| s.leader == Some(l.id) && s.term == l.term) {
-                    return l.id;
-                }
-            }
-            assert!(start.elapsed() < DEADLINE, "no agreed leader within {DEADLINE:?}: {statuses:?}");
-            std::thread::sleep(POLL_PAUSE);
-        }
+            let [l] = leaders[..] else { return None };
+            let agreed =
+                statuses.len() == running.len() && statuses.iter().all(|s| s.leader == Some(l.id) && s.term == l.term);
+            agreed.then_some(l.id)
+        })
     }
 
     /// Sends `body` to whichever node leads, following hints, until `done` accepts an
     /// answer; a retried write keeps its (session, seq), so it applies once.
     fn to_leader(&self, what: &str, body: impl Fn() -> Request, done: impl Fn(&Response) -> bool) -> Response {
-        let start = Instant::now();
         let mut target = self.running()[0];
-        loop {
+        poll(what, || {
             match self.request(target, body()) {
-                Some(r) if done(&r) => return r,
+                Some(r) if done(&r) => return Some(r),
                 Some(Response::NotLeader { leader: Some(l) }) if self.running().contains(&l) => target = l,
                 _ => target = self.next_node(target),
             }
-            assert!(start.elapsed() < DEADLINE, "{what} did not succeed within {DEADLINE:?}");
-            std::thread::sleep(POLL_PAUSE);
-        }
+            None
+        })
     }
 
     /// Writes through whichever node leads.
@@ -125,10 +118,20 @@ pub trait TestClient {
     }
 
     fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !cond() {
-            assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-            std::thread::sleep(POLL_PAUSE);
+        poll(what, || cond().then_some(()))
+    }
+}
+
+/// Calls `f` until it returns `Some`, at most [`DEADLINE`] long, and returns that; a
+/// failure names `what`. The one wait of these tests: a condition with a deadline, paced
+/// by [`POLL_PAUSE`] so the polling does not take a core from the nodes it waits for.
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
         }
+        assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for: {what}");
+        std::thread::sleep(POLL_PAUSE);
     }
 }
