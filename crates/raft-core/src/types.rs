@@ -203,8 +203,10 @@ pub struct Status {
 /// Byte vectors as serde byte strings: encoders that know byte strings (bincode) write
 /// and read them in one copy instead of one call per byte, which is most of the cost of
 /// a 512 KiB snapshot chunk. bincode writes a byte string exactly like a sequence of
-/// `u8` (length, then the bytes), so logs and messages keep their format.
-pub(crate) mod bytes {
+/// `u8` (length, then the bytes), so logs and messages keep their format. Public for the
+/// crates above (raft-kv's values): `#[serde(with = "raft_core::bytes")]`, and
+/// `raft_core::bytes::option` for an `Option<Vec<u8>>`.
+pub mod bytes {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -234,6 +236,25 @@ pub(crate) mod bytes {
             }
         }
         d.deserialize_byte_buf(V)
+    }
+
+    /// An optional byte vector, written as serde's `Option` of a byte string (bincode:
+    /// a tag byte, then the bytes as above).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        #[derive(Serialize)]
+        struct Ref<'a>(#[serde(with = "super")] &'a Vec<u8>);
+        #[derive(Deserialize)]
+        struct Own(#[serde(with = "super")] Vec<u8>);
+
+        pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            v.as_ref().map(Ref).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            Ok(Option::<Own>::deserialize(d)?.map(|o| o.0))
+        }
     }
 }
 

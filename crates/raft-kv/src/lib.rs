@@ -147,42 +147,12 @@ pub struct KvStore {
 }
 
 /// A byte string written in one piece (bincode: length, then the bytes).
-struct Bytes<'a>(&'a [u8]);
-
-impl Serialize for Bytes<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
+#[derive(Serialize)]
+struct Bytes<'a>(#[serde(with = "raft_core::bytes")] &'a [u8]);
 
 /// A byte string read in one piece; accepts a sequence of bytes too.
-struct ByteBuf(Vec<u8>);
-
-impl<'de> Deserialize<'de> for ByteBuf {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ByteBuf;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a byte string")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(b) = seq.next_element()? {
-                    out.push(b);
-                }
-                Ok(ByteBuf(out))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
+#[derive(Deserialize)]
+struct ByteBuf(#[serde(with = "raft_core::bytes")] Vec<u8>);
 
 impl KvStore {
     pub fn new() -> KvStore {

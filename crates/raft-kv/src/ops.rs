@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub enum WriteOp {
     Set {
         key: String,
+        #[serde(with = "raft_core::bytes")]
         value: Vec<u8>,
     },
     Delete {
@@ -17,7 +18,9 @@ pub enum WriteOp {
     /// Set `key` to `new` if its current value is `expected` (`None`: the key is absent).
     Cas {
         key: String,
+        #[serde(with = "raft_core::bytes::option")]
         expected: Option<Vec<u8>>,
+        #[serde(with = "raft_core::bytes")]
         new: Vec<u8>,
     },
     // Redis's string commands (the RESP front end). Appended after the first three so
@@ -26,6 +29,7 @@ pub enum WriteOp {
     /// answered [`Reply::SetIf`] with the old value when `get`.
     SetIf {
         key: String,
+        #[serde(with = "raft_core::bytes")]
         value: Vec<u8>,
         cond: SetCond,
         get: bool,
@@ -53,6 +57,7 @@ pub enum WriteOp {
     /// when the result would pass [`MAX_VALUE_BYTES`] (nothing changed).
     Append {
         key: String,
+        #[serde(with = "raft_core::bytes")]
         value: Vec<u8>,
     },
 }
@@ -132,9 +137,13 @@ pub enum Reply {
     /// A delete; `existed` says whether the key was there.
     Deleted { existed: bool },
     /// A cas: `ok` if it swapped; `current` is the value it found.
-    Cas { ok: bool, current: Option<Vec<u8>> },
+    Cas {
+        ok: bool,
+        #[serde(with = "raft_core::bytes::option")]
+        current: Option<Vec<u8>>,
+    },
     /// A get.
-    Value(Option<Vec<u8>>),
+    Value(#[serde(with = "raft_core::bytes::option")] Option<Vec<u8>>),
     /// A keys listing.
     Keys(Vec<String>),
     // Appended for the RESP front end (tags of the first five unchanged).
@@ -147,7 +156,11 @@ pub enum Reply {
     /// `GetMany`'s values, in the order of its keys.
     Values(Vec<Option<Vec<u8>>>),
     /// A `SetIf`: whether it set, and the old value (only when it asked with `get`).
-    SetIf { applied: bool, old: Option<Vec<u8>> },
+    SetIf {
+        applied: bool,
+        #[serde(with = "raft_core::bytes::option")]
+        old: Option<Vec<u8>>,
+    },
     /// A `Scan`: the matching keys, and the last key examined when keys may remain
     /// after it (`None`: the scan is complete).
     Scan { keys: Vec<String>, next: Option<String> },
@@ -244,5 +257,44 @@ mod tests {
         assert!(WriteOp::validate(&big).unwrap_err().contains("over the limit"));
         let big_expected = WriteOp::Cas { key: "k".into(), expected: Some(vec![0; MAX_VALUE_BYTES + 1]), new: vec![] };
         assert!(WriteOp::validate(&big_expected).is_err());
+    }
+
+    /// Values are written as byte strings (one copy, not one serde call per byte), and
+    /// bincode writes a byte string exactly as the sequence of `u8` it replaced: entries
+    /// in logs and snapshots written before still decode, and the other way round.
+    #[test]
+    fn values_keep_the_bincode_format_of_a_byte_sequence() {
+        let cfg = bincode::config::standard();
+        fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+            bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap()
+        }
+        for value in [vec![], vec![1, 2, 3], (0..=255).collect::<Vec<u8>>(), vec![7; 70_000]] {
+            let some = Some(value.clone());
+            let cases: [(Vec<u8>, Vec<u8>); 6] = [
+                (enc(&WriteOp::Set { key: "k".into(), value: value.clone() }), enc(&(0u32, "k", &value))),
+                (
+                    enc(&WriteOp::Cas { key: "k".into(), expected: some.clone(), new: value.clone() }),
+                    enc(&(2u32, "k", &some, &value)),
+                ),
+                (
+                    enc(&WriteOp::Cas { key: "k".into(), expected: None, new: vec![] }),
+                    enc(&(2u32, "k", None::<Vec<u8>>, Vec::<u8>::new())),
+                ),
+                (enc(&Reply::Value(some.clone())), enc(&(3u32, &some))),
+                (enc(&Reply::Value(None)), enc(&(3u32, None::<Vec<u8>>))),
+                (enc(&Reply::SetIf { applied: true, old: some.clone() }), enc(&(9u32, true, &some))),
+            ];
+            for (new, plain) in cases {
+                assert_eq!(new, plain);
+            }
+            let op = WriteOp::Append { key: "k".into(), value: value.clone() };
+            let (back, _): (WriteOp, usize) =
+                bincode::serde::decode_from_slice(&bincode::serde::encode_to_vec(&op, cfg).unwrap(), cfg).unwrap();
+            assert_eq!(back, op);
+            let reply = Reply::Cas { ok: false, current: some };
+            let (back, _): (Reply, usize) =
+                bincode::serde::decode_from_slice(&bincode::serde::encode_to_vec(&reply, cfg).unwrap(), cfg).unwrap();
+            assert_eq!(back, reply);
+        }
     }
 }
