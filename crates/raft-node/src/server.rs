@@ -362,7 +362,7 @@ impl Server {
             }
             let turn_start = Instant::now();
             for token in std::mem::take(&mut self.net.unread) {
-                self.on_conn_event(token, true, false);
+                self.on_conn_event(token, Readiness { readable: true, read_closed: false, writable: false });
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -376,7 +376,14 @@ impl Server {
                     }
                     WAKER => {}
                     token if crate::resp::Resp::owns(token) => self.net.on_resp_event(token, ev),
-                    token => self.on_conn_event(token, ev.is_readable(), ev.is_writable() || ev.is_write_closed()),
+                    token => self.on_conn_event(
+                        token,
+                        Readiness {
+                            readable: ev.is_readable() || ev.is_read_closed(),
+                            read_closed: ev.is_read_closed(),
+                            writable: ev.is_writable() || ev.is_write_closed(),
+                        },
+                    ),
                 }
             }
             if self.net.accept_retry {
@@ -503,8 +510,8 @@ impl Server {
         }
     }
 
-    fn on_conn_event(&mut self, token: Token, readable: bool, writable: bool) {
-        if let Some(closed) = self.net.service(token, readable, writable) {
+    fn on_conn_event(&mut self, token: Token, ready: Readiness) {
+        if let Some(closed) = self.net.service(token, ready) {
             self.dispatch_frames(token);
             if closed {
                 self.net.close(token, None);
@@ -1071,7 +1078,8 @@ impl Net {
     /// Serves one connection's readiness: finishes a connect, flushes, reads. Returns
     /// `Some(closed)` when bytes were read (frames may wait in its buffer), `None` when
     /// there is nothing to decode (or the connection is gone).
-    fn service(&mut self, token: Token, readable: bool, writable: bool) -> Option<bool> {
+    fn service(&mut self, token: Token, ready: Readiness) -> Option<bool> {
+        let Readiness { readable, read_closed, writable } = ready;
         let conn = self.conns.get_mut(&token)?;
         if writable && conn.connecting {
             // A non-blocking connect finished: success unless the socket holds an error.
@@ -1096,7 +1104,13 @@ impl Net {
             return None;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let outcome = conn.read_available(&mut scratch, MAX_READ_BYTES_PER_TURN);
+        // A short read ends the pass on a kernel socket (one `recv` less per message: the
+        // one that would say `WouldBlock`); TLS, and a close reported with the bytes, read on.
+        let outcome = if read_closed || conn.stream.is_tls() {
+            conn.read_available(&mut scratch, MAX_READ_BYTES_PER_TURN)
+        } else {
+            conn.read_until_short(&mut scratch, MAX_READ_BYTES_PER_TURN)
+        };
         self.scratch = scratch;
         let closed = match outcome {
             Ok(ReadOutcome::Open) => false,
@@ -1113,6 +1127,15 @@ impl Net {
         };
         Some(closed)
     }
+}
+
+/// What one readiness event reports for a connection.
+#[derive(Clone, Copy, Debug)]
+struct Readiness {
+    readable: bool,
+    /// The other end closed its side (reported with the bytes before the close).
+    read_closed: bool,
+    writable: bool,
 }
 
 /// What the [`crate::observe::Observer`] compares turn to turn.

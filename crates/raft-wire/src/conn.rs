@@ -127,6 +127,20 @@ impl<S: Read + Write> FramedConn<S> {
     /// Reads what is available into the frame reader, stopping once `budget` bytes were
     /// read (`scratch` is the read buffer; its size is the most one read call takes).
     pub fn read_available(&mut self, scratch: &mut [u8], budget: usize) -> io::Result<ReadOutcome> {
+        self.read_pass(scratch, budget, false)
+    }
+
+    /// [`FramedConn::read_available`] that also ends at a short read (fewer bytes than
+    /// `scratch` holds), saving the read that would return `WouldBlock`: on a kernel
+    /// socket (Unix or plain TCP) a short read means its buffer was empty at that moment,
+    /// and edge-triggered readiness reports bytes that arrive later as a new event. Not
+    /// for TLS (it holds decrypted bytes of its own) nor when the event also reported
+    /// the other end's close (no later event would come for it): there, read to the end.
+    pub fn read_until_short(&mut self, scratch: &mut [u8], budget: usize) -> io::Result<ReadOutcome> {
+        self.read_pass(scratch, budget, true)
+    }
+
+    fn read_pass(&mut self, scratch: &mut [u8], budget: usize, stop_at_short: bool) -> io::Result<ReadOutcome> {
         let mut read = 0;
         loop {
             if read >= budget {
@@ -137,6 +151,9 @@ impl<S: Read + Write> FramedConn<S> {
                 Ok(n) => {
                     self.reader.extend(&scratch[..n]);
                     read += n;
+                    if stop_at_short && n < scratch.len() {
+                        return Ok(ReadOutcome::Open);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Open),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -205,6 +222,52 @@ mod tests {
         assert_eq!(rx.reader.buffered(), 3000);
         assert_eq!(rx.read_available(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open);
         assert_eq!(rx.reader.buffered(), 10_000);
+    }
+
+    /// A stream that counts its read calls.
+    struct Counted {
+        inner: UnixStream,
+        reads: usize,
+    }
+    impl Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            self.inner.read(buf)
+        }
+    }
+    impl Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_short_read_ends_the_pass_without_the_read_that_would_block() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut rx = FramedConn::new(Counted { inner: b, reads: 0 }, usize::MAX);
+        let mut scratch = vec![0u8; 1000];
+        // Nothing there: one read, which would block.
+        assert_eq!(rx.read_until_short(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open);
+        assert_eq!(rx.stream.reads, 1);
+        // 2,500 bytes: two full reads and a short one, all of it, no fourth read.
+        a.write_all(&[7u8; 2500]).unwrap();
+        assert_eq!(rx.read_until_short(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open);
+        assert_eq!((rx.stream.reads, rx.reader.buffered()), (4, 2500));
+        // read_available reads on until the socket says it would block.
+        a.write_all(&[7u8; 10]).unwrap();
+        assert_eq!(rx.read_available(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open);
+        assert_eq!((rx.stream.reads, rx.reader.buffered()), (6, 2510));
+        // The budget still applies, and a close still reads as closed.
+        a.write_all(&[7u8; 3000]).unwrap();
+        assert_eq!(rx.read_until_short(&mut scratch, 2000).unwrap(), ReadOutcome::More);
+        assert_eq!(rx.read_until_short(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Open);
+        assert_eq!(rx.reader.buffered(), 5510);
+        drop(a);
+        assert_eq!(rx.read_until_short(&mut scratch, usize::MAX).unwrap(), ReadOutcome::Closed);
     }
 
     #[test]
