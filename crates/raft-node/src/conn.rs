@@ -6,6 +6,7 @@
 //! `conn.queue(..)`, `conn.read_available(..)`, `conn.reader` and `conn.stream` are the
 //! shared type's.
 
+use mio::{Interest, Registry, Token};
 use raft_core::NodeId;
 use raft_transport::Stream;
 use raft_wire::conn::FramedConn;
@@ -60,6 +61,8 @@ pub struct Conn {
     /// Its TLS session was refused (raft-transport's typed `TlsRefusal`): such a close
     /// on a dialled peer stream is logged once per distinct reason.
     pub tls_refused: bool,
+    /// Whether the stream is registered for writable events (see [`Conn::update_interest`]).
+    write_interest: bool,
 }
 
 impl Conn {
@@ -73,6 +76,7 @@ impl Conn {
             peer_uid,
             connecting: false,
             tls_refused: false,
+            write_interest: true,
             opened: Instant::now(),
             remote,
         }
@@ -85,6 +89,27 @@ impl Conn {
             return Ok(());
         }
         self.framed.flush()
+    }
+
+    /// The interest a connection is registered with at first: a connect completes, and a
+    /// TLS handshake may write, on a writable event.
+    pub const FIRST_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+    /// Registers for writable events only while they are needed: a connect under way, TLS
+    /// (rustls may hold records of its own to write), or output the socket did not take.
+    /// Otherwise readable only: a Unix socket raises a writable edge every time the other
+    /// end reads from it, so a stream registered for writes would wake its node once for
+    /// every message the peer consumed (one extra wake-up per append on a follower, and
+    /// per follower on the leader). Adding the interest back reports a writable socket at
+    /// once (epoll checks readiness on `EPOLL_CTL_MOD`), so no edge is missed.
+    pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let want = self.connecting || self.framed.stream.is_tls() || self.framed.queued_bytes() > 0;
+        if want != self.write_interest {
+            let interest = if want { Conn::FIRST_INTEREST } else { Interest::READABLE };
+            registry.reregister(&mut self.framed.stream, token, interest)?;
+            self.write_interest = want;
+        }
+        Ok(())
     }
 
     /// `" from <addr>"` over TCP, for log lines about this connection; empty otherwise.
@@ -152,5 +177,85 @@ impl Deref for Conn {
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut FramedConn<Stream> {
         &mut self.framed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+    use std::io::Read;
+    use std::time::Duration;
+
+    const TOKEN: Token = Token(7);
+
+    /// Whether a poll of at most `wait` reports TOKEN writable.
+    fn writable_event(poll: &mut Poll, wait: Duration) -> bool {
+        let mut events = Events::with_capacity(8);
+        poll.poll(&mut events, Some(wait)).unwrap();
+        events.iter().any(|e| e.token() == TOKEN && e.is_writable())
+    }
+
+    fn drain(peer: &mut std::os::unix::net::UnixStream) -> usize {
+        let (mut n, mut buf) = (0, vec![0u8; 1 << 16]);
+        loop {
+            match peer.read(&mut buf) {
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return n,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// The peer reading what was sent does not wake the sender (a Unix socket raises a
+    /// writable edge on every such read), yet output the socket could not take is still
+    /// written out when room appears.
+    #[test]
+    fn writable_interest_only_while_output_waits() {
+        let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let mut peer = peer;
+        let mut poll = Poll::new().unwrap();
+        let mut stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
+        poll.registry().register(&mut stream, TOKEN, Conn::FIRST_INTEREST).unwrap();
+        let mut conn = Conn::new(stream, Kind::Client);
+        writable_event(&mut poll, Duration::ZERO); // The first edge: a new socket has room.
+
+        // A small message: written at once, then readable interest only.
+        conn.queue(&raft_wire::ClientRequest { id: 1, body: raft_wire::Request::Status }).unwrap();
+        conn.flush().unwrap();
+        conn.update_interest(poll.registry(), TOKEN).unwrap();
+        assert!(drain(&mut peer) > 0);
+        assert!(!writable_event(&mut poll, Duration::from_millis(50)), "the peer's read woke the sender");
+
+        // More than the socket holds: the rest waits, writable interest comes back, and
+        // each time the peer reads, the writable event lets the rest go out.
+        let big = raft_wire::ClientRequest {
+            id: 2,
+            body: raft_wire::Request::Write {
+                session: 1,
+                seq: 1,
+                op: raft_kv::WriteOp::Set { key: "k".into(), value: vec![7; 4 << 20] },
+            },
+        };
+        conn.queue(&big).unwrap();
+        conn.flush().unwrap();
+        assert!(conn.queued_bytes() > 0, "4 MiB fit in a socket buffer: the test proves nothing");
+        conn.update_interest(poll.registry(), TOKEN).unwrap();
+        let mut received = 0;
+        for _ in 0..10_000 {
+            if conn.queued_bytes() == 0 {
+                break;
+            }
+            received += drain(&mut peer);
+            assert!(writable_event(&mut poll, Duration::from_secs(5)), "output waits and no writable event came");
+            conn.flush().unwrap();
+            conn.update_interest(poll.registry(), TOKEN).unwrap();
+        }
+        assert_eq!(conn.queued_bytes(), 0);
+        received += drain(&mut peer);
+        assert!(received > 4 << 20);
+        assert!(!writable_event(&mut poll, Duration::from_millis(50)), "writable interest stayed after the output left");
     }
 }

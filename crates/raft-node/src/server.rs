@@ -770,12 +770,7 @@ impl Net {
                     }
                     self.unidentified += 1;
                     let token = self.new_token();
-                    if self
-                        .poll
-                        .registry()
-                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                        .is_ok()
-                    {
+                    if self.poll.registry().register(&mut stream, token, Conn::FIRST_INTEREST).is_ok() {
                         self.conns.insert(token, Conn::new(stream, Kind::Unidentified));
                     } else {
                         self.unidentified -= 1;
@@ -826,9 +821,7 @@ impl Net {
             match raft_transport::connect(&at, peer, self.s.client_tls()) {
                 Ok(mut stream) => {
                     let token = self.new_token();
-                    if let Err(e) =
-                        self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                    {
+                    if let Err(e) = self.poll.registry().register(&mut stream, token, Conn::FIRST_INTEREST) {
                         self.peer_failed(peer, now, &e.to_string());
                         continue;
                     }
@@ -1066,12 +1059,16 @@ impl Net {
         for (&token, conn) in self.conns.iter_mut() {
             if conn.queued_bytes() > 0 {
                 if let Err(e) = conn.flush() {
-                    failed.push((token, e.to_string()));
+                    failed.push((token, format!("write failed: {e}")));
+                    continue;
                 }
+            }
+            if let Err(e) = conn.update_interest(self.poll.registry(), token) {
+                failed.push((token, format!("poll registration failed: {e}")));
             }
         }
         for (token, why) in failed {
-            self.close(token, Some(format!("write failed: {why}")));
+            self.close(token, Some(why));
         }
     }
 
@@ -1097,6 +1094,10 @@ impl Net {
         if writable {
             if let Err(e) = conn.flush() {
                 self.close(token, Some(format!("write failed: {e}")));
+                return None;
+            }
+            if let Err(e) = conn.update_interest(self.poll.registry(), token) {
+                self.close(token, Some(format!("poll registration failed: {e}")));
                 return None;
             }
         }
