@@ -16,6 +16,11 @@
 # the third has finished, median of many rounds); the table shows it beside both 1-client
 # p50s (issue 16's target: ours at most 1.25 times the floor).
 #
+# Around every run it reads from /proc what one request cost each process (CPU time and
+# voluntary context switches per request: the leader, the mean follower, Redis, and the
+# load generator itself) and prints a second table, and the CPU budget at Redis's rate:
+# what two CPUs give per write at that rate, less the load generator's share.
+#
 # Our clients talk to the leader's RESP port (a follower would forward every command to
 # it: one more hop). Everything started here is killed by pid on exit (the Redis server,
 # our supervisor and its nodes); the run is bounded by BENCH_TIME_LIMIT seconds (900).
@@ -31,12 +36,12 @@ REQUESTS=${REQUESTS:-20000}
 REPS=${REPS:-3}
 CLIENTS="1 16 64"
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-    log "installing redis-server and redis-tools from the distribution packages"
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || [ ! -x /usr/bin/time ]; then
+    log "installing redis-server, redis-tools and time from the distribution packages"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools time >/dev/null
     # The package may start a system Redis on 6379; ours runs on its own port and dir.
 fi
 
@@ -84,23 +89,53 @@ log "redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): pid $RED
     machine_info | grep -v '^etcd:'
     echo "ours: $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown), 5 nodes, fsync on, clients on the leader's RESP port"
     echo "redis: $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') (Debian), appendonly yes, appendfsync always, save ''"
-    echo "workload: redis-benchmark -t set,get -d 100 -r 100000, $REQUESTS requests per case ($((REQUESTS / 10)) at 1 client), $REPS runs per case alternating between the systems, medians"
+    echo "workload: redis-benchmark -t set, then -t get, -d 100 -r 100000, $REQUESTS requests per case ($((REQUESTS / 10)) at 1 client), $REPS runs per case alternating between the systems, medians"
 } >"$RES/machine.txt"
 
-one() { # one SYSTEM CLIENTS REP: one redis-benchmark run, its CSV kept
-    local sys=$1 c=$2 rep=$3 port n=$REQUESTS
-    if [ "$sys" = ours ]; then port=$OUR_PORT; else port=$REDIS_PORT; fi
+# What one request costs, read from /proc around each run (load-independent counts, unlike
+# wall-clock rates): CPU time (utime + stime, in clock ticks) and voluntary context switches
+# (each one a sleep and a wake-up) of every process of the system, and the CPU time of the
+# load generator itself. counters PID...: one "pid ticks switches" line per process.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+counters() {
+    local p
+    for p in "$@"; do
+        echo "$p $(awk '{ print $14 + $15 }' "/proc/$p/stat") $(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$p/status")"
+    done
+}
+NODE_PIDS=$("$PERF" raft-pids --raft-config "$RAFT_CFG" | tr ',' ' ')
+# shellcheck disable=SC2086 # one pid a word
+LEADER_PID=$(echo $NODE_PIDS | cut -d' ' -f"$LEADER")
+
+one() { # one SYSTEM CLIENTS REP: a SET run and a GET run, their CSVs and costs kept
+    local sys=$1 c=$2 rep=$3 port n=$REQUESTS t pids before after
+    if [ "$sys" = ours ]; then port=$OUR_PORT pids=$NODE_PIDS; else port=$REDIS_PORT pids=$REDIS_PID; fi
     [ "$c" = 1 ] && n=$((REQUESTS / 10))
     if [ "$sys" = ours ] && [ "$c" = 1 ]; then
         "$PERF" replica-floor --dir "$WORK" >"$RES/floor-$rep.txt" || die "replica-floor failed"
         log "5-replica floor #$rep: $(tr '\n' ' ' <"$RES/floor-$rep.txt")"
     fi
-    run_bg redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -d 100 -r 100000 -n "$n" -c "$c" --csv \
-        >"$RES/$sys-c$c-$rep.csv" 2>"$RES/$sys-c$c-$rep.err"
-    if grep -qiE 'error|ERR' "$RES/$sys-c$c-$rep.err" "$RES/$sys-c$c-$rep.csv"; then
-        die "$sys at $c clients reported errors: $(head -3 "$RES/$sys-c$c-$rep.err")"
-    fi
-    log "$sys c=$c #$rep: $(tr '\n' ' ' <"$RES/$sys-c$c-$rep.csv" | cut -c1-240)"
+    for t in set get; do
+        # shellcheck disable=SC2086 # one pid a word
+        before=$(counters $pids)
+        run_bg /usr/bin/time -f "%U %S" -o "$RES/$sys-c$c-$rep-$t.time" \
+            redis-benchmark -h 127.0.0.1 -p "$port" -t "$t" -d 100 -r 100000 -n "$n" -c "$c" --csv \
+            >"$RES/$sys-c$c-$rep-$t.csv" 2>"$RES/$sys-c$c-$rep-$t.err"
+        # shellcheck disable=SC2086
+        after=$(counters $pids)
+        if grep -qiE 'error|ERR' "$RES/$sys-c$c-$rep-$t.err" "$RES/$sys-c$c-$rep-$t.csv"; then
+            die "$sys at $c clients reported errors: $(head -3 "$RES/$sys-c$c-$rep-$t.err")"
+        fi
+        # The cost line: main process CPU µs and switches per request (the leader, or Redis),
+        # the same as a mean over the other processes (our four followers), load generator CPU us.
+        paste -d' ' <(echo "$before") <(echo "$after") | awk -v main="${LEADER_PID:-}" -v sys="$sys" -v n="$n" \
+            -v tick="$TICK_US" -v gen="$(cat "$RES/$sys-c$c-$rep-$t.time")" '
+            { cpu = ($5 - $2) * tick / n; sw = ($6 - $3) / n
+              if (sys == "redis" || $1 == main) { mc = cpu; ms = sw } else { oc += cpu; os += sw; k++ } }
+            END { split(gen, g, " "); printf "%.2f %.3f %.2f %.3f %.2f\n", mc, ms, (k ? oc / k : 0), (k ? os / k : 0), (g[1] + g[2]) * 1e6 / n }' \
+            >"$RES/$sys-c$c-$rep-$t.cost"
+        log "$sys $t c=$c #$rep: $(tr '\n' ' ' <"$RES/$sys-c$c-$rep-$t.csv" | cut -c1-160) cost: $(cat "$RES/$sys-c$c-$rep-$t.cost")"
+    done
 }
 
 log "warm-up"
@@ -121,6 +156,12 @@ field() {
     for f in "$RES/$1-c$2-"*.csv; do
         awk -F'"' -v t="$3" -v col="$4" '$2 == t { split($0, a, "\",\""); gsub(/"/, "", a[col]); print a[col] }' "$f"
     done | median
+}
+
+# cost SYSTEM CLIENTS TEST COLUMN: the median over the runs of one column of the cost lines.
+cost() {
+    local f
+    for f in "$RES/$1-c$2-"*"-$3.cost"; do awk -v col="$4" '{ print $col }' "$f"; done | median
 }
 
 TABLE=$RES/table.md
@@ -152,6 +193,31 @@ TABLE=$RES/table.md
         printf "started together, time until the third finished; median of the runs before our 1-client runs):\n"
         printf "floor %.3f ms; ours %.3f ms = %.2fx the floor (target <= 1.25x); Redis %.3f ms = %.2fx.\n", f, o, (f > 0 ? o / f : 0), r, (f > 0 ? r / f : 0)
     }'
+    echo
+    echo "What one request costs (medians; CPU time in µs and voluntary context switches, each a"
+    echo "sleep and a wake-up, per request, from /proc around each run; followers: the mean of four):"
+    echo
+    echo "| test | clients | ours: leader CPU | follower CPU | all 5 nodes | leader switches | follower switches | Redis CPU | Redis switches | redis-benchmark CPU (ours / Redis run) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for t in set get; do
+        for c in $CLIENTS; do
+            lc=$(cost ours "$c" "$t" 1) fc=$(cost ours "$c" "$t" 3)
+            printf '| %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %s / %s |\n' "$(echo "$t" | tr a-z A-Z)" "$c" "$lc" "$fc" \
+                "$(awk -v l="$lc" -v f="$fc" 'BEGIN { print l + 4 * f }')" "$(cost ours "$c" "$t" 2)" "$(cost ours "$c" "$t" 4)" \
+                "$(cost redis "$c" "$t" 1)" "$(cost redis "$c" "$t" 2)" "$(cost ours "$c" "$t" 5)" "$(cost redis "$c" "$t" 5)"
+        done
+    done
+    echo
+    # The CPU budget at Redis's rate: what two CPUs give per request at that rate, less what
+    # the load generator itself takes, is what five replicas could spend and still keep up.
+    for c in 16 64; do
+        awk -v c="$c" -v r="$(field redis "$c" SET 2)" -v gen="$(cost ours "$c" set 5)" -v l="$(cost ours "$c" set 1)" \
+            -v f="$(cost ours "$c" set 3)" -v rc="$(cost redis "$c" set 1)" -v cpus="$(nproc)" 'BEGIN {
+            budget = cpus * 1e6 / r - gen; ours = l + 4 * f
+            printf "CPU budget for SET at %d clients: at Redis'"'"'s %.0f/s, %d CPUs give %.1f µs per write; the load generator takes %.1f of it,\n", c, r, cpus, cpus * 1e6 / r, gen
+            printf "leaving %.1f µs for five replicas; ours spend %.1f (leader %.1f + 4 x %.1f); Redis alone spends %.1f.\n", budget, ours, l, f, rc
+        }'
+    done
     echo
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "<!-- END GENERATED by scripts/bench-vs-redis.sh -->"
