@@ -93,14 +93,16 @@ log "redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): pid $RED
 } >"$RES/machine.txt"
 
 # What one request costs, read from /proc around each run (load-independent counts, unlike
-# wall-clock rates): CPU time (utime + stime, in clock ticks) and voluntary context switches
-# (each one a sleep and a wake-up) of every process of the system, and the CPU time of the
-# load generator itself. counters PID...: one "pid ticks switches" line per process.
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# wall-clock rates): CPU time (every thread's schedstat, in ns) and voluntary context
+# switches (each one a sleep and a wake-up; every thread's) of each process of the system,
+# and the CPU time of the load generator itself (/usr/bin/time: 10 ms steps, so 2 µs per
+# request at 1 client, 0.2 µs at the others). counters PID...: "pid ns switches" a line.
 counters() {
     local p
     for p in "$@"; do
-        echo "$p $(awk '{ print $14 + $15 }' "/proc/$p/stat") $(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$p/status")"
+        [ -r "/proc/$p/schedstat" ] || die "process $p is gone: the costs would be wrong"
+        echo "$p $(cat "/proc/$p"/task/*/schedstat | awk '{ s += $1 } END { print s }')" \
+            "$(cat "/proc/$p"/task/*/status | awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s }')"
     done
 }
 NODE_PIDS=$("$PERF" raft-pids --raft-config "$RAFT_CFG" | tr ',' ' ')
@@ -127,13 +129,16 @@ one() { # one SYSTEM CLIENTS REP: a SET run and a GET run, their CSVs and costs 
             die "$sys at $c clients reported errors: $(head -3 "$RES/$sys-c$c-$rep-$t.err")"
         fi
         # The cost line: main process CPU µs and switches per request (the leader, or Redis),
-        # the same as a mean over the other processes (our four followers), load generator CPU us.
+        # the same as a mean over the other processes (our four followers), load generator CPU µs.
         paste -d' ' <(echo "$before") <(echo "$after") | awk -v main="${LEADER_PID:-}" -v sys="$sys" -v n="$n" \
-            -v tick="$TICK_US" -v gen="$(cat "$RES/$sys-c$c-$rep-$t.time")" '
-            { cpu = ($5 - $2) * tick / n; sw = ($6 - $3) / n
+            -v gen="$(cat "$RES/$sys-c$c-$rep-$t.time")" '
+            { cpu = ($5 - $2) / 1000 / n; sw = ($6 - $3) / n
               if (sys == "redis" || $1 == main) { mc = cpu; ms = sw } else { oc += cpu; os += sw; k++ } }
-            END { split(gen, g, " "); printf "%.2f %.3f %.2f %.3f %.2f\n", mc, ms, (k ? oc / k : 0), (k ? os / k : 0), (g[1] + g[2]) * 1e6 / n }' \
+            END { split(gen, g, " "); printf "%.1f %.2f %.1f %.2f %.1f\n", mc, ms, (k ? oc / k : 0), (k ? os / k : 0), (g[1] + g[2]) * 1e6 / n }' \
             >"$RES/$sys-c$c-$rep-$t.cost"
+        if [ "$sys" = ours ] && [ "$("$PERF" leader --raft-config "$RAFT_CFG")" != "$LEADER" ]; then
+            die "the leader changed during the run: the costs would be wrong"
+        fi
         log "$sys $t c=$c #$rep: $(tr '\n' ' ' <"$RES/$sys-c$c-$rep-$t.csv" | cut -c1-160) cost: $(cat "$RES/$sys-c$c-$rep-$t.cost")"
     done
 }
@@ -211,7 +216,7 @@ TABLE=$RES/table.md
     # The CPU budget at Redis's rate: what two CPUs give per request at that rate, less what
     # the load generator itself takes, is what five replicas could spend and still keep up.
     for c in 16 64; do
-        awk -v c="$c" -v r="$(field redis "$c" SET 2)" -v gen="$(cost ours "$c" set 5)" -v l="$(cost ours "$c" set 1)" \
+        awk -v c="$c" -v r="$(field redis "$c" SET 2)" -v gen="$(cost redis "$c" set 5)" -v l="$(cost ours "$c" set 1)" \
             -v f="$(cost ours "$c" set 3)" -v rc="$(cost redis "$c" set 1)" -v cpus="$(nproc)" 'BEGIN {
             budget = cpus * 1e6 / r - gen; ours = l + 4 * f
             printf "CPU budget for SET at %d clients: at Redis'"'"'s %.0f/s, %d CPUs give %.1f µs per write; the load generator takes %.1f of it,\n", c, r, cpus, cpus * 1e6 / r, gen

@@ -256,6 +256,9 @@ mod tests {
         assert_eq!(conn.queued_bytes(), 0);
         received += drain(&mut peer);
         assert!(received > 4 << 20);
-        assert!(!writable_event(&mut poll, Duration::from_millis(50)), "writable interest stayed after the output left");
+        assert!(
+            !writable_event(&mut poll, Duration::from_millis(50)),
+            "writable interest stayed after the output left"
+        );
     }
 }

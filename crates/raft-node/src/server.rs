@@ -362,7 +362,9 @@ impl Server {
             }
             let turn_start = Instant::now();
             for token in std::mem::take(&mut self.net.unread) {
-                self.on_conn_event(token, Readiness { readable: true, read_closed: false, writable: false });
+                // Read to the end: the event that left these bytes may also have reported the
+                // close, and no later event would come for it.
+                self.on_conn_event(token, Readiness { readable: true, read_to_end: true, writable: false });
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -380,7 +382,7 @@ impl Server {
                         token,
                         Readiness {
                             readable: ev.is_readable() || ev.is_read_closed(),
-                            read_closed: ev.is_read_closed(),
+                            read_to_end: ev.is_read_closed(),
                             writable: ev.is_writable() || ev.is_write_closed(),
                         },
                     ),
@@ -1076,7 +1078,7 @@ impl Net {
     /// `Some(closed)` when bytes were read (frames may wait in its buffer), `None` when
     /// there is nothing to decode (or the connection is gone).
     fn service(&mut self, token: Token, ready: Readiness) -> Option<bool> {
-        let Readiness { readable, read_closed, writable } = ready;
+        let Readiness { readable, read_to_end, writable } = ready;
         let conn = self.conns.get_mut(&token)?;
         if writable && conn.connecting {
             // A non-blocking connect finished: success unless the socket holds an error.
@@ -1106,8 +1108,9 @@ impl Net {
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         // A short read ends the pass on a kernel socket (one `recv` less per message: the
-        // one that would say `WouldBlock`); TLS, and a close reported with the bytes, read on.
-        let outcome = if read_closed || conn.stream.is_tls() {
+        // one that would say `WouldBlock`); TLS, and a close that may have come with the
+        // bytes, read on.
+        let outcome = if read_to_end || conn.stream.is_tls() {
             conn.read_available(&mut scratch, MAX_READ_BYTES_PER_TURN)
         } else {
             conn.read_until_short(&mut scratch, MAX_READ_BYTES_PER_TURN)
@@ -1134,8 +1137,10 @@ impl Net {
 #[derive(Clone, Copy, Debug)]
 struct Readiness {
     readable: bool,
-    /// The other end closed its side (reported with the bytes before the close).
-    read_closed: bool,
+    /// Read until `WouldBlock` (or the end), not just to the first short read: the other
+    /// end's close was reported with the bytes, or, when bytes left over from an earlier
+    /// turn are served (the read budget ran out), may have been.
+    read_to_end: bool,
     writable: bool,
 }
 
