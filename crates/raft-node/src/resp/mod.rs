@@ -244,6 +244,23 @@ struct Link {
     token: Token,
     conn: FramedConn<raft_transport::Stream>,
     gen: u64,
+    /// Registered for writable events: only while output waits (the hello until the
+    /// connect completes, or what the socket did not take) or over TLS, as the node's own
+    /// streams (`Conn::update_interest`): a Unix socket raises a writable edge every time
+    /// the leader reads a forwarded request.
+    write_interest: bool,
+}
+
+impl Link {
+    fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
+        let want = self.conn.stream.is_tls() || self.conn.queued_bytes() > 0;
+        if want != self.write_interest {
+            let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            registry.reregister(&mut self.conn.stream, self.token, interest)?;
+            self.write_interest = want;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct Resp {
@@ -506,7 +523,7 @@ impl Resp {
             return self.park(id);
         }
         p.at = At::Link(link.gen);
-        if let Err(e) = link.conn.flush() {
+        if let Err(e) = link.conn.flush().and_then(|()| link.update_interest(&self.registry)) {
             self.close_link(Some(format!("write failed: {e}")), log);
         }
     }
@@ -594,7 +611,7 @@ impl Resp {
         let mut conn = FramedConn::new(stream, usize::MAX);
         conn.queue(&Hello::Client).expect("a hello encodes");
         self.link_gen += 1;
-        self.link = Some(Link { to, token, conn, gen: self.link_gen });
+        self.link = Some(Link { to, token, conn, gen: self.link_gen, write_interest: true });
         event!(log, self.view.node.term, "resp: forwarding to leader n{to}");
         Ok(())
     }
@@ -621,7 +638,7 @@ impl Resp {
     fn on_link_event(&mut self, readable: bool, writable: bool, log: &mut EventLog) {
         let link = self.link.as_mut().expect("checked by the caller");
         if writable {
-            if let Err(e) = link.conn.flush() {
+            if let Err(e) = link.conn.flush().and_then(|()| link.update_interest(&self.registry)) {
                 return self.close_link(Some(format!("write failed: {e}")), log);
             }
         }
