@@ -198,6 +198,13 @@ TABLE=$RES/table.md
         printf "started together, time until the third finished; median of the runs before our 1-client runs):\n"
         printf "floor %.3f ms; ours %.3f ms = %.2fx the floor (target <= 1.25x); Redis %.3f ms = %.2fx.\n", f, o, (f > 0 ? o / f : 0), r, (f > 0 ? r / f : 0)
     }'
+    # The hops the floor leaves out: client <-> leader (TCP) and leader <-> followers (Unix).
+    tcp=$(for f in "$RES"/floor-*.txt; do awk '$1 == "tcp_rtt_us" { print $2 / 1000 }' "$f"; done | median)
+    unix=$(for f in "$RES"/floor-*.txt; do awk '$1 == "unix_rtt_us" { print $2 / 1000 }' "$f"; done | median)
+    awk -v f="$floor" -v t="$tcp" -v u="$unix" 'BEGIN {
+        printf "A write also crosses a loopback TCP round trip (%.3f ms) and a Unix-socket one (%.3f ms):\n", t, u
+        printf "floor + both = %.3f ms = %.2fx the floor, before any node does any work.\n", f + t + u, (f > 0 ? (f + t + u) / f : 0)
+    }'
     echo
     echo "What one request costs (medians; CPU time in µs and voluntary context switches, each a"
     echo "sleep and a wake-up, per request, from /proc around each run; followers: the mean of four):"

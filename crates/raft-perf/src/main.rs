@@ -8,8 +8,9 @@
 //!   Unix-socket round trip (what a hop between processes costs), medians of many.
 //! * `replica-floor`: five 4 KiB appends + `fdatasync` started together on this disk,
 //!   the time until three have finished (a 5-replica write's disk floor; see
-//!   [`replica_floor`]), median of many rounds; `scripts/bench-vs-redis.sh` prints it
-//!   beside the 1-client p50s.
+//!   [`replica_floor`]), median of many rounds, and the two hops a write crosses besides
+//!   the disk (a loopback TCP and a Unix-socket round trip); `scripts/bench-vs-redis.sh`
+//!   prints them beside the 1-client p50s.
 //! * `failover`: SIGKILL the leader (ours through `raft-supervisor kill`, etcd by pid),
 //!   then write until one write succeeds, trying every live member in turn with the same
 //!   short pause for both systems; prints milliseconds from the kill.
@@ -224,6 +225,10 @@ fn replica_floor(flags: &Flags) -> Result<(), String> {
         .map_err(|e| format!("replica floor in {}: {e}", dir.display()))?;
     println!("replica_floor_3of5_us {:.1}", f.quorum_p50_us);
     println!("fdatasync_4k_concurrent5_us {:.1}", f.each_p50_us);
+    // The hops a write crosses besides the disk: client <-> leader over TCP, leader <->
+    // followers over Unix sockets (the default transport).
+    println!("tcp_rtt_us {:.1}", tcp_rtt_us().map_err(|e| format!("TCP round trip: {e}"))?);
+    println!("unix_rtt_us {:.1}", rtt_floor_us().map_err(|e| format!("Unix-socket round trip: {e}"))?);
     Ok(())
 }
 
@@ -250,7 +255,25 @@ fn disk_floor_us(dir: &Path) -> std::io::Result<f64> {
 
 /// Median round trip of a 64-byte message between two threads over a Unix socket pair.
 fn rtt_floor_us() -> std::io::Result<f64> {
-    let (mut a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    rtt_us(a, b)
+}
+
+/// Median loopback TCP round trip (`TCP_NODELAY`, as the RESP front end's sockets): the
+/// hop between a client and the leader.
+fn tcp_rtt_us() -> std::io::Result<f64> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let a = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let (b, _) = listener.accept()?;
+    a.set_nodelay(true)?;
+    b.set_nodelay(true)?;
+    rtt_us(a, b)
+}
+
+/// Median round trip of 64 bytes from `a` to an echo on `b` and back, the echo a thread
+/// blocked in its read as a node is in `epoll_wait` (a thread's wake-up costs what a
+/// process's does).
+fn rtt_us<S: Read + Write + Send + 'static>(mut a: S, mut b: S) -> std::io::Result<f64> {
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buf = [0u8; 64];
         for _ in 0..RTT_SAMPLES {
@@ -520,6 +543,15 @@ fn vm_rss(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both hop probes finish with a round trip that is a round trip: more than nothing,
+    /// less than a second (a probe that hung, or timed nothing, fails here).
+    #[test]
+    fn hop_probes_time_real_round_trips() {
+        for (what, rtt) in [("tcp", tcp_rtt_us().unwrap()), ("unix", rtt_floor_us().unwrap())] {
+            assert!(rtt > 0.5 && rtt < 1e6, "{what} round trip {rtt} us");
+        }
+    }
 
     #[test]
     fn bench_etcd_takes_raft_cli_bench_flags() {
