@@ -61,8 +61,8 @@ pub struct Conn {
     /// Its TLS session was refused (raft-transport's typed `TlsRefusal`): such a close
     /// on a dialled peer stream is logged once per distinct reason.
     pub tls_refused: bool,
-    /// Whether the stream is registered for writable events (see [`Conn::update_interest`]).
-    write_interest: bool,
+    /// Its registration for writable events (see [`Writability`]).
+    writability: Writability,
 }
 
 impl Conn {
@@ -76,7 +76,7 @@ impl Conn {
             peer_uid,
             connecting: false,
             tls_refused: false,
-            write_interest: true,
+            writability: Writability::new(),
             opened: Instant::now(),
             remote,
         }
@@ -91,25 +91,11 @@ impl Conn {
         self.framed.flush()
     }
 
-    /// The interest a connection is registered with at first: a connect completes, and a
-    /// TLS handshake may write, on a writable event.
-    pub const FIRST_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
-
-    /// Registers for writable events only while they are needed: a connect under way, TLS
-    /// (rustls may hold records of its own to write), or output the socket did not take.
-    /// Otherwise readable only: a Unix socket raises a writable edge every time the other
-    /// end reads from it, so a stream registered for writes would wake its node once for
-    /// every message the peer consumed (one extra wake-up per append on a follower, and
-    /// per follower on the leader). Adding the interest back reports a writable socket at
-    /// once (epoll checks readiness on `EPOLL_CTL_MOD`), so no edge is missed.
+    /// Registers for writable events only while they are needed: a connect under way, or
+    /// output the socket did not take (and always over TLS; see [`Writability`]).
     pub fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let want = self.connecting || self.framed.stream.is_tls() || self.framed.queued_bytes() > 0;
-        if want != self.write_interest {
-            let interest = if want { Conn::FIRST_INTEREST } else { Interest::READABLE };
-            registry.reregister(&mut self.framed.stream, token, interest)?;
-            self.write_interest = want;
-        }
-        Ok(())
+        let pending = self.connecting || self.framed.queued_bytes() > 0;
+        self.writability.update(registry, &mut self.framed.stream, token, pending)
     }
 
     /// `" from <addr>"` over TCP, for log lines about this connection; empty otherwise.
@@ -180,6 +166,43 @@ impl DerefMut for Conn {
     }
 }
 
+/// A stream's registration for writable events, changed only when the need changes: the
+/// one rule for the node's streams and the RESP front end's link to the leader.
+///
+/// Writable interest is on only while a write waits on it (a connect under way, output the
+/// socket did not take) or over TLS (rustls may hold records of its own to write).
+/// Otherwise a stream is registered readable only: a Unix socket raises a writable edge
+/// every time the other end reads from it, so a stream registered for writes would wake
+/// its node once for every message the peer consumed (one extra wake-up per append on a
+/// follower, and per follower on the leader). Adding the interest back reports a writable
+/// socket at once (epoll checks readiness on `EPOLL_CTL_MOD`), so no edge is missed.
+pub struct Writability {
+    registered: bool,
+}
+
+impl Writability {
+    /// The interest a stream is registered with at first: a connect completes, and a TLS
+    /// handshake may write, on a writable event.
+    pub const FIRST_INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+    /// For a stream just registered with [`Writability::FIRST_INTEREST`].
+    pub fn new() -> Writability {
+        Writability { registered: true }
+    }
+
+    /// Re-registers `stream` if whether it needs writable events changed; `pending` says
+    /// a write waits on one.
+    pub fn update(&mut self, registry: &Registry, stream: &mut Stream, token: Token, pending: bool) -> io::Result<()> {
+        let want = pending || stream.is_tls();
+        if want != self.registered {
+            let interest = if want { Writability::FIRST_INTEREST } else { Interest::READABLE };
+            registry.reregister(stream, token, interest)?;
+            self.registered = want;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +241,7 @@ mod tests {
         let mut peer = peer;
         let mut poll = Poll::new().unwrap();
         let mut stream = Stream::Unix(mio::net::UnixStream::from_std(ours));
-        poll.registry().register(&mut stream, TOKEN, Conn::FIRST_INTEREST).unwrap();
+        poll.registry().register(&mut stream, TOKEN, Writability::FIRST_INTEREST).unwrap();
         let mut conn = Conn::new(stream, Kind::Client);
         writable_event(&mut poll, Duration::ZERO); // The first edge: a new socket has room.
 

@@ -1,7 +1,7 @@
 //! The event loop: sockets in, the replica (core, storage, state machine) in the middle,
 //! answers and messages out.
 
-use crate::conn::{Conn, Handshake, Kind, ReadOutcome};
+use crate::conn::{Conn, Handshake, Kind, ReadOutcome, Writability};
 use crate::event;
 use crate::eventlog::{EventLog, LogTarget};
 use crate::*;
@@ -772,7 +772,7 @@ impl Net {
                     }
                     self.unidentified += 1;
                     let token = self.new_token();
-                    if self.poll.registry().register(&mut stream, token, Conn::FIRST_INTEREST).is_ok() {
+                    if self.poll.registry().register(&mut stream, token, Writability::FIRST_INTEREST).is_ok() {
                         self.conns.insert(token, Conn::new(stream, Kind::Unidentified));
                     } else {
                         self.unidentified -= 1;
@@ -823,7 +823,7 @@ impl Net {
             match raft_transport::connect(&at, peer, self.s.client_tls()) {
                 Ok(mut stream) => {
                     let token = self.new_token();
-                    if let Err(e) = self.poll.registry().register(&mut stream, token, Conn::FIRST_INTEREST) {
+                    if let Err(e) = self.poll.registry().register(&mut stream, token, Writability::FIRST_INTEREST) {
                         self.peer_failed(peer, now, &e.to_string());
                         continue;
                     }

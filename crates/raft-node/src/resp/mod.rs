@@ -49,6 +49,7 @@
 
 mod commands;
 
+use crate::conn::Writability;
 use crate::event;
 use crate::eventlog::EventLog;
 use commands::{ConnState, Plan, Req, Want};
@@ -244,22 +245,15 @@ struct Link {
     token: Token,
     conn: FramedConn<raft_transport::Stream>,
     gen: u64,
-    /// Registered for writable events: only while output waits (the hello until the
-    /// connect completes, or what the socket did not take) or over TLS, as the node's own
-    /// streams (`Conn::update_interest`): a Unix socket raises a writable edge every time
-    /// the leader reads a forwarded request.
-    write_interest: bool,
+    /// Writable interest only while output waits (the hello until the connect completes,
+    /// or what the socket did not take) or over TLS, as the node's own streams.
+    writability: Writability,
 }
 
 impl Link {
     fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
-        let want = self.conn.stream.is_tls() || self.conn.queued_bytes() > 0;
-        if want != self.write_interest {
-            let interest = if want { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            registry.reregister(&mut self.conn.stream, self.token, interest)?;
-            self.write_interest = want;
-        }
-        Ok(())
+        let pending = self.conn.queued_bytes() > 0;
+        self.writability.update(registry, &mut self.conn.stream, self.token, pending)
     }
 }
 
@@ -607,11 +601,11 @@ impl Resp {
         let at = self.sockets.get(&to).ok_or_else(|| io::Error::other(format!("unknown node {to}")))?;
         let mut stream = raft_transport::connect(at, to, self.tls.as_ref())?;
         let token = self.new_token();
-        self.registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        self.registry.register(&mut stream, token, Writability::FIRST_INTEREST)?;
         let mut conn = FramedConn::new(stream, usize::MAX);
         conn.queue(&Hello::Client).expect("a hello encodes");
         self.link_gen += 1;
-        self.link = Some(Link { to, token, conn, gen: self.link_gen, write_interest: true });
+        self.link = Some(Link { to, token, conn, gen: self.link_gen, writability: Writability::new() });
         event!(log, self.view.node.term, "resp: forwarding to leader n{to}");
         Ok(())
     }
